@@ -1,0 +1,32 @@
+# Space Ops: `make run` starts the bot, `make test` runs the test suite.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run console test bench venv clean
+
+$(STAMP): pyproject.toml
+	@$(PY) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Space Ops needs Python 3.11 or newer")'
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+run: $(STAMP)
+	@$(BIN)/python -m bot run
+
+console: $(STAMP)
+	@$(BIN)/python -m bot console
+
+test: $(STAMP)
+	@command -v redis-server >/dev/null || { echo "redis-server is not installed: the tests start a real one. Debian/Ubuntu: sudo apt-get install redis-server; macOS: brew install redis"; exit 1; }
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python bench/ack.py
+
+clean:
+	rm -rf $(VENV) var *.egg-info

@@ -1,0 +1,1 @@
+"""Space Ops: run Hugging Face Spaces from Slack."""

@@ -1,0 +1,69 @@
+"""Wiring: one `Context` holding the edges (Hub, Redis, Slack) and the Bolt app built on it."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+from slack_bolt import App
+from slack_sdk import WebClient
+
+from bot import approvals, hub, watching
+from bot.operations import Operations
+from bot.permissions import Roles
+from bot.settings import Settings
+from bot.slack import Poster, SlackPoster, background_pool, make_web_client
+from bot.store import Store, connect
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Context:
+    """Everything a handler or job needs; built once per process."""
+
+    settings: Settings
+    store: Store
+    ops: Operations
+    poster: Poster
+    pool: ThreadPoolExecutor
+    client: WebClient | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        for closer in self.extras.get("closers", []):
+            closer()
+
+
+def build_context(settings: Settings, redis_client: redis.Redis | None = None, poster: Poster | None = None,
+                  client: WebClient | None = None) -> Context:
+    store = Store(redis_client or connect(settings.redis_url))
+    if poster is None:
+        client = client or make_web_client(settings)
+        poster = SlackPoster(client)
+    group_resolver = getattr(poster, "group_members", None)
+    roles = Roles(settings, group_resolver)
+    ops = Operations(settings, hub.make_api(settings), store, poster, roles)
+    ctx = Context(settings, store, ops, poster, background_pool(settings.workers), client)
+    approvals.register(ctx)
+    watching.register(ctx)
+    return ctx
+
+
+def build_app(ctx: Context) -> App:
+    """The Bolt app with every listener. The signing secret must be set (checked by the CLI)."""
+    from handlers import register_all
+
+    app = App(
+        client=ctx.client,
+        signing_secret=ctx.settings.slack_signing_secret,
+        # Listeners only parse and ack; Hub calls go to ctx.pool so acks are never queued behind them.
+        listener_executor=ThreadPoolExecutor(max_workers=8, thread_name_prefix="bolt-listener"),
+        process_before_response=False,
+    )
+    register_all(app, ctx)
+    return app

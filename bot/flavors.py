@@ -1,0 +1,95 @@
+"""The hardware catalogue: flavors, prices per hour, and what counts as an upgrade."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Iterable
+
+
+@dataclass(frozen=True)
+class Flavor:
+    name: str
+    pretty: str
+    price_per_hour: float | None  # None: price unknown, treated as paid
+    spec: str = ""
+
+    @property
+    def is_free(self) -> bool:
+        return self.price_per_hour == 0
+
+
+# hub-docs spaces-gpus.md "Hardware Specs" (USD per hour), shipped for when the Hub's catalogue
+# cannot be read. rtx-pro-6000* are not in the Spaces table: their Jobs prices are used.
+SHIPPED = (
+    Flavor("cpu-basic", "CPU Basic", 0.0, "2 vCPU · 16 GB"),
+    Flavor("cpu-upgrade", "CPU Upgrade", 0.03, "8 vCPU · 32 GB"),
+    Flavor("zero-a10g", "ZeroGPU", 0.0, "shared GPU, daily quota"),
+    Flavor("t4-small", "Nvidia T4 - small", 0.40, "4 vCPU · 15 GB · T4 16 GB"),
+    Flavor("t4-medium", "Nvidia T4 - medium", 0.60, "8 vCPU · 30 GB · T4 16 GB"),
+    Flavor("l4x1", "1x Nvidia L4", 0.80, "8 vCPU · 30 GB · L4 24 GB"),
+    Flavor("l4x4", "4x Nvidia L4", 3.80, "48 vCPU · 186 GB · 4×L4 96 GB"),
+    Flavor("l40sx1", "1x Nvidia L40S", 1.80, "8 vCPU · 62 GB · L40S 48 GB"),
+    Flavor("l40sx4", "4x Nvidia L40S", 8.30, "48 vCPU · 382 GB · 4×L40S 192 GB"),
+    Flavor("l40sx8", "8x Nvidia L40S", 23.50, "192 vCPU · 1534 GB · 8×L40S 384 GB"),
+    Flavor("a10g-small", "Nvidia A10G - small", 1.00, "4 vCPU · 15 GB · A10G 24 GB"),
+    Flavor("a10g-large", "Nvidia A10G - large", 1.50, "12 vCPU · 46 GB · A10G 24 GB"),
+    Flavor("a10g-largex2", "2x Nvidia A10G - large", 3.00, "24 vCPU · 92 GB · 2×A10G 48 GB"),
+    Flavor("a10g-largex4", "4x Nvidia A10G - large", 5.00, "48 vCPU · 184 GB · 4×A10G 96 GB"),
+    Flavor("a100-large", "Nvidia A100 - large", 2.50, "12 vCPU · 142 GB · A100 80 GB"),
+    Flavor("a100x4", "4x Nvidia A100", 10.00, "48 vCPU · 568 GB · 4×A100 320 GB"),
+    Flavor("a100x8", "8x Nvidia A100", 20.00, "96 vCPU · 1136 GB · 8×A100 640 GB"),
+    Flavor("rtx-pro-6000", "RTX Pro 6000", 2.75, "RTX Pro 6000 96 GB"),
+    Flavor("rtx-pro-6000x2", "2x RTX Pro 6000", 5.50, "2×RTX Pro 6000"),
+    Flavor("rtx-pro-6000x4", "4x RTX Pro 6000", 11.00, "4×RTX Pro 6000"),
+    Flavor("rtx-pro-6000x8", "8x RTX Pro 6000", 22.00, "8×RTX Pro 6000"),
+)
+
+DEFAULT_FLAVOR = "cpu-basic"
+
+
+class Catalogue:
+    """Flavors by name; unknown names are suggested against, unknown prices count as paid."""
+
+    def __init__(self, flavors: Iterable[Flavor] = SHIPPED, source: str = "shipped"):
+        self._by_name = {flavor.name: flavor for flavor in flavors}
+        self.source = source
+
+    def __iter__(self):
+        return iter(sorted(self._by_name.values(), key=lambda f: (f.price_per_hour is None, f.price_per_hour or 0, f.name)))
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._by_name
+
+    def get(self, name: str | None) -> Flavor | None:
+        return self._by_name.get(name or "")
+
+    def price(self, name: str | None) -> float | None:
+        flavor = self.get(name)
+        return flavor.price_per_hour if flavor else None
+
+    def suggest(self, name: str) -> str | None:
+        close = difflib.get_close_matches(name.lower(), list(self._by_name), n=1, cutoff=0.6)
+        return close[0] if close else None
+
+    def is_upgrade(self, current: str | None, requested: str) -> bool:
+        """True when `requested` costs more per hour than `current` (unknown prices count as paid)."""
+        new = self.price(requested)
+        old = self.price(current or DEFAULT_FLAVOR)
+        if new is None:
+            return True
+        return new > (old or 0.0)
+
+    @classmethod
+    def from_hub(cls, items) -> "Catalogue":
+        """Build from `HfApi.list_spaces_hardware()` items, keeping shipped specs where the Hub has none."""
+        flavors = []
+        for item in items:
+            unit = (getattr(item, "unit_label", "") or "").lower()
+            cost = getattr(item, "unit_cost_usd", None)
+            per_hour = None if cost is None else round(cost * (60 if unit.startswith("min") else 1), 4)
+            shipped = next((f for f in SHIPPED if f.name == item.name), None)
+            spec = f"{getattr(item, 'cpu', '')} · {getattr(item, 'ram', '')}".strip(" ·")
+            flavors.append(Flavor(item.name, getattr(item, "pretty_name", None) or item.name, per_hour,
+                                  spec or (shipped.spec if shipped else "")))
+        return cls(flavors, source="hub") if flavors else cls()

@@ -1,0 +1,124 @@
+"""The Hub edge: `huggingface_hub.HfApi` with a timeout, and its errors turned into sentences."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import threading
+from typing import Callable, Iterator, TypeVar
+
+import huggingface_hub
+from huggingface_hub import HfApi, constants
+from huggingface_hub.errors import BadRequestError, HfHubHTTPError, RepositoryNotFoundError
+from huggingface_hub.utils import httpx, set_client_factory
+from huggingface_hub.utils._http import hf_request_event_hook
+
+from bot.markup import code, escape
+from bot.errors import HubRefused, HubUnavailable, NotFound, RateLimited
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# The client otherwise asks huggingface.co for an "agent harness" registry on its first request,
+# whatever HF_ENDPOINT says at run time: nothing may leave for the Hub except our own calls.
+constants.HF_HUB_DISABLE_TELEMETRY = True
+
+_RATE_LIMIT = re.compile(r"r=(\d+)\s*;\s*t=(\d+)")
+_factory_lock = threading.Lock()
+_factory_timeout: float | None = None
+
+
+def install_timeout(seconds: float) -> None:
+    """Give the process-wide HTTP client of huggingface_hub a timeout (it has none by default)."""
+    global _factory_timeout
+    with _factory_lock:
+        if _factory_timeout == seconds:
+            return
+        _factory_timeout = seconds
+
+        def factory() -> httpx.Client:
+            return httpx.Client(
+                event_hooks={"request": [hf_request_event_hook]},
+                follow_redirects=True,
+                timeout=httpx.Timeout(seconds, connect=min(seconds, 5.0)),
+                limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+            )
+
+        set_client_factory(factory)
+
+
+def rate_limit_of(response) -> tuple[int | None, int | None]:
+    """(remaining, seconds until reset) from the Hub's `RateLimit` header, or (None, None)."""
+    header = response.headers.get("ratelimit", "") if response is not None else ""
+    match = _RATE_LIMIT.search(header)
+    return (int(match.group(1)), int(match.group(2))) if match else (None, None)
+
+
+def make_api(settings: Settings) -> HfApi:
+    install_timeout(settings.hub_timeout)
+    return HfApi(endpoint=settings.hf_endpoint, token=settings.hf_token or False,
+                 library_name="space-ops", library_version="0.1.0")
+
+
+@contextlib.contextmanager
+def hub_errors(space: str | None = None) -> Iterator[None]:
+    """Translate whatever the Hub client raises into one of our sentences."""
+    what = code(space) if space else "that"
+    try:
+        yield
+    except RepositoryNotFoundError as err:
+        raise NotFound(f"Space {what} was not found, or the bot's token cannot see it.") from err
+    except BadRequestError as err:
+        reason = _server_message(err) or "the request was refused"
+        raise HubRefused(f"The Hub refused this for {what}: {reason}.") from err
+    except HfHubHTTPError as err:
+        raise _from_status(err, what) from err
+    except httpx.TimeoutException as err:
+        raise HubUnavailable("The Hub did not answer in time. Nothing was confirmed; check `status` "
+                             "before trying again.") from err
+    except httpx.HTTPError as err:
+        raise HubUnavailable("The Hub cannot be reached right now. Try again in a minute.") from err
+    except (KeyError, ValueError) as err:
+        # A 200 whose body does not have the shape the client expects.
+        raise HubUnavailable("The Hub answered with something unexpected. Try again in a minute.") from err
+
+
+def _server_message(err: HfHubHTTPError) -> str:
+    message = (getattr(err, "server_message", None) or "").strip().rstrip(".")
+    return escape(message.splitlines()[0][:300]) if message else ""
+
+
+def _from_status(err: HfHubHTTPError, what: str) -> Exception:
+    response = getattr(err, "response", None)
+    status = getattr(response, "status_code", None)
+    reason = _server_message(err)
+    if status == 401:
+        return HubRefused("The Hub rejected the bot's token (401). An admin should check HF_TOKEN: it must be a "
+                          "write or fine-grained token, not the one from `hf auth login`.")
+    if status == 403:
+        detail = f" ({reason})" if reason else ""
+        return HubRefused(f"The bot's token may not do this on {what}{detail}. Only the owner, or a token with "
+                          f"write access to that namespace, can.")
+    if status == 404:
+        return NotFound(f"Space {what} was not found, or the bot's token cannot see it.")
+    if status == 409:
+        return HubRefused(f"The Hub says this conflicts with something that exists: {reason or 'already exists'}.")
+    if status == 429:
+        _, reset = rate_limit_of(response)
+        when = f"in {reset} s" if reset is not None else "in a few minutes"
+        return RateLimited(f"The Hub's rate limit for the bot's token is used up. Try again {when}.", reset)
+    if status is not None and status >= 500:
+        return HubUnavailable(f"The Hub had an error ({status}). Nothing was confirmed; check `status` before "
+                              f"trying again.")
+    return HubRefused(f"The Hub refused this for {what}: {reason or f'HTTP {status}'}.")
+
+
+def call(fn: Callable[..., T], *args, space: str | None = None, **kwargs) -> T:
+    """Run one HfApi method with our error translation."""
+    with hub_errors(space):
+        return fn(*args, **kwargs)
+
+
+__all__ = ["make_api", "call", "hub_errors", "install_timeout", "rate_limit_of", "huggingface_hub"]

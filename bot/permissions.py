@@ -1,0 +1,103 @@
+"""Who may do what: pure decisions over settings and (resolved) Slack user groups."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Callable, Iterable
+
+from bot.errors import NotAllowed
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+READS = frozenset({"help", "status", "flavors", "var.ls", "secret.ls", "watches", "approvals", "audit"})
+CHANGES = frozenset({"restart", "resume", "pause", "hw", "sleep", "var.set", "var.rm", "secret.set", "secret.rm",
+                     "duplicate", "watch", "unwatch", "mute", "unmute"})
+# Checked by the approvals module itself: an admin, or the requester withdrawing their own.
+SELF_CHECKED = frozenset({"approvals.cancel"})
+GROUP_CACHE_SECONDS = 300
+
+
+def namespace_of(space: str) -> str:
+    return space.split("/", 1)[0]
+
+
+def check_namespace(space: str | None, settings: Settings) -> None:
+    if not space or not settings.namespaces:
+        return
+    if namespace_of(space) not in settings.namespaces:
+        allowed = ", ".join(sorted(settings.namespaces))
+        raise NotAllowed(f"Space Ops is not set up to touch `{namespace_of(space)}`: it may only act on {allowed}.")
+
+
+class Roles:
+    """Role membership from settings; `S…` entries are Slack user groups resolved (and cached) on demand."""
+
+    def __init__(self, settings: Settings, resolve_group: Callable[[str], Iterable[str]] | None = None):
+        self.settings = settings
+        self._resolve = resolve_group
+        self._cache: dict[str, tuple[float, frozenset[str]]] = {}
+        self._lock = threading.Lock()
+
+    def _expand(self, ids: frozenset[str]) -> frozenset[str]:
+        users = {i for i in ids if not i.startswith("S")}
+        for group in (i for i in ids if i.startswith("S")):
+            users |= self._group(group)
+        return frozenset(users)
+
+    def _group(self, group: str) -> frozenset[str]:
+        with self._lock:
+            cached = self._cache.get(group)
+            if cached and cached[0] > time.monotonic():
+                return cached[1]
+        members: frozenset[str] = cached[1] if cached else frozenset()
+        if self._resolve:
+            try:
+                members = frozenset(self._resolve(group))
+            except Exception:  # noqa: BLE001 — Slack unreachable: keep the last known members
+                log.warning("could not resolve user group %s; using %d cached members", group, len(members))
+        with self._lock:
+            self._cache[group] = (time.monotonic() + GROUP_CACHE_SECONDS, members)
+        return members
+
+    def admins(self) -> frozenset[str]:
+        return self._expand(self.settings.admins)
+
+    def is_admin(self, user: str) -> bool:
+        return user in self.admins()
+
+    def is_operator(self, user: str) -> bool:
+        if self.is_admin(user):
+            return True
+        return not self.settings.operators or user in self._expand(self.settings.operators)
+
+    def is_approver(self, user: str) -> bool:
+        return self.is_admin(user) or user in self._expand(self.settings.approvers)
+
+    def who_holds(self, role: str) -> str:
+        holders = sorted(self.admins())
+        if role == "approver":
+            holders = sorted(set(holders) | self._expand(self.settings.approvers))
+        if not holders:
+            return "no one is configured yet (SPACEOPS_ADMINS)"
+        return ", ".join(f"<@{h}>" for h in holders[:10])
+
+    def check(self, command_name: str, user: str, space: str | None = None) -> None:
+        """Raise NotAllowed with a sentence naming the missing role and who holds it."""
+        check_namespace(space, self.settings)
+        if command_name in READS or command_name in SELF_CHECKED:
+            return
+        if command_name in CHANGES:
+            if not self.is_operator(user):
+                raise NotAllowed(f"`{command_name.replace('.', ' ')}` changes a Space and needs the operator role, "
+                                 f"which you don't have. Ask an admin: {self.who_holds('admin')}.")
+            return
+        raise NotAllowed(f"`{command_name}` is not a known action.")
+
+    def check_approver(self, user: str, requester: str) -> None:
+        if user == requester:
+            raise NotAllowed("You can't approve your own request: another approver has to.")
+        if not self.is_approver(user):
+            raise NotAllowed(f"Only approvers can decide on paid hardware. Approvers: {self.who_holds('approver')}.")

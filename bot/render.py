@@ -1,0 +1,254 @@
+"""Every word a user reads: replies, errors and Block Kit. Text from users or the Hub is escaped here."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from bot.flavors import Catalogue, Flavor
+from bot.grammar import COMMANDS
+from bot.markup import code, escape
+
+STAGE_WORDS = {
+    "RUNNING": "running",
+    "BUILDING": "building",
+    "APP_STARTING": "starting",
+    "RUNNING_BUILDING": "running, rebuilding",
+    "RUNNING_APP_STARTING": "running, restarting",
+    "RUNTIME_ERROR": "crashed",
+    "BUILD_ERROR": "build failed",
+    "CONFIG_ERROR": "config error",
+    "NO_APP_FILE": "no app file",
+    "STOPPED": "asleep",
+    "SLEEPING": "asleep",
+    "PAUSED": "paused",
+    "DELETING": "being deleted",
+}
+STAGE_EMOJI = {"RUNNING": ":large_green_circle:", "RUNTIME_ERROR": ":red_circle:", "BUILD_ERROR": ":red_circle:",
+               "CONFIG_ERROR": ":red_circle:", "NO_APP_FILE": ":red_circle:", "PAUSED": ":double_vertical_bar:",
+               "STOPPED": ":zzz:", "SLEEPING": ":zzz:"}
+CPU_BASIC_SLEEP = 48 * 3600
+
+
+@dataclass
+class Reply:
+    """What the user sees. `public` replies are announced in the channel; others are ephemeral."""
+
+    text: str
+    blocks: list[dict[str, Any]] = field(default_factory=list)
+    public: bool = False
+
+
+def stage_words(stage: str | None) -> str:
+    if not stage:
+        return "unknown"
+    return STAGE_WORDS.get(stage, stage.lower().replace("_", " "))
+
+
+def duration_words(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min"
+    if seconds < 86400:
+        hours, minutes = divmod(seconds // 60, 60)
+        return f"{hours} h" + (f" {minutes} min" if minutes else "")
+    days, hours = divmod(seconds // 3600, 24)
+    return f"{days} d" + (f" {hours} h" if hours else "")
+
+
+def sleep_words(sleep_time: int | None, hardware: str | None) -> str:
+    if (hardware or "cpu-basic") == "cpu-basic":
+        return f"cpu-basic: sleeps after {duration_words(sleep_time or CPU_BASIC_SLEEP)} idle"
+    if sleep_time is None or sleep_time < 0:
+        return "never sleeps"
+    return f"sleeps after {duration_words(sleep_time)} idle"
+
+
+def price_words(price: float | None) -> str:
+    if price is None:
+        return "price unknown"
+    if price == 0:
+        return "free"
+    return f"${price:,.2f}/h"
+
+
+def flavor_words(name: str | None, catalogue: Catalogue) -> str:
+    if not name:
+        return "none"
+    return f"{code(name)} ({price_words(catalogue.price(name))})"
+
+
+def space_link(space: str, hub_url: str) -> str:
+    return f"<{hub_url}/spaces/{space}|{escape(space)}>"
+
+
+def section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}
+
+
+def context(text: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text[:3000]}]}
+
+
+def when_words(ts: float) -> str:
+    return f"<!date^{int(ts)}^{{date_short_pretty}} {{time}}|{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(ts))}>"
+
+
+# ---------------------------------------------------------------- replies to commands
+
+def help_reply(topic: str | None = None) -> Reply:
+    if topic:
+        usage, example, summary = COMMANDS[topic]
+        text = f"*/space {escape(usage)}*\n{escape(summary)}\nExample: `/space {escape(example)}`"
+        if topic == "hw":
+            text += "\nA flavor that costs more per hour than the current one is an upgrade and needs an approver."
+        if topic == "sleep":
+            text += "\nDurations: 90, 90s, 15m, 2h, 1d, or never. cpu-basic always sleeps after 48 h."
+        if topic == "secret":
+            text += "\n`secret set` opens a private form: the value never passes through a channel."
+        return Reply(text, [section(text)])
+    lines = [f"`/space {escape(usage)}` — {escape(summary)}  _e.g._ `/space {escape(example)}`"
+             for usage, example, summary in COMMANDS.values()]
+    text = ("*Space Ops* runs your Hugging Face Spaces from Slack. SPACE is `namespace/name` or a Space link.\n"
+            + "\n".join(lines))
+    return Reply(text, [section(text)])
+
+
+def status_reply(space: str, runtime, catalogue: Catalogue, hub_url: str) -> Reply:
+    raw = getattr(runtime, "raw", {}) or {}
+    stage = runtime.stage
+    current, requested = runtime.hardware, runtime.requested_hardware
+    emoji = STAGE_EMOJI.get(stage, ":large_blue_circle:")
+    hardware = flavor_words(current or requested, catalogue)
+    if requested and current and requested != current:
+        hardware = f"{flavor_words(current, catalogue)} → {flavor_words(requested, catalogue)} requested"
+    elif requested and not current:
+        hardware = f"{flavor_words(requested, catalogue)} (requested, not yet applied)"
+    if current is None and requested is None:
+        hardware = "none (static Space)"
+    replicas = raw.get("replicas") or {}
+    replica_words = f"{replicas.get('current', 0 if stage != 'RUNNING' else 1)} of {replicas.get('requested', 1)}"
+    lines = [
+        f"{emoji} *{space_link(space, hub_url)}* is *{stage_words(stage)}* ({code(stage)})",
+        f"*Hardware:* {hardware}",
+        f"*Sleep:* {sleep_words(runtime.sleep_time, requested or current)}",
+        f"*Replicas:* {replica_words}",
+    ]
+    if raw.get("errorMessage"):
+        lines.append(f"*Error:* ```{escape(str(raw['errorMessage'])[:1500])}```")
+    text = "\n".join(lines)
+    return Reply(text, [section(text), context(f"<{hub_url}/spaces/{space}|Open on Hugging Face>")])
+
+
+def flavors_reply(catalogue: Catalogue) -> Reply:
+    rows = [f"{code(f.name)} {escape(f.pretty)} — *{price_words(f.price_per_hour)}*"
+            + (f" ({escape(f.spec)})" if f.spec else "") for f in catalogue]
+    source = "from the Hub" if catalogue.source == "hub" else "shipped price list; the Hub's catalogue was unreachable"
+    text = "*Hardware flavors* (USD per hour):\n" + "\n".join(rows)
+    return Reply(text, [section(text[:3000]), context(escape(source))])
+
+
+def variables_reply(space: str, variables: dict) -> Reply:
+    if not variables:
+        return Reply(f"{code(space)} has no variables.")
+    rows = [f"{code(key)} = {code(var.value)}" + (f" — {escape(var.description)}" if var.description else "")
+            for key, var in sorted(variables.items())]
+    text = f"*Variables of {escape(space)}:*\n" + "\n".join(rows)
+    return Reply(text, [section(text)])
+
+
+def secrets_reply(space: str, secrets: dict) -> Reply:
+    if not secrets:
+        return Reply(f"{code(space)} has no secrets.")
+    rows = []
+    for key, secret in sorted(secrets.items()):
+        updated = f" (updated {secret.updated_at:%Y-%m-%d})" if getattr(secret, "updated_at", None) else ""
+        rows.append(f"{code(key)}{updated}" + (f" — {escape(secret.description)}" if secret.description else ""))
+    text = f"*Secrets of {escape(space)}* (values are never shown):\n" + "\n".join(rows)
+    return Reply(text, [section(text)])
+
+
+def change_reply(user: str, action: str, space: str, outcome: str = "") -> Reply:
+    """A change announced in the channel, naming who did it."""
+    text = f"<@{escape(user)}> {action} {code(space)}" + (f": {outcome}" if outcome else ".")
+    return Reply(text, [section(text)], public=True)
+
+
+def error_reply(sentence: str) -> Reply:
+    """`sentence` is one of our errors: outside text in it was escaped where it was inserted."""
+    text = f":warning: {sentence}"
+    return Reply(text, [section(text)])
+
+
+def notice_reply(sentence: str) -> Reply:
+    return Reply(sentence, [section(sentence)])
+
+
+def internal_error_reply() -> Reply:
+    return error_reply("Something went wrong on our side; nothing was changed that was not confirmed. "
+                       "The error was logged. Try again, or check `/space status`.")
+
+
+def secret_modal(space: str, key: str, callback_id: str, private_metadata: str) -> dict[str, Any]:
+    return {
+        "type": "modal",
+        "callback_id": callback_id,
+        "private_metadata": private_metadata,
+        "title": {"type": "plain_text", "text": "Set a Space secret"},
+        "submit": {"type": "plain_text", "text": "Save secret"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": [
+            section(f"Secret {code(key)} for {code(space)}. The value goes straight to the Hub; "
+                    f"Space Ops does not keep or show it. The Space restarts to pick it up."),
+            {"type": "input", "block_id": "value", "label": {"type": "plain_text", "text": "Value"},
+             "element": {"type": "plain_text_input", "action_id": "value", "multiline": True}},
+            {"type": "input", "block_id": "description", "optional": True,
+             "label": {"type": "plain_text", "text": "Description"},
+             "element": {"type": "plain_text_input", "action_id": "description", "max_length": 200}},
+        ],
+    }
+
+
+def audit_reply(entries: Iterable, space: str | None) -> Reply:
+    entries = list(entries)
+    scope = f" for {code(space)}" if space else ""
+    if not entries:
+        return Reply(f"No audit entries{scope} yet.")
+    rows = []
+    for entry in entries:
+        params = ", ".join(f"{escape(k)}={escape(v)}" for k, v in sorted(entry.params.items()))
+        result = "ok" if entry.result == "ok" else f"*{escape(entry.result)}*"
+        rows.append(f"{when_words(entry.ts)} <@{escape(entry.user)}> {escape(entry.action)}"
+                    + (f" {code(entry.space)}" if entry.space else "") + (f" ({params})" if params else "")
+                    + f" → {result}")
+    text = f"*Audit trail{scope}*, newest first:\n" + "\n".join(rows)
+    return Reply(text, [section(text[:3000])])
+
+
+def as_text(reply_text: str, blocks: list[dict[str, Any]] | None = None) -> str:
+    """Plain-text rendering for the console: mrkdwn links and dates made readable."""
+    import html
+    import re
+
+    parts = []
+    for block in blocks or []:
+        if block.get("type") == "section" and block.get("text"):
+            parts.append(block["text"]["text"])
+        elif block.get("type") == "context":
+            parts.append(" ".join(e.get("text", "") for e in block.get("elements", [])))
+        elif block.get("type") == "actions":
+            parts.append("  ".join(f"[{e['text']['text']}]" for e in block.get("elements", []) if e.get("text")))
+        elif block.get("type") == "header":
+            parts.append(block["text"]["text"].upper())
+    text = "\n".join(parts) if parts else reply_text
+    text = re.sub(r"<!date\^\d+\^[^|]*\|([^>]*)>", r"\1", text)
+    text = re.sub(r"<(https?://[^|>]+)\|([^>]+)>", r"\2 (\1)", text)
+    text = re.sub(r"<@([A-Z0-9]+)>", r"@\1", text)
+    return html.unescape(text)
+
+
+def flavor_line(flavor: Flavor) -> str:
+    return f"{flavor.name} ({price_words(flavor.price_per_hour)})"

@@ -1,0 +1,98 @@
+"""The Slack Web API edge for messages the bot posts on its own (approvals, alerts, DMs)."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Protocol
+
+from slack_sdk import WebClient
+from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler
+
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def make_web_client(settings: Settings) -> WebClient:
+    # Rate limits are not retried here: a 429 surfaces as SlackApiError so callers (the alert outbox)
+    # can defer instead of sleeping in a listener thread.
+    return WebClient(token=settings.slack_bot_token or None, base_url=settings.slack_api_base, timeout=10,
+                     retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=1)])
+
+
+class Poster(Protocol):
+    def post(self, channel: str, text: str, blocks: list[dict] | None = None,
+             thread_ts: str | None = None) -> str: ...
+
+    def update(self, channel: str, ts: str, text: str, blocks: list[dict] | None = None) -> None: ...
+
+    def dm(self, user: str, text: str, blocks: list[dict] | None = None) -> None: ...
+
+    def permalink(self, channel: str, ts: str) -> str: ...
+
+
+class SlackPoster:
+    """Posts with the bot token; raises `slack_sdk.errors.SlackApiError` on failure."""
+
+    def __init__(self, client: WebClient):
+        self.client = client
+
+    def post(self, channel, text, blocks=None, thread_ts=None) -> str:
+        response = self.client.chat_postMessage(channel=channel, text=text, blocks=blocks or None,
+                                                thread_ts=thread_ts, unfurl_links=False, unfurl_media=False)
+        return response["ts"]
+
+    def update(self, channel, ts, text, blocks=None) -> None:
+        self.client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks if blocks is not None else [])
+
+    def dm(self, user, text, blocks=None) -> None:
+        # chat.postMessage to a user id opens the DM with the bot.
+        self.client.chat_postMessage(channel=user, text=text, blocks=blocks or None, unfurl_links=False)
+
+    def permalink(self, channel, ts) -> str:
+        try:
+            return self.client.chat_getPermalink(channel=channel, message_ts=ts)["permalink"]
+        except Exception:  # noqa: BLE001 — a link is a nicety; the message itself was posted
+            log.warning("no permalink for %s/%s", channel, ts)
+            return ""
+
+    def group_members(self, group: str) -> list[str]:
+        return list(self.client.usergroups_users_list(usergroup=group)["users"])
+
+
+class ConsolePoster:
+    """Stands in for Slack in `python -m bot console`: prints what would be posted."""
+
+    def __init__(self, out):
+        self.out = out
+        self.count = 0
+
+    def post(self, channel, text, blocks=None, thread_ts=None) -> str:
+        from bot.render import as_text
+
+        self.count += 1
+        where = f"#{channel}" + (" (thread)" if thread_ts else "")
+        print(f"\n[posted to {where}]\n{as_text(text, blocks)}\n", file=self.out)
+        return f"console.{self.count}"
+
+    def update(self, channel, ts, text, blocks=None) -> None:
+        from bot.render import as_text
+
+        print(f"\n[message {ts} in #{channel} updated]\n{as_text(text, blocks)}\n", file=self.out)
+
+    def dm(self, user, text, blocks=None) -> None:
+        from bot.render import as_text
+
+        print(f"\n[DM to @{user}]\n{as_text(text, blocks)}\n", file=self.out)
+
+    def permalink(self, channel, ts) -> str:
+        return ""
+
+
+def background_pool(workers: int) -> ThreadPoolExecutor:
+    """Slow work (Hub calls) runs here, never on Bolt's listener threads that must ack within 3 s."""
+    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="spaceops-work")
+
+
+Payload = dict[str, Any]

@@ -1,0 +1,15 @@
+"""Slack listeners: one module per kind of interaction, each with `register(app, ctx)`."""
+
+from __future__ import annotations
+
+from slack_bolt import App
+
+from handlers import alerts, approvals, commands, dedupe, secrets
+
+
+def register_all(app: App, ctx) -> None:
+    dedupe.register(app, ctx)
+    commands.register(app, ctx)
+    secrets.register(app, ctx)
+    approvals.register(app, ctx)
+    alerts.register(app, ctx)

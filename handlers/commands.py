@@ -1,0 +1,52 @@
+"""The `/space` slash command: parse and ack at once, then run on the work pool and respond."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from bot import render
+from bot.errors import BadInput, SpaceOpsError
+from bot.grammar import parse_command
+from bot.operations import Actor
+from handlers.replies import submit
+
+log = logging.getLogger(__name__)
+SECRET_CALLBACK = "secret_set"
+
+
+def actor_of(command: dict) -> Actor:
+    return Actor(user=command.get("user_id", ""), channel=command.get("channel_id", ""),
+                 team=command.get("team_id", ""))
+
+
+def register(app, ctx) -> None:
+    @app.command("/space")
+    def space_command(ack, command, client):
+        try:
+            cmd = parse_command(command.get("text", ""), ctx.ops.catalogue)
+        except BadInput as err:
+            reply = render.error_reply(err.sentence)
+            ack(text=reply.text, blocks=reply.blocks, response_type="ephemeral")
+            return
+        actor = actor_of(command)
+        if cmd.name == "secret.set":
+            open_secret_modal(ack, client, ctx, cmd, actor, command)
+            return
+        ack()
+        submit(ctx, lambda: ctx.ops.run(cmd, actor), command.get("response_url", ""), cmd.name)
+
+
+def open_secret_modal(ack, client, ctx, cmd, actor, command) -> None:
+    # trigger_id is only valid for 3 s: the permission check and views.open happen here, not on the pool.
+    try:
+        ctx.ops.roles.check("secret.set", actor.user, cmd.space)
+    except SpaceOpsError as err:
+        reply = render.error_reply(err.sentence)
+        ack(text=reply.text, blocks=reply.blocks, response_type="ephemeral")
+        return
+    ack()
+    metadata = json.dumps({"space": cmd.space, "key": cmd.key, "channel": actor.channel,
+                           "response_url": command.get("response_url", "")})
+    client.views_open(trigger_id=command["trigger_id"],
+                      view=render.secret_modal(cmd.space, cmd.key, SECRET_CALLBACK, metadata))

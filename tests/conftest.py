@@ -1,0 +1,160 @@
+"""Session fixtures: a real redis-server on a free port, the Hub and Slack emulators, and a whole bot."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+from bot.settings import Settings
+from tests.emulators.hub import TOKEN, HubEmulator, serve
+from tests.emulators.slack import SlackEmulator
+from tests.harness import SIGNING_SECRET, Bot
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class RedisServer:
+    """A real redis-server process; `restart()` keeps its data when persistence is on."""
+
+    def __init__(self, directory: Path, persistent: bool = False):
+        self.port = free_port()
+        self.directory = directory
+        self.persistent = persistent
+        self.proc = None
+        self.start()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        if not binary:
+            pytest.exit("redis-server is not installed (Debian: apt-get install redis-server)", returncode=3)
+        persistence = ["--appendonly", "yes", "--appendfsync", "always"] if self.persistent else \
+            ["--appendonly", "no", "--save", ""]
+        self.proc = subprocess.Popen([binary, "--port", str(self.port), "--bind", "127.0.0.1",
+                                      "--dir", str(self.directory), *persistence],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis(port=self.port)
+        for _ in range(200):
+            try:
+                client.ping()
+                return
+            except redis.ConnectionError:
+                time.sleep(0.02)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.proc:
+            self.proc.terminate()
+            self.proc.wait(5)
+            self.proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_client(redis_server):
+    from bot.store import connect
+
+    client = connect(redis_server.url)
+    client.flushall()
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def hub_server():
+    hub = HubEmulator()
+    server, base = serve(hub)
+    yield hub, base
+    server.close()
+
+
+@pytest.fixture
+def hub(hub_server):
+    emulator, base = hub_server
+    with emulator.lock:
+        emulator.spaces.clear()
+        emulator.requests.clear()
+        emulator.faults.clear()
+        emulator.logs.clear()
+        emulator.writable = None
+        emulator.rate_limit = None
+        emulator.latency = 0.0
+        emulator.hardware_endpoint_up = True
+    emulator.base = base
+    return emulator
+
+
+@pytest.fixture(scope="session")
+def slack_server():
+    slack = SlackEmulator()
+    server, base = serve(slack)
+    yield slack, base
+    server.close()
+
+
+@pytest.fixture
+def slack(slack_server):
+    emulator, base = slack_server
+    with emulator.lock:
+        emulator.calls.clear()
+        emulator.messages.clear()
+        emulator.faults.clear()
+        emulator.groups.clear()
+    emulator.base = base
+    return emulator
+
+
+def make_settings(hub, slack, redis_url: str, **overrides) -> Settings:
+    env = {"SLACK_BOT_TOKEN": slack.token, "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+           "SLACK_API_URL": f"{slack.base}/api/", "HF_TOKEN": TOKEN, "HF_ENDPOINT": hub.base,
+           "REDIS_URL": redis_url, "SPACEOPS_HUB_TIMEOUT": "2"}
+    env.update({k: v for k, v in overrides.items() if v is not None})
+    return Settings.from_env(env)
+
+
+@pytest.fixture
+def make_bot(hub, slack, redis_server, redis_client):
+    """Factory: `make_bot(SPACEOPS_ADMINS="UA")` → a running Bot; all are closed after the test."""
+    bots = []
+
+    def make(redis_url: str | None = None, client=None, **env) -> Bot:
+        settings = make_settings(hub, slack, redis_url or redis_server.url, **env)
+        from bot.store import connect
+
+        bot = Bot(settings, client or connect(settings.redis_url), hub, slack, slack.base)
+        bots.append(bot)
+        return bot
+
+    yield make
+    for bot in bots:
+        bot.close()
+
+
+@pytest.fixture
+def bot(make_bot):
+    return make_bot()
+
+

@@ -1,0 +1,390 @@
+"""A stateful Hugging Face Hub emulator over HTTP, following ../shared/hub-api.md §10.
+
+Run alone for the console: `python -m tests.emulators.hub --port 8900 --demo`, then
+`HF_ENDPOINT=http://127.0.0.1:8900 HF_TOKEN=hf_demo python -m bot console`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable
+from urllib.parse import parse_qs, urlencode
+
+from bot.flavors import SHIPPED
+
+TOKEN = "hf_test_token"
+FLAVORS = {f.name: f for f in SHIPPED} | {n: None for n in ("cpu-performance", "cpu-xl", "sprx8", "h200", "inf2x6")}
+EXPANDABLE = {"author", "cardData", "createdAt", "datasets", "disabled", "lastModified", "likes", "models", "private",
+              "region", "resourceGroup", "runtime", "sdk", "sha", "siblings", "subdomain", "tags", "trendingScore",
+              "usedStorage"}
+_SPACE_PATH = re.compile(r"^/api/spaces/([^/]+)/([^/]+)(?:/(.*))?$")
+_KEY = re.compile(r"^[a-zA-Z][_a-zA-Z0-9]*$")
+
+
+def now_iso() -> str:
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}Z"
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    body: Any
+    headers: dict[str, str]
+
+    @property
+    def json(self) -> Any:
+        return self.body
+
+
+@dataclass
+class Fault:
+    match: Callable[[str, str], bool]
+    status: int = 500
+    body: bytes | str | dict | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    times: int = 1
+
+
+class HubEmulator:
+    """Spaces with runtimes, variables and secrets; records every request; injects faults."""
+
+    def __init__(self, token: str = TOKEN, user: str = "bot-user", latency: float = 0.0, page_size: int = 1000):
+        self.token = token
+        self.user = user
+        self.latency = latency
+        self.page_size = page_size
+        self.spaces: dict[str, dict[str, Any]] = {}
+        self.requests: list[Recorded] = []
+        self.faults: list[Fault] = []
+        self.writable: set[str] | None = None  # namespaces the token may change; None = all
+        self.rate_limit: int | None = None  # requests left in the window; None = unlimited
+        self.rate_window = 300
+        self.rate_quota = 1000
+        self.hardware_endpoint_up = True
+        self.logs: dict[str, list[str]] = {}
+        self.lock = threading.RLock()
+
+    # ------------------------------------------------------------------ test-facing state
+
+    def add_space(self, space_id: str, stage: str = "RUNNING", hardware: str | None = "cpu-basic",
+                  requested: str | None = None, sleep: int | None = None, sdk: str = "gradio",
+                  private: bool = False, error: str | None = None, variables: dict[str, str] | None = None,
+                  secrets: dict[str, str] | None = None) -> dict:
+        static = sdk == "static"
+        requested = None if static else (requested or hardware)
+        if sleep is None and not static and (requested or "cpu-basic") == "cpu-basic":
+            sleep = 172800
+        ns, name = space_id.split("/")
+        space = {
+            "id": space_id, "_id": uuid.uuid4().hex[:24], "author": ns, "sdk": sdk, "private": private,
+            "stage": stage, "current": None if static else hardware, "requested": requested, "gcTimeout": sleep,
+            "errorMessage": error, "replicas": 1, "devMode": False,
+            "variables": {k: {"value": v, "updatedAt": now_iso()} for k, v in (variables or {}).items()},
+            "secrets": {k: {"updatedAt": now_iso(), "_value": v} for k, v in (secrets or {}).items()},
+            "createdAt": now_iso(), "lastModified": now_iso(), "likes": 0, "sha": uuid.uuid4().hex[:40],
+        }
+        with self.lock:
+            self.spaces[space_id] = space
+        return space
+
+    def set_stage(self, space_id: str, stage: str, error: str | None = None, hardware: str | None = None) -> None:
+        with self.lock:
+            space = self.spaces[space_id]
+            space["stage"] = stage
+            space["errorMessage"] = error
+            if hardware is not None:
+                space["current"] = hardware
+
+    def apply_requested_hardware(self, space_id: str) -> None:
+        with self.lock:
+            space = self.spaces[space_id]
+            space["current"] = space["requested"]
+            space["stage"] = "RUNNING"
+
+    def inject(self, method: str | None = None, path: str = "", status: int = 500, body: Any = None,
+               headers: dict[str, str] | None = None, delay: float = 0.0, times: int = 1) -> Fault:
+        """The next `times` requests matching method and path (substring) get this answer instead."""
+        def match(m: str, p: str) -> bool:
+            return (method is None or m == method) and path in p
+        fault = Fault(match, status, body, headers or {}, delay, times)
+        with self.lock:
+            self.faults.append(fault)
+        return fault
+
+    def clear_faults(self) -> None:
+        with self.lock:
+            self.faults.clear()
+
+    def calls(self, method: str | None = None, path: str | None = None) -> list[Recorded]:
+        with self.lock:
+            return [r for r in self.requests
+                    if (method is None or r.method == method) and (path is None or r.path == path)]
+
+    def runtime(self, space_id: str) -> dict:
+        with self.lock:
+            return self._runtime(self.spaces[space_id])
+
+    # ------------------------------------------------------------------ WSGI
+
+    def __call__(self, environ, start_response):
+        method = environ["REQUEST_METHOD"]
+        path = environ.get("PATH_INFO", "")
+        query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        raw = environ["wsgi.input"].read(length) if length else b""
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = raw.decode(errors="replace")
+        headers = {k[5:].replace("_", "-").lower(): v for k, v in environ.items() if k.startswith("HTTP_")}
+        with self.lock:
+            self.requests.append(Recorded(method, path, query, body, headers))
+            fault = next((f for f in self.faults if f.times > 0 and f.match(method, path)), None)
+            if fault:
+                fault.times -= 1
+        if self.latency:
+            time.sleep(self.latency)
+        if fault:
+            if fault.delay:
+                time.sleep(fault.delay)
+            return self._send(start_response, fault.status, fault.body, fault.headers)
+        host = environ.get("HTTP_HOST") or f"{environ['SERVER_NAME']}:{environ['SERVER_PORT']}"
+        status, payload, extra = self._route(method, path, query, body, headers, f"http://{host}")
+        with self.lock:
+            if self.rate_limit is not None:
+                extra = {**extra, "RateLimit": f'"api";r={max(self.rate_limit, 0)};t={self.rate_window}',
+                         "RateLimit-Policy": f'"fixed window";"api";q={self.rate_quota};w=300'}
+        return self._send(start_response, status, payload, extra)
+
+    def _send(self, start_response, status: int, payload: Any, headers: dict[str, str]):
+        if isinstance(payload, (dict, list)):
+            data, ctype = json.dumps(payload).encode(), "application/json; charset=utf-8"
+        elif isinstance(payload, bytes):
+            data, ctype = payload, "text/plain"
+        else:
+            data, ctype = (payload or "").encode(), "text/plain"
+        ctype = headers.pop("Content-Type", ctype) if "Content-Type" in headers else ctype
+        reason = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+                  409: "Conflict", 429: "Too Many Requests", 500: "Internal Server Error",
+                  502: "Bad Gateway", 503: "Service Unavailable"}.get(status, "Status")
+        out = [("Content-Type", ctype), ("Content-Length", str(len(data))),
+               ("X-Request-Id", f"Root=1-{uuid.uuid4().hex[:8]}")]
+        out += [(k, v) for k, v in headers.items()]
+        start_response(f"{status} {reason}", out)
+        return [data]
+
+    # ------------------------------------------------------------------ routing
+
+    @staticmethod
+    def _error(status: int, message: str, code: str | None = None) -> tuple[int, dict, dict]:
+        headers = {"X-Error-Message": message}
+        if code:
+            headers["X-Error-Code"] = code
+        return status, {"error": message}, headers
+
+    def _route(self, method, path, query, body, headers, base):
+        if path == "/api/agent-harnesses":
+            return 200, {"standardEnvVars": [], "harnesses": {}}, {}
+        auth = headers.get("authorization", "")
+        if not auth.startswith("Bearer "):
+            return 401, {"error": "Invalid username or password."}, {}
+        if auth[7:] != self.token:
+            return self._error(401, "Invalid credentials in Authorization header")
+        with self.lock:
+            if self.rate_limit is not None:
+                self.rate_limit -= 1
+                if self.rate_limit < 0:
+                    return self._error(429, "Rate limit exceeded")
+            if path == "/api/whoami-v2":
+                return 200, {"type": "user", "id": "u1", "name": self.user, "fullname": "Bot User",
+                             "avatarUrl": "", "isPro": False, "orgs": [],
+                             "auth": {"type": "access_token", "accessToken": {"displayName": "bot", "role": "write",
+                                                                              "createdAt": now_iso()}}}, {}
+            if path == "/api/spaces/hardware" and method == "GET":
+                if not self.hardware_endpoint_up:
+                    return self._error(503, "Service Unavailable")
+                return 200, [self._hardware_item(f) for f in SHIPPED], {}
+            if path == "/api/spaces" and method == "GET":
+                return self._list(query, base)
+            match = _SPACE_PATH.match(path)
+            if not match:
+                return self._error(404, "Not Found")
+            space_id, rest = f"{match.group(1)}/{match.group(2)}", match.group(3) or ""
+            space = self.spaces.get(space_id)
+            if space is None:
+                return self._error(404, "Repository not found", "RepoNotFound")
+            return self._space_route(method, rest, space, query, body, base)
+
+    def _hardware_item(self, flavor) -> dict:
+        cpu, ram = (flavor.spec.split(" · ") + ["", ""])[:2]
+        per_minute = (flavor.price_per_hour or 0) / 60
+        return {"name": flavor.name, "prettyName": flavor.pretty, "cpu": cpu, "ram": ram,
+                "accelerator": None, "unitCostMicroUSD": int(per_minute * 1e6), "unitCostUSD": per_minute,
+                "unitLabel": "minute"}
+
+    def _list(self, query, base):
+        expand = query.get("expand", [])
+        if unknown := [e for e in expand if e not in EXPANDABLE]:
+            return self._error(400, f"Invalid expand value: {unknown[0]}")
+        author = (query.get("author") or [None])[0]
+        spaces = sorted((s for s in self.spaces.values() if author is None or s["author"] == author),
+                        key=lambda s: s["id"])
+        limit = int((query.get("limit") or [self.page_size])[0])
+        size = min(limit, self.page_size)
+        cursor = int((query.get("cursor") or ["0"])[0])
+        page = spaces[cursor:cursor + size]
+        items = []
+        for space in page:
+            full = self._info(space)
+            items.append({k: v for k, v in full.items() if k in ("id", "_id") or k in expand} if expand else
+                         {k: full[k] for k in ("id", "_id", "author", "likes", "sdk", "private", "createdAt")})
+        headers = {}
+        if cursor + size < len(spaces):
+            params = [(k, v) for k, vs in query.items() if k != "cursor" for v in vs] + [("cursor", cursor + size)]
+            headers["Link"] = f'<{base}/api/spaces?{urlencode(params)}>; rel="next"'
+        return 200, items, headers
+
+    def _runtime(self, space) -> dict:
+        runtime = {"stage": space["stage"], "hardware": {"current": space["current"], "requested": space["requested"]},
+                   "storage": None, "gcTimeout": space["gcTimeout"],
+                   "replicas": {"requested": space["replicas"]} | (
+                       {"current": space["replicas"]} if space["stage"] == "RUNNING" else {}),
+                   "devMode": space["devMode"],
+                   "domains": [{"domain": space["id"].replace("/", "-") + ".hf.space", "stage": "READY"}]}
+        if space["sdk"] == "static":
+            runtime = {"stage": space["stage"], "hardware": {"current": None, "requested": None}, "storage": None,
+                       "replicas": {"requested": 1, "current": 1}}
+        if space["errorMessage"]:
+            runtime["errorMessage"] = space["errorMessage"]
+        return runtime
+
+    def _info(self, space) -> dict:
+        return {"_id": space["_id"], "id": space["id"], "author": space["author"], "sha": space["sha"],
+                "lastModified": space["lastModified"], "createdAt": space["createdAt"], "private": space["private"],
+                "sdk": space["sdk"], "tags": [], "likes": space["likes"],
+                "subdomain": space["id"].replace("/", "-"), "runtime": self._runtime(space)}
+
+    def _may_write(self, space) -> bool:
+        return self.writable is None or space["author"] in self.writable
+
+    def _space_route(self, method, rest, space, query, body, base):
+        body = body if isinstance(body, dict) else {}
+        static = space["sdk"] == "static"
+        if rest == "" and method == "GET":
+            return 200, self._info(space), {}
+        if rest == "runtime" and method == "GET":
+            return 200, self._runtime(space), {}
+        if rest in ("variables", "secrets") and method == "GET":
+            if rest == "secrets" and not self._may_write(space):
+                return self._error(403, "You don't have the rights to read secrets of this Space")
+            items = {k: {kk: vv for kk, vv in v.items() if not kk.startswith("_")} for k, v in space[rest].items()}
+            return 200, items, {}
+        if rest.startswith("logs/") and method == "GET":
+            lines = self.logs.get(space["id"], [])
+            stream = "".join(f"data: {json.dumps({'data': line, 'timestamp': now_iso()})}\n\n" for line in lines)
+            return 200, stream.encode(), {"Content-Type": "text/event-stream"}
+        if method in ("POST", "DELETE", "PUT") and not self._may_write(space):
+            return self._error(403, "You don't have the rights to change this Space. Only its owner can")
+        if rest in ("restart", "pause") and method == "POST":
+            if static:
+                return self._error(400, f"Cannot {rest} a static Space")
+            space["stage"] = "BUILDING" if rest == "restart" else "PAUSED"
+            space["errorMessage"] = None
+            return 200, self._runtime(space), {}
+        if rest == "hardware" and method == "POST":
+            flavor = body.get("flavor")
+            if flavor not in FLAVORS:
+                return self._error(400, "Invalid flavor")
+            space["requested"] = flavor
+            if "sleepTimeSeconds" in body:
+                space["gcTimeout"] = body["sleepTimeSeconds"]
+            elif flavor == "cpu-basic":
+                space["gcTimeout"] = 172800
+            if space["stage"] == "RUNNING":
+                space["stage"] = "RUNNING_BUILDING"
+            return 200, self._runtime(space), {}
+        if rest == "sleeptime" and method == "POST":
+            seconds = body.get("seconds")
+            if not isinstance(seconds, int) or (seconds <= 0 and seconds != -1):
+                return self._error(400, "Invalid sleep time")
+            space["gcTimeout"] = None if seconds == -1 else seconds
+            return 200, self._runtime(space), {}
+        if rest in ("variables", "secrets") and method == "POST":
+            key = body.get("key", "")
+            if not _KEY.match(str(key)):
+                return self._error(400, f"Invalid key: {key}")
+            entry = {"updatedAt": now_iso()}
+            if body.get("description"):
+                entry["description"] = body["description"]
+            if rest == "variables":
+                space["variables"][key] = {"value": str(body.get("value", "")), **entry}
+                return 200, copy.deepcopy(space["variables"]), {}
+            space["secrets"][key] = {**entry, "_value": body.get("value")}
+            return 200, {}, {}
+        if rest in ("variables", "secrets") and method == "DELETE":
+            space[rest].pop(body.get("key"), None)
+            return 200, (copy.deepcopy(space["variables"]) if rest == "variables" else {}), {}
+        if rest == "duplicate" and method == "POST":
+            target = body.get("repository", "")
+            if target in self.spaces:
+                return self._error(409, "You already created this space repo", None)
+            if "/" not in target:
+                return self._error(400, "Invalid repository name")
+            if target.split("/")[0] not in (self.writable or {target.split("/")[0]}):
+                return self._error(403, "You don't have the rights to create a Space in this namespace")
+            flavor = body.get("hardware") or "cpu-basic"
+            if flavor not in FLAVORS:
+                return self._error(400, "Invalid flavor")
+            new = self.add_space(target, stage="BUILDING", hardware=None, requested=flavor,
+                                 sleep=body.get("sleepTimeSeconds"), sdk=space["sdk"],
+                                 private=body.get("visibility") == "private",
+                                 variables={k: v["value"] for k, v in space["variables"].items()})
+            return 200, {"url": f"https://huggingface.co/spaces/{new['id']}"}, {}
+        return self._error(404, "Not Found")
+
+
+def serve(emulator, host: str = "127.0.0.1", port: int = 0, threads: int = 32):
+    """Serve a WSGI emulator from a background thread; returns (server, base_url)."""
+    from waitress.server import create_server
+
+    server = create_server(emulator, host=host, port=port, threads=threads, ident="emulator",
+                           channel_timeout=60, connection_limit=1000)
+    base = f"http://{host}:{server.effective_port}"
+    threading.Thread(target=server.run, daemon=True, name=f"emulator-{server.effective_port}").start()
+    return server, base
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Hub emulator for trying Space Ops without huggingface.co")
+    parser.add_argument("--port", type=int, default=8900)
+    parser.add_argument("--token", default="hf_demo")
+    parser.add_argument("--demo", action="store_true", help="seed a few Spaces (acme/chat, acme/gpu-demo, …)")
+    args = parser.parse_args()
+    hub = HubEmulator(token=args.token)
+    if args.demo:
+        hub.add_space("acme/chat", variables={"MODEL": "gpt2"})
+        hub.add_space("acme/gpu-demo", hardware="t4-medium", sleep=3600)
+        hub.add_space("acme/broken", stage="RUNTIME_ERROR", error="CUDA out of memory")
+        hub.add_space("acme/docs", sdk="static")
+    server, base = serve(hub, port=args.port)
+    print(f"Hub emulator on {base} (token {args.token}). Ctrl-C to stop.", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        server.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,153 @@
+"""A Slack Web API emulator: records every call with its body, keeps messages, catches response_url posts."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs
+
+
+@dataclass
+class Call:
+    method: str  # Web API method ("chat.postMessage") or "respond/<id>"
+    body: dict[str, Any]
+    headers: dict[str, str]
+    at: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class SlackFault:
+    method: str
+    status: int = 500
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    times: int = 1
+    refuse: bool = False
+
+
+class SlackEmulator:
+    """`/api/<method>` for the bot token, `/respond/<id>` for response_url posts."""
+
+    def __init__(self, token: str = "xoxb-test"):
+        self.token = token
+        self.calls: list[Call] = []
+        self.messages: dict[tuple[str, str], dict[str, Any]] = {}
+        self.groups: dict[str, list[str]] = {}
+        self.faults: list[SlackFault] = []
+        self._ts = itertools.count(1)
+        self.lock = threading.RLock()
+        self.changed = threading.Condition(self.lock)
+
+    # ------------------------------------------------------------------ test-facing
+
+    def fail(self, method: str, status: int = 500, body: Any = None, headers: dict | None = None,
+             times: int = 1) -> None:
+        """The next `times` calls to `method` (or "respond") get this answer."""
+        with self.lock:
+            self.faults.append(SlackFault(method, status, body, headers or {}, times))
+
+    def of(self, method: str) -> list[Call]:
+        with self.lock:
+            return [c for c in self.calls if c.method == method]
+
+    def responses(self, response_id: str | None = None) -> list[dict[str, Any]]:
+        """Bodies posted to response_url (all, or for one id)."""
+        with self.lock:
+            return [c.body for c in self.calls if c.method.startswith("respond/")
+                    and (response_id is None or c.method == f"respond/{response_id}")]
+
+    def posts(self, channel: str | None = None) -> list[dict[str, Any]]:
+        return [c.body for c in self.of("chat.postMessage") if channel is None or c.body.get("channel") == channel]
+
+    def wait(self, predicate, timeout: float = 5.0):
+        """Wait until predicate() is truthy (work continues on the bot's threads after the ack)."""
+        deadline = time.monotonic() + timeout
+        with self.changed:
+            while True:
+                result = predicate()
+                if result:
+                    return result
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return result
+                self.changed.wait(min(left, 0.05))
+
+    # ------------------------------------------------------------------ WSGI
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        raw = environ["wsgi.input"].read(length).decode() if length else ""
+        ctype = environ.get("CONTENT_TYPE", "")
+        if "json" in ctype:
+            body = json.loads(raw or "{}")
+        else:
+            body = {k: v[0] for k, v in parse_qs(raw).items()}
+            for name in ("blocks", "view", "attachments"):
+                if isinstance(body.get(name), str):
+                    try:
+                        body[name] = json.loads(body[name])
+                    except ValueError:
+                        pass
+        headers = {k[5:].replace("_", "-").lower(): v for k, v in environ.items() if k.startswith("HTTP_")}
+        method = path[len("/api/"):] if path.startswith("/api/") else path.strip("/")
+        with self.changed:
+            fault = next((f for f in self.faults if f.times > 0 and
+                          (f.method == method or (f.method == "respond" and method.startswith("respond/")))), None)
+            if fault:
+                fault.times -= 1
+                self.calls.append(Call(method + "!failed", body, headers))
+            else:
+                self.calls.append(Call(method, body, headers))
+                status, payload = self._answer(method, body, headers)
+            self.changed.notify_all()
+        if fault:
+            payload = fault.body if fault.body is not None else {"ok": False, "error": "ratelimited" if fault.status == 429 else "fatal_error"}
+            return self._send(start_response, fault.status, payload, fault.headers)
+        return self._send(start_response, status, payload, {})
+
+    @staticmethod
+    def _send(start_response, status, payload, headers):
+        data = json.dumps(payload).encode() if not isinstance(payload, (bytes, str)) else (
+            payload.encode() if isinstance(payload, str) else payload)
+        ctype = "application/json; charset=utf-8" if not isinstance(payload, (bytes, str)) else "text/plain"
+        start_response(f"{status} X", [("Content-Type", ctype), ("Content-Length", str(len(data)))]
+                       + list(headers.items()))
+        return [data]
+
+    def _answer(self, method: str, body: dict, headers: dict) -> tuple[int, Any]:
+        if method.startswith("respond/"):
+            return 200, "ok"
+        if headers.get("authorization") != f"Bearer {self.token}":
+            return 200, {"ok": False, "error": "invalid_auth"}
+        if method == "auth.test":
+            return 200, {"ok": True, "url": "https://acme.slack.com/", "team": "Acme", "user": "spaceops",
+                         "team_id": "T1", "user_id": "UBOT", "bot_id": "B1"}
+        if method == "chat.postMessage":
+            ts = f"{1700000000 + next(self._ts)}.000100"
+            channel = body.get("channel", "")
+            self.messages[(channel, ts)] = {"text": body.get("text"), "blocks": body.get("blocks"),
+                                            "thread_ts": body.get("thread_ts"), "updates": 0}
+            return 200, {"ok": True, "channel": channel, "ts": ts, "message": {"text": body.get("text")}}
+        if method == "chat.update":
+            key = (body.get("channel", ""), body.get("ts", ""))
+            if key not in self.messages:
+                return 200, {"ok": False, "error": "message_not_found"}
+            self.messages[key].update(text=body.get("text"), blocks=body.get("blocks"),
+                                      updates=self.messages[key]["updates"] + 1)
+            return 200, {"ok": True, "channel": key[0], "ts": key[1]}
+        if method == "chat.getPermalink":
+            return 200, {"ok": True, "permalink": f"https://acme.slack.com/archives/{body.get('channel')}/"
+                                                  f"p{str(body.get('message_ts', '')).replace('.', '')}"}
+        if method == "views.open":
+            return 200, {"ok": True, "view": {"id": "V1", **(body.get("view") or {})}}
+        if method == "usergroups.users.list":
+            group = body.get("usergroup", "")
+            if group not in self.groups:
+                return 200, {"ok": False, "error": "no_such_subteam"}
+            return 200, {"ok": True, "users": self.groups[group]}
+        return 200, {"ok": True}
