@@ -55,3 +55,27 @@ def create_server(wsgi, host: str, port: int, threads: int = 16):
 
     return waitress_create(wsgi, host=host, port=port, threads=threads, ident="space-ops",
                            max_request_body_size=MAX_BODY, channel_timeout=30)
+
+
+def run_in_thread(server):
+    """Run a waitress server on a daemon thread; returns a `stop()` that shuts it down cleanly."""
+    import threading
+
+    from waitress import wasyncore
+
+    stopping = threading.Event()
+
+    def loop():
+        while not stopping.is_set():
+            wasyncore.loop(timeout=0.05, map=server._map, count=1)
+        server.close()
+        server.task_dispatcher.shutdown(timeout=1)
+
+    thread = threading.Thread(target=loop, daemon=True, name=f"http-{server.effective_port}")
+    thread.start()
+
+    def stop() -> None:
+        stopping.set()
+        thread.join(5)
+
+    return stop

@@ -86,9 +86,9 @@ def redis_client(redis_server):
 @pytest.fixture(scope="session")
 def hub_server():
     hub = HubEmulator()
-    server, base = serve(hub)
+    stop, base = serve(hub)
     yield hub, base
-    server.close()
+    stop()
 
 
 @pytest.fixture
@@ -110,9 +110,9 @@ def hub(hub_server):
 @pytest.fixture(scope="session")
 def slack_server():
     slack = SlackEmulator()
-    server, base = serve(slack)
+    stop, base = serve(slack)
     yield slack, base
-    server.close()
+    stop()
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from slack_sdk.signature import SignatureVerifier
 
 from bot.app import build_app, build_context
 from bot.settings import Settings
-from bot.web import create_server, make_wsgi_app
+from bot.web import create_server, make_wsgi_app, run_in_thread
 
 SIGNING_SECRET = "test-signing-secret"
 _ids = itertools.count(1)
@@ -40,12 +40,10 @@ class Bot:
         self.app = build_app(self.ctx)
         self.server = create_server(make_wsgi_app(self.app, self.ctx), "127.0.0.1", 0, threads=8)
         self.url = f"http://127.0.0.1:{self.server.effective_port}"
-        import threading
-
-        threading.Thread(target=self.server.run, daemon=True).start()
+        self._stop = run_in_thread(self.server)
 
     def close(self) -> None:
-        self.server.close()
+        self._stop()
         self.ctx.close()
 
     # ------------------------------------------------------------------ raw HTTP

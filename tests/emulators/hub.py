@@ -355,14 +355,14 @@ class HubEmulator:
 
 
 def serve(emulator, host: str = "127.0.0.1", port: int = 0, threads: int = 32):
-    """Serve a WSGI emulator from a background thread; returns (server, base_url)."""
+    """Serve a WSGI emulator from a background thread; returns (stop, base_url)."""
     from waitress.server import create_server
+
+    from bot.web import run_in_thread
 
     server = create_server(emulator, host=host, port=port, threads=threads, ident="emulator",
                            channel_timeout=60, connection_limit=1000)
-    base = f"http://{host}:{server.effective_port}"
-    threading.Thread(target=server.run, daemon=True, name=f"emulator-{server.effective_port}").start()
-    return server, base
+    return run_in_thread(server), f"http://{host}:{server.effective_port}"
 
 
 def main() -> None:
@@ -377,13 +377,13 @@ def main() -> None:
         hub.add_space("acme/gpu-demo", hardware="t4-medium", sleep=3600)
         hub.add_space("acme/broken", stage="RUNTIME_ERROR", error="CUDA out of memory")
         hub.add_space("acme/docs", sdk="static")
-    server, base = serve(hub, port=args.port)
+    stop, base = serve(hub, port=args.port)
     print(f"Hub emulator on {base} (token {args.token}). Ctrl-C to stop.", flush=True)
     try:
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
-        server.close()
+        stop()
 
 
 if __name__ == "__main__":
