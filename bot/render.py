@@ -245,8 +245,12 @@ def as_text(reply_text: str, blocks: list[dict[str, Any]] | None = None) -> str:
             parts.append(block["text"]["text"].upper())
     text = "\n".join(parts) if parts else reply_text
     text = re.sub(r"<!date\^\d+\^[^|]*\|([^>]*)>", r"\1", text)
-    text = re.sub(r"<(https?://[^|>]+)\|([^>]+)>", r"\2 (\1)", text)
+    # A link labelled with a Space id reads as the id; a sentence label keeps its URL.
+    text = re.sub(r"<(https?://[^|>]+)\|([^>\s]+)>", r"\2", text)
+    text = re.sub(r"<(https?://[^|>]+)\|([^>]+)>", r"\2: \1", text)
     text = re.sub(r"<@([A-Z0-9]+)>", r"@\1", text)
+    text = re.sub(r":[a-z_]+: ?", "", text)  # emoji codes
+    text = text.replace("```", "\n    ").replace("`", "").replace("*", "")
     return html.unescape(text)
 
 

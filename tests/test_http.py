@@ -1,0 +1,145 @@
+"""The HTTP surface: signatures, health, body limits, retries, and the command-line entry points."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlencode
+
+from tests.harness import SIGNING_SECRET
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_bad_signature_is_401_and_nothing_runs(bot, hub, slack):
+    hub.add_space("acme/chat")
+    for kwargs in ({"secret": "wrong-secret"}, {"sign": False}, {"timestamp": int(time.time()) - 301}):
+        answer = bot.send_command("restart acme/chat", **kwargs)
+        assert answer.status == 401, kwargs
+    time.sleep(0.2)
+    assert hub.requests == [] and slack.responses() == []
+
+
+def test_healthz(bot, redis_server):
+    answer = bot.get("/healthz")
+    assert answer.status == 200 and answer.json == {"ok": True, "redis": "up"}
+
+
+def test_healthz_503_when_redis_is_gone(make_bot, tmp_path):
+    from tests.conftest import RedisServer
+
+    server = RedisServer(tmp_path)
+    bot = make_bot(redis_url=server.url)
+    server.stop()
+    answer = bot.get("/healthz")
+    assert answer.status == 503 and answer.json["redis"] == "unreachable"
+
+
+def test_unknown_paths_and_oversized_bodies(bot):
+    assert bot.get("/nope").status == 404
+    assert bot.get("/slack/events").status == 405
+    big = urlencode({"command": "/space", "text": "x" * 300_000}).encode()
+    assert bot.post(big, "application/x-www-form-urlencoded").status == 413
+
+
+def test_ack_is_immediate_and_work_happens_after(bot, hub, slack):
+    """The HTTP answer carries no reply: the Hub call happens after it, and the reply comes by response_url."""
+    hub.add_space("acme/chat")
+    hub.inject("GET", "/api/spaces/acme/chat/runtime", status=200, delay=1.0,
+               body={"stage": "RUNNING", "hardware": {"current": "cpu-basic", "requested": "cpu-basic"}})
+    answer = bot.send_command("status acme/chat")
+    assert answer.status == 200 and answer.body == ""
+    assert slack.responses(answer.response_id) == []  # the slow Hub call is still running
+    assert slack.wait(lambda: slack.responses(answer.response_id), timeout=10)
+
+
+def test_a_redelivered_command_runs_once(bot, hub, slack):
+    hub.add_space("acme/chat")
+    form = {"team_id": "T1", "channel_id": "C1", "user_id": "U1", "command": "/space", "text": "restart acme/chat",
+            "response_url": f"{slack.base}/respond/dup", "trigger_id": "trig.same"}
+    body = urlencode(form).encode()
+    first = bot.post(body, "application/x-www-form-urlencoded")
+    second = bot.post(body, "application/x-www-form-urlencoded", headers={"X-Slack-Retry-Num": "1"})
+    assert first.status == second.status == 200
+    slack.wait(lambda: slack.responses("dup"))
+    time.sleep(0.3)
+    assert len(hub.calls("POST", "/api/spaces/acme/chat/restart")) == 1
+    assert len(slack.responses("dup")) == 1
+
+
+def _env(**extra):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "HF_", "REDIS_", "SPACEOPS_"))}
+    env.update(extra)
+    return env
+
+
+def test_run_without_slack_tokens_says_what_is_missing():
+    result = subprocess.run([sys.executable, "-m", "bot", "run"], cwd=ROOT, env=_env(), capture_output=True,
+                            text=True, timeout=30)
+    assert result.returncode == 2
+    assert "SLACK_BOT_TOKEN" in result.stderr and "make console" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_serve_without_signing_secret_refuses_to_start():
+    result = subprocess.run([sys.executable, "-m", "bot", "serve"], cwd=ROOT,
+                            env=_env(SLACK_BOT_TOKEN="xoxb-1", REDIS_URL="redis://127.0.0.1:1/0"),
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2 and "SLACK_SIGNING_SECRET" in result.stderr
+
+
+def test_console_answers_status_against_the_hub_emulator(hub, redis_server):
+    hub.add_space("ns/x", hardware="t4-small")
+    result = subprocess.run([sys.executable, "-m", "bot", "console"], cwd=ROOT, input="/space status ns/x\n",
+                            env=_env(HF_ENDPOINT=hub.base, HF_TOKEN="hf_test_token", REDIS_URL=redis_server.url),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "ns/x is running (RUNNING)" in result.stdout
+    assert "t4-small ($0.40/h)" in result.stdout
+    assert hub.calls("GET", "/api/spaces/ns/x/runtime")
+
+
+def test_serve_starts_and_answers_signed_requests(hub, slack, redis_server):
+    """`python -m bot serve` as a real process: health, a signed command, and a 401 for a bad signature."""
+    from slack_sdk.signature import SignatureVerifier
+
+    from tests.conftest import free_port
+
+    hub.add_space("acme/chat")
+    port = free_port()
+    env = _env(SLACK_BOT_TOKEN="xoxb-test", SLACK_SIGNING_SECRET=SIGNING_SECRET, SLACK_API_URL=f"{slack.base}/api/",
+               HF_ENDPOINT=hub.base, HF_TOKEN="hf_test_token", REDIS_URL=redis_server.url)
+    proc = subprocess.Popen([sys.executable, "-m", "bot", "serve", "--port", str(port), "--no-scheduler"], cwd=ROOT,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        import urllib.error
+        import urllib.request
+
+        for _ in range(200):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.05)
+        body = urlencode({"team_id": "T1", "channel_id": "C1", "user_id": "U1", "command": "/space",
+                          "text": "status acme/chat", "response_url": f"{slack.base}/respond/proc",
+                          "trigger_id": "trig.proc"}).encode()
+        ts = str(int(time.time()))
+        for secret, expected in ((SIGNING_SECRET, 200), ("bad", 401)):
+            sig = SignatureVerifier(secret).generate_signature(timestamp=ts, body=body)
+            request = urllib.request.Request(f"http://127.0.0.1:{port}/slack/events", data=body, headers={
+                "X-Slack-Request-Timestamp": ts, "X-Slack-Signature": sig,
+                "Content-Type": "application/x-www-form-urlencoded"})
+            try:
+                status = urllib.request.urlopen(request, timeout=5).status
+            except urllib.error.HTTPError as err:
+                status = err.code
+            assert status == expected
+        assert "running" in slack.wait(lambda: slack.responses("proc"), timeout=10)[0]["text"]
+    finally:
+        proc.terminate()
+        proc.wait(5)
