@@ -20,7 +20,7 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="HTTP mode: POST /slack/events, GET /healthz")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=3000)
-    serve.add_argument("--threads", type=int, default=16)
+    serve.add_argument("--threads", type=int, default=32)
     serve.add_argument("--no-scheduler", action="store_true")
     socket_mode = sub.add_parser("socket", help="Socket Mode, for teams without a public URL")
     socket_mode.add_argument("--no-scheduler", action="store_true")
@@ -72,7 +72,7 @@ def _run(args, settings: Settings) -> int:
             settings.require("SLACK_SIGNING_SECRET")
         settings = _with_redis(settings)
         mode = "socket" if settings.slack_app_token else "serve"
-        args = argparse.Namespace(mode=mode, host=args.host, port=args.port, threads=16, no_scheduler=False)
+        args = argparse.Namespace(mode=mode, host=args.host, port=args.port, threads=32, no_scheduler=False)
     if args.mode == "serve":
         settings.require("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "REDIS_URL")
     elif args.mode == "socket":

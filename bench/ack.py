@@ -1,0 +1,108 @@
+"""Benchmark (not a test): how fast `python -m bot serve` answers signed `/space status` requests.
+
+1,000 requests, 20 at a time, while the Hub emulator takes HUB_DELAY seconds per request. Slack gives up
+after 3 s, so the time to the HTTP answer must not include the Hub call. Prints p50, p99 and max.
+
+    .venv/bin/python bench/ack.py [--requests 1000] [--concurrency 20] [--hub-delay 1.5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.parse import urlencode
+
+from slack_sdk.signature import SignatureVerifier
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.emulators.hub import TOKEN, HubEmulator, serve  # noqa: E402
+from tests.emulators.redisserver import RedisServer, free_port  # noqa: E402
+from tests.emulators.slack import SlackEmulator  # noqa: E402
+
+SECRET = "bench-secret"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=20)
+    parser.add_argument("--hub-delay", type=float, default=1.5, help="seconds the Hub takes per request")
+    args = parser.parse_args()
+
+    hub = HubEmulator(latency=args.hub_delay)
+    hub.add_space("acme/chat", hardware="t4-small")
+    stop_hub, hub_url = serve(hub, threads=64)
+    slack = SlackEmulator()
+    stop_slack, slack_url = serve(slack, threads=16)
+    redis_server = RedisServer(Path(tempfile.mkdtemp()))
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "HF_", "REDIS_", "SPACEOPS_"))}
+    env.update(SLACK_BOT_TOKEN=slack.token, SLACK_SIGNING_SECRET=SECRET, SLACK_API_URL=f"{slack_url}/api/",
+               HF_ENDPOINT=hub_url, HF_TOKEN=TOKEN, REDIS_URL=redis_server.url, SPACEOPS_HUB_TIMEOUT="10")
+    bot = subprocess.Popen([sys.executable, "-m", "bot", "--log-level", "ERROR", "serve", "--port", str(port),
+                            "--no-scheduler"], cwd=ROOT, env=env)
+    try:
+        _wait_healthy(port)
+        verifier = SignatureVerifier(SECRET)
+
+        def one(i: int) -> float:
+            body = urlencode({"team_id": "T1", "channel_id": "C1", "user_id": f"U{i % 50}", "command": "/space",
+                              "text": "status acme/chat", "response_url": f"{slack_url}/respond/b{i}",
+                              "trigger_id": f"bench.{i}"}).encode()
+            ts = str(int(time.time()))
+            headers = {"Content-Type": "application/x-www-form-urlencoded", "X-Slack-Request-Timestamp": ts,
+                       "X-Slack-Signature": verifier.generate_signature(timestamp=ts, body=body)}
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            start = time.perf_counter()
+            conn.request("POST", "/slack/events", body=body, headers=headers)
+            response = conn.getresponse()
+            response.read()
+            elapsed = time.perf_counter() - start
+            conn.close()
+            if response.status != 200:
+                raise RuntimeError(f"request {i}: HTTP {response.status}")
+            return elapsed
+
+        started = time.perf_counter()
+        with ThreadPoolExecutor(args.concurrency) as pool:
+            times = sorted(pool.map(one, range(args.requests)))
+        wall = time.perf_counter() - started
+        replies = slack.wait(lambda: len(slack.responses()) >= args.requests, timeout=300) and len(slack.responses())
+        ms = [t * 1000 for t in times]
+        print(f"requests={args.requests} concurrency={args.concurrency} hub_delay={args.hub_delay}s")
+        print(f"ack p50={statistics.median(ms):.1f} ms  p99={ms[int(len(ms) * 0.99) - 1]:.1f} ms  "
+              f"max={ms[-1]:.1f} ms  (Slack's limit: 3000 ms; target p99 < 100 ms)")
+        print(f"throughput={args.requests / wall:.0f} acks/s; replies delivered by response_url: "
+              f"{replies or len(slack.responses())}/{args.requests}")
+    finally:
+        bot.terminate()
+        bot.wait(10)
+        stop_hub()
+        stop_slack()
+        redis_server.stop()
+
+
+def _wait_healthy(port: int) -> None:
+    for _ in range(300):
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("bot did not become healthy")
+
+
+if __name__ == "__main__":
+    main()
