@@ -229,7 +229,9 @@ class ApprovalStore:
         return self.transition(request_id, OPEN, to, now, keep=DECIDED_KEEP, decided_by=user, decided_at=now)
 
     def expire(self, request_id: str, now: float) -> Transition:
-        return self.transition(request_id, OPEN, "expired", now, expiry="dead", keep=DECIDED_KEEP, decided_at=now)
+        # A claim abandoned by a dead replica expires too, once its lease is over.
+        return self.transition(request_id, OPEN + ("stale",), "expired", now, expiry="dead", keep=DECIDED_KEEP,
+                               decided_at=now)
 
 
 class Approvals:
