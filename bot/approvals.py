@@ -31,7 +31,7 @@ from bot.store import key
 log = logging.getLogger(__name__)
 
 OPEN = ("pending", "failed")  # an approver may still click
-TERMINAL = ("approved", "denied", "cancelled", "expired")
+TERMINAL = ("approved", "denied", "cancelled", "expired")  # out of the pending index
 # Past `expires_at` the hash lives on this long, so a late sweep can still mark the message expired.
 EXPIRED_GRACE = 24 * 3600
 # Decided requests are kept a week: a replayed click then says who decided, instead of "unknown".
@@ -44,7 +44,7 @@ TAG = "{approvals}"
 # KEYS[1] request hash, KEYS[2] pending index.
 # ARGV: 1 allowed from-states (comma list; "stale" means an `applying` claim whose lease ran out),
 #       2 new state, 3 now, 4 expiry rule (live|dead|any), 5 guard field, 6 guard value,
-#       7 key TTL after the change (0 = unchanged), 8.. field/value pairs to set.
+#       7 key TTL after the change (0 = unchanged), 8 "1" to drop the id from the index, 9.. field/value pairs.
 # Returns {outcome, HGETALL...}; outcome is ok | missing | expired | live | taken | guard.
 TRANSITION = """
 local status = redis.call('HGET', KEYS[1], 'status')
@@ -72,11 +72,9 @@ elseif ARGV[5] ~= '' and redis.call('HGET', KEYS[1], ARGV[5]) ~= ARGV[6] then
 end
 if outcome == 'ok' then
   redis.call('HSET', KEYS[1], 'status', ARGV[2])
-  for i = 8, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+  for i = 9, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
   if tonumber(ARGV[7]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[7]) end
-  if ARGV[2] == 'approved' or ARGV[2] == 'denied' or ARGV[2] == 'cancelled' or ARGV[2] == 'expired' then
-    redis.call('ZREM', KEYS[2], redis.call('HGET', KEYS[1], 'id'))
-  end
+  if ARGV[8] == '1' then redis.call('ZREM', KEYS[2], redis.call('HGET', KEYS[1], 'id')) end
 end
 local result = redis.call('HGETALL', KEYS[1])
 table.insert(result, 1, outcome)
@@ -200,7 +198,8 @@ class ApprovalStore:
     def transition(self, request_id: str, allowed: tuple[str, ...], to: str, now: float, expiry: str = "live",
                    guard: tuple[str, str] = ("", ""), keep: int = 0, **changes) -> Transition:
         """One atomic check-and-set; `changes` are fields written only when it succeeds."""
-        args: list = [",".join(allowed), to, repr(now), expiry, guard[0], guard[1], keep]
+        args: list = [",".join(allowed), to, repr(now), expiry, guard[0], guard[1], keep,
+                      "1" if to in TERMINAL else ""]
         for name, value in changes.items():
             args += [name, "" if value is None else str(value)]
         reply = self._transition(keys=[self._key(request_id), self._index], args=args)
