@@ -251,6 +251,10 @@ class Approvals:
     def request(self, upgrade: Upgrade, actor: Actor) -> Reply:
         """Post the approval message, then store the request with that message's channel and ts."""
         now = self.clock()
+        self.sweep(now)
+        same = self._open_for(upgrade)
+        if same:
+            return render.approval_already_pending_reply(same, self.ctx.poster.permalink(same.channel, same.ts))
         ttl = self.ctx.settings.approval_ttl
         channel = self.ctx.settings.approval_channel or actor.channel
         request = ApprovalRequest(
@@ -271,6 +275,11 @@ class Approvals:
         self.store.create(request)
         self.ctx.store.audit(actor.user, "approval.request", upgrade.space, self._params(request))
         return render.approval_sent_reply(request, self.ctx.poster.permalink(channel, ts), ttl)
+
+    def _open_for(self, upgrade: Upgrade) -> ApprovalRequest | None:
+        """An open request for the same change: asking twice should not post two messages."""
+        wanted = (upgrade.space, upgrade.flavor, upgrade.duplicate_to or "")
+        return next((r for r in self.store.open_requests() if (r.space, r.flavor, r.duplicate_to) == wanted), None)
 
     @staticmethod
     def _params(request: ApprovalRequest) -> dict:
@@ -419,6 +428,8 @@ def register(ctx) -> None:
     ctx.ops.request_upgrade = approvals.request
     ctx.ops.handle("approvals", approvals.list)
     ctx.ops.handle("approvals.cancel", approvals.cancel)
+    # Jobs any scheduler in this process may run each tick (the alerts poller does).
+    ctx.extras.setdefault("periodic", []).append(lambda: sweep_expired(ctx))
 
 
 def sweep_expired(ctx, now: float | None = None) -> int:

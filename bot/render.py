@@ -369,6 +369,13 @@ def approval_sent_reply(request, permalink: str, ttl: int) -> Reply:
     return Reply(text, [section(text)])
 
 
+def approval_already_pending_reply(request, permalink: str) -> Reply:
+    where = f"<{permalink}|waiting for an approver>" if permalink else "waiting for an approver"
+    text = (f"The same change is already {where} (request {code(request.id)}, asked by "
+            f"<@{escape(request.requester)}>). Nothing new was posted.")
+    return Reply(text, [section(text)])
+
+
 def approval_not_posted(channel: str) -> str:
     return (f"The approval request could not be posted to <#{escape(channel)}> (is Space Ops in that channel?), "
             f"so nothing was changed and nothing is pending. Try again, or ask an admin to check "

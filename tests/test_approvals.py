@@ -339,6 +339,17 @@ def test_list_withdraw_and_cancel(make_bot, hub, slack):
     assert ("UADM", "approval.cancel", "ok") in audit_actions(bot)
 
 
+def test_asking_twice_posts_one_request(make_bot, hub, slack):
+    hub.add_space("acme/chat")
+    bot = make_bot(**ROLES)
+    pending = ask(bot, slack)
+    again = bot.command("hw acme/chat a100-large", user="U2")["text"]
+    assert "already" in again and pending.id in again
+    assert len(slack.posts("C1")) == 1
+    periodic = bot.ctx.extras["periodic"]
+    assert [job() for job in periodic] == [0]
+
+
 def test_approval_channel_setting(make_bot, hub, slack):
     hub.add_space("acme/chat")
     bot = make_bot(SPACEOPS_APPROVAL_CHANNEL="CAPPROVE", **ROLES)
