@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Callable
 
 import redis
@@ -270,7 +270,7 @@ class Approvals:
             self.ctx.store.audit(actor.user, "approval.request", upgrade.space, self._params(request),
                                  result="error: the approval message could not be posted")
             return render.error_reply(render.approval_not_posted(channel))
-        request = ApprovalRequest(**{**asdict(request), "ts": ts})
+        request = replace(request, ts=ts)
         # Posted first, stored second: if storing fails, the buttons find no request and refuse.
         self.store.create(request)
         self.ctx.store.audit(actor.user, "approval.request", upgrade.space, self._params(request))
