@@ -97,7 +97,9 @@ class Roles:
         raise NotAllowed(f"`{command_name}` is not a known action.")
 
     def check_approver(self, user: str, requester: str) -> None:
+        """Raise NotAllowed unless `user` is an approver (or admin) other than the requester."""
         if user == requester:
             raise NotAllowed("You can't approve your own request: another approver has to.")
         if not self.is_approver(user):
-            raise NotAllowed(f"Only approvers can decide on paid hardware. Approvers: {self.who_holds('approver')}.")
+            raise NotAllowed(f"Deciding on paid hardware needs the approver role, which you don't have. "
+                             f"Approvers: {self.who_holds('approver')}.")

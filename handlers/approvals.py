@@ -1,5 +1,37 @@
-"""Approve / Deny buttons (filled in by the approvals feature)."""
+"""Approve / Deny buttons: ack at once, decide on the work pool, answer the clicker ephemerally."""
+
+from __future__ import annotations
+
+from bot import render
+from bot.errors import SpaceOpsError
+from handlers.replies import submit
+
+
+def clicked(body: dict) -> tuple[str, str, str, str]:
+    """(request id, user, channel, message ts) from a block_actions payload."""
+    action = (body.get("actions") or [{}])[0]
+    container = body.get("container") or {}
+    channel = container.get("channel_id") or (body.get("channel") or {}).get("id", "")
+    ts = container.get("message_ts") or (body.get("message") or {}).get("ts", "")
+    return str(action.get("value") or ""), (body.get("user") or {}).get("id", ""), channel, ts
 
 
 def register(app, ctx) -> None:
-    pass
+    approvals = ctx.extras["approvals"]
+
+    def on_click(decide, what: str):
+        def listener(ack, body):
+            ack()
+            request_id, user, channel, ts = clicked(body)
+
+            def work():
+                try:
+                    return decide(request_id, user, channel, ts)
+                except SpaceOpsError as err:
+                    return render.error_reply(err.sentence)
+
+            submit(ctx, work, body.get("response_url", ""), what)
+        return listener
+
+    app.action(render.APPROVE_ACTION)(on_click(approvals.approve, "approval.approve"))
+    app.action(render.DENY_ACTION)(on_click(approvals.deny, "approval.deny"))
