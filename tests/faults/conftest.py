@@ -1,0 +1,121 @@
+"""Fault-suite fixtures: the real bot as a `python -m bot serve` process, and a tally of what was tried.
+
+Every case adds to the tally (fault or input class → cases tried, requests lost, actions duplicated,
+crashes); the session prints it as a table at the end, the figures the issue's closing note asks for.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import free_port
+from tests.emulators.hub import TOKEN
+from tests.harness import SIGNING_SECRET, Bot
+
+ROOT = Path(__file__).resolve().parents[2]
+COLUMNS = ("tried", "lost", "duplicated", "crashes")
+TALLY: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(COLUMNS, 0))
+
+
+def tally(kind: str, tried: int = 1, lost: int = 0, duplicated: int = 0, crashes: int = 0) -> None:
+    """Count cases for the session summary; a test asserts the bad columns are 0 before it records."""
+    row = TALLY[kind]
+    for name, value in zip(COLUMNS, (tried, lost, duplicated, crashes)):
+        row[name] += value
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not TALLY:
+        return
+    write = terminalreporter.write_line
+    write("")
+    write("fault or input class                          | cases tried | lost | duplicated | crashes")
+    write("----------------------------------------------|-------------|------|------------|--------")
+    for kind in sorted(TALLY):
+        row = TALLY[kind]
+        write(f"{kind:<46}| {row['tried']:>11} | {row['lost']:>4} | {row['duplicated']:>10} | {row['crashes']:>7}")
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "HF_", "REDIS_", "SPACEOPS_"))}
+    env.update(extra)
+    return env
+
+
+class ServeProcess(Bot):
+    """`python -m bot serve` in its own process, driven with the same signed requests as the in-process Bot."""
+
+    def __init__(self, hub, slack, redis_url: str, log_path: Path, **env: str):
+        self.hub, self.slack, self.slack_url = hub, slack, slack.base
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        variables = {"SLACK_BOT_TOKEN": slack.token, "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+                     "SLACK_API_URL": f"{slack.base}/api/", "HF_ENDPOINT": hub.base, "HF_TOKEN": TOKEN,
+                     "REDIS_URL": redis_url, "SPACEOPS_HUB_TIMEOUT": "1"}
+        variables.update(env)
+        self._log = open(log_path, "w")
+        self.proc = subprocess.Popen([sys.executable, "-m", "bot", "serve", "--port", str(self.port), "--no-scheduler"],
+                                     cwd=ROOT, env=clean_env(**variables), stdout=self._log, stderr=subprocess.STDOUT)
+        self._wait_listening()
+
+    def _wait_listening(self, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"bot exited with {self.proc.returncode}:\n{self.output()}")
+            try:
+                urllib.request.urlopen(self.url + "/healthz", timeout=1)
+                return
+            except urllib.error.HTTPError:
+                return  # 503: listening, Redis down; the test wants that
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"bot did not listen within {timeout}s:\n{self.output()}")
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def output(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, no atexit, like a node that dies."""
+        if self.alive:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(5)
+
+    def close(self) -> None:
+        if self.alive:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self._log.close()
+
+
+@pytest.fixture
+def serve_bot(hub, slack, redis_server, redis_client, tmp_path):
+    """Factory: `serve_bot(SPACEOPS_ADMINS="UA")` → a running `python -m bot serve` process."""
+    procs: list[ServeProcess] = []
+
+    def start(redis_url: str | None = None, **env: str) -> ServeProcess:
+        proc = ServeProcess(hub, slack, redis_url or redis_server.url, tmp_path / f"bot{len(procs)}.log", **env)
+        procs.append(proc)
+        return proc
+
+    yield start
+    for proc in procs:
+        proc.close()
