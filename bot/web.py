@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_bolt.request.internals import parse_body
 
 log = logging.getLogger(__name__)
 MAX_BODY = 256 * 1024  # Slack payloads are a few KB; anything far larger is not from Slack
@@ -35,10 +37,48 @@ def make_wsgi_app(app: App, ctx):
                 length = -1
             if length < 0 or length > MAX_BODY:
                 return respond(start_response, "413 Payload Too Large", {"error": "body too large"})
+            if not environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP", "0").strip().lstrip("-").isdigit():
+                # Bolt's verifier does int() on it and answers 500; it is simply an unsigned request.
+                return respond(start_response, "401 Unauthorized", {"error": "invalid request"})
+            body = environ["wsgi.input"].read(length) if length else b""
+            environ["wsgi.input"] = io.BytesIO(body)
+            if not parses(body, environ.get("CONTENT_TYPE")):
+                return respond(start_response, "400 Bad Request", {"error": "malformed body"})
             return slack(environ, start_response)
         return respond(start_response, "404 Not Found", {"error": "not found"})
 
     return wsgi
+
+
+# Objects Bolt dereferences before any listener runs (to build its kwargs); Slack always sends them as objects.
+_OBJECTS = ("user", "view", "event", "container", "channel", "message", "team", "enterprise", "state")
+
+
+def parses(body: bytes, content_type: str | None) -> bool:
+    """True if the body has the shape of something Slack sends.
+
+    Bolt parses and dereferences the body before our code runs and answers 500 when it can't (bad JSON,
+    `"actions": null`, a view without a type...); only a signed request gets that far, but it must still
+    get a 400, not a 500 and a traceback.
+    """
+    try:
+        parsed = parse_body(body.decode("utf-8"), (content_type or "").split(";")[0] or None)
+    except (ValueError, RecursionError):  # bad UTF-8 or JSON (both ValueErrors); JSON nested too deep
+        return False
+    if not isinstance(parsed, dict):
+        return False
+    if any(parsed.get(name) is not None and not isinstance(parsed[name], dict) for name in _OBJECTS):
+        return False
+    kind = parsed.get("type")
+    if kind is not None and not isinstance(kind, str):
+        return False
+    actions = parsed.get("actions")
+    if (actions is not None or kind == "block_actions") and not (
+            isinstance(actions, list) and actions and all(isinstance(a, dict) for a in actions)):
+        return False
+    if "view" in parsed and not isinstance((parsed["view"] or {}).get("type"), str):
+        return False
+    return kind != "event_callback" or isinstance(parsed.get("event"), dict)
 
 
 def serve(wsgi, host: str, port: int, threads: int = 16) -> None:
