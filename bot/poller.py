@@ -36,7 +36,7 @@ HISTORY_MAXLEN = 500
 LOG_LINES = 20
 LOG_SCAN = 2000
 LOG_LINE_CHARS = 300
-DOWNTIME_INTERVALS = 3
+DOWNTIME_INTERVALS = 5  # more than a lease handover (2.5 intervals + one tick) takes
 
 
 def state_key(space: str) -> str:
@@ -449,7 +449,9 @@ class Poller:
                    for space, i, alert in wanted]
         for space, i, alert, future in futures:
             state, alerts = decided[space]
-            alerts[i] = replace(alert, logs=future.result())
+            lines = future.result()
+            alerts[i] = replace(alert, logs=lines) if lines is not None else \
+                replace(alert, extra={**alert.extra, "logs": "unreadable"})
 
 
 def _dumps(value) -> str:

@@ -335,7 +335,7 @@ def alert_message(alert, hub_url: str) -> Reply:
     if alert.logs:
         text = "\n".join(alert.logs)[-LOG_CHARS:]
         blocks.append(section(f"Last log lines:\n```{escape(text)}```"))
-    elif alert.logs is not None:
+    elif alert.extra.get("logs") == "unreadable":
         blocks.append(context("No log lines could be read for this Space."))
     buttons = _alert_buttons(alert)
     if buttons:

@@ -68,3 +68,219 @@ def test_transition_posts_once_per_watching_channel(bot, hub, slack, clock):
     assert "alert:restart" in text
     tick(bot, clock)
     assert len(posts(slack)) == 2                                  # unchanged: nothing more
+
+
+def test_incident_thread_and_recovery_edit(bot, hub, slack, clock):
+    hub.add_space("acme/chat")
+    watch(bot, "watch acme/chat")
+    tick(bot, clock)
+    hub.set_stage("acme/chat", "RUNTIME_ERROR", error="boom")
+    tick(bot, clock)
+    root = slack.of("chat.postMessage")[0]
+    root_ts = next(ts for (chan, ts), m in slack.messages.items() if chan == "C1" and not m["thread_ts"])
+    hub.set_stage("acme/chat", "BUILDING")
+    tick(bot, clock, 3 * MIN)
+    tick(bot, clock, 3 * MIN)
+    tick(bot, clock, 3 * MIN)
+    hub.set_stage("acme/chat", "RUNNING")
+    tick(bot, clock, 3 * MIN)
+    threaded = [p for p in posts(slack, "C1") if p.get("thread_ts")]
+    assert [p["thread_ts"] for p in threaded] == [root_ts, root_ts]
+    assert "is back up" in threaded[-1]["text"]
+    updates = slack.of("chat.update")
+    assert len(updates) == 1 and updates[0].body["ts"] == root_ts
+    assert "recovered after 12 min" in updates[0].body["text"]
+    assert "crashed" in root.body["text"]
+    # The next incident starts a new thread.
+    hub.set_stage("acme/chat", "BUILD_ERROR")
+    tick(bot, clock)
+    assert not posts(slack, "C1")[-1].get("thread_ts")
+
+
+def test_unwatch_stops_posts(bot, hub, slack, clock):
+    hub.add_space("acme/chat")
+    watch(bot, "watch acme/chat")
+    tick(bot, clock)
+    assert "Stopped watching" in bot.command("/space unwatch acme/chat")["text"]
+    hub.set_stage("acme/chat", "PAUSED")
+    tick(bot, clock)
+    assert posts(slack) == []
+
+
+def test_two_instances_post_once(make_bot, hub, slack, clock):
+    a, b = make_bot(), make_bot()
+    hub.add_space("acme/chat")
+    watch(a, "watch acme/chat")
+    now = clock.step()
+    a.ctx.extras["watcher"].tick(now)
+    b.ctx.extras["watcher"].tick(now)
+    hub.set_stage("acme/chat", "PAUSED")
+    now = clock.step()
+    reports = [b.ctx.extras["watcher"].tick(now), a.ctx.extras["watcher"].tick(now)]
+    assert [r.polled for r in reports].count(True) == 1
+    assert len(posts(slack)) == 1 and "Resume" in str(posts(slack)[0]["blocks"])
+
+
+def test_stale_or_concurrent_pollers_cannot_duplicate(make_bot, hub, slack, clock):
+    """Even without the lease, the per-Space CAS lets one decision through."""
+    a, b = make_bot(), make_bot()
+    hub.add_space("acme/chat")
+    watch(a, "watch acme/chat")
+    pa, pb = a.ctx.extras["watcher"].poller, b.ctx.extras["watcher"].poller
+    now = clock.step()
+    pa.cycle(now)
+    pb.cycle(now)
+    hub.set_stage("acme/chat", "BUILDING")
+    late = clock.step()
+    pa.cycle(late)
+    pb.cycle(late)                       # same transition, second poller: CAS refuses
+    hub.set_stage("acme/chat", "RUNNING")
+    pb.cycle(late - 30)                  # a stale observation cannot flip the stage back
+    a.ctx.extras["watcher"].outbox.drain(clock.step())
+    assert len(posts(slack)) == 1 and "building" in posts(slack)[0]["text"]
+
+
+def test_killing_the_leader_hands_polling_over(make_bot, hub, slack, clock):
+    a, b = make_bot(), make_bot()
+    hub.add_space("acme/chat")
+    watch(a, "watch acme/chat")
+    wa, wb = a.ctx.extras["watcher"], b.ctx.extras["watcher"]
+    assert wa.tick(clock.step()).polled
+    wa.stop(release=False)               # dies without releasing its lease
+    hub.set_stage("acme/chat", "RUNTIME_ERROR")
+    assert not wb.tick(clock.step()).polled   # the lease still runs
+    assert wb.tick(clock.step(3 * MIN)).polled
+    assert len(posts(slack)) == 1 and "crashed" in posts(slack)[0]["text"]
+
+
+def test_slack_429_delays_without_loss_or_duplicate(bot, hub, slack, clock):
+    hub.add_space("acme/chat")
+    watch(bot, "watch acme/chat")
+    tick(bot, clock)
+    slack.fail("chat.postMessage", 429, headers={"Retry-After": "30"})
+    hub.set_stage("acme/chat", "SLEEPING")
+    tick(bot, clock)
+    assert posts(slack) == [] and len(slack.of("chat.postMessage!failed")) == 1
+    w = bot.ctx.extras["watcher"]
+    assert w.drain(clock.step(10)) == 0          # still inside Retry-After: not even tried
+    assert len(slack.of("chat.postMessage!failed")) == 1
+    assert w.drain(clock.step(25)) == 1
+    tick(bot, clock)
+    tick(bot, clock)
+    assert len(posts(slack)) == 1 and "went to sleep" in posts(slack)[0]["text"]
+
+
+def test_slack_5xx_and_network_errors_are_retried(bot, hub, slack, clock):
+    hub.add_space("acme/chat")
+    watch(bot, "watch acme/chat")
+    tick(bot, clock)
+    slack.fail("chat.postMessage", 500, times=2)
+    hub.set_stage("acme/chat", "PAUSED")
+    tick(bot, clock)
+    tick(bot, clock)
+    tick(bot, clock)
+    assert len(posts(slack)) == 1
+
+
+def test_restart_resends_nothing(make_bot, hub, slack, clock, redis_server):
+    first = make_bot()
+    hub.add_space("acme/chat")
+    watch(first, "watch acme/chat")
+    first.ctx.extras["watcher"].tick(clock.step())
+    hub.set_stage("acme/chat", "RUNTIME_ERROR")
+    first.ctx.extras["watcher"].tick(clock.step())
+    assert len(posts(slack)) == 1
+    first.close()
+    second = make_bot()
+    for _ in range(3):
+        second.ctx.extras["watcher"].tick(clock.step(3 * MIN))
+    assert len(posts(slack)) == 1
+
+
+def test_alerts_decided_but_not_enqueued_are_delivered_once(bot, hub, slack, clock, redis_client):
+    """A leader that dies between the CAS and the enqueue: the next one finds the pending alerts."""
+    hub.add_space("acme/chat")
+    watch(bot, "watch acme/chat")
+    w = bot.ctx.extras["watcher"]
+    w.tick(clock.step())
+    def crash(*args, **kwargs):
+        raise SystemExit("the process died here")
+
+    w.poller.outbox.enqueue = crash               # decided and committed, never enqueued
+    hub.set_stage("acme/chat", "PAUSED")
+    with pytest.raises(SystemExit):
+        w.poller.cycle(clock.step())
+    assert posts(slack) == []
+    del w.poller.outbox.enqueue
+    w.poller.forget()                             # a new leader reads states from Redis
+    w.tick(clock.step())
+    w.tick(clock.step())
+    assert len(posts(slack)) == 1 and "paused" in posts(slack)[0]["text"]
+
+
+def test_only_filter(bot, hub, slack, clock):
+    hub.add_space("acme/chat")
+    watch(bot, "watch acme/chat --only errors")
+    tick(bot, clock)
+    hub.set_stage("acme/chat", "BUILDING")
+    tick(bot, clock)
+    assert posts(slack) == []
+    hub.set_stage("acme/chat", "BUILD_ERROR")
+    tick(bot, clock)
+    assert len(posts(slack)) == 1 and "failed to build" in posts(slack)[0]["text"]
+
+
+def test_mute_holds_back_and_says_one_line_when_it_ends(bot, hub, slack, clock):
+    hub.add_space("acme/chat")
+    watch(bot, "watch acme/*")
+    tick(bot, clock)
+    assert "Muted" in bot.command("/space mute acme/chat 1h")["text"]
+    hub.set_stage("acme/chat", "BUILDING")
+    tick(bot, clock)
+    hub.set_stage("acme/chat", "RUNTIME_ERROR")
+    tick(bot, clock)
+    assert posts(slack) == []
+    tick(bot, clock, 60 * MIN)
+    lines = posts(slack)
+    assert len(lines) == 1 and "mute on `acme/chat` is over" in lines[0]["text"]
+    assert "2 alerts" in lines[0]["text"] and "crashed" in lines[0]["text"]
+    tick(bot, clock)
+    assert len(posts(slack)) == 1
+
+
+def test_mute_with_nothing_meanwhile_says_nothing(bot, hub, slack, clock):
+    hub.add_space("acme/chat")
+    watch(bot, "watch acme/chat")
+    bot.command("/space mute acme/chat 10m")
+    tick(bot, clock)
+    tick(bot, clock, 20 * MIN)
+    assert posts(slack) == []
+    assert "not muted" in bot.command("/space unmute acme/chat")["text"]
+
+
+def test_namespace_watch_picks_up_a_new_space(bot, hub, slack, clock):
+    hub.add_space("acme/chat")
+    watch(bot, "watch acme/*")
+    tick(bot, clock)
+    hub.add_space("acme/new", stage="BUILDING")
+    tick(bot, clock)                       # first sight of acme/new: baseline
+    hub.set_stage("acme/new", "RUNNING")
+    tick(bot, clock)
+    assert len(posts(slack)) == 1 and "acme/new" in posts(slack)[0]["text"]
+    assert all(r.path == "/api/spaces" for r in hub.calls("GET"))   # one listing per tick, no per-Space reads
+
+
+def test_watches_listing(bot, hub, slack):
+    hub.add_space("acme/chat")
+    watch(bot, "watch acme/chat --only errors,sleep")
+    watch(bot, "watch beta/*", channel="C2")
+    mine = bot.command("/space watches")["text"]
+    assert "acme/chat" in mine and "errors, sleep" in mine and "beta" not in mine
+    everywhere = bot.command("/space watches all")["text"]
+    assert "beta/*" in everywhere and "C2" in everywhere
+
+
+def test_watch_unknown_space_is_refused(bot, hub, slack):
+    seen = bot.command("/space watch acme/nope")
+    assert "not found" in seen["text"]
+    assert "Nothing is watched" in bot.command("/space watches")["text"]
