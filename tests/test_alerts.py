@@ -284,3 +284,154 @@ def test_watch_unknown_space_is_refused(bot, hub, slack):
     seen = bot.command("/space watch acme/nope")
     assert "not found" in seen["text"]
     assert "Nothing is watched" in bot.command("/space watches")["text"]
+
+
+def test_stuck_building_alerts_once(bot, hub, slack, clock):
+    hub.add_space("acme/chat")
+    watch(bot, "watch acme/chat --only stuck")
+    tick(bot, clock)
+    hub.set_stage("acme/chat", "BUILDING")
+    for _ in range(14):
+        tick(bot, clock, 3 * MIN)          # 42 min in BUILDING
+    stuck = posts(slack)
+    assert len(stuck) == 1 and "may be stuck" in stuck[0]["text"]
+
+
+def test_hardware_applied_closes_the_loop(bot, hub, slack, clock):
+    hub.add_space("acme/chat", hardware="cpu-basic")
+    watch(bot, "watch acme/chat --only hardware")
+    tick(bot, clock)
+    bot.ctx.ops.api.request_space_hardware("acme/chat", "t4-medium")   # RUNNING_BUILDING, t4 requested
+    tick(bot, clock)
+    assert posts(slack) == []
+    hub.apply_requested_hardware("acme/chat")
+    tick(bot, clock)
+    [post] = posts(slack)
+    assert "t4-medium" in str(post["blocks"]) and "requested hardware applied" in str(post["blocks"])
+
+
+def test_cost_warning_once_a_day_with_sleep_button(bot, hub, slack, clock):
+    hub.add_space("acme/gpu", hardware="a10g-large")
+    hub.spaces["acme/gpu"]["gcTimeout"] = None                        # never sleeps
+    watch(bot, "watch acme/gpu")
+    tick(bot, clock)
+    bot.ctx.extras["watcher"].poller.interval = 3 * 3600              # coarse ticks, not a downtime
+    for _ in range(20):                                               # 50 h in ticks of 2.5 h
+        tick(bot, clock, 150 * MIN)
+    warnings = [p for p in posts(slack) if "never sleeps" in p["text"]]
+    assert len(warnings) in (2, 3)                                    # once per UTC day after the first 24 h
+    assert "$36.00/day" in warnings[0]["text"] and "alert:sleep1h" in str(warnings[0]["blocks"])
+    assert len(posts(slack)) == len(warnings)
+
+
+def test_sleep_button_runs_the_command_with_permissions(make_bot, hub, slack, clock):
+    bot = make_bot(SPACEOPS_OPERATORS="UOP")
+    hub.add_space("acme/gpu", hardware="a10g-large", sleep=None)
+    hub.spaces["acme/gpu"]["gcTimeout"] = None
+    refused = bot.click("alert:sleep1h", "acme/gpu", user="UNOBODY")
+    assert refused.status == 200
+    [reply] = slack.wait(lambda: slack.responses(refused.response_id))
+    assert "operator role" in reply["text"] and reply["response_type"] == "ephemeral"
+    assert not hub.calls("POST")
+    done = bot.click("alert:sleep1h", "acme/gpu", user="UOP")
+    [reply] = slack.wait(lambda: slack.responses(done.response_id))
+    assert reply["response_type"] == "ephemeral" and "sleep" in reply["text"]
+    assert hub.calls("POST", "/api/spaces/acme/gpu/sleeptime")[0].body == {"seconds": 3600}
+
+
+def test_restart_button(bot, hub, slack):
+    hub.add_space("acme/chat", stage="RUNTIME_ERROR")
+    answer = bot.click("alert:restart", "acme/chat", user="U1")
+    [reply] = slack.wait(lambda: slack.responses(answer.response_id))
+    assert "restarted" in reply["text"]
+    assert hub.spaces["acme/chat"]["stage"] == "BUILDING"
+
+
+def test_flapping_is_one_message(bot, hub, slack, clock):
+    hub.add_space("acme/chat")
+    watch(bot, "watch acme/chat")
+    tick(bot, clock)
+    for i in range(12):
+        hub.set_stage("acme/chat", "RUNTIME_ERROR" if i % 2 == 0 else "RUNNING")
+        tick(bot, clock)
+    flapping = [p for p in posts(slack) if "flapping" in p["text"]]
+    assert len(flapping) == 1
+    assert len(posts(slack)) <= 6          # the first few changes, then one flapping message
+    for _ in range(12):
+        tick(bot, clock)                   # quiet for longer than the window: it settles, once
+    settled = [p for p in posts(slack) if "settled" in p["text"]]
+    assert len(settled) == 1
+
+
+def test_downtime_summary_is_one_message_per_channel(make_bot, hub, slack, clock):
+    bot = make_bot()
+    for name in ("a", "b", "c"):
+        hub.add_space(f"acme/{name}")
+    watch(bot, "watch acme/*", "C1")
+    watch(bot, "watch acme/a", "C2")
+    tick(bot, clock)
+    hub.set_stage("acme/a", "RUNTIME_ERROR")
+    hub.set_stage("acme/b", "SLEEPING")
+    hub.set_stage("acme/c", "PAUSED")
+    tick(bot, clock, 30 * MIN)             # the bot was down for half an hour
+    c1, c2 = posts(slack, "C1"), posts(slack, "C2")
+    assert len(c1) == 1 and len(c2) == 1
+    assert "3 changes meanwhile" in c1[0]["text"] and "1 change meanwhile" in c2[0]["text"]
+
+
+def test_hub_down_then_back_is_a_summary_not_unreadable_alerts(bot, hub, slack, clock):
+    hub.add_space("acme/chat")
+    watch(bot, "watch acme/chat")
+    tick(bot, clock)
+    hub.inject(None, "/api/spaces", status=503, times=20)
+    for _ in range(8):
+        tick(bot, clock)
+    assert posts(slack) == []
+    hub.clear_faults()
+    hub.set_stage("acme/chat", "RUNTIME_ERROR")
+    tick(bot, clock)
+    [post] = posts(slack)
+    assert "could not poll" in post["text"]
+
+
+def test_repeated_read_failures_are_reported_once(bot, hub, slack, clock):
+    hub.add_space("acme/chat")
+    hub.add_space("beta/ok")
+    watch(bot, "watch acme/chat")
+    watch(bot, "watch beta/ok")
+    tick(bot, clock)
+    hub.inject("GET", "/api/spaces/acme/chat/runtime", status=403, times=50,
+               body={"error": "forbidden"}, headers={"X-Error-Message": "forbidden"})
+    for _ in range(6):
+        tick(bot, clock)
+    failures = posts(slack)
+    assert len(failures) == 1 and "can't read" in failures[0]["text"] and "403" in failures[0]["text"]
+    assert hub.spaces["acme/chat"]["stage"] == "RUNNING"
+    hub.clear_faults()
+    tick(bot, clock)
+    assert len(posts(slack)) == 2 and "read again" in posts(slack)[-1]["text"]   # no transition invented
+
+
+def test_batched_reads_when_cheaper(bot, hub, slack, clock):
+    for i in range(5):
+        hub.add_space(f"acme/s{i}")
+    hub.add_space("solo/one")
+    for i in range(5):
+        bot.ctx.extras["watcher"].store.add("C1", f"acme/s{i}", frozenset(), "U1", clock.now)
+    bot.ctx.extras["watcher"].store.add("C1", "solo/one", frozenset(), "U1", clock.now)
+    report = tick(bot, clock)
+    assert report.batched == ["acme"] and report.per_space == 1 and report.hub_requests == 2
+
+
+def test_hub_rate_limit_budget_slows_down(bot, hub, slack, clock):
+    for i in range(3):
+        hub.add_space(f"ns{i}/app")
+        bot.ctx.extras["watcher"].store.add("C1", f"ns{i}/app", frozenset(), "U1", clock.now)
+    hub.rate_limit = 60                    # the window has 60 requests left of 1,000
+    tick(bot, clock)                       # learns the budget from the RateLimit header
+    report = tick(bot, clock)
+    assert report.rate_limited and report.hub_requests == 0
+    assert bot.command("/space status ns0/app")["text"]               # commands still have room
+    hub.rate_limit = 900
+    report = tick(bot, clock, 6 * MIN)     # the window was reset
+    assert not report.rate_limited and posts(slack) == []
