@@ -435,3 +435,18 @@ def test_hub_rate_limit_budget_slows_down(bot, hub, slack, clock):
     hub.rate_limit = 900
     report = tick(bot, clock, 6 * MIN)     # the window was reset
     assert not report.rate_limited and posts(slack) == []
+
+
+def test_scheduler_runs_ticks_in_the_background(bot, hub, slack):
+    """The real APScheduler wiring: the first poll runs at start; stopping releases the lease."""
+    hub.add_space("acme/chat")
+    watch(bot, "watch acme/chat")
+    w = bot.ctx.extras["watcher"]
+    from bot.watching import start_scheduler
+
+    start_scheduler(bot.ctx)
+    assert slack.wait(lambda: hub.calls("GET", "/api/spaces/acme/chat/runtime")[1:], timeout=10)
+    job = w.scheduler.get_job("poll")
+    assert job.coalesce and job.max_instances == 1
+    w.stop()
+    assert not w.lease.holds(time.time())
