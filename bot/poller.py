@@ -254,7 +254,7 @@ class Poller:
     """One poll cycle: plan reads, read, decide with CAS, enqueue."""
 
     def __init__(self, client: redis.Redis, api: HfApi, outbox: Outbox, watch_store: WatchStore,
-                 catalogue: Catalogue, interval: float, policy: Policy | None = None, workers: int = 8):
+                 catalogue: Catalogue, interval: float, policy: Policy | None = None, workers: int = 16):
         self.redis = client
         self.api = api
         self.outbox = outbox
