@@ -153,6 +153,13 @@ class Budget:
                 except ValueError:
                     pass
 
+    def exhausted(self, now: float) -> None:
+        """A 429: nothing left, until the header's reset or a minute from now."""
+        with self.lock:
+            self.remaining = 0
+            if self.reset_at <= now:  # no RateLimit header came with it
+                self.reset_at = now + 60
+
     def spend(self, now: float) -> None:
         """Take one request from the budget or raise RateLimitHit (slow down rather than fail)."""
         with self.lock:
@@ -189,6 +196,7 @@ class HubReader:
             response = get_session().get(url, params=params, headers=self._headers())
             self.budget.note(response, now)
             if response.status_code == 429:
+                self.budget.exhausted(now)
                 raise RateLimitHit("429 from the Hub")
             hf_raise_for_status(response)
             return response
@@ -296,23 +304,23 @@ class Poller:
         return batch, single
 
     def read(self, watches: WatchSet, now: float, report: CycleReport) -> dict[str, Observation | str]:
-        """Space → Observation, or a short failure reason. Raises RateLimitHit to end the cycle early."""
+        """Space → Observation, or a short failure reason. Reads the budget would not allow are skipped
+        (`report.rate_limited`): those Spaces keep their last state until a later cycle."""
         namespaces, singles = self.plan(watches)
         report.batched, report.per_space = sorted(namespaces), len(singles)
         results: dict[str, Observation | str] = {}
         futures = {self.pool.submit(self.reader.namespace, ns, now): ns for ns in namespaces}
         futures.update({self.pool.submit(self.reader.space, space, now): space for space in singles})
-        limited = None
         for future, name in futures.items():
             try:
                 value = future.result()
             except RateLimitHit as err:
-                limited = err
+                if not report.rate_limited:
+                    log.warning("Hub budget low, reading less this cycle: %s", err)
+                report.rate_limited = True
                 continue
             except ReadFailed as err:
-                targets = [name] if name in singles else \
-                    [s for s in watches.explicit_spaces() if s.split("/", 1)[0] == name]
-                results.update({space: err.reason for space in targets})
+                results.update({space: err.reason for space in self._known_in(name, watches, singles)})
                 continue
             if name in singles:
                 results[name] = self._observation(name, value, now)
@@ -327,9 +335,14 @@ class Poller:
             for space in watches.explicit_spaces():
                 if space.split("/", 1)[0] == name and space not in listed:
                     results[space] = "404"
-        if limited is not None:
-            raise RateLimitHit(str(limited))
         return results
+
+    def _known_in(self, name: str, watches: WatchSet, singles: set[str]) -> set[str]:
+        """The Spaces a failed read was about: one Space, or the namespace's watched and known ones."""
+        if name in singles:
+            return {name}
+        return {s for s in watches.explicit_spaces() | set(self.cache)
+                if s.split("/", 1)[0] == name and watches.is_watched(s)}
 
     @staticmethod
     def _observation(space: str, runtime: dict, now: float) -> Observation | str:
@@ -396,13 +409,7 @@ class Poller:
         requests_before = self.reader.requests
         watches = self.watch_store.load()
         last_ok = self.redis.get(LAST_OK)
-        try:
-            results = self.read(watches, now, report) if len(watches) else {}
-        except RateLimitHit as err:
-            log.warning("Hub budget low, skipping the rest of this cycle: %s", err)
-            report.rate_limited = True
-            report.hub_requests = self.reader.requests - requests_before
-            return report
+        results = self.read(watches, now, report) if len(watches) else {}
         report.hub_requests = self.reader.requests - requests_before
         report.spaces = len(results)
         successes = sum(isinstance(r, Observation) for r in results.values())
@@ -435,7 +442,8 @@ class Poller:
             for space in {a.space for a in committed}:
                 self._clear(keys=[state_key(space)], args=[self.cache[space][0]])
         report.alerts = len(committed)
-        if successes or not results:
+        if not report.rate_limited and (successes or not results):
+            # A cycle cut short by the budget is not a success: changes meanwhile get the downtime summary.
             self.redis.set(LAST_OK, repr(now))
         return report
 

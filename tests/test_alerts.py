@@ -450,3 +450,18 @@ def test_scheduler_runs_ticks_in_the_background(bot, hub, slack):
     assert job.coalesce and job.max_instances == 1
     w.stop()
     assert not w.lease.holds(time.time())
+
+
+def test_hub_429_is_not_a_failure_and_reading_resumes(bot, hub, slack, clock):
+    hub.add_space("acme/a")
+    hub.add_space("acme/b")
+    watch(bot, "watch acme/*")
+    tick(bot, clock)
+    hub.inject("GET", "/api/spaces", status=429, times=1, body={"error": "Rate limit exceeded"},
+               headers={"RateLimit": '"api";r=0;t=30', "RateLimit-Policy": '"fixed window";"api";q=1000;w=300'})
+    hub.set_stage("acme/a", "PAUSED")
+    report = tick(bot, clock)
+    assert report.rate_limited and report.failures == 0 and posts(slack) == []
+    assert len(hub.calls("GET", "/api/spaces")) == 2        # no retry loop inside the cycle
+    tick(bot, clock)
+    assert len(posts(slack)) == 1 and "paused" in posts(slack)[0]["text"]
