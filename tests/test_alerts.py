@@ -9,13 +9,7 @@ import time
 
 import pytest
 
-T0 = time.time()
 MIN = 60.0
-
-
-@pytest.fixture
-def watcher_of():
-    return lambda bot: bot.ctx.extras["watcher"]
 
 
 class Clock:
@@ -465,3 +459,32 @@ def test_hub_429_is_not_a_failure_and_reading_resumes(bot, hub, slack, clock):
     assert len(hub.calls("GET", "/api/spaces")) == 2        # no retry loop inside the cycle
     tick(bot, clock)
     assert len(posts(slack)) == 1 and "paused" in posts(slack)[0]["text"]
+
+
+def test_build_error_without_readable_logs_says_so(bot, hub, slack, clock):
+    hub.add_space("acme/chat")
+    watch(bot, "watch acme/chat")
+    tick(bot, clock)
+    hub.inject("GET", "/logs/build", status=403, times=1, body={"error": "no"}, headers={"X-Error-Message": "no"})
+    hub.set_stage("acme/chat", "BUILD_ERROR", error="pip failed")
+    tick(bot, clock)
+    [post] = posts(slack)
+    assert "No log lines could be read" in str(post["blocks"]) and "pip failed" in str(post["blocks"])
+    assert hub.calls("GET", "/api/spaces/acme/chat/logs/build")
+
+
+def test_history_and_usage_are_kept_from_the_first_poll(bot, hub, slack, clock, redis_client):
+    from bot.poller import history_key, usage
+
+    hub.add_space("acme/gpu", hardware="t4-small", sleep=3600)
+    watch(bot, "watch acme/gpu")
+    tick(bot, clock)
+    start = clock.now
+    tick(bot, clock, 3 * MIN)
+    hub.set_stage("acme/gpu", "SLEEPING")
+    tick(bot, clock)
+    seconds = usage(redis_client, "acme/gpu", clock.now + 60)
+    assert seconds["RUNNING|t4-small"] == pytest.approx(clock.now - start)
+    assert seconds["SLEEPING|t4-small"] == pytest.approx(60)
+    [(_, entry)] = redis_client.xrange(history_key("acme/gpu"))
+    assert '"from":"RUNNING"' in entry["entry"] and '"to":"SLEEPING"' in entry["entry"]
