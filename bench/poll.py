@@ -14,7 +14,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,7 @@ from bot.app import build_context  # noqa: E402
 from bot.settings import Settings  # noqa: E402
 from bot.slack import ConsolePoster  # noqa: E402
 from bot.store import connect  # noqa: E402
+from tests.emulators.redisserver import RedisServer, free_port  # noqa: E402
 
 TOKEN = "hf_bench"
 HUB_SCRIPT = textwrap.dedent("""
@@ -52,12 +52,6 @@ HUB_SCRIPT = textwrap.dedent("""
 """ % TOKEN)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def rss_mb() -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -68,28 +62,6 @@ def rss_mb() -> float:
 def commands(client: redis.Redis) -> int:
     stats = client.info("commandstats")
     return sum(v["calls"] for k, v in stats.items() if k != "cmdstat_info")
-
-
-class RedisProcess:
-    def __init__(self):
-        self.dir = tempfile.mkdtemp(prefix="bench-redis-")
-        self.port = free_port()
-        self.proc = subprocess.Popen([shutil.which("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1",
-                                      "--save", "", "--appendonly", "no", "--dir", self.dir],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = redis.Redis(port=self.port)
-        for _ in range(200):
-            try:
-                client.ping()
-                return
-            except redis.ConnectionError:
-                time.sleep(0.02)
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(5)
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class HubProcess:
@@ -164,8 +136,8 @@ def main() -> int:
     if not shutil.which("redis-server"):
         print("redis-server is not installed", file=sys.stderr)
         return 2
-    server = RedisProcess()
-    url = f"redis://127.0.0.1:{server.port}/0"
+    server = RedisServer(Path(tempfile.mkdtemp(prefix="bench-redis-")))
+    url = server.url
     runs = [("1,000 in 10 ns", 10, 100, "planner"), ("1,000 in 10 ns", 10, 100, "per-space"),
             ("10,000 in 10 ns", 10, 1000, "planner"), ("10,000 in 10 ns", 10, 1000, "per-space"),
             ("200 in 200 ns", 200, 1, "planner"), ("200 in 200 ns", 200, 1, "per-space")]
@@ -189,7 +161,7 @@ def main() -> int:
     per_cycle = big["rows"]["steady"][0]
     per_window = per_cycle * 5
     scattered = next(r for r in results if r["name"].startswith("200") and r["mode"] == "planner")
-    print(f"Redis commands count those run inside Lua scripts; 'first' writes every Space's baseline state.")
+    print("Redis commands count those run inside Lua scripts; 'first' writes every Space's baseline state.")
     print(f"200 scattered Spaces every 60 s: {scattered['rows']['steady'][0] * 5} requests per 5 min: the whole "
           f"free budget, so the poller keeps its reserve and polls them less often (PRO: 2,500).")
     print(f"\n10,000 Spaces every 60 s: {per_cycle} requests/cycle = {per_window} per 5 min of the free "

@@ -254,10 +254,10 @@ class Operations:
     def apply_duplicate(self, source: str, target: str, actor: Actor, private: bool = False,
                         flavor: str | None = None, sleep_seconds: int | None = None) -> Reply:
         params = {"to": target, "private": private, "hw": flavor, "sleep": sleep_seconds}
-        url = self._change(actor, "duplicate", source, {k: v for k, v in params.items() if v},
-                           lambda: hub.call(self.api.duplicate_repo, source, target, repo_type="space",
-                                            private=private or None, space_hardware=flavor,
-                                            space_sleep_time=sleep_seconds, space=source))
+        self._change(actor, "duplicate", source, {k: v for k, v in params.items() if v},
+                     lambda: hub.call(self.api.duplicate_repo, source, target, repo_type="space",
+                                      private=private or None, space_hardware=flavor,
+                                      space_sleep_time=sleep_seconds, space=source))
         extras = [word for word in ("private" if private else "", f"on {flavor}" if flavor else "") if word]
         link = f"<{self.hub_url}/spaces/{target}|{escape(target)}>"
         return render.change_reply(actor.user, "duplicated", source,
