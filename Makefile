@@ -27,6 +27,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/ack.py
+	$(BIN)/python bench/poll.py
 
 clean:
 	rm -rf $(VENV) var *.egg-info

@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         return _run(args, Settings.from_env())
     except ConfigError as err:
         print(f"space-ops: {err.sentence}", file=sys.stderr)
-        if args.mode in ("run", "serve", "socket") and "SLACK_" in err.sentence:
+        if args.mode in ("run", "serve", "socket") and "missing configuration" in err.sentence:
             print("\nNo Slack app yet? Try the bot locally first: `make console` "
                   "(set HF_ENDPOINT/HF_TOKEN for the Hub you want to talk to).", file=sys.stderr)
         return 2

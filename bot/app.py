@@ -9,9 +9,11 @@ from typing import Any
 
 import redis
 from slack_bolt import App
+from slack_bolt.error import BoltError
 from slack_sdk import WebClient
 
 from bot import approvals, hub, watching
+from bot.errors import ConfigError
 from bot.operations import Operations
 from bot.permissions import Roles
 from bot.settings import Settings
@@ -58,12 +60,20 @@ def build_app(ctx: Context) -> App:
     """The Bolt app with every listener. The signing secret must be set (checked by the CLI)."""
     from handlers import register_all
 
-    app = App(
-        client=ctx.client,
-        signing_secret=ctx.settings.slack_signing_secret,
-        # Listeners only parse, ack and hand the Hub work to ctx.pool, so they can run inline on the HTTP
-        # thread: no hop through Bolt's executor and no 10 ms ack polling (bench/ack.py).
-        process_before_response=True,
-    )
+    try:
+        # Bolt checks the token with auth.test right here.
+        app = App(
+            client=ctx.client,
+            signing_secret=ctx.settings.slack_signing_secret,
+            # Listeners only parse, ack and hand the Hub work to ctx.pool, so they can run inline on the HTTP
+            # thread: no hop through Bolt's executor and no 10 ms ack polling (bench/ack.py).
+            process_before_response=True,
+        )
+    except BoltError as err:
+        raise ConfigError(f"Slack refused SLACK_BOT_TOKEN ({err}). Copy the Bot User OAuth Token (xoxb-…) from "
+                          f"the app's OAuth & Permissions page.") from err
+    except OSError as err:
+        raise ConfigError(f"Slack cannot be reached at {ctx.settings.slack_api_base} ({err}). Check the network "
+                          f"or SLACK_API_URL.") from err
     register_all(app, ctx)
     return app

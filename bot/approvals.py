@@ -428,8 +428,8 @@ def register(ctx) -> None:
     ctx.ops.request_upgrade = approvals.request
     ctx.ops.handle("approvals", approvals.list)
     ctx.ops.handle("approvals.cancel", approvals.cancel)
-    # Jobs any scheduler in this process may run each tick (the alerts poller does).
-    ctx.extras.setdefault("periodic", []).append(lambda: sweep_expired(ctx))
+    # Jobs the leader's poll tick runs with its clock (bot/watching.py), so expiry needs no click.
+    ctx.extras.setdefault("periodic", []).append(lambda now: sweep_expired(ctx, now))
 
 
 def sweep_expired(ctx, now: float | None = None) -> int:

@@ -221,12 +221,7 @@ class Operations:
                                    "the Space restarts to pick it up.")
 
     def var_rm(self, cmd: Command, actor: Actor) -> Reply:
-        before = hub.call(self.api.get_space_variables, cmd.space, space=cmd.space)
-        if cmd.key not in before:
-            return render.notice_reply(f"{code(cmd.space)} has no variable {code(cmd.key)}; nothing to remove.")
-        self._change(actor, "var.rm", cmd.space, {"key": cmd.key},
-                     lambda: hub.call(self.api.delete_space_variable, cmd.space, cmd.key, space=cmd.space))
-        return render.change_reply(actor.user, f"removed variable {code(cmd.key)} from", cmd.space)
+        return self._remove_key(cmd, actor, "variable", self.api.get_space_variables, self.api.delete_space_variable)
 
     def set_secret(self, space: str, key: str, value: str, actor: Actor, description: str | None = None) -> Reply:
         """From the secret modal: the value goes to the Hub and nowhere else (not the audit, not a log)."""
@@ -238,13 +233,16 @@ class Operations:
                                    "the Space restarts to pick it up.")
 
     def secret_rm(self, cmd: Command, actor: Actor) -> Reply:
+        return self._remove_key(cmd, actor, "secret", self.api.get_space_secrets, self.api.delete_space_secret)
+
+    def _remove_key(self, cmd: Command, actor: Actor, kind: str, list_keys, delete_key) -> Reply:
         # The Hub answers 200 for a missing key, so look first to say something true.
-        before = hub.call(self.api.get_space_secrets, cmd.space, space=cmd.space)
-        if cmd.key not in before:
-            return render.notice_reply(f"{code(cmd.space)} has no secret {code(cmd.key)}; nothing to remove.")
-        self._change(actor, "secret.rm", cmd.space, {"key": cmd.key},
-                     lambda: hub.call(self.api.delete_space_secret, cmd.space, cmd.key, space=cmd.space))
-        return render.change_reply(actor.user, f"removed secret {code(cmd.key)} from", cmd.space)
+        if cmd.key not in hub.call(list_keys, cmd.space, space=cmd.space):
+            return render.notice_reply(f"{code(cmd.space)} has no {kind} {code(cmd.key)}; nothing to remove.")
+        action = "var.rm" if kind == "variable" else "secret.rm"
+        self._change(actor, action, cmd.space, {"key": cmd.key},
+                     lambda: hub.call(delete_key, cmd.space, cmd.key, space=cmd.space))
+        return render.change_reply(actor.user, f"removed {kind} {code(cmd.key)} from", cmd.space)
 
     def duplicate(self, cmd: Command, actor: Actor) -> Reply:
         if cmd.flavor and self.catalogue.is_upgrade(DEFAULT_FLAVOR, cmd.flavor):
@@ -256,10 +254,10 @@ class Operations:
     def apply_duplicate(self, source: str, target: str, actor: Actor, private: bool = False,
                         flavor: str | None = None, sleep_seconds: int | None = None) -> Reply:
         params = {"to": target, "private": private, "hw": flavor, "sleep": sleep_seconds}
-        url = self._change(actor, "duplicate", source, {k: v for k, v in params.items() if v},
-                           lambda: hub.call(self.api.duplicate_repo, source, target, repo_type="space",
-                                            private=private or None, space_hardware=flavor,
-                                            space_sleep_time=sleep_seconds, space=source))
+        self._change(actor, "duplicate", source, {k: v for k, v in params.items() if v},
+                     lambda: hub.call(self.api.duplicate_repo, source, target, repo_type="space",
+                                      private=private or None, space_hardware=flavor,
+                                      space_sleep_time=sleep_seconds, space=source))
         extras = [word for word in ("private" if private else "", f"on {flavor}" if flavor else "") if word]
         link = f"<{self.hub_url}/spaces/{target}|{escape(target)}>"
         return render.change_reply(actor.user, "duplicated", source,

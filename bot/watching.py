@@ -1,11 +1,166 @@
-"""Watches and stage-change alerts (filled in by the alerts feature)."""
+"""Watches and stage-change alerts: the `watch`/`mute` commands and the scheduler that polls.
+
+Each replica runs an APScheduler 3.11 `BackgroundScheduler` (memory job store, coalesce, one
+instance at a time); the Redis lease in bot/poller.py makes only one of them poll and deliver.
+"""
 
 from __future__ import annotations
 
+import logging
+import time
+from datetime import datetime
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from bot import render
+from bot.grammar import Command
+from bot.operations import Actor
+from bot.outbox import Outbox
+from bot.poller import CycleReport, Lease, Poller
+from bot.render import Reply
+from bot.store import REDIS_ERRORS
+from bot.transitions import Policy
+from bot.watches import WatchStore
+
+log = logging.getLogger(__name__)
+LEASE_INTERVALS = 2.5
+DRAIN_SECONDS = 1
+
+
+class Watcher:
+    """Ties the watch store, poller, outbox and lease of one process together."""
+
+    def __init__(self, ctx, policy: Policy | None = None):
+        self.ctx = ctx
+        client = ctx.store.redis
+        interval = ctx.settings.poll_seconds
+        self.store = WatchStore(client)
+        self.outbox = Outbox(client, ctx.poster, self.store, ctx.settings.hf_endpoint)
+        self.poller = Poller(client, ctx.ops.api, self.outbox, self.store, ctx.ops.catalogue, interval, policy)
+        self.lease = Lease(client, ttl=LEASE_INTERVALS * interval)
+        self.leading = False
+        self.scheduler: BackgroundScheduler | None = None
+
+    # ------------------------------------------------------------------ one tick
+
+    def tick(self, now: float | None = None) -> CycleReport:
+        """Take or renew the lease; if ours, end due mutes, poll once, and deliver what Slack's pace allows."""
+        now = time.time() if now is None else now
+        if not self.lease.acquire(now):
+            if self.leading:
+                log.info("lost the poll lease; another replica polls now")
+            self.leading = False
+            return CycleReport()
+        if not self.leading:
+            # Another leader may have written states meanwhile: re-read them from Redis.
+            self.poller.forget()
+            self.leading = True
+        self.poller.catalogue = self.ctx.ops.catalogue
+        self.end_mutes(now)
+        report = self.poller.cycle(now)
+        self.outbox.drain(now)
+        for job in self.ctx.extras.get("periodic", []):
+            job(now)
+        return report
+
+    def drain(self, now: float | None = None) -> int:
+        now = time.time() if now is None else now
+        return self.outbox.drain(now) if self.lease.holds(now) else 0
+
+    def end_mutes(self, now: float) -> None:
+        for (channel, target), until in self.store.mutes().items():
+            if until <= now and self.store.unmute(channel, target):
+                self._say_mute_ended(channel, target, now)
+
+    def _say_mute_ended(self, channel: str, target: str, now: float) -> None:
+        count, latest = self.store.take_held_back(channel, target)
+        if count:
+            self.outbox.enqueue_mute_end(channel, target, count, latest, now)
+
+    # ------------------------------------------------------------------ scheduler
+
+    def _scheduled(self, job) -> None:
+        try:
+            job()
+        except Exception:  # noqa: BLE001 — a tick must never kill the scheduler; the next one retries
+            log.exception("alert scheduler tick failed")
+
+    def start(self) -> None:
+        interval = self.ctx.settings.poll_seconds
+        scheduler = BackgroundScheduler(job_defaults={"coalesce": True, "max_instances": 1,
+                                                      "misfire_grace_time": interval})
+        scheduler.add_job(self._scheduled, "interval", args=[self.tick], seconds=interval, id="poll",
+                          next_run_time=datetime.now())
+        scheduler.add_job(self._scheduled, "interval", args=[self.drain], seconds=DRAIN_SECONDS, id="drain")
+        scheduler.start()
+        self.scheduler = scheduler
+        log.info("alert poller started: every %d s, lease %.0f s", interval, self.lease.ttl)
+
+    def stop(self, release: bool = True) -> None:
+        """Stop this process's scheduler; `release=False` is what a crash looks like to the others."""
+        if self.scheduler:
+            self.scheduler.shutdown(wait=False)
+            self.scheduler = None
+        if release:
+            try:
+                self.lease.release()
+            except REDIS_ERRORS:
+                log.warning("could not release the poll lease (Redis unreachable); it expires by itself")
+        self.leading = False
+        self.poller.close()
+
+    # ------------------------------------------------------------------ commands
+
+    def watch(self, cmd: Command, actor: Actor) -> Reply:
+        channel = cmd.channel or actor.channel
+        stage = None
+        if not cmd.is_pattern:
+            stage = self.ctx.ops.runtime(cmd.space).stage  # a typo'd Space fails here, not silently forever
+        self.ctx.store.require()
+        existed = self.store.add(channel, cmd.space, cmd.only, actor.user, time.time())
+        self.ctx.store.audit(actor.user, "watch", cmd.space, {"channel": channel, "only": sorted(cmd.only)})
+        return render.watch_reply(cmd.space, channel, cmd.only, stage, existed)
+
+    def unwatch(self, cmd: Command, actor: Actor) -> Reply:
+        channel = cmd.channel or actor.channel
+        self.ctx.store.require()
+        existed = self.store.remove(channel, cmd.space)
+        if existed:
+            self.ctx.store.audit(actor.user, "unwatch", cmd.space, {"channel": channel})
+        return render.unwatch_reply(cmd.space, channel, existed)
+
+    def watches(self, cmd: Command, actor: Actor) -> Reply:
+        channel = None if cmd.everywhere else actor.channel
+        listed = [(w.channel, w.target, w.only) for w in self.store.load().watches
+                  if channel is None or w.channel == channel]
+        return render.watches_reply(listed, channel, self.store.mutes())
+
+    def mute(self, cmd: Command, actor: Actor) -> Reply:
+        self.ctx.store.require()
+        until = time.time() + (cmd.seconds or 0)
+        self.store.mute(actor.channel, cmd.space, until)
+        self.ctx.store.audit(actor.user, "mute", cmd.space, {"channel": actor.channel, "seconds": cmd.seconds})
+        return render.mute_reply(cmd.space, actor.channel, until)
+
+    def unmute(self, cmd: Command, actor: Actor) -> Reply:
+        self.ctx.store.require()
+        existed = self.store.unmute(actor.channel, cmd.space)
+        if existed:
+            self.ctx.store.audit(actor.user, "unmute", cmd.space, {"channel": actor.channel})
+            self._say_mute_ended(actor.channel, cmd.space, time.time())
+        return render.unmute_reply(cmd.space, actor.channel, existed)
+
 
 def register(ctx) -> None:
-    """Hook watch commands into `ctx.ops`."""
+    """Hook watch commands into `ctx.ops`; the watcher is kept in `ctx.extras["watcher"]`."""
+    watcher = Watcher(ctx)
+    ctx.extras["watcher"] = watcher
+    for name in ("watch", "unwatch", "watches", "mute", "unmute"):
+        ctx.ops.handle(name, getattr(watcher, name))
+    ctx.extras.setdefault("closers", []).append(lambda: watcher.stop(release=True))
 
 
 def start_scheduler(ctx) -> None:
     """Start the poller in this process (serve/socket/worker)."""
+    ctx.extras["watcher"].start()
+

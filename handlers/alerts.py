@@ -1,5 +1,38 @@
-"""Buttons on alerts (filled in by the alerts feature)."""
+"""Buttons on alerts: Restart, Resume, Set 1 h sleep. They run as commands, under the same permission rules."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from bot.grammar import Command, parse_space
+from bot.errors import BadInput
+from bot.operations import Actor
+from bot.render import ALERT_ACTIONS
+from handlers.replies import submit
+
+COMMANDS = {
+    ALERT_ACTIONS["restart"]: lambda space: Command("restart", space=space),
+    ALERT_ACTIONS["resume"]: lambda space: Command("resume", space=space),
+    ALERT_ACTIONS["sleep"]: lambda space: Command("sleep", space=space, seconds=3600),
+}
 
 
 def register(app, ctx) -> None:
-    pass
+    for action_id, make in COMMANDS.items():
+        app.action(action_id)(_clicked(ctx, make))
+
+
+def _clicked(ctx, make):
+    def clicked(ack, body, action):
+        ack()
+        try:
+            cmd = make(parse_space(action.get("value", "")))
+        except BadInput:
+            return  # not a value we put on a button
+        actor = Actor(user=body.get("user", {}).get("id", ""),
+                      channel=(body.get("channel") or {}).get("id", ""),
+                      team=(body.get("team") or {}).get("id", ""))
+        # Whoever clicked hears back privately; the alert itself stays as it is.
+        submit(ctx, lambda: dataclasses.replace(ctx.ops.run(cmd, actor), public=False),
+               body.get("response_url", ""), f"alert button {cmd.name}")
+    return clicked

@@ -173,6 +173,15 @@ def test_expiry_edits_the_message_and_refuses_late_clicks(make_bot, hub, slack):
     assert any(a[1] == "approval.expire" for a in audit_actions(bot))
 
 
+def test_the_poll_tick_expires_requests_without_anyone_clicking(make_bot, hub, slack):
+    hub.add_space("acme/chat")
+    bot = make_bot(SPACEOPS_APPROVAL_TTL="2s", **ROLES)
+    pending = ask(bot, slack)
+    bot.ctx.extras["watcher"].tick(now=time.time() + 3)
+    assert "*Expired*" in json.dumps(message(slack, pending)["blocks"])
+    assert hub.calls("POST", HARDWARE) == []
+
+
 def test_click_after_expiry_without_a_sweep(make_bot, hub, slack):
     hub.add_space("acme/chat")
     bot = make_bot(**ROLES)
@@ -347,7 +356,7 @@ def test_asking_twice_posts_one_request(make_bot, hub, slack):
     assert "already" in again and pending.id in again
     assert len(slack.posts("C1")) == 1
     periodic = bot.ctx.extras["periodic"]
-    assert [job() for job in periodic] == [0]
+    assert [job(time.time()) for job in periodic] == [0]
 
 
 def test_approval_channel_setting(make_bot, hub, slack):

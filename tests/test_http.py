@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -143,3 +142,12 @@ def test_serve_starts_and_answers_signed_requests(hub, slack, redis_server):
     finally:
         proc.terminate()
         proc.wait(5)
+
+
+def test_serve_with_slack_unreachable_says_so(redis_server):
+    result = subprocess.run([sys.executable, "-m", "bot", "serve", "--no-scheduler"], cwd=ROOT,
+                            env=_env(SLACK_BOT_TOKEN="xoxb-1", SLACK_SIGNING_SECRET="s", REDIS_URL=redis_server.url,
+                                     SLACK_API_URL="http://127.0.0.1:9/api/"),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "Slack cannot be reached" in result.stderr
+    assert "Traceback" not in result.stderr

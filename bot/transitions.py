@@ -1,0 +1,247 @@
+"""Turning what the Hub says about a Space into alerts: pure functions over plain values.
+
+`observe(previous state, new observation)` returns the next state and the alerts it implies;
+`failed(...)` does the same for a read that did not work. Nothing here talks to the network.
+Stages are compared as strings: the Hub reports stages (`SLEEPING`) the Python enum lacks.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field, replace
+
+UP = frozenset({"RUNNING", "RUNNING_BUILDING", "RUNNING_APP_STARTING"})
+ERRORS = frozenset({"RUNTIME_ERROR", "BUILD_ERROR", "CONFIG_ERROR", "NO_APP_FILE"})
+ASLEEP = frozenset({"SLEEPING", "STOPPED"})
+STARTING = frozenset({"BUILDING", "APP_STARTING", "RUNNING_BUILDING", "RUNNING_APP_STARTING"})
+STUCK_STAGES = frozenset({"BUILDING", "APP_STARTING", "RUNNING_BUILDING"})
+WITH_LOGS = frozenset({"RUNTIME_ERROR", "BUILD_ERROR"})
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Thresholds. Defaults follow the issue: 30 min is the Hub's own launch timeout."""
+
+    stuck_after: float = 30 * 60
+    flap_changes: int = 4          # more than this many changes…
+    flap_window: float = 10 * 60   # …within this window is flapping
+    cost_after: float = 24 * 3600  # a paid never-sleeping Space running longer than this gets a daily warning
+    fail_report_after: int = 3     # consecutive failed reads before "can't read" is said (once)
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One successful read of a Space's runtime, at `at` (epoch seconds)."""
+
+    space: str
+    stage: str
+    at: float
+    hardware: str | None = None
+    requested: str | None = None
+    sleep_time: int | None = None
+    error: str | None = None
+
+    @classmethod
+    def from_runtime(cls, space: str, runtime, at: float) -> "Observation":
+        raw = getattr(runtime, "raw", None) or {}
+        return cls(space, str(runtime.stage), at, runtime.hardware, runtime.requested_hardware,
+                   runtime.sleep_time, raw.get("errorMessage"))
+
+
+@dataclass(frozen=True)
+class Alert:
+    """Something a channel should hear about one Space. `kinds` are the `--only` words it matches."""
+
+    kind: str                      # transition, hardware, stuck, cost, flapping, settled, unreadable, readable
+    space: str
+    at: float
+    kinds: tuple[str, ...]
+    old: str | None = None
+    new: str | None = None
+    seconds: float | None = None   # time spent in `old`
+    hardware: str | None = None
+    requested: str | None = None
+    error: str | None = None
+    incident: float | None = None  # start of the incident this belongs to
+    opens: bool = False
+    closes: bool = False
+    reason: str | None = None      # unreadable: what the Hub said
+    since: float | None = None     # unreadable: failing since; cost: running since
+    logs: tuple[str, ...] | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return f"{self.space}:{int(self.at * 1000)}:{self.kind}"
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> "Alert":
+        data = json.loads(text)
+        data["kinds"] = tuple(data["kinds"])
+        data["logs"] = tuple(data["logs"]) if data.get("logs") is not None else None
+        return cls(**data)
+
+    def matches(self, only: frozenset[str] | set[str]) -> bool:
+        return not only or bool(set(self.kinds) & set(only))
+
+
+@dataclass(frozen=True)
+class SpaceState:
+    """What the poller remembers about one Space between reads (stored in Redis, see bot/poller.py)."""
+
+    space: str
+    stage: str = ""                # "" until the first successful read
+    since: float = 0.0             # when it entered `stage`
+    version: float = 0.0           # observation time of this state: the CAS fence
+    hardware: str | None = None
+    requested: str | None = None
+    sleep_time: int | None = None
+    error: str | None = None
+    incident: float | None = None  # start of an open incident (left RUNNING, not yet back)
+    changes: tuple[float, ...] = ()
+    flapping: bool = False
+    stuck: bool = False            # stuck alert already sent for this stint
+    cost_day: str = ""             # UTC day of the last cost warning
+    fail_since: float | None = None
+    fail_count: int = 0
+    fail_reason: str = ""
+    fail_reported: bool = False
+    first_seen: float = 0.0
+
+    def to_fields(self) -> dict[str, str]:
+        return {"json": json.dumps(asdict(self), separators=(",", ":")), "stage": self.stage,
+                "ts": repr(self.version)}
+
+    @classmethod
+    def from_fields(cls, space: str, fields: dict[str, str]) -> "SpaceState | None":
+        if not fields or "json" not in fields:
+            return None
+        data = json.loads(fields["json"])
+        data["changes"] = tuple(data.get("changes") or ())
+        return cls(**{**data, "space": space})
+
+
+def kinds_of(old: str | None, new: str) -> tuple[str, ...]:
+    """The `--only` words a stage change matches."""
+    if new in ERRORS:
+        return ("errors",)
+    if new in ASLEEP or (old in ASLEEP):
+        return ("sleep",)
+    if new == "PAUSED":
+        return ("paused",)
+    if new in STARTING:
+        return ("building",)
+    return ("running",)
+
+
+def day_of(ts: float) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(ts))
+
+
+def observe(prev: SpaceState | None, obs: Observation, policy: Policy,
+            price_per_hour: float | None = None) -> tuple[SpaceState, list[Alert]]:
+    """The next state and its alerts. A first sighting is a baseline: no alert."""
+    if prev is None or not prev.stage:
+        base = prev or SpaceState(obs.space)
+        state = replace(base, stage=obs.stage, since=obs.at, version=obs.at, hardware=obs.hardware,
+                        requested=obs.requested, sleep_time=obs.sleep_time, error=obs.error,
+                        first_seen=base.first_seen or obs.at, fail_since=None, fail_count=0, fail_reason="",
+                        fail_reported=False)
+        return state, []
+    alerts: list[Alert] = []
+    state = replace(prev, version=obs.at, hardware=obs.hardware, requested=obs.requested,
+                    sleep_time=obs.sleep_time, error=obs.error)
+    if prev.fail_reported:
+        alerts.append(Alert("readable", obs.space, obs.at, ("errors",), new=obs.stage, since=prev.fail_since))
+    state = replace(state, fail_since=None, fail_count=0, fail_reason="", fail_reported=False)
+
+    if obs.stage != prev.stage:
+        state, change_alerts = _stage_change(prev, state, obs, policy)
+        alerts += change_alerts
+    else:
+        state, alerts = _steady(prev, state, obs, policy, alerts)
+    state, alerts = _cost(state, obs, policy, price_per_hour, alerts)
+    return state, alerts
+
+
+def _stage_change(prev: SpaceState, state: SpaceState, obs: Observation,
+                  policy: Policy) -> tuple[SpaceState, list[Alert]]:
+    changes = tuple(t for t in prev.changes if t > obs.at - policy.flap_window) + (obs.at,)
+    state = replace(state, stage=obs.stage, since=obs.at, changes=changes, stuck=False)
+    applied = (prev.requested is not None and prev.hardware != prev.requested
+               and obs.hardware == obs.requested == prev.requested)
+    if prev.flapping:
+        return state, []
+    if len(changes) > policy.flap_changes:
+        alert = Alert("flapping", obs.space, obs.at, ("errors",), old=prev.stage, new=obs.stage,
+                      hardware=obs.hardware, error=obs.error, incident=prev.incident,
+                      extra={"changes": len(changes), "window": policy.flap_window})
+        return replace(state, flapping=True), [alert]
+    kinds = kinds_of(prev.stage, obs.stage) + (("hardware",) if applied else ())
+    incident, opens, closes = prev.incident, False, False
+    if incident is None and ((prev.stage in UP and obs.stage not in UP | ASLEEP | {"PAUSED"})
+                             or obs.stage in ERRORS):
+        incident, opens = obs.at, True
+    elif incident is not None and obs.stage == "RUNNING":
+        closes = True
+    alert = Alert("transition", obs.space, obs.at, kinds, old=prev.stage, new=obs.stage,
+                  seconds=obs.at - prev.since, hardware=obs.hardware, requested=obs.requested, error=obs.error,
+                  incident=incident, opens=opens, closes=closes, extra={"hardware_applied": applied})
+    return replace(state, incident=None if closes else incident), [alert]
+
+
+def _steady(prev: SpaceState, state: SpaceState, obs: Observation, policy: Policy,
+            alerts: list[Alert]) -> tuple[SpaceState, list[Alert]]:
+    alerts = list(alerts)
+    applied = (prev.requested is not None and prev.hardware != prev.requested
+               and obs.hardware == obs.requested == prev.requested)
+    if applied:
+        alerts.append(Alert("hardware", obs.space, obs.at, ("hardware",), new=obs.stage, hardware=obs.hardware,
+                            incident=prev.incident))
+    if prev.flapping and (not prev.changes or obs.at - prev.changes[-1] > policy.flap_window):
+        closes = prev.incident is not None and obs.stage == "RUNNING"
+        alerts.append(Alert("settled", obs.space, obs.at, kinds_of(None, obs.stage), new=obs.stage,
+                            seconds=obs.at - prev.since, hardware=obs.hardware, error=obs.error,
+                            incident=prev.incident, closes=closes))
+        state = replace(state, flapping=False, incident=None if closes else prev.incident)
+    if obs.stage in STUCK_STAGES and not prev.stuck and obs.at - prev.since > policy.stuck_after:
+        alerts.append(Alert("stuck", obs.space, obs.at, ("stuck",), new=obs.stage, seconds=obs.at - prev.since,
+                            hardware=obs.hardware, incident=prev.incident))
+        state = replace(state, stuck=True)
+    return state, alerts
+
+
+def _cost(state: SpaceState, obs: Observation, policy: Policy, price: float | None,
+          alerts: list[Alert]) -> tuple[SpaceState, list[Alert]]:
+    never_sleeps = obs.sleep_time is None or obs.sleep_time < 0
+    if (price and price > 0 and obs.stage == "RUNNING" and never_sleeps and obs.at - state.since > policy.cost_after
+            and state.cost_day != day_of(obs.at)):
+        alerts = alerts + [Alert("cost", obs.space, obs.at, ("cost",), new=obs.stage, hardware=obs.hardware,
+                                 since=state.since, extra={"per_day": round(price * 24, 2), "per_hour": price})]
+        state = replace(state, cost_day=day_of(obs.at))
+    return state, alerts
+
+
+def failed(prev: SpaceState | None, space: str, reason: str, at: float,
+           policy: Policy) -> tuple[SpaceState, list[Alert]]:
+    """A read that did not work: never a transition; said once after a few in a row."""
+    base = prev or SpaceState(space)
+    state = replace(base, fail_since=base.fail_since or at, fail_count=base.fail_count + 1, fail_reason=reason,
+                    version=max(base.version, at))
+    if state.fail_count >= policy.fail_report_after and not base.fail_reported:
+        alert = Alert("unreadable", space, at, ("errors",), old=base.stage or None, reason=reason,
+                      since=state.fail_since)
+        return replace(state, fail_reported=True), [alert]
+    return state, []
+
+
+def usage_delta(prev: SpaceState | None, state: SpaceState) -> dict[str, float]:
+    """Seconds to add per `stage|flavor` when a state replaces another (hardware time and uptime)."""
+    if prev is None or not prev.stage or state.stage == prev.stage:
+        return {}
+    seconds = max(0.0, state.since - prev.since)
+    return {f"{prev.stage}|{prev.hardware or 'none'}": seconds} if seconds else {}

@@ -1,0 +1,122 @@
+"""Which channel watches which Space (or `namespace/*`), with `--only` kinds and mutes, in Redis."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import redis
+
+from bot.store import key
+
+WATCHES = key("watches")          # hash  "channel|target" → {"only": [...], "by": user, "at": ts}
+MUTES = key("mutes")              # hash  "channel|target" → until (epoch seconds)
+MUTED_COUNT = key("muted", "count")    # hash  "channel|target" → alerts held back
+MUTED_LATEST = key("muted", "latest")  # hash  "channel|target" → the latest held-back alert, as JSON
+
+
+@dataclass(frozen=True)
+class Watch:
+    channel: str
+    target: str  # "ns/name" or "ns/*"
+    only: frozenset[str] = frozenset()
+
+    @property
+    def is_pattern(self) -> bool:
+        return self.target.endswith("/*")
+
+    def covers(self, space: str) -> bool:
+        return self.target == space or (self.is_pattern and space.split("/", 1)[0] == self.target[:-2])
+
+
+def covers(target: str, space: str) -> bool:
+    return Watch("", target).covers(space)
+
+
+class WatchSet:
+    """All watches of the workspace, indexed for the poller."""
+
+    def __init__(self, watches: list[Watch]):
+        self.watches = watches
+        self._by_space: dict[str, list[Watch]] = {}
+        self._by_namespace: dict[str, list[Watch]] = {}
+        for watch in watches:
+            if watch.is_pattern:
+                self._by_namespace.setdefault(watch.target[:-2], []).append(watch)
+            else:
+                self._by_space.setdefault(watch.target, []).append(watch)
+
+    def __len__(self) -> int:
+        return len(self.watches)
+
+    def for_space(self, space: str) -> list[Watch]:
+        return self._by_space.get(space, []) + self._by_namespace.get(space.split("/", 1)[0], [])
+
+    def pattern_namespaces(self) -> set[str]:
+        return set(self._by_namespace)
+
+    def explicit_spaces(self) -> set[str]:
+        return set(self._by_space)
+
+    def is_watched(self, space: str) -> bool:
+        return bool(self.for_space(space))
+
+
+def _field(channel: str, target: str) -> str:
+    return f"{channel}|{target}"
+
+
+def _split(field_name: str) -> tuple[str, str]:
+    channel, _, target = field_name.partition("|")
+    return channel, target
+
+
+class WatchStore:
+    """Watches and mutes; every method is one or two Redis commands."""
+
+    def __init__(self, client: redis.Redis):
+        self.redis = client
+
+    def add(self, channel: str, target: str, only: frozenset[str], user: str, now: float) -> bool:
+        """True if the channel already watched the target (its kinds are replaced)."""
+        value = json.dumps({"only": sorted(only), "by": user, "at": now})
+        return not self.redis.hset(WATCHES, _field(channel, target), value)
+
+    def remove(self, channel: str, target: str) -> bool:
+        return bool(self.redis.hdel(WATCHES, _field(channel, target)))
+
+    def load(self) -> WatchSet:
+        watches = []
+        for name, value in self.redis.hgetall(WATCHES).items():
+            channel, target = _split(name)
+            watches.append(Watch(channel, target, frozenset(json.loads(value).get("only") or ())))
+        return WatchSet(watches)
+
+    # ------------------------------------------------------------------ mutes
+
+    def mute(self, channel: str, target: str, until: float) -> None:
+        self.redis.hset(MUTES, _field(channel, target), repr(until))
+
+    def unmute(self, channel: str, target: str) -> bool:
+        return bool(self.redis.hdel(MUTES, _field(channel, target)))
+
+    def mutes(self) -> dict[tuple[str, str], float]:
+        return {_split(name): float(until) for name, until in self.redis.hgetall(MUTES).items()}
+
+    def hold_back(self, channel: str, target: str, alert_json: str) -> None:
+        """Count an alert a mute kept from a channel, for the line when the mute ends."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hincrby(MUTED_COUNT, _field(channel, target), 1)
+        pipe.hset(MUTED_LATEST, _field(channel, target), alert_json)
+        pipe.execute()
+
+    def take_held_back(self, channel: str, target: str) -> tuple[int, str | None]:
+        """(count, latest alert JSON) held back during a mute, and forget them."""
+        name = _field(channel, target)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hget(MUTED_COUNT, name)
+        pipe.hget(MUTED_LATEST, name)
+        pipe.hdel(MUTED_COUNT, name)
+        pipe.hdel(MUTED_LATEST, name)
+        count, latest, _, _ = pipe.execute()
+        return int(count or 0), latest

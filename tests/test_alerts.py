@@ -1,0 +1,490 @@
+"""Alerts end to end: a real Redis, the Hub emulator driving stages, the Slack emulator recording posts.
+
+Ticks are called directly with an injected clock; nothing sleeps for an interval.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+MIN = 60.0
+
+
+class Clock:
+    """The injected `now`: starts at the real time so mutes set by commands line up."""
+
+    def __init__(self):
+        self.now = time.time()
+
+    def step(self, seconds: float = MIN) -> float:
+        self.now += seconds
+        return self.now
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+def tick(bot, clock, seconds: float = MIN):
+    return bot.ctx.extras["watcher"].tick(clock.step(seconds))
+
+
+def watch(bot, text: str, channel: str = "C1") -> dict:
+    seen = bot.command(f"/space {text}", channel=channel)
+    assert "Watching" in seen["text"] or "Updated" in seen["text"], seen
+    return seen
+
+
+def posts(slack, channel=None):
+    return slack.posts(channel)
+
+
+def test_transition_posts_once_per_watching_channel(bot, hub, slack, clock):
+    hub.add_space("acme/chat")
+    watch(bot, "watch acme/chat", "C1")
+    watch(bot, "watch acme/* <#C2|ops>", "C1")
+    tick(bot, clock)                       # baseline: no alert
+    assert posts(slack) == []
+    tick(bot, clock)                       # nothing changed
+    assert posts(slack) == []
+    hub.set_stage("acme/chat", "RUNTIME_ERROR", error="CUDA out of memory <!channel>")
+    hub.logs["acme/chat"] = [f"line {i}" for i in range(50)] + ["Traceback: boom"]
+    tick(bot, clock)
+    c1, c2 = posts(slack, "C1"), posts(slack, "C2")
+    assert len(c1) == 1 and len(c2) == 1
+    text = str(c1[0]["blocks"])
+    assert "crashed" in c1[0]["text"] and "after 2 min running" in c1[0]["text"]
+    assert "&lt;!channel&gt;" in text and "<!channel>" not in text
+    assert "Traceback: boom" in text and "line 10" not in text   # last lines only
+    assert "alert:restart" in text
+    tick(bot, clock)
+    assert len(posts(slack)) == 2                                  # unchanged: nothing more
+
+
+def test_incident_thread_and_recovery_edit(bot, hub, slack, clock):
+    hub.add_space("acme/chat")
+    watch(bot, "watch acme/chat")
+    tick(bot, clock)
+    hub.set_stage("acme/chat", "RUNTIME_ERROR", error="boom")
+    tick(bot, clock)
+    root = slack.of("chat.postMessage")[0]
+    root_ts = next(ts for (chan, ts), m in slack.messages.items() if chan == "C1" and not m["thread_ts"])
+    hub.set_stage("acme/chat", "BUILDING")
+    tick(bot, clock, 3 * MIN)
+    tick(bot, clock, 3 * MIN)
+    tick(bot, clock, 3 * MIN)
+    hub.set_stage("acme/chat", "RUNNING")
+    tick(bot, clock, 3 * MIN)
+    threaded = [p for p in posts(slack, "C1") if p.get("thread_ts")]
+    assert [p["thread_ts"] for p in threaded] == [root_ts, root_ts]
+    assert "is back up" in threaded[-1]["text"]
+    updates = slack.of("chat.update")
+    assert len(updates) == 1 and updates[0].body["ts"] == root_ts
+    assert "recovered after 12 min" in updates[0].body["text"]
+    assert "crashed" in root.body["text"]
+    # The next incident starts a new thread.
+    hub.set_stage("acme/chat", "BUILD_ERROR")
+    tick(bot, clock)
+    assert not posts(slack, "C1")[-1].get("thread_ts")
+
+
+def test_unwatch_stops_posts(bot, hub, slack, clock):
+    hub.add_space("acme/chat")
+    watch(bot, "watch acme/chat")
+    tick(bot, clock)
+    assert "Stopped watching" in bot.command("/space unwatch acme/chat")["text"]
+    hub.set_stage("acme/chat", "PAUSED")
+    tick(bot, clock)
+    assert posts(slack) == []
+
+
+def test_two_instances_post_once(make_bot, hub, slack, clock):
+    a, b = make_bot(), make_bot()
+    hub.add_space("acme/chat")
+    watch(a, "watch acme/chat")
+    now = clock.step()
+    a.ctx.extras["watcher"].tick(now)
+    b.ctx.extras["watcher"].tick(now)
+    hub.set_stage("acme/chat", "PAUSED")
+    now = clock.step()
+    reports = [b.ctx.extras["watcher"].tick(now), a.ctx.extras["watcher"].tick(now)]
+    assert [r.polled for r in reports].count(True) == 1
+    assert len(posts(slack)) == 1 and "Resume" in str(posts(slack)[0]["blocks"])
+
+
+def test_stale_or_concurrent_pollers_cannot_duplicate(make_bot, hub, slack, clock):
+    """Even without the lease, the per-Space CAS lets one decision through."""
+    a, b = make_bot(), make_bot()
+    hub.add_space("acme/chat")
+    watch(a, "watch acme/chat")
+    pa, pb = a.ctx.extras["watcher"].poller, b.ctx.extras["watcher"].poller
+    now = clock.step()
+    pa.cycle(now)
+    pb.cycle(now)
+    hub.set_stage("acme/chat", "BUILDING")
+    late = clock.step()
+    pa.cycle(late)
+    pb.cycle(late)                       # same transition, second poller: CAS refuses
+    hub.set_stage("acme/chat", "RUNNING")
+    pb.cycle(late - 30)                  # a stale observation cannot flip the stage back
+    a.ctx.extras["watcher"].outbox.drain(clock.step())
+    assert len(posts(slack)) == 1 and "building" in posts(slack)[0]["text"]
+
+
+def test_killing_the_leader_hands_polling_over(make_bot, hub, slack, clock):
+    a, b = make_bot(), make_bot()
+    hub.add_space("acme/chat")
+    watch(a, "watch acme/chat")
+    wa, wb = a.ctx.extras["watcher"], b.ctx.extras["watcher"]
+    assert wa.tick(clock.step()).polled
+    wa.stop(release=False)               # dies without releasing its lease
+    hub.set_stage("acme/chat", "RUNTIME_ERROR")
+    assert not wb.tick(clock.step()).polled   # the lease still runs
+    assert wb.tick(clock.step(3 * MIN)).polled
+    assert len(posts(slack)) == 1 and "crashed" in posts(slack)[0]["text"]
+
+
+def test_slack_429_delays_without_loss_or_duplicate(bot, hub, slack, clock):
+    hub.add_space("acme/chat")
+    watch(bot, "watch acme/chat")
+    tick(bot, clock)
+    slack.fail("chat.postMessage", 429, headers={"Retry-After": "30"})
+    hub.set_stage("acme/chat", "SLEEPING")
+    tick(bot, clock)
+    assert posts(slack) == [] and len(slack.of("chat.postMessage!failed")) == 1
+    w = bot.ctx.extras["watcher"]
+    assert w.drain(clock.step(10)) == 0          # still inside Retry-After: not even tried
+    assert len(slack.of("chat.postMessage!failed")) == 1
+    assert w.drain(clock.step(25)) == 1
+    tick(bot, clock)
+    tick(bot, clock)
+    assert len(posts(slack)) == 1 and "went to sleep" in posts(slack)[0]["text"]
+
+
+def test_slack_5xx_and_network_errors_are_retried(bot, hub, slack, clock):
+    hub.add_space("acme/chat")
+    watch(bot, "watch acme/chat")
+    tick(bot, clock)
+    slack.fail("chat.postMessage", 500, times=2)
+    hub.set_stage("acme/chat", "PAUSED")
+    tick(bot, clock)
+    tick(bot, clock)
+    tick(bot, clock)
+    assert len(posts(slack)) == 1
+
+
+def test_restart_resends_nothing(make_bot, hub, slack, clock, redis_server):
+    first = make_bot()
+    hub.add_space("acme/chat")
+    watch(first, "watch acme/chat")
+    first.ctx.extras["watcher"].tick(clock.step())
+    hub.set_stage("acme/chat", "RUNTIME_ERROR")
+    first.ctx.extras["watcher"].tick(clock.step())
+    assert len(posts(slack)) == 1
+    first.close()
+    second = make_bot()
+    for _ in range(3):
+        second.ctx.extras["watcher"].tick(clock.step(3 * MIN))
+    assert len(posts(slack)) == 1
+
+
+def test_alerts_decided_but_not_enqueued_are_delivered_once(bot, hub, slack, clock, redis_client):
+    """A leader that dies between the CAS and the enqueue: the next one finds the pending alerts."""
+    hub.add_space("acme/chat")
+    watch(bot, "watch acme/chat")
+    w = bot.ctx.extras["watcher"]
+    w.tick(clock.step())
+    def crash(*args, **kwargs):
+        raise SystemExit("the process died here")
+
+    w.poller.outbox.enqueue = crash               # decided and committed, never enqueued
+    hub.set_stage("acme/chat", "PAUSED")
+    with pytest.raises(SystemExit):
+        w.poller.cycle(clock.step())
+    assert posts(slack) == []
+    del w.poller.outbox.enqueue
+    w.poller.forget()                             # a new leader reads states from Redis
+    w.tick(clock.step())
+    w.tick(clock.step())
+    assert len(posts(slack)) == 1 and "paused" in posts(slack)[0]["text"]
+
+
+def test_only_filter(bot, hub, slack, clock):
+    hub.add_space("acme/chat")
+    watch(bot, "watch acme/chat --only errors")
+    tick(bot, clock)
+    hub.set_stage("acme/chat", "BUILDING")
+    tick(bot, clock)
+    assert posts(slack) == []
+    hub.set_stage("acme/chat", "BUILD_ERROR")
+    tick(bot, clock)
+    assert len(posts(slack)) == 1 and "failed to build" in posts(slack)[0]["text"]
+
+
+def test_mute_holds_back_and_says_one_line_when_it_ends(bot, hub, slack, clock):
+    hub.add_space("acme/chat")
+    watch(bot, "watch acme/*")
+    tick(bot, clock)
+    assert "Muted" in bot.command("/space mute acme/chat 1h")["text"]
+    hub.set_stage("acme/chat", "BUILDING")
+    tick(bot, clock)
+    hub.set_stage("acme/chat", "RUNTIME_ERROR")
+    tick(bot, clock)
+    assert posts(slack) == []
+    tick(bot, clock, 60 * MIN)
+    lines = posts(slack)
+    assert len(lines) == 1 and "mute on `acme/chat` is over" in lines[0]["text"]
+    assert "2 alerts" in lines[0]["text"] and "crashed" in lines[0]["text"]
+    tick(bot, clock)
+    assert len(posts(slack)) == 1
+
+
+def test_mute_with_nothing_meanwhile_says_nothing(bot, hub, slack, clock):
+    hub.add_space("acme/chat")
+    watch(bot, "watch acme/chat")
+    bot.command("/space mute acme/chat 10m")
+    tick(bot, clock)
+    tick(bot, clock, 20 * MIN)
+    assert posts(slack) == []
+    assert "not muted" in bot.command("/space unmute acme/chat")["text"]
+
+
+def test_namespace_watch_picks_up_a_new_space(bot, hub, slack, clock):
+    hub.add_space("acme/chat")
+    watch(bot, "watch acme/*")
+    tick(bot, clock)
+    hub.add_space("acme/new", stage="BUILDING")
+    tick(bot, clock)                       # first sight of acme/new: baseline
+    hub.set_stage("acme/new", "RUNNING")
+    tick(bot, clock)
+    assert len(posts(slack)) == 1 and "acme/new" in posts(slack)[0]["text"]
+    assert all(r.path == "/api/spaces" for r in hub.calls("GET"))   # one listing per tick, no per-Space reads
+
+
+def test_watches_listing(bot, hub, slack):
+    hub.add_space("acme/chat")
+    watch(bot, "watch acme/chat --only errors,sleep")
+    watch(bot, "watch beta/*", channel="C2")
+    mine = bot.command("/space watches")["text"]
+    assert "acme/chat" in mine and "errors, sleep" in mine and "beta" not in mine
+    everywhere = bot.command("/space watches all")["text"]
+    assert "beta/*" in everywhere and "C2" in everywhere
+
+
+def test_watch_unknown_space_is_refused(bot, hub, slack):
+    seen = bot.command("/space watch acme/nope")
+    assert "not found" in seen["text"]
+    assert "Nothing is watched" in bot.command("/space watches")["text"]
+
+
+def test_stuck_building_alerts_once(bot, hub, slack, clock):
+    hub.add_space("acme/chat")
+    watch(bot, "watch acme/chat --only stuck")
+    tick(bot, clock)
+    hub.set_stage("acme/chat", "BUILDING")
+    for _ in range(14):
+        tick(bot, clock, 3 * MIN)          # 42 min in BUILDING
+    stuck = posts(slack)
+    assert len(stuck) == 1 and "may be stuck" in stuck[0]["text"]
+
+
+def test_hardware_applied_closes_the_loop(bot, hub, slack, clock):
+    hub.add_space("acme/chat", hardware="cpu-basic")
+    watch(bot, "watch acme/chat --only hardware")
+    tick(bot, clock)
+    bot.ctx.ops.api.request_space_hardware("acme/chat", "t4-medium")   # RUNNING_BUILDING, t4 requested
+    tick(bot, clock)
+    assert posts(slack) == []
+    hub.apply_requested_hardware("acme/chat")
+    tick(bot, clock)
+    [post] = posts(slack)
+    assert "t4-medium" in str(post["blocks"]) and "requested hardware applied" in str(post["blocks"])
+
+
+def test_cost_warning_once_a_day_with_sleep_button(bot, hub, slack, clock):
+    hub.add_space("acme/gpu", hardware="a10g-large")
+    hub.spaces["acme/gpu"]["gcTimeout"] = None                        # never sleeps
+    watch(bot, "watch acme/gpu")
+    tick(bot, clock)
+    bot.ctx.extras["watcher"].poller.interval = 3 * 3600              # coarse ticks, not a downtime
+    for _ in range(20):                                               # 50 h in ticks of 2.5 h
+        tick(bot, clock, 150 * MIN)
+    warnings = [p for p in posts(slack) if "never sleeps" in p["text"]]
+    assert len(warnings) in (2, 3)                                    # once per UTC day after the first 24 h
+    assert "$36.00/day" in warnings[0]["text"] and "alert:sleep1h" in str(warnings[0]["blocks"])
+    assert len(posts(slack)) == len(warnings)
+
+
+def test_sleep_button_runs_the_command_with_permissions(make_bot, hub, slack, clock):
+    bot = make_bot(SPACEOPS_OPERATORS="UOP")
+    hub.add_space("acme/gpu", hardware="a10g-large", sleep=None)
+    hub.spaces["acme/gpu"]["gcTimeout"] = None
+    refused = bot.click("alert:sleep1h", "acme/gpu", user="UNOBODY")
+    assert refused.status == 200
+    [reply] = slack.wait(lambda: slack.responses(refused.response_id))
+    assert "operator role" in reply["text"] and reply["response_type"] == "ephemeral"
+    assert not hub.calls("POST")
+    done = bot.click("alert:sleep1h", "acme/gpu", user="UOP")
+    [reply] = slack.wait(lambda: slack.responses(done.response_id))
+    assert reply["response_type"] == "ephemeral" and "sleep" in reply["text"]
+    assert hub.calls("POST", "/api/spaces/acme/gpu/sleeptime")[0].body == {"seconds": 3600}
+
+
+def test_restart_button(bot, hub, slack):
+    hub.add_space("acme/chat", stage="RUNTIME_ERROR")
+    answer = bot.click("alert:restart", "acme/chat", user="U1")
+    [reply] = slack.wait(lambda: slack.responses(answer.response_id))
+    assert "restarted" in reply["text"]
+    assert hub.spaces["acme/chat"]["stage"] == "BUILDING"
+
+
+def test_flapping_is_one_message(bot, hub, slack, clock):
+    hub.add_space("acme/chat")
+    watch(bot, "watch acme/chat")
+    tick(bot, clock)
+    for i in range(12):
+        hub.set_stage("acme/chat", "RUNTIME_ERROR" if i % 2 == 0 else "RUNNING")
+        tick(bot, clock)
+    flapping = [p for p in posts(slack) if "flapping" in p["text"]]
+    assert len(flapping) == 1
+    assert len(posts(slack)) <= 6          # the first few changes, then one flapping message
+    for _ in range(12):
+        tick(bot, clock)                   # quiet for longer than the window: it settles, once
+    settled = [p for p in posts(slack) if "settled" in p["text"]]
+    assert len(settled) == 1
+
+
+def test_downtime_summary_is_one_message_per_channel(make_bot, hub, slack, clock):
+    bot = make_bot()
+    for name in ("a", "b", "c"):
+        hub.add_space(f"acme/{name}")
+    watch(bot, "watch acme/*", "C1")
+    watch(bot, "watch acme/a", "C2")
+    tick(bot, clock)
+    hub.set_stage("acme/a", "RUNTIME_ERROR")
+    hub.set_stage("acme/b", "SLEEPING")
+    hub.set_stage("acme/c", "PAUSED")
+    tick(bot, clock, 30 * MIN)             # the bot was down for half an hour
+    c1, c2 = posts(slack, "C1"), posts(slack, "C2")
+    assert len(c1) == 1 and len(c2) == 1
+    assert "3 changes meanwhile" in c1[0]["text"] and "1 change meanwhile" in c2[0]["text"]
+
+
+def test_hub_down_then_back_is_a_summary_not_unreadable_alerts(bot, hub, slack, clock):
+    hub.add_space("acme/chat")
+    watch(bot, "watch acme/chat")
+    tick(bot, clock)
+    hub.inject(None, "/api/spaces", status=503, times=20)
+    for _ in range(8):
+        tick(bot, clock)
+    assert posts(slack) == []
+    hub.clear_faults()
+    hub.set_stage("acme/chat", "RUNTIME_ERROR")
+    tick(bot, clock)
+    [post] = posts(slack)
+    assert "could not poll" in post["text"]
+
+
+def test_repeated_read_failures_are_reported_once(bot, hub, slack, clock):
+    hub.add_space("acme/chat")
+    hub.add_space("beta/ok")
+    watch(bot, "watch acme/chat")
+    watch(bot, "watch beta/ok")
+    tick(bot, clock)
+    hub.inject("GET", "/api/spaces/acme/chat/runtime", status=403, times=50,
+               body={"error": "forbidden"}, headers={"X-Error-Message": "forbidden"})
+    for _ in range(6):
+        tick(bot, clock)
+    failures = posts(slack)
+    assert len(failures) == 1 and "can't read" in failures[0]["text"] and "403" in failures[0]["text"]
+    assert hub.spaces["acme/chat"]["stage"] == "RUNNING"
+    hub.clear_faults()
+    tick(bot, clock)
+    assert len(posts(slack)) == 2 and "read again" in posts(slack)[-1]["text"]   # no transition invented
+
+
+def test_batched_reads_when_cheaper(bot, hub, slack, clock):
+    for i in range(5):
+        hub.add_space(f"acme/s{i}")
+    hub.add_space("solo/one")
+    for i in range(5):
+        bot.ctx.extras["watcher"].store.add("C1", f"acme/s{i}", frozenset(), "U1", clock.now)
+    bot.ctx.extras["watcher"].store.add("C1", "solo/one", frozenset(), "U1", clock.now)
+    report = tick(bot, clock)
+    assert report.batched == ["acme"] and report.per_space == 1 and report.hub_requests == 2
+
+
+def test_hub_rate_limit_budget_slows_down(bot, hub, slack, clock):
+    for i in range(3):
+        hub.add_space(f"ns{i}/app")
+        bot.ctx.extras["watcher"].store.add("C1", f"ns{i}/app", frozenset(), "U1", clock.now)
+    hub.rate_limit = 60                    # the window has 60 requests left of 1,000
+    tick(bot, clock)                       # learns the budget from the RateLimit header
+    report = tick(bot, clock)
+    assert report.rate_limited and report.hub_requests == 0
+    assert bot.command("/space status ns0/app")["text"]               # commands still have room
+    hub.rate_limit = 900
+    report = tick(bot, clock, 6 * MIN)     # the window was reset
+    assert not report.rate_limited and posts(slack) == []
+
+
+def test_scheduler_runs_ticks_in_the_background(bot, hub, slack):
+    """The real APScheduler wiring: the first poll runs at start; stopping releases the lease."""
+    hub.add_space("acme/chat")
+    watch(bot, "watch acme/chat")
+    w = bot.ctx.extras["watcher"]
+    from bot.watching import start_scheduler
+
+    start_scheduler(bot.ctx)
+    assert slack.wait(lambda: hub.calls("GET", "/api/spaces/acme/chat/runtime")[1:], timeout=10)
+    job = w.scheduler.get_job("poll")
+    assert job.coalesce and job.max_instances == 1
+    w.stop()
+    assert not w.lease.holds(time.time())
+
+
+def test_hub_429_is_not_a_failure_and_reading_resumes(bot, hub, slack, clock):
+    hub.add_space("acme/a")
+    hub.add_space("acme/b")
+    watch(bot, "watch acme/*")
+    tick(bot, clock)
+    hub.inject("GET", "/api/spaces", status=429, times=1, body={"error": "Rate limit exceeded"},
+               headers={"RateLimit": '"api";r=0;t=30', "RateLimit-Policy": '"fixed window";"api";q=1000;w=300'})
+    hub.set_stage("acme/a", "PAUSED")
+    report = tick(bot, clock)
+    assert report.rate_limited and report.failures == 0 and posts(slack) == []
+    assert len(hub.calls("GET", "/api/spaces")) == 2        # no retry loop inside the cycle
+    tick(bot, clock)
+    assert len(posts(slack)) == 1 and "paused" in posts(slack)[0]["text"]
+
+
+def test_build_error_without_readable_logs_says_so(bot, hub, slack, clock):
+    hub.add_space("acme/chat")
+    watch(bot, "watch acme/chat")
+    tick(bot, clock)
+    hub.inject("GET", "/logs/build", status=403, times=1, body={"error": "no"}, headers={"X-Error-Message": "no"})
+    hub.set_stage("acme/chat", "BUILD_ERROR", error="pip failed")
+    tick(bot, clock)
+    [post] = posts(slack)
+    assert "No log lines could be read" in str(post["blocks"]) and "pip failed" in str(post["blocks"])
+    assert hub.calls("GET", "/api/spaces/acme/chat/logs/build")
+
+
+def test_history_and_usage_are_kept_from_the_first_poll(bot, hub, slack, clock, redis_client):
+    from bot.poller import history_key, usage
+
+    hub.add_space("acme/gpu", hardware="t4-small", sleep=3600)
+    watch(bot, "watch acme/gpu")
+    tick(bot, clock)
+    start = clock.now
+    tick(bot, clock, 3 * MIN)
+    hub.set_stage("acme/gpu", "SLEEPING")
+    tick(bot, clock)
+    seconds = usage(redis_client, "acme/gpu", clock.now + 60)
+    assert seconds["RUNNING|t4-small"] == pytest.approx(clock.now - start)
+    assert seconds["SLEEPING|t4-small"] == pytest.approx(60)
+    [(_, entry)] = redis_client.xrange(history_key("acme/gpu"))
+    assert '"from":"RUNNING"' in entry["entry"] and '"to":"SLEEPING"' in entry["entry"]

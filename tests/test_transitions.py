@@ -1,0 +1,126 @@
+"""The pure core: two observations in, alerts out. No Redis, no Hub, no Slack."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from hypothesis import given, strategies as st
+
+from bot.transitions import Alert, Observation, Policy, SpaceState, failed, observe, usage_delta
+
+POLICY = Policy()
+T = 1_800_000_000.0
+
+
+def obs(stage: str, at: float, **kw) -> Observation:
+    return Observation("acme/chat", stage, at, kw.pop("hardware", "cpu-basic"), kw.pop("requested", "cpu-basic"),
+                       kw.pop("sleep_time", 172800), kw.pop("error", None))
+
+
+def run(*steps, policy=POLICY, price=None):
+    state, out = None, []
+    for step in steps:
+        state, alerts = observe(state, step, policy, price)
+        out.append(alerts)
+    return state, out
+
+
+def test_first_sight_is_a_baseline():
+    state, [alerts] = run(obs("RUNTIME_ERROR", T))
+    assert alerts == [] and state.stage == "RUNTIME_ERROR" and state.first_seen == T
+
+
+def test_crash_opens_an_incident_and_recovery_closes_it():
+    state, out = run(obs("RUNNING", T), obs("RUNTIME_ERROR", T + 60, error="oom"), obs("BUILDING", T + 120),
+                     obs("RUNNING", T + 780))
+    crash, building, back = out[1][0], out[2][0], out[3][0]
+    assert (crash.opens, crash.old, crash.new, crash.seconds, crash.error) == (True, "RUNNING", "RUNTIME_ERROR", 60, "oom")
+    assert crash.kinds == ("errors",) and building.incident == crash.incident == T + 60 and not building.opens
+    assert back.closes and back.incident == T + 60 and state.incident is None
+
+
+def test_sleep_and_wake_are_not_incidents():
+    _, out = run(obs("RUNNING", T), obs("SLEEPING", T + 60), obs("RUNNING", T + 120))
+    assert [a.kinds for a in out[1] + out[2]] == [("sleep",), ("sleep",)]
+    assert not any(a.opens or a.closes for a in out[1] + out[2])
+
+
+def test_stages_are_strings_even_unknown_ones():
+    _, out = run(obs("RUNNING", T), obs("SOMETHING_NEW", T + 60))
+    assert out[1][0].new == "SOMETHING_NEW"
+
+
+def test_hardware_applied():
+    _, out = run(obs("RUNNING", T), obs("RUNNING_BUILDING", T + 60, requested="t4-medium"),
+                 obs("RUNNING", T + 120, hardware="t4-medium", requested="t4-medium"))
+    assert "hardware" in out[2][0].kinds and out[2][0].extra["hardware_applied"]
+
+
+def test_stuck_once():
+    _, out = run(obs("RUNNING", T), obs("BUILDING", T + 60), obs("BUILDING", T + 60 + 29 * 60),
+                 obs("BUILDING", T + 60 + 31 * 60), obs("BUILDING", T + 60 + 50 * 60))
+    assert [a.kind for step in out for a in step] == ["transition", "stuck"]
+
+
+def test_cost_warning_once_a_day():
+    never = dict(hardware="a10g-large", requested="a10g-large", sleep_time=None)
+    steps = [obs("RUNNING", T + h * 3600, **never) for h in range(0, 60, 2)]
+    _, out = run(*steps, price=1.5)
+    costs = [a for step in out for a in step if a.kind == "cost"]
+    assert len(costs) == 2 and costs[0].extra["per_day"] == 36.0
+    _, quiet = run(*[replace(s, sleep_time=3600) for s in steps], price=1.5)
+    assert not any(quiet)
+
+
+def test_flapping_is_said_once_then_settled_once():
+    stages = ["RUNNING", "RUNTIME_ERROR"] * 6
+    steps = [obs(stage, T + i * 60) for i, stage in enumerate(stages)]
+    steps += [obs("RUNTIME_ERROR", T + 60 * (12 + i)) for i in range(15)]
+    _, out = run(*steps)
+    kinds = [a.kind for step in out for a in step]
+    assert kinds.count("flapping") == 1 and kinds.count("settled") == 1
+    assert kinds.count("transition") == POLICY.flap_changes
+
+
+def test_failures_are_reported_once_and_never_change_the_stage():
+    state, _ = observe(None, obs("RUNNING", T), POLICY)
+    said = []
+    for i in range(6):
+        state, alerts = failed(state, "acme/chat", "403", T + 60 * (i + 1), POLICY)
+        said += alerts
+    assert [a.kind for a in said] == ["unreadable"] and said[0].since == T + 60 and state.stage == "RUNNING"
+    state, alerts = observe(state, obs("RUNNING", T + 600), POLICY)
+    assert [a.kind for a in alerts] == ["readable"] and state.fail_count == 0
+
+
+def test_usage_accumulates_time_per_stage_and_flavor():
+    first, _ = observe(None, obs("RUNNING", T), POLICY)
+    second, _ = observe(first, obs("SLEEPING", T + 3600), POLICY)
+    assert usage_delta(first, second) == {"RUNNING|cpu-basic": 3600}
+
+
+def test_alert_and_state_round_trip():
+    state, out = run(obs("RUNNING", T), obs("RUNTIME_ERROR", T + 60, error="x"))
+    alert = out[1][0]
+    assert Alert.from_json(alert.to_json()) == alert
+    assert SpaceState.from_fields("acme/chat", state.to_fields()) == state
+
+
+STAGES = st.sampled_from(["RUNNING", "BUILDING", "RUNTIME_ERROR", "SLEEPING", "PAUSED", "APP_STARTING",
+                          "RUNNING_BUILDING", "STOPPED"])
+
+
+@given(st.lists(STAGES, min_size=1, max_size=40))
+def test_one_alert_at_most_per_change_and_none_without(stages):
+    state = None
+    for i, stage in enumerate(stages):
+        before = state
+        state, alerts = observe(state, obs(stage, T + i * 60), POLICY)
+        changed = before is not None and before.stage != stage
+        stage_alerts = [a for a in alerts if a.kind in ("transition", "flapping")]
+        assert len(stage_alerts) <= 1
+        if not changed:
+            assert stage_alerts == []
+        # An incident is open exactly while the Space has not come back to RUNNING since it opened.
+        if stage == "RUNNING":
+            assert state.incident is None or state.flapping
