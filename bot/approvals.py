@@ -10,6 +10,7 @@ or two replicas of the bot end in exactly one Hub call. States:
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 import time
@@ -26,7 +27,8 @@ from bot.markup import code
 from bot.operations import Actor, Upgrade
 from bot.permissions import check_namespace
 from bot.render import Reply
-from bot.store import key
+from bot.slack import with_retries
+from bot.store import REDIS_ERRORS, key
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,9 @@ EXPIRED_GRACE = 24 * 3600
 DECIDED_KEEP = 7 * 24 * 3600
 # An `applying` claim older than this belongs to a replica that died mid-call; another may take over.
 APPLY_LEASE = 300
+# Outbox ops for approval messages whose edit or thread note failed when first tried.
+SHOW_OP = "approval.show"
+NOTE_OP = "approval.note"
 # One hash tag for every approvals key, so the scripts (hash + index) also run on Redis Cluster.
 TAG = "{approvals}"
 
@@ -264,7 +269,9 @@ class Approvals:
             requester_channel=actor.channel)
         message = render.approval_message(request, self.catalogue, self.ops.hub_url)
         try:
-            ts = self.ctx.poster.post(channel, message.text, message.blocks)
+            # Nothing is stored until Slack gives the message's ts, so wait out a short Slack hiccup here
+            # (this runs on the work pool, after the ack) rather than refuse at once.
+            ts = with_retries(lambda: self.ctx.poster.post(channel, message.text, message.blocks))
         except (SlackApiError, OSError) as err:
             log.warning("approval request not posted to %s: %s", channel, err)
             self.ctx.store.audit(actor.user, "approval.request", upgrade.space, self._params(request),
@@ -407,24 +414,54 @@ class Approvals:
     # ------------------------------------------------------------------ Slack
 
     def _show(self, request: ApprovalRequest) -> None:
-        """Edit the approval message to its current state; a Slack failure never undoes a decision."""
+        """Edit the approval message to its current state; a Slack failure never undoes a decision.
+
+        When Slack fails, the edit is queued in the outbox and delivered later, once; it re-reads the
+        request then, so a late edit never shows an older state than the newest one.
+        """
         message = render.approval_message(request, self.catalogue, self.ops.hub_url)
         try:
             self.ctx.poster.update(request.channel, request.ts, message.text, message.blocks)
         except (SlackApiError, OSError) as err:
-            log.warning("approval message %s not updated: %s", request.id, err)
+            log.warning("approval message %s not updated now (%s); queued", request.id, err)
+            self._later(f"approval.show:{request.id}:{request.status}:{request.decided_at}:{request.attempt}",
+                        request.channel, SHOW_OP, request.id)
+
+    def _show_now(self, channel: str, request_id: str) -> None:
+        """Outbox delivery of a queued edit: the request as it is now."""
+        request = self.store.get(request_id)
+        if request is None:
+            return  # gone (a week after its decision): nothing left to show
+        message = render.approval_message(request, self.catalogue, self.ops.hub_url)
+        self.ctx.poster.update(request.channel, request.ts, message.text, message.blocks)
 
     def _tell_requester(self, request: ApprovalRequest) -> None:
+        text = render.approval_outcome_note(request)
         try:
-            self.ctx.poster.post(request.channel, render.approval_outcome_note(request), thread_ts=request.ts)
+            self.ctx.poster.post(request.channel, text, thread_ts=request.ts)
         except (SlackApiError, OSError) as err:
-            log.warning("requester of %s not told: %s", request.id, err)
+            log.warning("requester of %s not told now (%s); queued", request.id, err)
+            self._later(f"approval.note:{request.id}:{request.status}:{request.decided_at}", request.channel,
+                        NOTE_OP, json.dumps({"ts": request.ts, "text": text}))
+
+    def _note_now(self, channel: str, payload: str) -> None:
+        note = json.loads(payload)
+        self.ctx.poster.post(channel, note["text"], thread_ts=note["ts"])
+
+    def _later(self, delivery_id: str, channel: str, op: str, payload: str) -> None:
+        watcher = self.ctx.extras.get("watcher")
+        try:
+            watcher.outbox.enqueue_one(delivery_id, channel, op, payload)
+        except REDIS_ERRORS:
+            log.error("approval message update %s lost: neither Slack nor Redis answered", delivery_id)
 
 
 def register(ctx) -> None:
     """Hook approval handling into `ctx.ops` (request_upgrade, approvals commands)."""
     approvals = Approvals(ctx)
     ctx.extras["approvals"] = approvals
+    # Slack deliveries that failed are retried by the alert outbox, whichever replica drains it.
+    ctx.extras.setdefault("outbox_ops", {}).update({SHOW_OP: approvals._show_now, NOTE_OP: approvals._note_now})
     ctx.ops.request_upgrade = approvals.request
     ctx.ops.handle("approvals", approvals.list)
     ctx.ops.handle("approvals.cancel", approvals.cancel)

@@ -19,7 +19,7 @@ from bot.permissions import READS, Roles
 from bot.render import Reply
 from bot.settings import Settings
 from bot.slack import Poster
-from bot.store import Store
+from bot.store import Store, state_errors
 
 log = logging.getLogger(__name__)
 CATALOGUE_SECONDS = 3600
@@ -95,7 +95,8 @@ class Operations:
             handler = self.handlers.get(cmd.name)
             if handler is None:
                 return render.notice_reply(f"`{cmd.name.replace('.', ' ')}` is not available yet in this version.")
-            return handler(cmd, actor)
+            with state_errors():
+                return handler(cmd, actor)
         except SpaceOpsError as err:
             if isinstance(err, NotAllowed):
                 self._audit_refusal(cmd, actor, err)

@@ -12,6 +12,7 @@ import json
 import logging
 import threading
 from dataclasses import dataclass
+from typing import Callable
 
 import redis
 from slack_sdk.errors import SlackApiError
@@ -54,6 +55,9 @@ class Outbox:
         self.buckets: dict[str, Bucket] = {}
         self.blocked_until: dict[str, float] = {}
         self.attempts: dict[str, int] = {}
+        # Other features' deliveries (op → deliver(channel, payload)), e.g. approval message edits that
+        # failed when first tried; registered by every replica, since the leader drains for all.
+        self.handlers: dict[str, Callable[[str, str], None]] = {}
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ enqueue
@@ -119,6 +123,12 @@ class Outbox:
         payload = json.dumps({"target": target, "count": count, "latest": latest})
         pipe = self.redis.pipeline(transaction=False)
         self._add(pipe, f"unmuted:{target}:{int(now * 1000)}>{channel}", channel, "line", payload)
+        pipe.execute()
+
+    def enqueue_one(self, delivery_id: str, channel: str, op: str, payload: str) -> None:
+        """Queue one delivery for a registered handler op; delivered once however often it is queued."""
+        pipe = self.redis.pipeline(transaction=False)
+        self._add(pipe, delivery_id, channel, op, payload)
         pipe.execute()
 
     def pending(self) -> int:
@@ -195,6 +205,9 @@ class Outbox:
         return False
 
     def _deliver(self, op: str, channel: str, payload: str) -> None:
+        if op in self.handlers:
+            self.handlers[op](channel, payload)
+            return
         if op == "summary":
             data = json.loads(payload)
             reply = render.downtime_summary([Alert.from_json(a) for a in data["alerts"]], self.hub_url, data["gap"])

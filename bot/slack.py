@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol, TypeVar
 
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler
 
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+RETRYABLE_ERRORS = frozenset({"ratelimited", "internal_error", "fatal_error", "service_unavailable",
+                              "request_timeout"})
 
 
 def make_web_client(settings: Settings) -> WebClient:
@@ -19,6 +24,46 @@ def make_web_client(settings: Settings) -> WebClient:
     # can defer instead of sleeping in a listener thread.
     return WebClient(token=settings.slack_bot_token or None, base_url=settings.slack_api_base, timeout=10,
                      retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=1)])
+
+
+def retry_after(err: Exception) -> float | None:
+    """Seconds to wait before a failed Slack call may help to try again; None when it can't help."""
+    if isinstance(err, SlackApiError):
+        response = err.response
+        status = getattr(response, "status_code", 0)
+        if status == 429:
+            headers = getattr(response, "headers", {}) or {}
+            value = headers.get("Retry-After") or headers.get("retry-after") or 1
+            try:
+                return float(value[0] if isinstance(value, list) else value)
+            except ValueError:
+                return 1.0
+        error = response.get("error") if hasattr(response, "get") else None
+        return 1.0 if status >= 500 or error in RETRYABLE_ERRORS else None
+    return 1.0 if isinstance(err, OSError) else None
+
+
+def with_retries(call: Callable[[], T], budget: float = 10.0) -> T:
+    """Run a Slack call, waiting out 429s, 5xx and network errors while `budget` seconds allow.
+
+    For a call whose result the caller needs now (an approval message's ts): off the listener
+    threads only. The last error is raised when the budget runs out.
+    """
+    deadline = time.monotonic() + budget
+    attempt = 0
+    while True:
+        try:
+            return call()
+        except (SlackApiError, OSError) as err:
+            wait = retry_after(err)
+            if wait is None:
+                raise
+            wait = max(wait, 0.25 * 2 ** attempt)
+            if time.monotonic() + wait > deadline:
+                raise
+            log.warning("Slack call failed (%s); trying again in %.1f s", type(err).__name__, wait)
+            time.sleep(wait)
+            attempt += 1
 
 
 class Poster(Protocol):

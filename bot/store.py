@@ -6,11 +6,12 @@ so the same code runs on Redis Cluster.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 import redis
 from redis.backoff import ExponentialWithJitterBackoff
@@ -31,6 +32,19 @@ def connect(url: str) -> redis.Redis:
         url, decode_responses=True, health_check_interval=30, socket_timeout=5, socket_connect_timeout=2,
         retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), 2),
     )
+
+
+UNREACHABLE = ("Space Ops cannot reach its database right now, so it makes no changes (nothing would be "
+               "recorded). Reads still work; try again in a minute.")
+
+
+@contextlib.contextmanager
+def state_errors() -> Iterator[None]:
+    """Redis going away mid-command is a sentence for the user (StateUnavailable), not a traceback."""
+    try:
+        yield
+    except REDIS_ERRORS as err:
+        raise StateUnavailable(UNREACHABLE) from err
 
 
 def key(*parts: str) -> str:
@@ -63,8 +77,7 @@ class Store:
     def require(self) -> None:
         """Raise StateUnavailable unless Redis answers: changes are never made without an audit trail."""
         if not self.ping():
-            raise StateUnavailable("Space Ops cannot reach its database right now, so it makes no changes "
-                                   "(nothing would be recorded). Reads still work; try again in a minute.")
+            raise StateUnavailable(UNREACHABLE)
 
     def once(self, name: str, ttl: int = 3600) -> bool:
         """True the first time `name` is seen within `ttl` seconds (Slack retries, double submits)."""

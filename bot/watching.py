@@ -36,6 +36,7 @@ class Watcher:
         interval = ctx.settings.poll_seconds
         self.store = WatchStore(client)
         self.outbox = Outbox(client, ctx.poster, self.store, ctx.settings.hf_endpoint)
+        self.outbox.handlers.update(ctx.extras.get("outbox_ops", {}))
         self.poller = Poller(client, ctx.ops.api, self.outbox, self.store, ctx.ops.catalogue, interval, policy)
         self.lease = Lease(client, ttl=LEASE_INTERVALS * interval)
         self.leading = False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot import render
 from bot.errors import SpaceOpsError
+from bot.store import state_errors
 from handlers.replies import submit
 
 
@@ -26,7 +27,8 @@ def register(app, ctx) -> None:
 
             def work():
                 try:
-                    return decide(request_id, user, channel, ts)
+                    with state_errors():
+                        return decide(request_id, user, channel, ts)
                 except SpaceOpsError as err:
                     return render.error_reply(err.sentence)
 
