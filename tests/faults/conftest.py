@@ -54,7 +54,7 @@ def clean_env(**extra: str) -> dict[str, str]:
 class ServeProcess(Bot):
     """`python -m bot serve` in its own process, driven with the same signed requests as the in-process Bot."""
 
-    def __init__(self, hub, slack, redis_url: str, log_path: Path, **env: str):
+    def __init__(self, hub, slack, redis_url: str, log_path: Path, scheduler: bool = False, **env: str):
         self.hub, self.slack, self.slack_url = hub, slack, slack.base
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -64,8 +64,8 @@ class ServeProcess(Bot):
                      "REDIS_URL": redis_url, "SPACEOPS_HUB_TIMEOUT": "1"}
         variables.update(env)
         self._log = open(log_path, "w")
-        self.proc = subprocess.Popen([sys.executable, "-m", "bot", "serve", "--port", str(self.port), "--no-scheduler"],
-                                     cwd=ROOT, env=clean_env(**variables), stdout=self._log, stderr=subprocess.STDOUT)
+        args = [sys.executable, "-m", "bot", "serve", "--port", str(self.port)] + ([] if scheduler else ["--no-scheduler"])
+        self.proc = subprocess.Popen(args, cwd=ROOT, env=clean_env(**variables), stdout=self._log, stderr=subprocess.STDOUT)
         self._wait_listening()
 
     def _wait_listening(self, timeout: float = 20.0) -> None:
@@ -111,11 +111,69 @@ def serve_bot(hub, slack, redis_server, redis_client, tmp_path):
     """Factory: `serve_bot(SPACEOPS_ADMINS="UA")` → a running `python -m bot serve` process."""
     procs: list[ServeProcess] = []
 
-    def start(redis_url: str | None = None, **env: str) -> ServeProcess:
-        proc = ServeProcess(hub, slack, redis_url or redis_server.url, tmp_path / f"bot{len(procs)}.log", **env)
+    def start(redis_url: str | None = None, scheduler: bool = False, **env: str) -> ServeProcess:
+        proc = ServeProcess(hub, slack, redis_url or redis_server.url, tmp_path / f"bot{len(procs)}.log",
+                            scheduler=scheduler, **env)
         procs.append(proc)
         return proc
 
     yield start
     for proc in procs:
         proc.close()
+
+
+class OwnSlack:
+    """A Slack emulator on a port of its own that can go down (connection refused) and come back."""
+
+    def __init__(self):
+        from tests.emulators.slack import SlackEmulator
+
+        self.emulator = SlackEmulator()
+        self.port = free_port()
+        self.base = self.emulator.base = f"http://127.0.0.1:{self.port}"
+        self._stop = None
+        self.up()
+
+    def up(self) -> None:
+        from tests.emulators.hub import serve
+
+        if self._stop is None:
+            self._stop, _ = serve(self.emulator, port=self.port)
+
+    def down(self) -> None:
+        if self._stop is not None:
+            self._stop()
+            self._stop = None
+
+    def up_after(self, seconds: float) -> None:
+        import threading
+
+        timer = threading.Timer(seconds, self.up)
+        timer.daemon = True
+        timer.start()
+
+
+@pytest.fixture
+def own_slack():
+    slack = OwnSlack()
+    yield slack
+    slack.down()
+
+
+@pytest.fixture
+def bot_on(hub, redis_server, redis_client):
+    """Factory: a whole in-process bot talking to a given Slack emulator (e.g. `own_slack`)."""
+    from bot.store import connect
+    from tests.conftest import make_settings
+
+    bots: list[Bot] = []
+
+    def make(slack, **env: str) -> Bot:
+        settings = make_settings(hub, slack.emulator, redis_server.url, **env)
+        bot = Bot(settings, connect(redis_server.url), hub, slack.emulator, slack.base)
+        bots.append(bot)
+        return bot
+
+    yield make
+    for bot in bots:
+        bot.close()
