@@ -83,6 +83,9 @@ class Watcher:
     def _scheduled(self, job) -> None:
         try:
             job()
+        except REDIS_ERRORS as err:
+            # One line per tick while Redis is away, not a traceback a second; the next tick retries.
+            log.warning("alert scheduler tick skipped: Redis unreachable (%s)", err)
         except Exception:  # noqa: BLE001 — a tick must never kill the scheduler; the next one retries
             log.exception("alert scheduler tick failed")
 
