@@ -1,0 +1,146 @@
+"""Who may do what: every command × every role, as a table. A refusal never reaches the Hub.
+
+Roles: a plain member, an operator, an approver (not an operator), an admin, and "outsider": the admin
+acting on a Space outside SPACEOPS_NAMESPACES (nobody may touch those).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from tests.faults.conftest import tally
+
+ENV = {"SPACEOPS_ADMINS": "UADM", "SPACEOPS_OPERATORS": "UOP", "SPACEOPS_APPROVERS": "UAPP",
+       "SPACEOPS_NAMESPACES": "acme"}
+USERS = {"member": "UMEM", "operator": "UOP", "approver": "UAPP", "admin": "UADM", "outsider": "UADM"}
+ROLES = tuple(USERS)
+EVERYONE = dict.fromkeys(ROLES, True)
+OPERATORS = {"member": False, "operator": True, "approver": False, "admin": True, "outsider": False}
+IN_NAMESPACE = {**EVERYONE, "outsider": False}
+REFUSALS = ("needs the operator role", "is not set up to touch", "needs the approver role",
+            "can't approve your own", "Only the requester or an admin")
+
+# command (SPACE stands for acme/chat, or evil/app for the outsider) → (who may, Hub write it makes)
+MATRIX = {
+    "help": (EVERYONE, None),
+    "flavors": (EVERYONE, None),
+    "status SPACE": (IN_NAMESPACE, None),
+    "var ls SPACE": (IN_NAMESPACE, None),
+    "secret ls SPACE": (IN_NAMESPACE, None),
+    "audit SPACE": (IN_NAMESPACE, None),
+    "audit": (EVERYONE, None),
+    "approvals": (EVERYONE, None),
+    "watches": (EVERYONE, None),
+    "restart SPACE": (OPERATORS, ("POST", "restart")),
+    "restart SPACE --factory": (OPERATORS, ("POST", "restart")),
+    "resume SPACE": (OPERATORS, ("POST", "restart")),
+    "pause SPACE": (OPERATORS, ("POST", "pause")),
+    "hw SPACE cpu-basic": (OPERATORS, ("POST", "hardware")),
+    "hw SPACE a100-large": (OPERATORS, None),  # an upgrade: a request for approval, no Hub write
+    "sleep SPACE 2h": (OPERATORS, ("POST", "sleeptime")),
+    "var set SPACE K=v": (OPERATORS, ("POST", "variables")),
+    "var rm SPACE MODEL": (OPERATORS, ("DELETE", "variables")),
+    "secret set SPACE API_KEY": (OPERATORS, None),  # opens the modal; its submission is checked below
+    "secret rm SPACE TOKEN": (OPERATORS, ("DELETE", "secrets")),
+    "duplicate SPACE acme/copy": ({**OPERATORS, "outsider": False}, ("POST", "duplicate")),
+    "duplicate SPACE acme/big --hw a100-large": ({**OPERATORS, "outsider": False}, None),
+    "duplicate acme/chat evil/copy": ({r: False for r in ROLES}, None),  # a copy outside the namespaces
+    "watch SPACE": (OPERATORS, None),
+    "unwatch SPACE": (OPERATORS, None),
+    "mute SPACE 1h": (OPERATORS, None),
+    "unmute SPACE": (OPERATORS, None),
+}
+CASES = [(command, role) for command in MATRIX for role in ROLES]
+
+
+def seed(hub) -> None:
+    for name in ("acme/chat", "evil/app"):
+        hub.add_space(name, hardware="t4-small", sleep=3600, variables={"MODEL": "x"}, secrets={"TOKEN": "x"})
+
+
+def hub_writes(hub) -> list[tuple[str, str]]:
+    return [(r.method, r.path) for r in hub.requests if r.method != "GET"]
+
+
+@pytest.fixture
+def matrix_bot(make_bot):
+    return make_bot(**ENV)
+
+
+@pytest.mark.parametrize("command, role", CASES, ids=[f"{c} × {r}" for c, r in CASES])
+def test_command_by_role(matrix_bot, hub, slack, command, role):
+    seed(hub)
+    space = "evil/app" if role == "outsider" else "acme/chat"
+    text = command.replace("SPACE", space)
+    allowed, write = MATRIX[command][0][role], MATRIX[command][1]
+    seen = matrix_bot.command(text, user=USERS[role])
+    refused = any(words in seen["text"] for words in REFUSALS)
+    assert refused is not allowed, (text, role, seen["text"])
+    if command.startswith("secret set"):
+        assert bool(slack.of("views.open")) is allowed
+    if command.startswith(("hw SPACE a100", "duplicate SPACE acme/big")):
+        approvals = [p for p in slack.posts() if "approval:approve" in json.dumps(p.get("blocks"))]
+        assert len(approvals) == int(allowed)
+    time.sleep(0.05)
+    writes = hub_writes(hub)
+    if allowed and write:
+        assert writes == [(write[0], f"/api/spaces/{space}/{write[1]}")], writes
+    else:
+        assert writes == [], (text, role, writes)
+    tally("authorization matrix (command × role)")
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_secret_submission_by_role(matrix_bot, hub, slack, role):
+    """The modal's submission is checked again: a forged view_submission can't skip the command's check."""
+    seed(hub)
+    space = "evil/app" if role == "outsider" else "acme/chat"
+    meta = json.dumps({"space": space, "key": "API_KEY", "channel": "C1",
+                       "response_url": f"{slack.base}/respond/sub-{role}"})
+    answer = matrix_bot.submit_view("secret_set", {"value": ("value", "v"), "description": ("description", "")},
+                                    meta, user=USERS[role])
+    assert answer.status == 200
+    text = slack.wait(lambda: slack.responses(f"sub-{role}"))[0]["text"]
+    allowed = OPERATORS[role]
+    assert any(words in text for words in REFUSALS) is not allowed, text
+    assert hub_writes(hub) == ([("POST", f"/api/spaces/{space}/secrets")] if allowed else [])
+    tally("authorization matrix (command × role)")
+
+
+DECIDERS = {"member": False, "operator": False, "approver": True, "admin": True}  # operator is the requester
+
+
+@pytest.mark.parametrize("role", DECIDERS)
+@pytest.mark.parametrize("action", ["approve", "deny"])
+def test_approval_click_by_role(matrix_bot, hub, slack, role, action):
+    from tests.test_approvals import ask, click
+
+    seed(hub)
+    pending = ask(matrix_bot, slack, "hw acme/chat a100-large", user="UOP")
+    text = click(matrix_bot, slack, pending, USERS[role], action=action)
+    allowed = DECIDERS[role]
+    assert any(words in text for words in REFUSALS) is not allowed, text
+    expected = [("POST", "/api/spaces/acme/chat/hardware")] if allowed and action == "approve" else []
+    assert hub_writes(hub) == expected
+    tally("authorization matrix (command × role)")
+
+
+CANCELLERS = {"member": False, "operator": True, "approver": False, "admin": True}  # operator is the requester
+
+
+@pytest.mark.parametrize("role", CANCELLERS)
+def test_approvals_cancel_by_role(matrix_bot, hub, slack, role):
+    from tests.test_approvals import ask
+
+    seed(hub)
+    pending = ask(matrix_bot, slack, "hw acme/chat a100-large", user="UOP")
+    text = matrix_bot.command(f"approvals cancel {pending.id}", user=USERS[role])["text"]
+    allowed = CANCELLERS[role]
+    assert any(words in text for words in REFUSALS) is not allowed, text
+    listed = matrix_bot.command("approvals", user="UADM")["text"]
+    assert (pending.id in listed) is not allowed
+    assert hub_writes(hub) == []
+    tally("authorization matrix (command × role)")
