@@ -26,7 +26,7 @@ def _clicked(ctx, make):
     def clicked(ack, body, action):
         ack()
         try:
-            cmd = make(parse_space(action.get("value", "")))
+            cmd = make(parse_space(str(action.get("value") or "")))  # a forged payload may send any JSON
         except BadInput:
             return  # not a value we put on a button
         actor = Actor(user=body.get("user", {}).get("id", ""),

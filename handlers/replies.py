@@ -19,6 +19,9 @@ def deliver(response_url: str, reply: Reply, replace_original: bool = False) -> 
     if not response_url:
         log.warning("reply dropped: no response_url")
         return False
+    if not response_url.startswith(("https://", "http://")):
+        log.warning("reply dropped: response_url is not an http(s) URL")  # forged; urllib would open ftp: or file:
+        return False
     payload = {"text": reply.text, "blocks": reply.blocks or None,
                "response_type": "in_channel" if reply.public else "ephemeral",
                "replace_original": replace_original}

@@ -38,11 +38,11 @@ def pytest_terminal_summary(terminalreporter):
         return
     write = terminalreporter.write_line
     write("")
-    write("fault or input class                          | cases tried | lost | duplicated | crashes")
-    write("----------------------------------------------|-------------|------|------------|--------")
+    write("fault or input class                              | cases tried | lost | duplicated | crashes")
+    write("--------------------------------------------------|-------------|------|------------|--------")
     for kind in sorted(TALLY):
         row = TALLY[kind]
-        write(f"{kind:<46}| {row['tried']:>11} | {row['lost']:>4} | {row['duplicated']:>10} | {row['crashes']:>7}")
+        write(f"{kind:<50}| {row['tried']:>11} | {row['lost']:>4} | {row['duplicated']:>10} | {row['crashes']:>7}")
 
 
 def clean_env(**extra: str) -> dict[str, str]:

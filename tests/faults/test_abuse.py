@@ -139,19 +139,30 @@ MALFORMED = {
                                             "view": {"callback_id": "secret_set"}}), FORM),
     "secret view, metadata not JSON": (_payload({
         "type": "view_submission", "user": {"id": "U1"},
-        "view": {"callback_id": "secret_set", "private_metadata": "{{{",
+        "view": {"type": "modal", "callback_id": "secret_set", "private_metadata": "{{{",
                  "state": {"values": {"value": {"value": {"value": "v"}}}}}}), FORM),
     "secret view, metadata a list": (_payload({
         "type": "view_submission", "user": {"id": "U1"},
-        "view": {"callback_id": "secret_set", "private_metadata": "[1]",
+        "view": {"type": "modal", "callback_id": "secret_set", "private_metadata": "[1]",
                  "state": {"values": {"value": {"value": {"value": "v"}}}}}}), FORM),
     "secret view, forged Space": (_payload({
         "type": "view_submission", "user": {"id": "U1"},
-        "view": {"callback_id": "secret_set", "private_metadata": json.dumps({"space": "../../etc", "key": "K"}),
+        "view": {"type": "modal", "callback_id": "secret_set", "private_metadata": json.dumps({"space": "../../etc", "key": "K"}),
                  "state": {"values": {"value": {"value": {"value": "v"}}}}}}), FORM),
     "secret view, state values a list": (_payload({
         "type": "view_submission", "user": {"id": "U1"},
         "view": {"callback_id": "secret_set", "state": {"values": [1]}}}), FORM),
+    "modal without state": (_payload({"type": "view_submission", "user": {"id": "U1"},
+                                      "view": {"type": "modal", "callback_id": "secret_set"}}), FORM),
+    "modal, state values a list": (_payload({"type": "view_submission", "user": None, "view": {
+        "type": "modal", "callback_id": "secret_set", "state": {"values": [1]}}}), FORM),
+    "modal, value a number, user null": (_payload({"type": "view_submission", "user": None, "view": {
+        "type": "modal", "callback_id": "secret_set", "private_metadata": json.dumps({"space": 5, "key": ["K"]}),
+        "state": {"values": {"value": {"value": {"value": 42}}}}}}), FORM),
+    "modal, forged key": (_payload({"type": "view_submission", "user": {"id": "U1"}, "view": {
+        "type": "modal", "callback_id": "secret_set", "private_metadata": json.dumps({"space": "acme/chat",
+                                                                                      "key": "../../x"}),
+        "state": {"values": {"value": {"value": {"value": "v"}}}}}}), FORM),
     "view_closed": (_payload({"type": "view_closed", "user": {"id": "U1"}, "view": {"callback_id": "secret_set"}}),
                     FORM),
     "command missing user and text": (_form(command="/space", team_id="T1"), FORM),
