@@ -40,6 +40,15 @@ EXPIRED_GRACE = 24 * 3600
 DECIDED_KEEP = 7 * 24 * 3600
 # An `applying` claim older than this belongs to a replica that died mid-call; another may take over.
 APPLY_LEASE = 300
+# The Hub's answer never reached anyone: what a failed request says after a take-over.
+STOPPED_MIDWAY = ("The Space Ops replica applying it stopped before the Hub confirmed, and the Hub shows no change, "
+                  "so nothing was changed.")
+
+
+def apply_lease(hub_timeout: float) -> float:
+    """How long an `applying` claim lasts: its one Hub call is bounded by the client's timeouts
+    (connect, send, read), so a claim older than that belongs to a replica that died."""
+    return 3 * hub_timeout + 5
 # Outbox ops for approval messages whose edit or thread note failed when first tried.
 SHOW_OP = "approval.show"
 NOTE_OP = "approval.note"
@@ -157,9 +166,10 @@ class Transition:
 class ApprovalStore:
     """Requests in Redis: a hash per request with a key TTL, and a sorted set of open ids by expiry."""
 
-    def __init__(self, client: redis.Redis, ttl: int):
+    def __init__(self, client: redis.Redis, ttl: int, lease: float = APPLY_LEASE):
         self.redis = client
         self.ttl = ttl
+        self.lease = lease
         self._transition = client.register_script(TRANSITION)
 
     @staticmethod
@@ -218,7 +228,12 @@ class ApprovalStore:
         """pending/failed (or a stale claim) → applying; the one caller that gets `ok` calls the Hub."""
         attempt = secrets.token_hex(8)
         return self.transition(request_id, ("pending", "failed", "stale"), "applying", now,
-                               decided_by=user, decided_at=now, attempt=attempt, lease_until=now + APPLY_LEASE)
+                               decided_by=user, decided_at=now, attempt=attempt, lease_until=now + self.lease)
+
+    def take_over(self, request_id: str, now: float) -> Transition:
+        """A stale `applying` claim (its replica died) → ours, to settle from what the Hub shows."""
+        return self.transition(request_id, ("stale",), "applying", now, expiry="any",
+                               attempt=secrets.token_hex(8), lease_until=now + self.lease)
 
     def finish(self, request: ApprovalRequest, attempt: str, now: float, error: str = "") -> Transition:
         """applying → approved, or → failed with the Hub's sentence; only for the claim that holds `attempt`."""
@@ -244,7 +259,7 @@ class Approvals:
     def __init__(self, ctx, clock: Callable[[], float] = time.time):
         self.ctx = ctx
         self.ops = ctx.ops
-        self.store = ApprovalStore(ctx.store.redis, ctx.settings.approval_ttl)
+        self.store = ApprovalStore(ctx.store.redis, ctx.settings.approval_ttl, apply_lease(ctx.settings.hub_timeout))
         self.clock = clock
 
     @property
@@ -310,7 +325,11 @@ class Approvals:
         """Approver's click: check roles, claim once, call the Hub, record and show the outcome."""
         request = self._clicked(request_id, channel, ts)
         self._check_decider(request, user, "approve")
-        claim = self.store.claim(request_id, user, self.clock())
+        now = self.clock()
+        if request.status == "applying" and request.lease_until <= now:
+            # Whoever was applying it died mid-call: settle it from the Hub before anything is applied again.
+            self._take_over(request_id, now)
+        claim = self.store.claim(request_id, user, now)
         if not claim.ok:
             return self._not_open(claim, request_id)
         request = claim.request
@@ -395,9 +414,47 @@ class Approvals:
         return render.approvals_list_reply(self.store.open_requests(), self.catalogue, self.ops.hub_url)
 
     def sweep(self, now: float | None = None) -> int:
-        """Mark every request past its expiry as expired (message edited, audited); returns how many."""
+        """Settle claims of replicas that died, then expire overdue requests; returns how many changed."""
         now = self.clock() if now is None else now
-        return sum(1 for request_id in self.store.due(now) if self._expire_one(request_id, now))
+        settled = sum(1 for request in self.store.open_requests()
+                      if request.status == "applying" and request.lease_until <= now
+                      and self._take_over(request.id, now))
+        return settled + sum(1 for request_id in self.store.due(now) if self._expire_one(request_id, now))
+
+    def _take_over(self, request_id: str, now: float) -> bool:
+        """Settle a dead replica's claim from what the Hub shows, never by applying again; True if settled.
+
+        The change landed → approved. It did not → failed, which an approver may approve again.
+        """
+        claim = self.store.take_over(request_id, now)
+        if not claim.ok:
+            return False  # another replica is settling it, or it was settled meanwhile
+        request = claim.request
+        try:
+            landed = self._landed(request)
+        except SpaceOpsError as err:
+            log.warning("approval %s: the Hub can't confirm it after its replica stopped (%s); the next sweep "
+                        "tries again", request.id, err.sentence)
+            return False
+        done = self.store.finish(request, request.attempt, self.clock(), error="" if landed else STOPPED_MIDWAY)
+        self.ctx.store.audit(request.decided_by, "approval.approve", request.space, self._params(request),
+                             result="ok (confirmed on the Hub after a replica stopped)" if landed
+                             else "error: the replica applying it stopped; not applied")
+        final = done.request or request
+        self._show(final)
+        self._tell_requester(final)
+        return True
+
+    def _landed(self, request: ApprovalRequest) -> bool:
+        """Whether the Hub already shows the approved change."""
+        if request.duplicate_to:
+            try:
+                self.ops.runtime(request.duplicate_to)
+                return True
+            except NotFound:
+                return False
+        runtime = self.ops.runtime(request.space)
+        return (runtime.requested_hardware or runtime.hardware) == request.flavor
 
     def _expire_one(self, request_id: str, now: float) -> bool:
         done = self.store.expire(request_id, now)
