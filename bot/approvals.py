@@ -40,9 +40,6 @@ EXPIRED_GRACE = 24 * 3600
 DECIDED_KEEP = 7 * 24 * 3600
 # An `applying` claim older than this belongs to a replica that died mid-call; another may take over.
 APPLY_LEASE = 300
-# The Hub's answer never reached anyone: what a failed request says after a take-over.
-STOPPED_MIDWAY = ("The Space Ops replica applying it stopped before the Hub confirmed, and the Hub shows no change, "
-                  "so nothing was changed.")
 
 
 def apply_lease(hub_timeout: float) -> float:
@@ -343,7 +340,13 @@ class Approvals:
             self._show(done.request or request)
             self._tell_requester(done.request or request)
             return render.error_reply(render.approval_apply_failed(request, err.sentence))
-        done = self.store.finish(request, attempt, self.clock())
+        try:
+            done = self.store.finish(request, attempt, self.clock())
+        except REDIS_ERRORS:
+            # Applied, but not recorded: the claim stays `applying` and, once Redis is back and its lease
+            # is over, a sweep settles it from the Hub (approved) without applying it again.
+            log.error("approval %s applied on the Hub but not recorded (Redis unreachable)", request.id)
+            return render.error_reply(render.approval_applied_unrecorded(request))
         self.ctx.store.audit(user, "approval.approve", request.space, self._params(request))
         final = done.request or request
         self._show(final)
@@ -436,7 +439,7 @@ class Approvals:
             log.warning("approval %s: the Hub can't confirm it after its replica stopped (%s); the next sweep "
                         "tries again", request.id, err.sentence)
             return False
-        done = self.store.finish(request, request.attempt, self.clock(), error="" if landed else STOPPED_MIDWAY)
+        done = self.store.finish(request, request.attempt, self.clock(), error="" if landed else render.APPLY_STOPPED)
         self.ctx.store.audit(request.decided_by, "approval.approve", request.space, self._params(request),
                              result="ok (confirmed on the Hub after a replica stopped)" if landed
                              else "error: the replica applying it stopped; not applied")

@@ -391,6 +391,17 @@ def approval_apply_failed(request, sentence: str) -> str:
             f"The request is still open; click *Approve* again to retry.")
 
 
+# A dead replica's claim that the Hub never applied (stored as the request's error).
+APPLY_STOPPED = ("The Space Ops replica applying it stopped before the Hub confirmed, and the Hub shows no change, "
+                 "so nothing was changed.")
+
+
+def approval_applied_unrecorded(request) -> str:
+    return (f"You approved, and the Hub accepted it: {upgrade_words(request)}. Space Ops could not record the "
+            f"decision (its database is unreachable); the approval message catches up by itself when it is back. "
+            f"Don't approve again.")
+
+
 def approval_click_reply(request) -> Reply:
     """What the approver who clicked sees (the message in the channel shows it too)."""
     verb = {"approved": "Approved", "denied": "Denied"}.get(request.status, request.status.capitalize())

@@ -121,3 +121,33 @@ def test_redis_killed_and_restarted_with_persistence_loses_nothing(make_bot, hub
         tally("Redis SIGKILL + restart (persistent)", tried=4)
     finally:
         server.stop()
+
+
+def test_redis_lost_between_the_hub_call_and_the_record(make_bot, hub, slack, tmp_path):
+    """Redis dies while the Hub applies an approval: the approver is told it was applied; when Redis is
+    back, the claim is settled from the Hub (approved) and nothing is applied twice."""
+    from tests.test_approvals import ask, buttons, thread
+
+    server = RedisServer(tmp_path, persistent=True)
+    try:
+        hub.add_space(SPACE, hardware="cpu-basic")
+        bot = make_bot(redis_url=server.url, SPACEOPS_HUB_TIMEOUT="1", **ROLES)
+        pending = ask(bot, slack, user="U1")
+        hub.latency = 0.6
+        answer = bot.click("approval:approve", pending.id, user="UAPP", channel=pending.channel,
+                           message_ts=pending.ts)
+        assert slack.wait(lambda: hub.calls("POST", f"/api/spaces/{SPACE}/hardware"), timeout=5)
+        server.stop()
+        reply = slack.wait(lambda: slack.responses(answer.response_id), timeout=10)[0]["text"]
+        hub.latency = 0.0
+        assert "the Hub accepted it" in reply and "Don't approve again" in reply
+        server.start()
+        watcher = bot.ctx.extras["watcher"]
+        watcher.tick(time.time() + 30)            # past the claim's lease (3 × 1 s + 5 s)
+        msg = slack.messages[(pending.channel, pending.ts)]
+        assert "Approved" in json.dumps(msg["blocks"]) and buttons(msg) == []
+        assert len(thread(slack, pending)) == 1
+        assert len(hub.calls("POST", f"/api/spaces/{SPACE}/hardware")) == 1
+        tally("Redis lost mid-approval", tried=1)
+    finally:
+        server.stop()
