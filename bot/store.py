@@ -35,7 +35,8 @@ def connect(url: str) -> redis.Redis:
 
 
 UNREACHABLE = ("Space Ops cannot reach its database right now, so it can't do this: it makes no change without "
-               "a record of it. `status`, `flavors`, `var ls`, `secret ls` and `help` still work; try again in a minute.")
+               "a record of it. `status`, `flavors`, `var ls`, `secret ls` and `help` still work; "
+               "try again in a minute.")
 
 
 @contextlib.contextmanager

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections import defaultdict
 from pathlib import Path
@@ -64,8 +65,10 @@ class ServeProcess(Bot):
                      "REDIS_URL": redis_url, "SPACEOPS_HUB_TIMEOUT": "1"}
         variables.update(env)
         self._log = open(log_path, "w")
-        args = [sys.executable, "-m", "bot", "serve", "--port", str(self.port)] + ([] if scheduler else ["--no-scheduler"])
-        self.proc = subprocess.Popen(args, cwd=ROOT, env=clean_env(**variables), stdout=self._log, stderr=subprocess.STDOUT)
+        args = [sys.executable, "-m", "bot", "serve", "--port", str(self.port)]
+        args += [] if scheduler else ["--no-scheduler"]
+        self.proc = subprocess.Popen(args, cwd=ROOT, env=clean_env(**variables), stdout=self._log,
+                                     stderr=subprocess.STDOUT)
         self._wait_listening()
 
     def _wait_listening(self, timeout: float = 20.0) -> None:

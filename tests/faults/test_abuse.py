@@ -147,7 +147,8 @@ MALFORMED = {
                  "state": {"values": {"value": {"value": {"value": "v"}}}}}}), FORM),
     "secret view, forged Space": (_payload({
         "type": "view_submission", "user": {"id": "U1"},
-        "view": {"type": "modal", "callback_id": "secret_set", "private_metadata": json.dumps({"space": "../../etc", "key": "K"}),
+        "view": {"type": "modal", "callback_id": "secret_set",
+                 "private_metadata": json.dumps({"space": "../../etc", "key": "K"}),
                  "state": {"values": {"value": {"value": {"value": "v"}}}}}}), FORM),
     "secret view, state values a list": (_payload({
         "type": "view_submission", "user": {"id": "U1"},

@@ -151,7 +151,8 @@ def test_alert_and_recovery_edit_arrive_later_exactly_once(own_slack, bot_on, hu
     assert slack.messages[root]["updates"] == 1
     ticker(times=3)
     assert slack.messages[root]["updates"] == 1
-    top, replies = [p for p in slack.posts() if not p.get("thread_ts")], [p for p in slack.posts() if p.get("thread_ts")]
+    top = [p for p in slack.posts() if not p.get("thread_ts")]
+    replies = [p for p in slack.posts() if p.get("thread_ts")]
     assert len(top) == 1 and len(replies) == 1, (top, replies)  # the alert, and "back up" in its thread
     tally(f"Slack {fault} on alert post + edit", tried=2)
 
