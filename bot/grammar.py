@@ -52,7 +52,8 @@ _SLACK_LINK = re.compile(r"^<([^|>]+)(?:\|[^>]*)?>$")
 _CHANNEL = re.compile(r"^<#([CG][A-Z0-9]+)(?:\|[^>]*)?>$")
 _BARE_CHANNEL = re.compile(r"^([CG][A-Z0-9]{6,})$")
 _KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
-_DURATION_PART = re.compile(r"(\d+)\s*([smhd])", re.I)
+# ASCII: `\d` and str.isdigit() also match "²" or "٣", which int() then refuses.
+_DURATION_PART = re.compile(r"(\d+)\s*([smhd])", re.I | re.ASCII)
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9_-]{4,64}$")
 MAX_TEXT = 4000
@@ -106,7 +107,7 @@ def parse_duration(token: str, allow_never: bool = True) -> int:
     text = token.strip().lower()
     if allow_never and text in ("never", "off", "none", "-1"):
         return -1
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         seconds = int(text)
     else:
         parts = _DURATION_PART.findall(text)

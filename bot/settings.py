@@ -21,7 +21,7 @@ WHERE_TO_GET = {
     "REDIS_URL": "redis://localhost:6379/0, or leave unset with `make run` to start a local redis-server",
 }
 
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$", re.I)
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$", re.I | re.ASCII)
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 

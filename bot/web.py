@@ -37,7 +37,8 @@ def make_wsgi_app(app: App, ctx):
                 length = -1
             if length < 0 or length > MAX_BODY:
                 return respond(start_response, "413 Payload Too Large", {"error": "body too large"})
-            if not environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP", "0").strip().lstrip("-").isdigit():
+            stamp = environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP", "0").strip().lstrip("-")
+            if not (stamp.isascii() and stamp.isdigit()):
                 # Bolt's verifier does int() on it and answers 500; it is simply an unsigned request.
                 return respond(start_response, "401 Unauthorized", {"error": "invalid request"})
             body = environ["wsgi.input"].read(length) if length else b""

@@ -36,6 +36,8 @@ SIGNATURE_CASES = {
     "future (301 s)": {"timestamp": lambda: int(time.time()) + 301},
     "garbage header": {"headers": {"X-Slack-Signature": "v0=zzz"}},
     "non-numeric timestamp": {"headers": {"X-Slack-Request-Timestamp": "soon"}},
+    "unicode-digit timestamp": {"headers": {"X-Slack-Request-Timestamp": "17957400²"}},  # latin-1, isdigit()
+    "empty timestamp": {"headers": {"X-Slack-Request-Timestamp": ""}},
     "v1 scheme": {"headers": {"X-Slack-Signature": "v1=" + "0" * 64}},
 }
 

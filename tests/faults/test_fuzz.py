@@ -10,7 +10,7 @@ import re
 from urllib.parse import urlencode
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from bot.errors import BadInput
 from bot.flavors import Catalogue
@@ -60,6 +60,8 @@ def seed(hub) -> None:
 
 @settings(max_examples=1500, **FIXTURES)
 @given(space=space_ids, duration=durations, flavor=flavors)
+@example(space="acme/chat", duration="²", flavor="cpu-basic")   # found by this test: int("²") raised
+@example(space="acme/chat", duration="٣h", flavor="t4-meduim")
 def test_parsers_accept_only_what_they_should(space, duration, flavor):
     """Accepted values are clean (no markup can ride along); everything else is a BadInput sentence."""
     try:
