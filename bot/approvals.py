@@ -40,17 +40,18 @@ EXPIRED_GRACE = 24 * 3600
 DECIDED_KEEP = 7 * 24 * 3600
 # An `applying` claim older than this belongs to a replica that died mid-call; another may take over.
 APPLY_LEASE = 300
-
-
-def apply_lease(hub_timeout: float) -> float:
-    """How long an `applying` claim lasts: its one Hub call is bounded by the client's timeouts
-    (connect, send, read), so a claim older than that belongs to a replica that died."""
-    return 3 * hub_timeout + 5
 # Outbox ops for approval messages whose edit or thread note failed when first tried.
 SHOW_OP = "approval.show"
 NOTE_OP = "approval.note"
 # One hash tag for every approvals key, so the scripts (hash + index) also run on Redis Cluster.
 TAG = "{approvals}"
+
+
+def apply_lease(hub_timeout: float) -> float:
+    """How long a bot's `applying` claim lasts: its one Hub call is bounded by the client's timeouts
+    (connect, send, read), so a claim older than that belongs to a replica that died."""
+    return 3 * hub_timeout + 5
+
 
 # KEYS[1] request hash, KEYS[2] pending index.
 # ARGV: 1 allowed from-states (comma list; "stale" means an `applying` claim whose lease ran out),
@@ -509,9 +510,8 @@ class Approvals:
         self.ctx.poster.post(channel, note["text"], thread_ts=note["ts"])
 
     def _later(self, delivery_id: str, channel: str, op: str, payload: str) -> None:
-        watcher = self.ctx.extras.get("watcher")
         try:
-            watcher.outbox.enqueue_one(delivery_id, channel, op, payload)
+            self.ctx.extras["watcher"].outbox.enqueue_one(delivery_id, channel, op, payload)
         except REDIS_ERRORS:
             log.error("approval message update %s lost: neither Slack nor Redis answered", delivery_id)
 

@@ -18,6 +18,7 @@ import redis
 from slack_sdk.errors import SlackApiError
 
 from bot import render
+from bot.slack import RETRYABLE_ERRORS
 from bot.store import key
 from bot.transitions import Alert
 from bot.watches import WatchSet, WatchStore, covers
@@ -28,7 +29,7 @@ STREAM = key("{outbox}", "stream")
 THREADS = key("{outbox}", "threads")  # hash "channel|space" → {"ts", "text", "blocks", "incident"}
 DONE_TTL = 7 * 86400
 STREAM_MAXLEN = 100_000
-RETRYABLE = frozenset({"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"})
+RETRYABLE = RETRYABLE_ERRORS
 
 
 def done_key(delivery_id: str) -> str:

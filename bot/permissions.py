@@ -69,6 +69,8 @@ class Roles:
         return user in self.admins()
 
     def is_operator(self, user: str) -> bool:
+        if not user:
+            return False  # a payload that names no user (forged or broken) gets no rights, even if all members have
         if self.is_admin(user):
             return True
         return not self.settings.operators or user in self._expand(self.settings.operators)

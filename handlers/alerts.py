@@ -29,7 +29,7 @@ def _clicked(ctx, make):
             cmd = make(parse_space(str(action.get("value") or "")))  # a forged payload may send any JSON
         except BadInput:
             return  # not a value we put on a button
-        actor = Actor(user=body.get("user", {}).get("id", ""),
+        actor = Actor(user=(body.get("user") or {}).get("id", ""),
                       channel=(body.get("channel") or {}).get("id", ""),
                       team=(body.get("team") or {}).get("id", ""))
         # Whoever clicked hears back privately; the alert itself stays as it is.
