@@ -33,46 +33,32 @@ def redis_client(redis_server):
 
 @pytest.fixture(scope="session")
 def hub_server():
-    hub = HubEmulator()
-    stop, base = serve(hub)
-    yield hub, base
+    emulator = HubEmulator()
+    stop, emulator.base = serve(emulator)
+    yield emulator
     stop()
 
 
 @pytest.fixture
 def hub(hub_server):
-    emulator, base = hub_server
-    with emulator.lock:
-        emulator.spaces.clear()
-        emulator.requests.clear()
-        emulator.faults.clear()
-        emulator.logs.clear()
-        emulator.writable = None
-        emulator.rate_limit = None
-        emulator.latency = 0.0
-        emulator.hardware_endpoint_up = True
-    emulator.base = base
-    return emulator
+    """The session's Hub emulator, emptied: no Spaces, requests, faults or limits."""
+    hub_server.reset()
+    return hub_server
 
 
 @pytest.fixture(scope="session")
 def slack_server():
-    slack = SlackEmulator()
-    stop, base = serve(slack)
-    yield slack, base
+    emulator = SlackEmulator()
+    stop, emulator.base = serve(emulator)
+    yield emulator
     stop()
 
 
 @pytest.fixture
 def slack(slack_server):
-    emulator, base = slack_server
-    with emulator.lock:
-        emulator.calls.clear()
-        emulator.messages.clear()
-        emulator.faults.clear()
-        emulator.groups.clear()
-    emulator.base = base
-    return emulator
+    """The session's Slack emulator, emptied: no calls, messages, faults or groups."""
+    slack_server.reset()
+    return slack_server
 
 
 def make_settings(hub, slack, redis_url: str, **overrides) -> Settings:

@@ -62,18 +62,23 @@ class HubEmulator:
     def __init__(self, token: str = TOKEN, user: str = "bot-user", latency: float = 0.0, page_size: int = 1000):
         self.token = token
         self.user = user
-        self.latency = latency
         self.page_size = page_size
-        self.spaces: dict[str, dict[str, Any]] = {}
-        self.requests: list[Recorded] = []
-        self.faults: list[Fault] = []
-        self.writable: set[str] | None = None  # namespaces the token may change; None = all
-        self.rate_limit: int | None = None  # requests left in the window; None = unlimited
-        self.rate_window = 300
-        self.rate_quota = 1000
-        self.hardware_endpoint_up = True
-        self.logs: dict[str, list[str]] = {}
         self.lock = threading.RLock()
+        self.reset(latency)
+
+    def reset(self, latency: float = 0.0) -> None:
+        """Back to an empty Hub with no faults or limits (tests share one emulator per session)."""
+        with self.lock:
+            self.latency = latency
+            self.spaces: dict[str, dict[str, Any]] = {}
+            self.requests: list[Recorded] = []
+            self.faults: list[Fault] = []
+            self.writable: set[str] | None = None  # namespaces the token may change; None = all
+            self.rate_limit: int | None = None  # requests left in the window; None = unlimited
+            self.rate_window = 300
+            self.rate_quota = 1000
+            self.hardware_endpoint_up = True
+            self.logs: dict[str, list[str]] = {}
 
     # ------------------------------------------------------------------ test-facing state
 

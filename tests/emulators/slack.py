@@ -34,13 +34,18 @@ class SlackEmulator:
 
     def __init__(self, token: str = "xoxb-test"):
         self.token = token
-        self.calls: list[Call] = []
-        self.messages: dict[tuple[str, str], dict[str, Any]] = {}
-        self.groups: dict[str, list[str]] = {}
-        self.faults: list[SlackFault] = []
         self._ts = itertools.count(1)
         self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every call, message, fault and user group (tests share one emulator per session)."""
+        with self.lock:
+            self.calls: list[Call] = []
+            self.messages: dict[tuple[str, str], dict[str, Any]] = {}
+            self.groups: dict[str, list[str]] = {}
+            self.faults: list[SlackFault] = []
 
     # ------------------------------------------------------------------ test-facing
 

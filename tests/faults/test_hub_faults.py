@@ -54,10 +54,7 @@ CASES = [(c, f) for c in COMMANDS for f in FAULTS if f != "unknown stage" or COM
 @pytest.fixture(scope="module")
 def served(hub_server, slack_server, redis_server, tmp_path_factory):
     """One real bot process for the whole module (the per-test `hub`/`slack` fixtures reset the emulators)."""
-    hub, hub_base = hub_server
-    slack, slack_base = slack_server
-    hub.base, slack.base = hub_base, slack_base
-    proc = ServeProcess(hub, slack, redis_server.url, tmp_path_factory.mktemp("serve") / "bot.log",
+    proc = ServeProcess(hub_server, slack_server, redis_server.url, tmp_path_factory.mktemp("serve") / "bot.log",
                         SPACEOPS_HUB_TIMEOUT="1")
     yield proc
     proc.close()
