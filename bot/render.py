@@ -250,7 +250,9 @@ def as_text(reply_text: str, blocks: list[dict[str, Any]] | None = None) -> str:
     text = re.sub(r"<(https?://[^|>]+)\|([^>]+)>", r"\2: \1", text)
     text = re.sub(r"<@([A-Z0-9]+)>", r"@\1", text)
     text = re.sub(r":[a-z_]+: ?", "", text)  # emoji codes
-    text = text.replace("```", "\n    ").replace("`", "").replace("*", "")
+    text = re.sub(r"<#([A-Z0-9]+)(?:\|([^>]*))?>", lambda m: f"#{m.group(2) or m.group(1)}", text)
+    text = text.replace("```", "\n    ").replace("`", "")
+    text = re.sub(r"(?<![\w/])\*([^*\n]+)\*(?!\w)", r"\1", text)  # *bold*, not acme/*
     return html.unescape(text)
 
 
