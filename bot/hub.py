@@ -43,10 +43,69 @@ def install_timeout(seconds: float) -> None:
                 event_hooks={"request": [hf_request_event_hook]},
                 follow_redirects=True,
                 timeout=httpx.Timeout(seconds, connect=min(seconds, 5.0)),
-                limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+                transport=_ObservingTransport(
+                    limits=httpx.Limits(max_connections=64, max_keepalive_connections=32)),
             )
 
         set_client_factory(factory)
+
+
+# ---------------------------------------------------------------- reads the poller watches itself
+
+RETRIED_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+_observer = threading.local()
+
+
+class CallAborted(Exception):
+    """A watched read ended at its first failure; `reason` is short ("429", "timeout")."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class _Observation:
+    def __init__(self, before_each: Callable[[], None] | None):
+        self.before_each = before_each
+        self.responses: list = []
+
+
+@contextlib.contextmanager
+def observed(before_each: Callable[[], None] | None = None) -> Iterator[list]:
+    """Watch this thread's HfApi calls: yields the list of every response (for their RateLimit headers).
+
+    Inside, `before_each()` runs before each HTTP request (it may raise to stop), and the first 408/429/5xx
+    or transport error raises CallAborted at once: `list_spaces` would otherwise sleep and retry for up
+    to half a minute, stalling a poll cycle.
+    """
+    observation = _Observation(before_each)
+    _observer.current = observation
+    try:
+        yield observation.responses
+    finally:
+        _observer.current = None
+
+
+class _ObservingTransport(httpx.HTTPTransport):
+    """Passes every request through; only calls made inside `observed()` are counted and cut short."""
+
+    def handle_request(self, request):
+        observation = getattr(_observer, "current", None)
+        if observation is None:
+            return super().handle_request(request)
+        if observation.before_each:
+            observation.before_each()
+        try:
+            response = super().handle_request(request)
+        except httpx.TimeoutException as err:
+            raise CallAborted("timeout") from err
+        except httpx.TransportError as err:
+            raise CallAborted("Hub unreachable") from err
+        observation.responses.append(response)
+        if response.status_code in RETRIED_STATUSES:
+            response.close()
+            raise CallAborted(str(response.status_code))
+        return response
 
 
 def rate_limit_of(response) -> tuple[int | None, int | None]:

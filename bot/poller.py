@@ -19,10 +19,10 @@ import redis
 from huggingface_hub import HfApi
 from huggingface_hub._space_api import SpaceRuntime
 from huggingface_hub.errors import HfHubHTTPError
-from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status, httpx
+from huggingface_hub.utils import httpx
 
 from bot.flavors import Catalogue
-from bot.hub import rate_limit_of
+from bot.hub import CallAborted, observed, rate_limit_of
 from bot.outbox import Outbox
 from bot.store import key
 from bot.transitions import WITH_LOGS, Alert, Observation, Policy, SpaceState, failed, observe, usage_delta
@@ -171,10 +171,10 @@ class Budget:
 
 
 class HubReader:
-    """Runtimes from the Hub through huggingface_hub's own session, headers and error parsing.
-
-    Not `list_spaces`/`get_space_runtime`: `list_spaces` sleeps and retries up to 5 times on 429/5xx,
-    which would stall a cycle, and neither shows the `RateLimit` headers the budget needs.
+    """Runtimes through HfApi: `list_spaces(author=…, expand=["runtime"])` for a namespace,
+    `get_space_runtime` for one Space. Each read runs inside `hub.observed()`, so the budget sees every
+    `RateLimit` header and pays for every page, and a 429/5xx ends the read at once instead of
+    `list_spaces`' own sleep-and-retry.
     """
 
     def __init__(self, api: HfApi, budget: Budget):
@@ -183,52 +183,49 @@ class HubReader:
         self.requests = 0
         self._count_lock = threading.Lock()
 
-    def _headers(self) -> dict[str, str]:
-        return build_hf_headers(token=self.api.token, library_name=self.api.library_name,
-                                library_version=self.api.library_version, user_agent=self.api.user_agent,
-                                headers=self.api.headers)
-
-    def _get(self, url: str, now: float, params=None):
+    def _before_request(self, now: float) -> None:
         self.budget.spend(now)
         with self._count_lock:
             self.requests += 1
+
+    def _read(self, fn, now: float):
+        """Run one HfApi read under `observed()`: (its result, how many HTTP responses it took)."""
+        responses: list = []
         try:
-            response = get_session().get(url, params=params, headers=self._headers())
-            self.budget.note(response, now)
-            if response.status_code == 429:
+            with observed(lambda: self._before_request(now)) as responses:
+                result = fn()
+        except (CallAborted, HfHubHTTPError, httpx.HTTPError, ValueError, KeyError, TypeError,
+                AttributeError) as err:
+            self._note(responses, now)
+            raise self._failure(err, now) from err
+        self._note(responses, now)
+        return result, len(responses)
+
+    def _failure(self, err: Exception, now: float) -> Exception:
+        if isinstance(err, CallAborted):
+            if err.reason == "429":
                 self.budget.exhausted(now)
-                raise RateLimitHit("429 from the Hub")
-            hf_raise_for_status(response)
-            return response
-        except HfHubHTTPError as err:
+                return RateLimitHit("429 from the Hub")
+            return ReadFailed(err.reason)
+        if isinstance(err, HfHubHTTPError):
             status = getattr(getattr(err, "response", None), "status_code", None)
-            raise ReadFailed(str(status or "HTTP error")) from err
-        except httpx.TimeoutException as err:
-            raise ReadFailed("timeout") from err
-        except httpx.HTTPError as err:
-            raise ReadFailed("Hub unreachable") from err
+            return ReadFailed(str(status or "HTTP error"))
+        if isinstance(err, httpx.HTTPError):
+            return ReadFailed("Hub unreachable")
+        return ReadFailed("unexpected answer")  # a 200 whose JSON does not have the shape the client expects
+
+    def _note(self, responses: list, now: float) -> None:
+        for response in responses:
+            self.budget.note(response, now)
 
     def namespace(self, namespace: str, now: float) -> tuple[list[tuple[str, dict]], int]:
         """Every Space of a namespace with its runtime: ([(id, runtime json)], pages used)."""
-        url = f"{self.api.endpoint}/api/spaces"
-        params: list | None = [("author", namespace), ("expand", "runtime")]
-        found, pages = [], 0
-        while url:
-            response = self._get(url, now, params)
-            pages += 1
-            try:
-                found += [(item["id"], item.get("runtime")) for item in response.json()]
-            except (ValueError, KeyError, TypeError) as err:
-                raise ReadFailed("unexpected answer") from err
-            url, params = response.links.get("next", {}).get("url"), None  # the next URL carries the query
-        return found, pages
+        return self._read(lambda: [(info.id, info.runtime.raw if info.runtime else None)
+                                   for info in self.api.list_spaces(author=namespace, expand=["runtime"])], now)
 
     def space(self, space: str, now: float) -> dict:
-        response = self._get(f"{self.api.endpoint}/api/spaces/{space}/runtime", now)
-        try:
-            return response.json()
-        except ValueError as err:
-            raise ReadFailed("unexpected answer") from err
+        runtime, _ = self._read(lambda: self.api.get_space_runtime(space).raw, now)
+        return runtime
 
     def last_log_lines(self, space: str, build: bool) -> tuple[str, ...] | None:
         """The last lines of the run or build log, bounded in count and size; None when unreadable."""
