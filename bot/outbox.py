@@ -211,8 +211,15 @@ class Outbox:
             return
         if op == "summary":
             data = json.loads(payload)
-            reply = render.downtime_summary([Alert.from_json(a) for a in data["alerts"]], self.hub_url, data["gap"])
-            self.poster.post(channel, reply.text, reply.blocks)
+            alerts = [Alert.from_json(a) for a in data["alerts"]]
+            reply = render.downtime_summary(alerts, self.hub_url, data["gap"])
+            ts = self.poster.post(channel, reply.text, reply.blocks)
+            for alert in alerts:
+                if alert.incident is not None and not alert.closes:
+                    # An incident that began during the outage continues in the summary's thread; the
+                    # summary itself is not edited on recovery (it speaks of other Spaces too).
+                    self.redis.hset(THREADS, f"{channel}|{alert.space}",
+                                    json.dumps({"ts": ts, "incident": alert.incident, "summary": True}))
             return
         if op == "line":
             data = json.loads(payload)
@@ -224,7 +231,7 @@ class Outbox:
         thread_field = f"{channel}|{alert.space}"
         root = _root(self.redis.hget(THREADS, thread_field), alert.incident)
         if op == "edit":
-            if root:
+            if root and not root.get("summary"):
                 reply = render.recovered_message(root["text"], root["blocks"], alert.incident or alert.at, alert.at)
                 self.poster.update(channel, root["ts"], reply.text, reply.blocks)
                 self.redis.hdel(THREADS, thread_field)

@@ -373,6 +373,25 @@ def test_downtime_summary_is_one_message_per_channel(make_bot, hub, slack, clock
     assert "3 changes meanwhile" in c1[0]["text"] and "1 change meanwhile" in c2[0]["text"]
 
 
+def test_an_incident_that_began_during_downtime_continues_in_the_summary_thread(bot, hub, slack, clock):
+    hub.add_space("acme/chat")
+    watch(bot, "watch acme/chat")
+    tick(bot, clock)
+    hub.set_stage("acme/chat", "RUNTIME_ERROR")
+    tick(bot, clock, 30 * MIN)
+    [summary] = posts(slack)
+    assert "could not poll" in summary["text"]
+    hub.set_stage("acme/chat", "BUILDING")
+    tick(bot, clock)
+    hub.set_stage("acme/chat", "RUNNING")
+    tick(bot, clock)
+    later = posts(slack)[1:]
+    summary_ts = next(ts for (_, ts), message in slack.messages.items() if message["text"] == summary["text"])
+    assert [p.get("thread_ts") for p in later] == [summary_ts, summary_ts]
+    assert "back up" in later[-1]["text"]
+    assert slack.of("chat.update") == []  # the summary speaks of other Spaces too: not edited
+
+
 def test_hub_down_then_back_is_a_summary_not_unreadable_alerts(bot, hub, slack, clock):
     hub.add_space("acme/chat")
     watch(bot, "watch acme/chat")
