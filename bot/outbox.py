@@ -18,7 +18,7 @@ import redis
 from slack_sdk.errors import SlackApiError
 
 from bot import render
-from bot.slack import RETRYABLE_ERRORS
+from bot.slack import retry_after
 from bot.store import key
 from bot.transitions import Alert
 from bot.watches import WatchSet, WatchStore, covers
@@ -29,7 +29,6 @@ STREAM = key("{outbox}", "stream")
 THREADS = key("{outbox}", "threads")  # hash "channel|space" → {"ts", "text", "blocks", "incident"}
 DONE_TTL = 7 * 86400
 STREAM_MAXLEN = 100_000
-RETRYABLE = RETRYABLE_ERRORS
 
 
 def done_key(delivery_id: str) -> str:
@@ -180,21 +179,16 @@ class Outbox:
         try:
             self._deliver(fields["op"], channel, fields["payload"])
             return True
-        except SlackApiError as err:
-            status = getattr(err.response, "status_code", 0)
-            error = (err.response.get("error") if hasattr(err.response, "get") else None) or ""
-            if status == 429:
-                retry_after = _seconds(err.response.headers.get("Retry-After") or
-                                       err.response.headers.get("retry-after"), 1.0)
-                self.blocked_until[channel] = now + retry_after
-                log.warning("Slack rate limit for %s: retrying in %.0f s", channel, retry_after)
+        except (SlackApiError, OSError) as err:
+            wait = retry_after(err)
+            if wait is None:
+                log.error("alert %s to %s dropped: Slack said %s", delivery_id, channel, _slack_error(err))
+                return True
+            if getattr(getattr(err, "response", None), "status_code", 0) == 429:
+                self.blocked_until[channel] = now + wait
+                log.warning("Slack rate limit for %s: retrying in %.0f s", channel, wait)
                 return False
-            if status >= 500 or error in RETRYABLE:
-                return self._backoff(channel, delivery_id, now, f"HTTP {status} {error}")
-            log.error("alert %s to %s dropped: Slack said %s", delivery_id, channel, error or status)
-            return True
-        except OSError as err:  # network errors from urllib
-            return self._backoff(channel, delivery_id, now, type(err).__name__)
+            return self._backoff(channel, delivery_id, now, _slack_error(err))
 
     def _backoff(self, channel: str, delivery_id: str, now: float, why: str) -> bool:
         tries = self.attempts.get(delivery_id, 0) + 1
@@ -254,8 +248,9 @@ def _root(raw: str | None, incident: float | None) -> dict | None:
     return root if root.get("incident") == incident else None
 
 
-def _seconds(value, default: float) -> float:
-    try:
-        return float(value[0] if isinstance(value, list) else value)
-    except (TypeError, ValueError):
-        return default
+def _slack_error(err: Exception) -> str:
+    """Short words for a log line: "HTTP 503 internal_error", or the network error's name."""
+    if isinstance(err, SlackApiError):
+        error = (err.response.get("error") if hasattr(err.response, "get") else None) or ""
+        return f"HTTP {getattr(err.response, 'status_code', 0)} {error}".strip()
+    return type(err).__name__

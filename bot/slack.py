@@ -26,18 +26,23 @@ def make_web_client(settings: Settings) -> WebClient:
                      retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=1)])
 
 
+def retry_after_header(headers, default: float) -> float:
+    """Seconds from a `Retry-After` header (any case, maybe a one-item list); `default` when absent or odd."""
+    headers = headers or {}
+    value = headers.get("Retry-After") or headers.get("retry-after")
+    try:
+        return float(value[0] if isinstance(value, list) else value)
+    except (TypeError, ValueError, IndexError):
+        return default
+
+
 def retry_after(err: Exception) -> float | None:
     """Seconds to wait before a failed Slack call may help to try again; None when it can't help."""
     if isinstance(err, SlackApiError):
         response = err.response
         status = getattr(response, "status_code", 0)
         if status == 429:
-            headers = getattr(response, "headers", {}) or {}
-            value = headers.get("Retry-After") or headers.get("retry-after") or 1
-            try:
-                return float(value[0] if isinstance(value, list) else value)
-            except ValueError:
-                return 1.0
+            return retry_after_header(getattr(response, "headers", None), 1.0)
         error = response.get("error") if hasattr(response, "get") else None
         return 1.0 if status >= 500 or error in RETRYABLE_ERRORS else None
     return 1.0 if isinstance(err, OSError) else None

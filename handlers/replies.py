@@ -9,6 +9,7 @@ from slack_sdk.webhook import WebhookClient
 
 from bot import render
 from bot.render import Reply
+from bot.slack import retry_after_header
 
 log = logging.getLogger(__name__)
 RETRIES = 3
@@ -29,9 +30,9 @@ def deliver(response_url: str, reply: Reply, replace_original: bool = False) -> 
     for attempt in range(RETRIES + 1):
         try:
             response = client.send_dict({k: v for k, v in payload.items() if v is not None})
-            status, retry_after = response.status_code, response.headers.get("retry-after") or response.headers.get("Retry-After")
+            status, headers = response.status_code, response.headers
         except OSError as err:
-            status, retry_after = None, None
+            status, headers = None, None
             log.warning("response_url post failed (%s), attempt %d", type(err).__name__, attempt + 1)
         if status is not None and status < 300:
             return True
@@ -39,8 +40,7 @@ def deliver(response_url: str, reply: Reply, replace_original: bool = False) -> 
             log.error("response_url refused the reply: HTTP %s", status)
             return False
         if attempt < RETRIES:
-            wait = float(retry_after[0] if isinstance(retry_after, list) else retry_after) if retry_after else 0.5 * 2 ** attempt
-            time.sleep(min(wait, 10.0))
+            time.sleep(min(retry_after_header(headers, 0.5 * 2 ** attempt), 10.0))
     log.error("reply not delivered after %d attempts", RETRIES + 1)
     return False
 
