@@ -200,10 +200,14 @@ class ApprovalStore:
         for request_id in ids:
             request = self.get(request_id)
             if request is None:
-                self.redis.zrem(self._index, request_id)
+                self.forget(request_id)
             elif request.is_open or request.status == "applying":
                 found.append(request)
         return found
+
+    def forget(self, request_id: str) -> None:
+        """Drop an id from the open index (its hash is gone)."""
+        self.redis.zrem(self._index, request_id)
 
     def due(self, now: float, limit: int = 100) -> list[str]:
         return self.redis.zrangebyscore(self._index, "-inf", now, start=0, num=limit)
@@ -338,8 +342,7 @@ class Approvals:
             done = self.store.finish(request, attempt, self.clock(), error=err.sentence[:500])
             self.ctx.store.audit(user, "approval.approve", request.space, self._params(request),
                                  result=f"error: {err.sentence[:200]}")
-            self._show(done.request or request)
-            self._tell_requester(done.request or request)
+            self._announce(done.request or request)
             return render.error_reply(render.approval_apply_failed(request, err.sentence))
         try:
             done = self.store.finish(request, attempt, self.clock())
@@ -350,8 +353,7 @@ class Approvals:
             return render.error_reply(render.approval_applied_unrecorded(request))
         self.ctx.store.audit(user, "approval.approve", request.space, self._params(request))
         final = done.request or request
-        self._show(final)
-        self._tell_requester(final)
+        self._announce(final)
         return render.approval_click_reply(final)
 
     def _apply(self, request: ApprovalRequest, user: str) -> None:
@@ -368,8 +370,7 @@ class Approvals:
         if not done.ok:
             return self._not_open(done, request_id)
         self.ctx.store.audit(user, "approval.deny", request.space, self._params(request))
-        self._show(done.request)
-        self._tell_requester(done.request)
+        self._announce(done.request)
         return render.approval_click_reply(done.request)
 
     def _check_decider(self, request: ApprovalRequest, user: str, verb: str) -> None:
@@ -445,8 +446,7 @@ class Approvals:
                              result="ok (confirmed on the Hub after a replica stopped)" if landed
                              else "error: the replica applying it stopped; not applied")
         final = done.request or request
-        self._show(final)
-        self._tell_requester(final)
+        self._announce(final)
         return True
 
     def _landed(self, request: ApprovalRequest) -> bool:
@@ -463,16 +463,20 @@ class Approvals:
     def _expire_one(self, request_id: str, now: float) -> bool:
         done = self.store.expire(request_id, now)
         if done.outcome == "missing":
-            self.store.redis.zrem(key(TAG, "pending"), request_id)
+            self.store.forget(request_id)
         if not done.ok:
             return False
         request = done.request
         self.ctx.store.audit(request.requester, "approval.expire", request.space, self._params(request))
-        self._show(request)
-        self._tell_requester(request)
+        self._announce(request)
         return True
 
     # ------------------------------------------------------------------ Slack
+
+    def _announce(self, request: ApprovalRequest) -> None:
+        """Show the outcome on the approval message and tell the requester in its thread."""
+        self._show(request)
+        self._tell_requester(request)
 
     def _show(self, request: ApprovalRequest) -> None:
         """Edit the approval message to its current state; a Slack failure never undoes a decision.
@@ -480,9 +484,8 @@ class Approvals:
         When Slack fails, the edit is queued in the outbox and delivered later, once; it re-reads the
         request then, so a late edit never shows an older state than the newest one.
         """
-        message = render.approval_message(request, self.catalogue, self.ops.hub_url)
         try:
-            self.ctx.poster.update(request.channel, request.ts, message.text, message.blocks)
+            self._edit(request)
         except (SlackApiError, OSError) as err:
             log.warning("approval message %s not updated now (%s); queued", request.id, err)
             self._later(f"approval.show:{request.id}:{request.status}:{request.decided_at}:{request.attempt}",
@@ -493,6 +496,9 @@ class Approvals:
         request = self.store.get(request_id)
         if request is None:
             return  # gone (a week after its decision): nothing left to show
+        self._edit(request)
+
+    def _edit(self, request: ApprovalRequest) -> None:
         message = render.approval_message(request, self.catalogue, self.ops.hub_url)
         self.ctx.poster.update(request.channel, request.ts, message.text, message.blocks)
 
