@@ -24,6 +24,7 @@ from huggingface_hub.utils import httpx
 from bot.flavors import Catalogue
 from bot.hub import CallAborted, observed, rate_limit_of
 from bot.outbox import Outbox
+from bot.permissions import namespace_of
 from bot.store import key
 from bot.transitions import WITH_LOGS, Alert, Observation, Policy, SpaceState, failed, observe, usage_delta
 from bot.watches import WatchSet, WatchStore
@@ -218,13 +219,13 @@ class HubReader:
         for response in responses:
             self.budget.note(response, now)
 
-    def namespace(self, namespace: str, now: float) -> tuple[list[tuple[str, dict]], int]:
-        """Every Space of a namespace with its runtime: ([(id, runtime json)], pages used)."""
-        return self._read(lambda: [(info.id, info.runtime.raw if info.runtime else None)
+    def namespace(self, namespace: str, now: float) -> tuple[list[tuple[str, SpaceRuntime | None]], int]:
+        """Every Space of a namespace with its runtime: ([(id, runtime)], pages used)."""
+        return self._read(lambda: [(info.id, info.runtime)
                                    for info in self.api.list_spaces(author=namespace, expand=["runtime"])], now)
 
-    def space(self, space: str, now: float) -> dict:
-        runtime, _ = self._read(lambda: self.api.get_space_runtime(space).raw, now)
+    def space(self, space: str, now: float) -> SpaceRuntime:
+        runtime, _ = self._read(lambda: self.api.get_space_runtime(space), now)
         return runtime
 
     def last_log_lines(self, space: str, build: bool) -> tuple[str, ...] | None:
@@ -289,7 +290,7 @@ class Poller:
         batch = set(watches.pattern_namespaces())
         by_ns: dict[str, list[str]] = {}
         for space in watches.explicit_spaces():
-            by_ns.setdefault(space.split("/", 1)[0], []).append(space)
+            by_ns.setdefault(namespace_of(space), []).append(space)
         single = set()
         for ns, spaces in by_ns.items():
             if ns in batch:
@@ -330,7 +331,7 @@ class Poller:
                 if watches.is_watched(space) and runtime:
                     results[space] = self._observation(space, runtime, now)
             for space in watches.explicit_spaces():
-                if space.split("/", 1)[0] == name and space not in listed:
+                if namespace_of(space) == name and space not in listed:
                     results[space] = "404"
         return results
 
@@ -339,12 +340,12 @@ class Poller:
         if name in singles:
             return {name}
         return {s for s in watches.explicit_spaces() | set(self.cache)
-                if s.split("/", 1)[0] == name and watches.is_watched(s)}
+                if namespace_of(s) == name and watches.is_watched(s)}
 
     @staticmethod
-    def _observation(space: str, runtime: dict, now: float) -> Observation | str:
+    def _observation(space: str, runtime: SpaceRuntime, now: float) -> Observation | str:
         try:
-            return Observation.from_runtime(space, SpaceRuntime(runtime), now)
+            return Observation.from_runtime(space, runtime, now)
         except (KeyError, TypeError, AttributeError):
             return "unexpected answer"
 
@@ -362,7 +363,7 @@ class Poller:
                 self.cache[space] = (fields.get("ts", ""), state) if state else ("", None)
                 if fields.get("pending"):
                     # A previous leader decided these but may have died before enqueueing them.
-                    self.outbox.redeliver([Alert.from_json(a) for a in _json_list(fields["pending"])])
+                    self.outbox.redeliver([Alert.from_json(a) for a in json.loads(fields["pending"])])
                     self._clear(keys=[state_key(space)], args=[fields.get("ts", "")])
 
     def _commit(self, space: str, prev: SpaceState | None, state: SpaceState, alerts: list[Alert]) -> bool:
@@ -461,10 +462,6 @@ class Poller:
 
 def _dumps(value) -> str:
     return json.dumps(value, separators=(",", ":"))
-
-
-def _json_list(text: str) -> list:
-    return json.loads(text)
 
 
 def usage(client: redis.Redis, space: str, now: float) -> dict[str, float]:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import redis
 
+from bot.permissions import namespace_of
 from bot.store import key
 
 WATCHES = key("watches")          # hash  "channel|target" → {"only": [...], "by": user, "at": ts}
@@ -26,7 +27,7 @@ class Watch:
         return self.target.endswith("/*")
 
     def covers(self, space: str) -> bool:
-        return self.target == space or (self.is_pattern and space.split("/", 1)[0] == self.target[:-2])
+        return self.target == space or (self.is_pattern and namespace_of(space) == self.target[:-2])
 
 
 def covers(target: str, space: str) -> bool:
@@ -50,7 +51,7 @@ class WatchSet:
         return len(self.watches)
 
     def for_space(self, space: str) -> list[Watch]:
-        return self._by_space.get(space, []) + self._by_namespace.get(space.split("/", 1)[0], [])
+        return self._by_space.get(space, []) + self._by_namespace.get(namespace_of(space), [])
 
     def pattern_namespaces(self) -> set[str]:
         return set(self._by_namespace)
