@@ -27,9 +27,9 @@ sys.path.insert(0, str(ROOT))
 import redis  # noqa: E402
 
 from bot.app import build_context  # noqa: E402
-from bot.settings import Settings  # noqa: E402
-from bot.slack import ConsolePoster  # noqa: E402
-from bot.store import connect  # noqa: E402
+from bot.core.settings import Settings  # noqa: E402
+from bot.core.slack import ConsolePoster  # noqa: E402
+from bot.core.store import connect  # noqa: E402
 from tests.emulators.redisserver import RedisServer, free_port  # noqa: E402
 
 TOKEN = "hf_bench"
@@ -91,7 +91,7 @@ def scenario(name: str, namespaces: int, per_ns: int, mode: str, latency: float,
     settings = Settings.from_env({"HF_ENDPOINT": hub.url, "HF_TOKEN": TOKEN, "REDIS_URL": redis_url,
                                   "SPACEOPS_POLL_SECONDS": "60", "SPACEOPS_HUB_TIMEOUT": "30"})
     ctx = build_context(settings, redis_client=client, poster=ConsolePoster(open(os.devnull, "w")))
-    watcher = ctx.extras["watcher"]
+    watcher = ctx.watcher
     spaces = [f"ns{n:03d}/space-{i:05d}" for n in range(namespaces) for i in range(per_ns)]
     pipe = client.pipeline(transaction=False)
     for space in spaces:

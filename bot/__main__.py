@@ -9,8 +9,8 @@ import signal
 import sys
 import threading
 
-from bot.errors import ConfigError
-from bot.settings import Settings
+from bot.core.errors import ConfigError
+from bot.core.settings import Settings
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -35,7 +35,7 @@ def _parser() -> argparse.ArgumentParser:
 def _with_redis(settings: Settings) -> Settings:
     if settings.redis_url:
         return settings
-    from bot.localredis import start_local_redis
+    from bot.core.localredis import start_local_redis
 
     return dataclasses.replace(settings, redis_url=start_local_redis())
 
@@ -61,7 +61,7 @@ def _run(args, settings: Settings) -> int:
 
     if args.mode == "console":
         from bot import console
-        from bot.slack import ConsolePoster
+        from bot.core.slack import ConsolePoster
 
         settings = _with_redis(settings)
         ctx = build_context(settings, poster=ConsolePoster(sys.stdout))
@@ -80,18 +80,16 @@ def _run(args, settings: Settings) -> int:
     elif args.mode == "worker":
         settings.require("SLACK_BOT_TOKEN", "REDIS_URL")
 
-    from bot import watching
-
     ctx = build_context(settings)
     if args.mode == "worker":
-        watching.start_scheduler(ctx)
+        ctx.watcher.start()
         _wait_for_signal()
         return 0
     from bot.app import build_app
 
     app = build_app(ctx)
     if not args.no_scheduler:
-        watching.start_scheduler(ctx)
+        ctx.watcher.start()
     if args.mode == "serve":
         from bot.web import make_wsgi_app, serve
 

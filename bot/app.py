@@ -1,59 +1,76 @@
-"""Wiring: one `Context` holding the edges (Hub, Redis, Slack) and the Bolt app built on it."""
+"""Wiring: one typed `Context` holding the edges and every feature's service, and the Bolt app built on it."""
 
 from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import redis
 from slack_bolt import App
 from slack_bolt.error import BoltError
 from slack_sdk import WebClient
 
-from bot import approvals, hub, watching
-from bot.errors import ConfigError
-from bot.operations import Operations
-from bot.permissions import Roles
-from bot.settings import Settings
-from bot.slack import Poster, SlackPoster, background_pool, make_web_client
-from bot.store import Store, connect
+from bot.alerts.watcher import Watcher
+from bot.approvals.flow import Approvals
+from bot.commands.operations import Operations
+from bot.core import hub
+from bot.core.errors import ConfigError
+from bot.core.flavors import CatalogueSource
+from bot.core.hub import Spaces
+from bot.core.permissions import Roles
+from bot.core.settings import Settings
+from bot.core.slack import Poster, SlackPoster, background_pool, make_web_client
+from bot.core.store import Store, connect
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class Context:
-    """Everything a handler or job needs; built once per process."""
+    """Everything a handler or job needs; built once per process by `build_context`."""
 
     settings: Settings
     store: Store
-    ops: Operations
     poster: Poster
     pool: ThreadPoolExecutor
-    client: WebClient | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
+    client: WebClient | None
+    roles: Roles
+    spaces: Spaces
+    catalogues: CatalogueSource
+    ops: Operations
+    watcher: Watcher
+    approvals: Approvals
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
-        for closer in self.extras.get("closers", []):
-            closer()
+        self.watcher.stop(release=True)
 
 
 def build_context(settings: Settings, redis_client: redis.Redis | None = None, poster: Poster | None = None,
                   client: WebClient | None = None) -> Context:
+    """Build the edges, then the features in dependency order: alerts, approvals, commands."""
     store = Store(redis_client or connect(settings.redis_url))
     if poster is None:
         client = client or make_web_client(settings)
         poster = SlackPoster(client)
-    group_resolver = getattr(poster, "group_members", None)
-    roles = Roles(settings, group_resolver)
-    ops = Operations(settings, hub.make_api(settings), store, poster, roles)
-    ctx = Context(settings, store, ops, poster, background_pool(settings.workers), client)
-    approvals.register(ctx)
-    watching.register(ctx)
-    return ctx
+    roles = Roles(settings, getattr(poster, "group_members", None))
+    api = hub.make_api(settings)
+    spaces = Spaces(api, settings.hf_endpoint)
+    catalogues = CatalogueSource(spaces.hardware)
+
+    watcher = Watcher(settings, store, poster, api, spaces, catalogues)
+    approvals = Approvals(settings, store, spaces, roles, poster, catalogues, later=watcher.outbox.enqueue_one)
+    ops = Operations(settings, api, spaces, store, roles, catalogues, upgrades=approvals)
+
+    # Approval edits that Slack refused are retried by the outbox, whichever replica drains it.
+    watcher.outbox.handlers.update(approvals.deliveries())
+    # The leader's poll tick expires approvals, so expiry needs no click.
+    watcher.periodic.append(approvals.sweep)
+    for name, handler in {**watcher.commands(), **approvals.commands()}.items():
+        ops.handle(name, handler)
+    return Context(settings, store, poster, background_pool(settings.workers), client, roles, spaces, catalogues,
+                   ops, watcher, approvals)
 
 
 def build_app(ctx: Context) -> App:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import getpass
 import sys
 
-from bot import render
-from bot.errors import BadInput
-from bot.grammar import parse_command
-from bot.operations import Actor
+from bot.commands.grammar import parse_command
+from bot.core.errors import BadInput
+from bot.core.permissions import Actor
+from bot.core.words import as_text, error_reply
 
 PROMPT = "space-ops> "
 
@@ -21,15 +21,15 @@ def answer(ctx, line: str, actor: Actor, read_secret=getpass.getpass) -> str:
     try:
         cmd = parse_command(text, ctx.ops.catalogue)
     except BadInput as err:
-        reply = render.error_reply(err.sentence)
-        return render.as_text(reply.text, reply.blocks)
+        reply = error_reply(err.sentence)
+        return as_text(reply.text, reply.blocks)
     if cmd.name == "secret.set":
         value = read_secret(f"value for {cmd.key} (not echoed): ")
         reply = ctx.ops.run_secret_set(cmd.space, cmd.key, value, actor)
     else:
         reply = ctx.ops.run(cmd, actor)
     where = "[in channel] " if reply.public else ""
-    return where + render.as_text(reply.text, reply.blocks)
+    return where + as_text(reply.text, reply.blocks)
 
 
 def main(ctx, stdin=sys.stdin, stdout=sys.stdout) -> int:

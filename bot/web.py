@@ -8,7 +8,6 @@ import logging
 
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
-from slack_bolt.request.internals import parse_body
 
 log = logging.getLogger(__name__)
 MAX_BODY = 256 * 1024  # Slack payloads are a few KB; anything far larger is not from Slack
@@ -62,6 +61,10 @@ def parses(body: bytes, content_type: str | None) -> bool:
     `"actions": null`, a view without a type...); only a signed request gets that far, but it must still
     get a 400, not a 500 and a traceback.
     """
+    # Bolt's own body parser, so this check sees exactly what Bolt will see. It lives in a private module
+    # (`slack_bolt.request.internals`) and no public name serves; this is the one place it is read.
+    from slack_bolt.request.internals import parse_body
+
     try:
         parsed = parse_body(body.decode("utf-8"), (content_type or "").split(";")[0] or None)
     except (ValueError, RecursionError):  # bad UTF-8 or JSON (both ValueErrors); JSON nested too deep
@@ -99,7 +102,11 @@ def create_server(wsgi, host: str, port: int, threads: int = 16):
 
 
 def run_in_thread(server):
-    """Run a waitress server on a daemon thread; returns a `stop()` that shuts it down cleanly."""
+    """Run a waitress server on a daemon thread; returns a `stop()` that shuts it down cleanly.
+
+    waitress's public `server.run()` has no way to stop from another thread, so this loop drives its
+    dispatcher map (`server._map`, waitress internals) itself; the one place they are read.
+    """
     import threading
 
     from waitress import wasyncore

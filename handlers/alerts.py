@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 
-from bot.grammar import Command, parse_space
-from bot.errors import BadInput
-from bot.operations import Actor
-from bot.render import ALERT_ACTIONS
+from bot.alerts.words import ALERT_ACTIONS
+from bot.commands.grammar import Command, parse_space
+from bot.core.errors import BadInput
+from bot.core.permissions import Actor
 from handlers.replies import submit
 
 COMMANDS = {

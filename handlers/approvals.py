@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from bot import render
-from bot.errors import SpaceOpsError
-from bot.store import state_errors
+from bot.approvals.words import APPROVE_ACTION, DENY_ACTION
+from bot.core.errors import SpaceOpsError
+from bot.core.store import state_errors
+from bot.core.words import error_reply
 from handlers.replies import submit
 
 
@@ -18,7 +19,7 @@ def clicked(body: dict) -> tuple[str, str, str, str]:
 
 
 def register(app, ctx) -> None:
-    approvals = ctx.extras["approvals"]
+    approvals = ctx.approvals
 
     def on_click(decide, what: str):
         def listener(ack, body):
@@ -30,10 +31,10 @@ def register(app, ctx) -> None:
                     with state_errors():
                         return decide(request_id, user, channel, ts)
                 except SpaceOpsError as err:
-                    return render.error_reply(err.sentence)
+                    return error_reply(err.sentence)
 
             submit(ctx, work, body.get("response_url", ""), what)
         return listener
 
-    app.action(render.APPROVE_ACTION)(on_click(approvals.approve, "approval.approve"))
-    app.action(render.DENY_ACTION)(on_click(approvals.deny, "approval.deny"))
+    app.action(APPROVE_ACTION)(on_click(approvals.approve, "approval.approve"))
+    app.action(DENY_ACTION)(on_click(approvals.deny, "approval.deny"))

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import logging
 
-from bot import render
-from bot.errors import BadInput, SpaceOpsError
-from bot.grammar import parse_command
-from bot.operations import Actor
+from bot.commands.grammar import parse_command
+from bot.commands.words import secret_modal
+from bot.core.errors import BadInput, SpaceOpsError
+from bot.core.permissions import Actor
+from bot.core.words import error_reply
 from handlers.replies import submit
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ def register(app, ctx) -> None:
         try:
             cmd = parse_command(command.get("text", ""), ctx.ops.catalogue)
         except BadInput as err:
-            reply = render.error_reply(err.sentence)
+            reply = error_reply(err.sentence)
             ack(text=reply.text, blocks=reply.blocks, response_type="ephemeral")
             return
         actor = actor_of(command)
@@ -42,11 +43,11 @@ def open_secret_modal(ack, client, ctx, cmd, actor, command) -> None:
     try:
         ctx.ops.roles.check("secret.set", actor.user, cmd.space)
     except SpaceOpsError as err:
-        reply = render.error_reply(err.sentence)
+        reply = error_reply(err.sentence)
         ack(text=reply.text, blocks=reply.blocks, response_type="ephemeral")
         return
     ack()
     metadata = json.dumps({"space": cmd.space, "key": cmd.key, "channel": actor.channel,
                            "response_url": command.get("response_url", "")})
     client.views_open(trigger_id=command["trigger_id"],
-                      view=render.secret_modal(cmd.space, cmd.key, SECRET_CALLBACK, metadata))
+                      view=secret_modal(cmd.space, cmd.key, SECRET_CALLBACK, metadata))

@@ -7,9 +7,8 @@ import time
 
 from slack_sdk.webhook import WebhookClient
 
-from bot import render
-from bot.render import Reply
-from bot.slack import retry_after_header
+from bot.core.slack import retry_after_header
+from bot.core.words import Reply, internal_error_reply
 
 log = logging.getLogger(__name__)
 RETRIES = 3
@@ -51,7 +50,7 @@ def run_and_reply(ctx, work, response_url: str, what: str) -> None:
         reply = work()
     except Exception:  # noqa: BLE001 — the one place a bug is turned into a message for the user
         log.exception("unexpected error while running %s", what)
-        reply = render.internal_error_reply()
+        reply = internal_error_reply()
     deliver(response_url, reply)
 
 

@@ -6,9 +6,9 @@ import json
 import logging
 import re
 
-from bot.errors import BadInput
-from bot.grammar import parse_space
-from bot.operations import Actor
+from bot.commands.grammar import parse_space
+from bot.core.errors import BadInput
+from bot.core.permissions import Actor
 from handlers.commands import SECRET_CALLBACK
 from handlers.replies import submit
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from bot.settings import Settings
+from bot.core.settings import Settings
 from tests.emulators.hub import TOKEN, HubEmulator, serve
 from tests.emulators.redisserver import RedisServer, free_port  # noqa: F401 — re-exported for tests
 from tests.emulators.slack import SlackEmulator
@@ -23,7 +23,7 @@ def redis_server(tmp_path_factory):
 
 @pytest.fixture
 def redis_client(redis_server):
-    from bot.store import connect
+    from bot.core.store import connect
 
     client = connect(redis_server.url)
     client.flushall()
@@ -76,7 +76,7 @@ def make_bot(hub, slack, redis_server, redis_client):
 
     def make(redis_url: str | None = None, client=None, **env) -> Bot:
         settings = make_settings(hub, slack, redis_url or redis_server.url, **env)
-        from bot.store import connect
+        from bot.core.store import connect
 
         bot = Bot(settings, client or connect(settings.redis_url), hub, slack, slack.base)
         bots.append(bot)

@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 from slack_sdk.signature import SignatureVerifier
 
 from bot.app import build_app, build_context
-from bot.settings import Settings
+from bot.core.settings import Settings
 from bot.web import create_server, make_wsgi_app, run_in_thread
 
 SIGNING_SECRET = "test-signing-secret"

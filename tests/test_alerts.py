@@ -29,7 +29,7 @@ def clock():
 
 
 def tick(bot, clock, seconds: float = MIN):
-    return bot.ctx.extras["watcher"].tick(clock.step(seconds))
+    return bot.ctx.watcher.tick(clock.step(seconds))
 
 
 def watch(bot, text: str, channel: str = "C1") -> dict:
@@ -106,11 +106,11 @@ def test_two_instances_post_once(make_bot, hub, slack, clock):
     hub.add_space("acme/chat")
     watch(a, "watch acme/chat")
     now = clock.step()
-    a.ctx.extras["watcher"].tick(now)
-    b.ctx.extras["watcher"].tick(now)
+    a.ctx.watcher.tick(now)
+    b.ctx.watcher.tick(now)
     hub.set_stage("acme/chat", "PAUSED")
     now = clock.step()
-    reports = [b.ctx.extras["watcher"].tick(now), a.ctx.extras["watcher"].tick(now)]
+    reports = [b.ctx.watcher.tick(now), a.ctx.watcher.tick(now)]
     assert [r.polled for r in reports].count(True) == 1
     assert len(posts(slack)) == 1 and "Resume" in str(posts(slack)[0]["blocks"])
 
@@ -120,7 +120,7 @@ def test_stale_or_concurrent_pollers_cannot_duplicate(make_bot, hub, slack, cloc
     a, b = make_bot(), make_bot()
     hub.add_space("acme/chat")
     watch(a, "watch acme/chat")
-    pa, pb = a.ctx.extras["watcher"].poller, b.ctx.extras["watcher"].poller
+    pa, pb = a.ctx.watcher.poller, b.ctx.watcher.poller
     now = clock.step()
     pa.cycle(now)
     pb.cycle(now)
@@ -130,7 +130,7 @@ def test_stale_or_concurrent_pollers_cannot_duplicate(make_bot, hub, slack, cloc
     pb.cycle(late)                       # same transition, second poller: CAS refuses
     hub.set_stage("acme/chat", "RUNNING")
     pb.cycle(late - 30)                  # a stale observation cannot flip the stage back
-    a.ctx.extras["watcher"].outbox.drain(clock.step())
+    a.ctx.watcher.outbox.drain(clock.step())
     assert len(posts(slack)) == 1 and "building" in posts(slack)[0]["text"]
 
 
@@ -138,7 +138,7 @@ def test_killing_the_leader_hands_polling_over(make_bot, hub, slack, clock):
     a, b = make_bot(), make_bot()
     hub.add_space("acme/chat")
     watch(a, "watch acme/chat")
-    wa, wb = a.ctx.extras["watcher"], b.ctx.extras["watcher"]
+    wa, wb = a.ctx.watcher, b.ctx.watcher
     assert wa.tick(clock.step()).polled
     wa.stop(release=False)               # dies without releasing its lease
     hub.set_stage("acme/chat", "RUNTIME_ERROR")
@@ -155,7 +155,7 @@ def test_slack_429_delays_without_loss_or_duplicate(bot, hub, slack, clock):
     hub.set_stage("acme/chat", "SLEEPING")
     tick(bot, clock)
     assert posts(slack) == [] and len(slack.of("chat.postMessage!failed")) == 1
-    w = bot.ctx.extras["watcher"]
+    w = bot.ctx.watcher
     assert w.drain(clock.step(10)) == 0          # still inside Retry-After: not even tried
     assert len(slack.of("chat.postMessage!failed")) == 1
     assert w.drain(clock.step(25)) == 1
@@ -180,14 +180,14 @@ def test_restart_resends_nothing(make_bot, hub, slack, clock, redis_server):
     first = make_bot()
     hub.add_space("acme/chat")
     watch(first, "watch acme/chat")
-    first.ctx.extras["watcher"].tick(clock.step())
+    first.ctx.watcher.tick(clock.step())
     hub.set_stage("acme/chat", "RUNTIME_ERROR")
-    first.ctx.extras["watcher"].tick(clock.step())
+    first.ctx.watcher.tick(clock.step())
     assert len(posts(slack)) == 1
     first.close()
     second = make_bot()
     for _ in range(3):
-        second.ctx.extras["watcher"].tick(clock.step(3 * MIN))
+        second.ctx.watcher.tick(clock.step(3 * MIN))
     assert len(posts(slack)) == 1
 
 
@@ -195,7 +195,7 @@ def test_alerts_decided_but_not_enqueued_are_delivered_once(bot, hub, slack, clo
     """A leader that dies between the CAS and the enqueue: the next one finds the pending alerts."""
     hub.add_space("acme/chat")
     watch(bot, "watch acme/chat")
-    w = bot.ctx.extras["watcher"]
+    w = bot.ctx.watcher
     w.tick(clock.step())
     def crash(*args, **kwargs):
         raise SystemExit("the process died here")
@@ -309,7 +309,7 @@ def test_cost_warning_once_a_day_with_sleep_button(bot, hub, slack, clock):
     hub.spaces["acme/gpu"]["gcTimeout"] = None                        # never sleeps
     watch(bot, "watch acme/gpu")
     tick(bot, clock)
-    bot.ctx.extras["watcher"].poller.interval = 3 * 3600              # coarse ticks, not a downtime
+    bot.ctx.watcher.poller.interval = 3 * 3600              # coarse ticks, not a downtime
     for _ in range(20):                                               # 50 h in ticks of 2.5 h
         tick(bot, clock, 150 * MIN)
     warnings = [p for p in posts(slack) if "never sleeps" in p["text"]]
@@ -430,8 +430,8 @@ def test_batched_reads_when_cheaper(bot, hub, slack, clock):
         hub.add_space(f"acme/s{i}")
     hub.add_space("solo/one")
     for i in range(5):
-        bot.ctx.extras["watcher"].store.add("C1", f"acme/s{i}", frozenset(), "U1", clock.now)
-    bot.ctx.extras["watcher"].store.add("C1", "solo/one", frozenset(), "U1", clock.now)
+        bot.ctx.watcher.store.add("C1", f"acme/s{i}", frozenset(), "U1", clock.now)
+    bot.ctx.watcher.store.add("C1", "solo/one", frozenset(), "U1", clock.now)
     report = tick(bot, clock)
     assert report.batched == ["acme"] and report.per_space == 1 and report.hub_requests == 2
 
@@ -439,7 +439,7 @@ def test_batched_reads_when_cheaper(bot, hub, slack, clock):
 def test_hub_rate_limit_budget_slows_down(bot, hub, slack, clock):
     for i in range(3):
         hub.add_space(f"ns{i}/app")
-        bot.ctx.extras["watcher"].store.add("C1", f"ns{i}/app", frozenset(), "U1", clock.now)
+        bot.ctx.watcher.store.add("C1", f"ns{i}/app", frozenset(), "U1", clock.now)
     hub.rate_limit = 60                    # the window has 60 requests left of 1,000
     tick(bot, clock)                       # learns the budget from the RateLimit header
     report = tick(bot, clock)
@@ -454,10 +454,8 @@ def test_scheduler_runs_ticks_in_the_background(bot, hub, slack):
     """The real APScheduler wiring: the first poll runs at start; stopping releases the lease."""
     hub.add_space("acme/chat")
     watch(bot, "watch acme/chat")
-    w = bot.ctx.extras["watcher"]
-    from bot.watching import start_scheduler
-
-    start_scheduler(bot.ctx)
+    w = bot.ctx.watcher
+    w.start()
     assert slack.wait(lambda: hub.calls("GET", "/api/spaces/acme/chat/runtime")[1:], timeout=10)
     job = w.scheduler.get_job("poll")
     assert job.coalesce and job.max_instances == 1
@@ -493,7 +491,7 @@ def test_build_error_without_readable_logs_says_so(bot, hub, slack, clock):
 
 
 def test_history_and_usage_are_kept_from_the_first_poll(bot, hub, slack, clock, redis_client):
-    from bot.poller import history_key, usage
+    from bot.alerts.poller import history_key, usage
 
     hub.add_space("acme/gpu", hardware="t4-small", sleep=3600)
     watch(bot, "watch acme/gpu")

@@ -10,16 +10,18 @@ from dataclasses import dataclass
 
 import pytest
 
-from bot import render
-from bot.approvals import APPLY_LEASE, ApprovalRequest, ApprovalStore, sweep_expired
-from bot.errors import NotAllowed
-from bot.flavors import Catalogue
-from bot.permissions import Roles
-from bot.settings import Settings
+from bot.approvals import words
+from bot.approvals.store import ApprovalRequest, ApprovalStore
+from bot.core.errors import NotAllowed
+from bot.core.flavors import Catalogue
+from bot.core.permissions import Roles
+from bot.core.settings import Settings
+from bot.core.words import as_text
 from tests.conftest import RedisServer
 
 ROLES = {"SPACEOPS_APPROVERS": "U1,UAPP,UAPP2", "SPACEOPS_ADMINS": "UADM"}
 HARDWARE = "/api/spaces/acme/chat/hardware"
+APPLY_LEASE = 300  # a claim older than this belongs to a replica that died
 
 
 @dataclass
@@ -79,9 +81,9 @@ def test_request_refusals_then_approval_applies_once(make_bot, hub, slack):
 
     msg = message(slack, pending)
     text = json.dumps(msg["blocks"])
-    for words in ("<@U1>", "acme/chat", "`cpu-basic`", "`a100-large`", "$2.50/h", "$60.00/day", "+$2.50/h",
+    for expected in ("<@U1>", "acme/chat", "`cpu-basic`", "`a100-large`", "$2.50/h", "$60.00/day", "+$2.50/h",
                   "never sleeps"):
-        assert words in text, words
+        assert expected in text, expected
     assert [(b["action_id"], b["value"]) for b in buttons(msg)] == [
         ("approval:approve", pending.id), ("approval:deny", pending.id)]
     assert hub.calls("POST", HARDWARE) == []
@@ -162,9 +164,9 @@ def test_expiry_edits_the_message_and_refuses_late_clicks(make_bot, hub, slack):
     bot = make_bot(SPACEOPS_APPROVAL_TTL="2s", **ROLES)
     pending = ask(bot, slack)
     assert "expires in 2 s" in pending.reply and pending.id in bot.command("approvals")["text"]
-    assert sweep_expired(bot.ctx, now=time.time()) == 0
-    assert sweep_expired(bot.ctx, now=time.time() + 3) == 1
-    assert sweep_expired(bot.ctx, now=time.time() + 3) == 0  # once only
+    assert bot.ctx.approvals.sweep(now=time.time()) == 0
+    assert bot.ctx.approvals.sweep(now=time.time() + 3) == 1
+    assert bot.ctx.approvals.sweep(now=time.time() + 3) == 0  # once only
     msg = message(slack, pending)
     assert buttons(msg) == [] and "*Expired*" in json.dumps(msg["blocks"])
     assert "expired" in click(bot, slack, pending, "UAPP")
@@ -177,7 +179,7 @@ def test_the_poll_tick_expires_requests_without_anyone_clicking(make_bot, hub, s
     hub.add_space("acme/chat")
     bot = make_bot(SPACEOPS_APPROVAL_TTL="2s", **ROLES)
     pending = ask(bot, slack)
-    bot.ctx.extras["watcher"].tick(now=time.time() + 3)
+    bot.ctx.watcher.tick(now=time.time() + 3)
     assert "*Expired*" in json.dumps(message(slack, pending)["blocks"])
     assert hub.calls("POST", HARDWARE) == []
 
@@ -186,7 +188,7 @@ def test_click_after_expiry_without_a_sweep(make_bot, hub, slack):
     hub.add_space("acme/chat")
     bot = make_bot(**ROLES)
     pending = ask(bot, slack)
-    approvals = bot.ctx.extras["approvals"]
+    approvals = bot.ctx.approvals
     approvals.clock = lambda: time.time() + 25 * 3600
     assert "expired" in click(bot, slack, pending, "UAPP")
     assert "*Expired*" in json.dumps(message(slack, pending)["blocks"])
@@ -250,7 +252,7 @@ def test_ten_clicks_on_two_replicas_make_one_hub_call(make_bot, hub, slack):
 
 
 def test_store_claim_is_atomic_across_threads(redis_client):
-    store = ApprovalStore(redis_client, 60)
+    store = ApprovalStore(redis_client, 60, APPLY_LEASE)
     now = time.time()
     request = ApprovalRequest(id=store.new_id(), space="acme/chat", current="cpu-basic", flavor="t4-small",
                               requester="U1", channel="C1", ts="1.1", created_at=now, expires_at=now + 3600)
@@ -355,7 +357,7 @@ def test_asking_twice_posts_one_request(make_bot, hub, slack):
     again = bot.command("hw acme/chat a100-large", user="U2")["text"]
     assert "already" in again and pending.id in again
     assert len(slack.posts("C1")) == 1
-    periodic = bot.ctx.extras["periodic"]
+    periodic = bot.ctx.watcher.periodic
     assert [job(time.time()) for job in periodic] == [0]
 
 
@@ -386,30 +388,30 @@ def request_of(**changes) -> ApprovalRequest:
 
 def test_render_open_and_decided_messages():
     catalogue = Catalogue()
-    pending = render.approval_message(request_of(), catalogue, "https://hf.co")
+    pending = words.approval_message(request_of(), catalogue, "https://hf.co")
     [actions] = [b for b in pending.blocks if b["type"] == "actions"]
     assert {e["value"] for e in actions["elements"]} == {"abc123"}
     assert len(pending.blocks) <= 50
-    shown = render.as_text(pending.text, pending.blocks)
+    shown = as_text(pending.text, pending.blocks)
     assert "$2.50/h · $60.00/day" in shown and "+$2.10/h · +$50.40/day" in shown
     assert "unchanged" in shown  # a paid → paid move keeps the sleep time
 
     approved = request_of(status="approved", decided_by="UAPP", decided_at=1_700_000_100.0)
-    blocks = render.approval_message(approved, catalogue, "https://hf.co").blocks
+    blocks = words.approval_message(approved, catalogue, "https://hf.co").blocks
     assert not [b for b in blocks if b["type"] == "actions"]
     assert "Approved* by <@UAPP>" in json.dumps(blocks)
 
 
 def test_render_cost_words_for_unknown_and_cheaper_flavors():
     catalogue = Catalogue()
-    assert render.upgrade_cost_words("t4-small", "mystery-gpu", catalogue) == (
+    assert words.upgrade_cost_words("t4-small", "mystery-gpu", catalogue) == (
         "unknown (not in the Hub's price list)", "unknown")
-    assert render.upgrade_cost_words("a100-large", "t4-small", catalogue)[1] == "-$2.10/h · -$50.40/day"
+    assert words.upgrade_cost_words("a100-large", "t4-small", catalogue)[1] == "-$2.10/h · -$50.40/day"
 
 
 def test_render_escapes_outside_text():
     request = request_of(requester="U1>", error="x")
-    assert "<@U1&gt;>" in render.approval_message(request, Catalogue(), "https://hf.co").text
+    assert "<@U1&gt;>" in words.approval_message(request, Catalogue(), "https://hf.co").text
 
 
 def test_roles_check_approver():

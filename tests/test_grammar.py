@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from bot.errors import BadInput
-from bot.grammar import COMMANDS, Command, parse_command, parse_duration, parse_space
+from bot.core.errors import BadInput
+from bot.commands.grammar import COMMANDS, Command, parse_command, parse_duration, parse_space
 
 
 def test_empty_text_is_help():

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from hypothesis import given, strategies as st
 
-from bot.transitions import Alert, Observation, Policy, SpaceState, failed, observe, usage_delta
+from bot.alerts.transitions import Alert, Observation, Policy, SpaceState, failed, observe, usage_delta
 
 POLICY = Policy()
 T = 1_800_000_000.0

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 from urllib.parse import parse_qs, urlencode
 
-from bot.flavors import SHIPPED
+from bot.core.flavors import SHIPPED
 
 TOKEN = "hf_test_token"
 FLAVORS = {f.name: f for f in SHIPPED} | {n: None for n in ("cpu-performance", "cpu-xl", "sprx8", "h200", "inf2x6")}

@@ -166,7 +166,7 @@ def own_slack():
 @pytest.fixture
 def bot_on(hub, redis_server, redis_client):
     """Factory: a whole in-process bot talking to a given Slack emulator (e.g. `own_slack`)."""
-    from bot.store import connect
+    from bot.core.store import connect
     from tests.conftest import make_settings
 
     bots: list[Bot] = []

@@ -12,11 +12,11 @@ from urllib.parse import urlencode
 import pytest
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
-from bot.errors import BadInput
-from bot.flavors import Catalogue
-from bot.grammar import COMMANDS, parse_command, parse_duration, parse_space
-from bot.operations import Actor
-from bot.render import Reply
+from bot.core.errors import BadInput
+from bot.core.flavors import Catalogue
+from bot.commands.grammar import COMMANDS, parse_command, parse_duration, parse_space
+from bot.core.permissions import Actor
+from bot.core.words import Reply
 from tests.faults.conftest import tally
 from tests.faults.test_abuse import signed
 

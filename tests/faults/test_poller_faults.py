@@ -30,7 +30,7 @@ READ_REPORTS = ("can't read", "read again", "could not poll")
 
 class Ticker:
     def __init__(self, bot, start: float | None = None):
-        self.watcher = bot.ctx.extras["watcher"]
+        self.watcher = bot.ctx.watcher
         self.now = start or time.time()
 
     def __call__(self, times: int = 1, step: float = 60.0):
@@ -45,7 +45,7 @@ def stage_alerts(slack) -> list[dict]:
 
 
 def stored_stage(redis_client, space: str = SPACE) -> str | None:
-    from bot.poller import state_key
+    from bot.alerts.poller import state_key
 
     return redis_client.hget(state_key(space), "stage")
 

@@ -96,7 +96,7 @@ def test_redis_killed_and_restarted_with_persistence_loses_nothing(make_bot, hub
         for name in ("acme/chat", "acme/api", "acme/gpu"):
             hub.add_space(name, hardware="cpu-basic")
         bot = make_bot(redis_url=server.url, **ROLES)
-        watcher = bot.ctx.extras["watcher"]
+        watcher = bot.ctx.watcher
         chat = ask(bot, slack, "hw acme/chat a100-large", user="U1")
         api = ask(bot, slack, "hw acme/api t4-medium", user="U2")
         assert "Watching" in bot.command("watch acme/* <#C2|ops>")["text"]
@@ -142,7 +142,7 @@ def test_redis_lost_between_the_hub_call_and_the_record(make_bot, hub, slack, tm
         hub.latency = 0.0
         assert "the Hub accepted it" in reply and "Don't approve again" in reply
         server.start()
-        watcher = bot.ctx.extras["watcher"]
+        watcher = bot.ctx.watcher
         watcher.tick(time.time() + 30)            # past the claim's lease (3 × 1 s + 5 s)
         msg = slack.messages[(pending.channel, pending.ts)]
         assert "Approved" in json.dumps(msg["blocks"]) and buttons(msg) == []

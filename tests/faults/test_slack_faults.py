@@ -32,7 +32,7 @@ class Ticker:
     """Drive the watcher (lease, poll, outbox drain) with a clock that only moves forward."""
 
     def __init__(self, bot):
-        self.watcher = bot.ctx.extras["watcher"]
+        self.watcher = bot.ctx.watcher
         self.now = time.time()
 
     def __call__(self, times: int = 1, step: float = 60.0) -> None:
@@ -103,7 +103,7 @@ def test_approval_updates_arrive_later_exactly_once(own_slack, bot_on, hub, meth
     inject(own_slack, method, fault)
     answer = bot.click("approval:approve", pending.id, user="UAPP", channel=pending.channel, message_ts=pending.ts)
     assert answer.status == 200
-    outbox = bot.ctx.extras["watcher"].outbox
+    outbox = bot.ctx.watcher.outbox
     if fault == "refused":
         # Both the edit and the note fail while Slack is away; they wait in the outbox.
         assert slack.wait(lambda: outbox.pending() >= 2 or None, timeout=10) or outbox.pending() >= 2

@@ -16,18 +16,17 @@ from dataclasses import dataclass, field, replace
 from itertools import islice
 
 import redis
-from huggingface_hub import HfApi
-from huggingface_hub._space_api import SpaceRuntime
+from huggingface_hub import HfApi, SpaceRuntime
 from huggingface_hub.errors import HfHubHTTPError
 from huggingface_hub.utils import httpx
 
-from bot.flavors import Catalogue
-from bot.hub import CallAborted, observed, rate_limit_of
-from bot.outbox import Outbox
-from bot.permissions import namespace_of
-from bot.store import key
-from bot.transitions import WITH_LOGS, Alert, Observation, Policy, SpaceState, failed, observe, usage_delta
-from bot.watches import WatchSet, WatchStore
+from bot.alerts.outbox import Outbox
+from bot.alerts.transitions import WITH_LOGS, Alert, Observation, Policy, SpaceState, failed, observe, usage_delta
+from bot.alerts.watches import WatchSet, WatchStore
+from bot.core.flavors import CatalogueSource
+from bot.core.hub import CallAborted, observed, rate_limit_of
+from bot.core.permissions import namespace_of
+from bot.core.store import key
 
 log = logging.getLogger(__name__)
 
@@ -260,12 +259,12 @@ class Poller:
     """One poll cycle: plan reads, read, decide with CAS, enqueue."""
 
     def __init__(self, client: redis.Redis, api: HfApi, outbox: Outbox, watch_store: WatchStore,
-                 catalogue: Catalogue, interval: float, policy: Policy | None = None, workers: int = 16):
+                 catalogues: CatalogueSource, interval: float, policy: Policy | None = None, workers: int = 16):
         self.redis = client
         self.api = api
         self.outbox = outbox
         self.watch_store = watch_store
-        self.catalogue = catalogue
+        self.catalogues = catalogues
         self.interval = interval
         self.policy = policy or Policy()
         self.budget = Budget()
@@ -390,7 +389,7 @@ class Poller:
                 count_failures: bool) -> tuple[SpaceState, list[Alert]] | None:
         prev = self.cache.get(space, ("", None))[1]
         if isinstance(result, Observation):
-            state, alerts = observe(prev, result, self.policy, self.catalogue.price(result.hardware))
+            state, alerts = observe(prev, result, self.policy, self.catalogues.current.price(result.hardware))
         elif count_failures:
             state, alerts = failed(prev, space, result, now, self.policy)
         else:

@@ -1,7 +1,7 @@
 """Watches and stage-change alerts: the `watch`/`mute` commands and the scheduler that polls.
 
 Each replica runs an APScheduler 3.11 `BackgroundScheduler` (memory job store, coalesce, one
-instance at a time); the Redis lease in bot/poller.py makes only one of them poll and deliver.
+instance at a time); the Redis lease in bot/alerts/poller.py makes only one of them poll and deliver.
 """
 
 from __future__ import annotations
@@ -9,18 +9,24 @@ from __future__ import annotations
 import logging
 import time
 from datetime import datetime
+from typing import Callable
 
 from apscheduler.schedulers.background import BackgroundScheduler
+from huggingface_hub import HfApi
 
-from bot import render
-from bot.grammar import Command
-from bot.operations import Actor
-from bot.outbox import Outbox
-from bot.poller import CycleReport, Lease, Poller
-from bot.render import Reply
-from bot.store import REDIS_ERRORS
-from bot.transitions import Policy
-from bot.watches import WatchStore
+from bot.alerts import words
+from bot.alerts.outbox import Outbox
+from bot.alerts.poller import CycleReport, Lease, Poller
+from bot.alerts.transitions import Policy
+from bot.alerts.watches import WatchStore
+from bot.commands.grammar import Command
+from bot.core.flavors import CatalogueSource
+from bot.core.hub import Spaces
+from bot.core.permissions import Actor
+from bot.core.settings import Settings
+from bot.core.slack import Poster
+from bot.core.store import REDIS_ERRORS, Store
+from bot.core.words import Reply
 
 log = logging.getLogger(__name__)
 LEASE_INTERVALS = 2.5
@@ -30,17 +36,21 @@ DRAIN_SECONDS = 1
 class Watcher:
     """Ties the watch store, poller, outbox and lease of one process together."""
 
-    def __init__(self, ctx, policy: Policy | None = None):
-        self.ctx = ctx
-        client = ctx.store.redis
-        interval = ctx.settings.poll_seconds
+    def __init__(self, settings: Settings, records: Store, poster: Poster, api: HfApi, spaces: Spaces,
+                 catalogues: CatalogueSource, policy: Policy | None = None):
+        self.settings = settings
+        self.records = records  # the audit trail and the Redis check before a change
+        self.spaces = spaces
+        client = records.redis
+        interval = settings.poll_seconds
         self.store = WatchStore(client)
-        self.outbox = Outbox(client, ctx.poster, self.store, ctx.settings.hf_endpoint)
-        self.outbox.handlers.update(ctx.extras.get("outbox_ops", {}))
-        self.poller = Poller(client, ctx.ops.api, self.outbox, self.store, ctx.ops.catalogue, interval, policy)
+        self.outbox = Outbox(client, poster, self.store, settings.hf_endpoint)
+        self.poller = Poller(client, api, self.outbox, self.store, catalogues, interval, policy)
         self.lease = Lease(client, ttl=LEASE_INTERVALS * interval)
         self.leading = False
         self.scheduler: BackgroundScheduler | None = None
+        # Jobs other features run on the leader's tick, with its clock (approval expiry).
+        self.periodic: list[Callable[[float], object]] = []
 
     # ------------------------------------------------------------------ one tick
 
@@ -56,11 +66,10 @@ class Watcher:
             # Another leader may have written states meanwhile: re-read them from Redis.
             self.poller.forget()
             self.leading = True
-        self.poller.catalogue = self.ctx.ops.catalogue
         self.end_mutes(now)
         report = self.poller.cycle(now)
         self.outbox.drain(now)
-        for job in self.ctx.extras.get("periodic", []):
+        for job in self.periodic:
             job(now)
         return report
 
@@ -90,7 +99,7 @@ class Watcher:
             log.exception("alert scheduler tick failed")
 
     def start(self) -> None:
-        interval = self.ctx.settings.poll_seconds
+        interval = self.settings.poll_seconds
         scheduler = BackgroundScheduler(job_defaults={"coalesce": True, "max_instances": 1,
                                                       "misfire_grace_time": interval})
         scheduler.add_job(self._scheduled, "interval", args=[self.tick], seconds=interval, id="poll",
@@ -119,52 +128,41 @@ class Watcher:
         channel = cmd.channel or actor.channel
         stage = None
         if not cmd.is_pattern:
-            stage = self.ctx.ops.runtime(cmd.space).stage  # a typo'd Space fails here, not silently forever
-        self.ctx.store.require()
+            stage = self.spaces.runtime(cmd.space).stage  # a typo'd Space fails here, not silently forever
+        self.records.require()
         existed = self.store.add(channel, cmd.space, cmd.only, actor.user, time.time())
-        self.ctx.store.audit(actor.user, "watch", cmd.space, {"channel": channel, "only": sorted(cmd.only)})
-        return render.watch_reply(cmd.space, channel, cmd.only, stage, existed)
+        self.records.audit(actor.user, "watch", cmd.space, {"channel": channel, "only": sorted(cmd.only)})
+        return words.watch_reply(cmd.space, channel, cmd.only, stage, existed)
 
     def unwatch(self, cmd: Command, actor: Actor) -> Reply:
         channel = cmd.channel or actor.channel
-        self.ctx.store.require()
+        self.records.require()
         existed = self.store.remove(channel, cmd.space)
         if existed:
-            self.ctx.store.audit(actor.user, "unwatch", cmd.space, {"channel": channel})
-        return render.unwatch_reply(cmd.space, channel, existed)
+            self.records.audit(actor.user, "unwatch", cmd.space, {"channel": channel})
+        return words.unwatch_reply(cmd.space, channel, existed)
 
     def watches(self, cmd: Command, actor: Actor) -> Reply:
         channel = None if cmd.everywhere else actor.channel
         listed = [(w.channel, w.target, w.only) for w in self.store.load().watches
                   if channel is None or w.channel == channel]
-        return render.watches_reply(listed, channel, self.store.mutes())
+        return words.watches_reply(listed, channel, self.store.mutes())
 
     def mute(self, cmd: Command, actor: Actor) -> Reply:
-        self.ctx.store.require()
+        self.records.require()
         until = time.time() + (cmd.seconds or 0)
         self.store.mute(actor.channel, cmd.space, until)
-        self.ctx.store.audit(actor.user, "mute", cmd.space, {"channel": actor.channel, "seconds": cmd.seconds})
-        return render.mute_reply(cmd.space, actor.channel, until)
+        self.records.audit(actor.user, "mute", cmd.space, {"channel": actor.channel, "seconds": cmd.seconds})
+        return words.mute_reply(cmd.space, actor.channel, until)
 
     def unmute(self, cmd: Command, actor: Actor) -> Reply:
-        self.ctx.store.require()
+        self.records.require()
         existed = self.store.unmute(actor.channel, cmd.space)
         if existed:
-            self.ctx.store.audit(actor.user, "unmute", cmd.space, {"channel": actor.channel})
+            self.records.audit(actor.user, "unmute", cmd.space, {"channel": actor.channel})
             self._say_mute_ended(actor.channel, cmd.space, time.time())
-        return render.unmute_reply(cmd.space, actor.channel, existed)
+        return words.unmute_reply(cmd.space, actor.channel, existed)
 
-
-def register(ctx) -> None:
-    """Hook watch commands into `ctx.ops`; the watcher is kept in `ctx.extras["watcher"]`."""
-    watcher = Watcher(ctx)
-    ctx.extras["watcher"] = watcher
-    for name in ("watch", "unwatch", "watches", "mute", "unmute"):
-        ctx.ops.handle(name, getattr(watcher, name))
-    ctx.extras.setdefault("closers", []).append(lambda: watcher.stop(release=True))
-
-
-def start_scheduler(ctx) -> None:
-    """Start the poller in this process (serve/socket/worker)."""
-    ctx.extras["watcher"].start()
-
+    def commands(self) -> dict[str, Callable[[Command, Actor], Reply]]:
+        """The `/space` commands this feature answers."""
+        return {name: getattr(self, name) for name in ("watch", "unwatch", "watches", "mute", "unmute")}

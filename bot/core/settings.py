@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from bot.errors import ConfigError
+from bot.core.errors import ConfigError
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 DEFAULT_HF_ENDPOINT = "https://huggingface.co"

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import redis
 
-from bot.permissions import namespace_of
-from bot.store import key
+from bot.core.permissions import namespace_of
+from bot.core.store import key
 
 WATCHES = key("watches")          # hash  "channel|target" → {"only": [...], "by": user, "at": ts}
 MUTES = key("mutes")              # hash  "channel|target" → until (epoch seconds)

@@ -11,15 +11,16 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 import redis
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
 
-from bot.errors import StateUnavailable
+from bot.core.errors import SpaceOpsError, StateUnavailable
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 PREFIX = "spaceops:"
 AUDIT_MAXLEN = 100_000
 AUDIT_PER_SPACE_MAXLEN = 1_000
@@ -101,6 +102,17 @@ class Store:
         except REDIS_ERRORS:
             log.error("audit entry lost (Redis unreachable): action=%s space=%s user=%s result=%s",
                       action, space, user, result)
+
+    def audited(self, user: str, action: str, space: str, params: dict, change: Callable[[], T]) -> T:
+        """Run a change with Redis required first, and an audit entry whatever the outcome."""
+        self.require()
+        try:
+            result = change()
+        except SpaceOpsError as err:
+            self.audit(user, action, space, params, result=f"error: {err.sentence[:200]}")
+            raise
+        self.audit(user, action, space, params)
+        return result
 
     def audit_entries(self, space: str | None = None, count: int = 20) -> list[AuditEntry]:
         stream = key("audit", "space", space) if space else key("audit")

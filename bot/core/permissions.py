@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import dataclass
 from typing import Callable, Iterable
 
-from bot.errors import NotAllowed
-from bot.settings import Settings
+from bot.core.errors import NotAllowed
+from bot.core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -18,6 +19,15 @@ CHANGES = frozenset({"restart", "resume", "pause", "hw", "sleep", "var.set", "va
 # Checked by the approvals module itself: an admin, or the requester withdrawing their own.
 SELF_CHECKED = frozenset({"approvals.cancel"})
 GROUP_CACHE_SECONDS = 300
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who asked, and where."""
+
+    user: str
+    channel: str = ""
+    team: str = ""
 
 
 def namespace_of(space: str) -> str:

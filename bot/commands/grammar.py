@@ -7,9 +7,9 @@ import html
 import re
 from dataclasses import dataclass, field
 
-from bot.errors import BadInput
-from bot.flavors import Catalogue
-from bot.markup import escape
+from bot.core.errors import BadInput
+from bot.core.flavors import Catalogue
+from bot.core.markup import escape
 
 # name → (usage, example, summary). The order is the order of `help`.
 COMMANDS: dict[str, tuple[str, str, str]] = {

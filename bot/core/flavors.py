@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import difflib
+import logging
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Callable, Iterable
+
+from bot.core.errors import SpaceOpsError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -93,3 +98,20 @@ class Catalogue:
             flavors.append(Flavor(item.name, getattr(item, "pretty_name", None) or item.name, per_hour,
                                   spec or (shipped.spec if shipped else "")))
         return cls(flavors, source="hub") if flavors else cls()
+
+
+class CatalogueSource:
+    """The catalogue every part of the bot reads (`current`); `refresh()` reads the Hub's list again,
+    falling back to the shipped table when the Hub can't be read."""
+
+    def __init__(self, fetch: Callable[[], Iterable]):
+        self._fetch = fetch
+        self.current = Catalogue()
+
+    def refresh(self) -> Catalogue:
+        try:
+            self.current = Catalogue.from_hub(self._fetch())
+        except SpaceOpsError as err:
+            log.warning("hardware catalogue unavailable, using the shipped one: %s", err.sentence)
+            self.current = Catalogue()
+        return self.current

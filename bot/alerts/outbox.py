@@ -17,11 +17,11 @@ from typing import Callable
 import redis
 from slack_sdk.errors import SlackApiError
 
-from bot import render
-from bot.slack import retry_after
-from bot.store import key
-from bot.transitions import Alert
-from bot.watches import WatchSet, WatchStore, covers
+from bot.alerts import words
+from bot.alerts.transitions import Alert
+from bot.alerts.watches import WatchSet, WatchStore, covers
+from bot.core.slack import retry_after
+from bot.core.store import key
 
 log = logging.getLogger(__name__)
 
@@ -206,7 +206,7 @@ class Outbox:
         if op == "summary":
             data = json.loads(payload)
             alerts = [Alert.from_json(a) for a in data["alerts"]]
-            reply = render.downtime_summary(alerts, self.hub_url, data["gap"])
+            reply = words.downtime_summary(alerts, self.hub_url, data["gap"])
             ts = self.poster.post(channel, reply.text, reply.blocks)
             for alert in alerts:
                 if alert.incident is not None and not alert.closes:
@@ -217,8 +217,8 @@ class Outbox:
             return
         if op == "line":
             data = json.loads(payload)
-            latest = render.alert_line(Alert.from_json(data["latest"]), self.hub_url) if data["latest"] else "?"
-            reply = render.mute_ended_message(data["target"], data["count"], latest, self.hub_url)
+            latest = words.alert_line(Alert.from_json(data["latest"]), self.hub_url) if data["latest"] else "?"
+            reply = words.mute_ended_message(data["target"], data["count"], latest, self.hub_url)
             self.poster.post(channel, reply.text, reply.blocks)
             return
         alert = Alert.from_json(payload)
@@ -226,11 +226,11 @@ class Outbox:
         root = _root(self.redis.hget(THREADS, thread_field), alert.incident)
         if op == "edit":
             if root and not root.get("summary"):
-                reply = render.recovered_message(root["text"], root["blocks"], alert.incident or alert.at, alert.at)
+                reply = words.recovered_message(root["text"], root["blocks"], alert.incident or alert.at, alert.at)
                 self.poster.update(channel, root["ts"], reply.text, reply.blocks)
                 self.redis.hdel(THREADS, thread_field)
             return
-        reply = render.alert_message(alert, self.hub_url)
+        reply = words.alert_message(alert, self.hub_url)
         if root and not alert.opens:
             self.poster.post(channel, reply.text, reply.blocks, thread_ts=root["ts"])
             return

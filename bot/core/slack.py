@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Protocol, TypeVar
+from typing import Callable, Protocol, TypeVar
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler
 
-from bot.settings import Settings
+from bot.core.settings import Settings
+from bot.core.words import as_text
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -77,8 +78,6 @@ class Poster(Protocol):
 
     def update(self, channel: str, ts: str, text: str, blocks: list[dict] | None = None) -> None: ...
 
-    def dm(self, user: str, text: str, blocks: list[dict] | None = None) -> None: ...
-
     def permalink(self, channel: str, ts: str) -> str: ...
 
 
@@ -95,10 +94,6 @@ class SlackPoster:
 
     def update(self, channel, ts, text, blocks=None) -> None:
         self.client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks if blocks is not None else [])
-
-    def dm(self, user, text, blocks=None) -> None:
-        # chat.postMessage to a user id opens the DM with the bot.
-        self.client.chat_postMessage(channel=user, text=text, blocks=blocks or None, unfurl_links=False)
 
     def permalink(self, channel, ts) -> str:
         try:
@@ -119,22 +114,13 @@ class ConsolePoster:
         self.count = 0
 
     def post(self, channel, text, blocks=None, thread_ts=None) -> str:
-        from bot.render import as_text
-
         self.count += 1
         where = f"#{channel}" + (" (thread)" if thread_ts else "")
         print(f"\n[posted to {where}]\n{as_text(text, blocks)}\n", file=self.out)
         return f"console.{self.count}"
 
     def update(self, channel, ts, text, blocks=None) -> None:
-        from bot.render import as_text
-
         print(f"\n[message {ts} in #{channel} updated]\n{as_text(text, blocks)}\n", file=self.out)
-
-    def dm(self, user, text, blocks=None) -> None:
-        from bot.render import as_text
-
-        print(f"\n[DM to @{user}]\n{as_text(text, blocks)}\n", file=self.out)
 
     def permalink(self, channel, ts) -> str:
         return ""
@@ -144,5 +130,3 @@ def background_pool(workers: int) -> ThreadPoolExecutor:
     """Slow work (Hub calls) runs here, never on Bolt's listener threads that must ack within 3 s."""
     return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="spaceops-work")
 
-
-Payload = dict[str, Any]

@@ -12,11 +12,10 @@ import huggingface_hub
 from huggingface_hub import HfApi, constants
 from huggingface_hub.errors import BadRequestError, HfHubHTTPError, RepositoryNotFoundError
 from huggingface_hub.utils import httpx, set_client_factory
-from huggingface_hub.utils._http import hf_request_event_hook
 
-from bot.markup import code, escape
-from bot.errors import HubRefused, HubUnavailable, NotFound, RateLimited
-from bot.settings import Settings
+from bot.core.errors import HubRefused, HubUnavailable, NotFound, RateLimited
+from bot.core.markup import code, escape
+from bot.core.settings import Settings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -30,6 +29,17 @@ _factory_lock = threading.Lock()
 _factory_timeout: float | None = None
 
 
+def _client_request_hook():
+    """The request hook huggingface_hub's own client factory installs (offline mode, request ids).
+
+    It is a private name (`huggingface_hub.utils._http`); no public one serves, and a factory without it
+    would silently ignore HF_HUB_OFFLINE. This is the only place a private module of the client is read.
+    """
+    from huggingface_hub.utils._http import hf_request_event_hook
+
+    return hf_request_event_hook
+
+
 def install_timeout(seconds: float) -> None:
     """Give the process-wide HTTP client of huggingface_hub a timeout (it has none by default)."""
     global _factory_timeout
@@ -40,7 +50,7 @@ def install_timeout(seconds: float) -> None:
 
         def factory() -> httpx.Client:
             return httpx.Client(
-                event_hooks={"request": [hf_request_event_hook]},
+                event_hooks={"request": [_client_request_hook()]},
                 follow_redirects=True,
                 timeout=httpx.Timeout(seconds, connect=min(seconds, 5.0)),
                 transport=_ObservingTransport(
@@ -180,4 +190,26 @@ def call(fn: Callable[..., T], *args, space: str | None = None, **kwargs) -> T:
         return fn(*args, **kwargs)
 
 
-__all__ = ["make_api", "call", "hub_errors", "install_timeout", "rate_limit_of", "huggingface_hub"]
+class Spaces:
+    """The Hub calls several features make on a Space (commands, approvals, watches), as sentences on error."""
+
+    def __init__(self, api: HfApi, hub_url: str):
+        self.api = api
+        self.hub_url = hub_url
+
+    def runtime(self, space: str):
+        return call(self.api.get_space_runtime, space, space=space)
+
+    def request_hardware(self, space: str, flavor: str, sleep_seconds: int | None = None):
+        return call(self.api.request_space_hardware, space, flavor, sleep_time=sleep_seconds, space=space)
+
+    def duplicate(self, source: str, target: str, private: bool = False, flavor: str | None = None,
+                  sleep_seconds: int | None = None):
+        return call(self.api.duplicate_repo, source, target, repo_type="space", private=private or None,
+                    space_hardware=flavor, space_sleep_time=sleep_seconds, space=source)
+
+    def hardware(self) -> list:
+        return call(self.api.list_spaces_hardware)
+
+
+__all__ = ["make_api", "call", "hub_errors", "install_timeout", "rate_limit_of", "huggingface_hub", "Spaces"]

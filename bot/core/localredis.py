@@ -9,7 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from bot.errors import ConfigError
+from bot.core.errors import ConfigError
 
 DATA_DIR = Path("var/redis")
 PORT = 6389

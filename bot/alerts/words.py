@@ -1,0 +1,162 @@
+"""The words of alerts, incident threads, summaries and the watch/mute replies."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from bot.core.markup import code, escape
+from bot.core.words import (STAGE_EMOJI, Reply, button, context, duration_words, notice_reply, section,
+                            space_link, stage_words, when_words)
+
+ALERT_ACTIONS = {"restart": "alert:restart", "resume": "alert:resume", "sleep": "alert:sleep1h"}
+
+
+LOG_CHARS = 2500
+
+
+def _change_words(old: str | None, new: str | None) -> str:
+    """What people say: "crashed", "back up", "asleep", "woke up"…"""
+    if new == "RUNNING" and old in ("SLEEPING", "STOPPED"):
+        return "woke up"
+    if new == "RUNNING":
+        return "is back up" if old not in ("RUNNING_BUILDING", "RUNNING_APP_STARTING", None) else "is running"
+    if new in ("SLEEPING", "STOPPED"):
+        return "went to sleep"
+    if new == "RUNTIME_ERROR":
+        return "crashed"
+    if new == "BUILD_ERROR":
+        return "failed to build"
+    return f"is {stage_words(new)}"
+
+
+def _alert_buttons(alert) -> list[dict[str, Any]]:
+    if alert.kind in ("transition", "settled") and alert.new in ("RUNTIME_ERROR", "BUILD_ERROR"):
+        return [button("Restart", ALERT_ACTIONS["restart"], alert.space, "danger")]
+    if alert.kind in ("transition", "settled") and alert.new == "PAUSED":
+        return [button("Resume", ALERT_ACTIONS["resume"], alert.space, "primary")]
+    if alert.kind == "cost":
+        return [button("Set 1 h sleep", ALERT_ACTIONS["sleep"], alert.space, "primary")]
+    return []
+
+
+def alert_line(alert, hub_url: str) -> str:
+    """One line for an alert: used alone, in summaries and in mute-ended notes."""
+    link = f"*{space_link(alert.space, hub_url)}*"
+    if alert.kind in ("transition", "settled"):
+        emoji = STAGE_EMOJI.get(alert.new or "", ":large_blue_circle:")
+        was = (f" after {duration_words(alert.seconds)} {stage_words(alert.old)}"
+               if alert.seconds and alert.old else "")
+        lead = "settled: " if alert.kind == "settled" else ""
+        return f"{emoji} {lead}{link} {_change_words(alert.old, alert.new)}{was}"
+    if alert.kind == "hardware":
+        return f":gear: {link} now runs on {code(alert.hardware)}: the requested hardware is applied"
+    if alert.kind == "stuck":
+        return (f":hourglass: {link} has been {stage_words(alert.new)} for {duration_words(alert.seconds or 0)}; "
+                f"it may be stuck")
+    if alert.kind == "flapping":
+        window = duration_words(alert.extra.get("window", 0))
+        return (f":warning: {link} is flapping: {alert.extra.get('changes')} stage changes in {window} "
+                f"(now {stage_words(alert.new)}). Further changes are held back until it settles")
+    if alert.kind == "cost":
+        return (f":moneybag: {link} runs on paid {code(alert.hardware)} and never sleeps: "
+                f"about ${alert.extra.get('per_day', 0):,.2f}/day, running for "
+                f"{duration_words(alert.at - (alert.since or alert.at))}")
+    if alert.kind == "unreadable":
+        since = time.strftime("%H:%M", time.gmtime(alert.since or alert.at))
+        return f":grey_question: can't read {link} since {since} UTC: {escape(alert.reason or 'unknown error')}"
+    if alert.kind == "readable":
+        return f":white_check_mark: {link} can be read again; it is {stage_words(alert.new)}"
+    return f"{link}: {escape(alert.kind)}"
+
+
+def alert_message(alert, hub_url: str) -> Reply:
+    """The message a watching channel gets for one alert."""
+    line = alert_line(alert, hub_url)
+    details = []
+    if alert.kind == "transition" and alert.hardware:
+        details.append(f"Hardware: {code(alert.hardware)}"
+                       + (" (requested hardware applied)" if alert.extra.get("hardware_applied") else ""))
+    if alert.error and alert.kind in ("transition", "settled", "flapping"):
+        details.append(f"Error: ```{escape(str(alert.error)[:1500])}```")
+    blocks = [section(line + ("\n" + "\n".join(details) if details else ""))]
+    if alert.logs:
+        text = "\n".join(alert.logs)[-LOG_CHARS:]
+        blocks.append(section(f"Last log lines:\n```{escape(text)}```"))
+    elif alert.extra.get("logs") == "unreadable":
+        blocks.append(context("No log lines could be read for this Space."))
+    buttons = _alert_buttons(alert)
+    if buttons:
+        blocks.append({"type": "actions", "block_id": f"alert:{alert.id}"[:255], "elements": buttons})
+    blocks.append(context(f"{code(alert.new or alert.old or '?')} · {when_words(alert.at)} · "
+                          f"<{hub_url}/spaces/{alert.space}|Open on Hugging Face>"))
+    return Reply(line, blocks)
+
+
+def recovered_message(root_text: str, root_blocks: list[dict[str, Any]] | None, started: float,
+                      recovered: float) -> Reply:
+    """The first message of an incident, edited when the Space is running again."""
+    note = f":white_check_mark: recovered after {duration_words(max(0.0, recovered - started))}"
+    blocks = [b for b in (root_blocks or []) if b.get("type") != "actions"]
+    return Reply(f"{root_text} — {note}", blocks + [context(note)])
+
+
+def downtime_summary(alerts: list, hub_url: str, gap: float) -> Reply:
+    """One message per channel after polling resumed, instead of a storm or nothing."""
+    lines = [alert_line(a, hub_url) for a in alerts[:40]]
+    if len(alerts) > 40:
+        lines.append(f"…and {len(alerts) - 40} more")
+    head = (f":rewind: Space Ops could not poll for {duration_words(gap)}. "
+            f"{len(alerts)} change{'s' if len(alerts) != 1 else ''} meanwhile:")
+    text = head + "\n" + "\n".join(lines)
+    return Reply(head, [section(text)])
+
+
+def mute_ended_message(target: str, count: int, latest: str, hub_url: str) -> Reply:
+    text = (f":bell: The mute on {code(target)} is over. {count} alert{'s' if count != 1 else ''} "
+            f"came meanwhile; the latest: {latest}")
+    return Reply(text, [section(text)])
+
+
+def only_words(only) -> str:
+    return ", ".join(sorted(only)) if only else "all alerts"
+
+
+def watch_reply(target: str, channel: str, only, stage: str | None, existed: bool) -> Reply:
+    now = f" It is {stage_words(stage)} now." if stage else ""
+    verb = "Updated the watch on" if existed else "Watching"
+    text = f"{verb} {code(target)} in <#{escape(channel)}>: {only_words(only)}.{now}"
+    return Reply(text, [section(text)], public=True)
+
+
+def unwatch_reply(target: str, channel: str, existed: bool) -> Reply:
+    if not existed:
+        return notice_reply(f"<#{escape(channel)}> does not watch {code(target)}; nothing to stop.")
+    text = f"Stopped watching {code(target)} in <#{escape(channel)}>."
+    return Reply(text, [section(text)], public=True)
+
+
+def watches_reply(watches: list, channel: str | None, mutes: dict | None = None) -> Reply:
+    """`watches` is a list of (channel, target, only); `mutes` maps (channel, target) → until."""
+    mutes = mutes or {}
+    scope = f"<#{escape(channel)}>" if channel else "this workspace"
+    if not watches:
+        return notice_reply(f"Nothing is watched in {scope}. Try `/space watch acme/chat`.")
+    rows = []
+    for chan, target, only in sorted(watches):
+        muted = mutes.get((chan, target))
+        rows.append(f"{code(target)}" + ("" if channel else f" in <#{escape(chan)}>") + f" — {only_words(only)}"
+                    + (f" (muted until {when_words(muted)})" if muted else ""))
+    text = f"*Watched in {scope}:*\n" + "\n".join(rows)
+    return Reply(text, [section(text[:3000])])
+
+
+def mute_reply(target: str, channel: str, until: float) -> Reply:
+    return notice_reply(f"Muted {code(target)} in <#{escape(channel)}> until {when_words(until)}. "
+                        f"You'll get one line when it ends if anything happened.")
+
+
+def unmute_reply(target: str, channel: str, existed: bool) -> Reply:
+    if not existed:
+        return notice_reply(f"{code(target)} is not muted in <#{escape(channel)}>.")
+    return notice_reply(f"Unmuted {code(target)} in <#{escape(channel)}>.")

@@ -1,0 +1,249 @@
+"""What each `/space` command does: Hub calls through the official client, audit, and the reply."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+from huggingface_hub import HfApi
+
+from bot.commands import words
+from bot.commands.grammar import Command
+from bot.core import hub
+from bot.core.errors import BadInput, NotAllowed, SpaceOpsError
+from bot.core.flavors import DEFAULT_FLAVOR, Catalogue, CatalogueSource
+from bot.core.hub import Spaces
+from bot.core.markup import code, escape
+from bot.core.permissions import READS, Actor, Roles
+from bot.core.settings import Settings
+from bot.core.store import Store, state_errors
+from bot.core.words import (Reply, change_reply, error_reply, flavor_words, notice_reply, sleep_words,
+                            stage_words)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Upgrade:
+    """A paid hardware change waiting for an approver: from `hw` or from `duplicate --hw`."""
+
+    space: str
+    current: str
+    flavor: str
+    sleep_seconds: int | None = None
+    duplicate_to: str | None = None
+    private: bool = False
+
+
+class UpgradeRequests(Protocol):
+    """Who takes a paid upgrade that needs an approver (the approvals package implements it)."""
+
+    def request(self, upgrade: Upgrade, actor: Actor) -> Reply: ...
+
+
+class NoApprovals:
+    """Stands in when no approval flow is wired: a paid upgrade is refused with the reason."""
+
+    def __init__(self, catalogues: CatalogueSource):
+        self.catalogues = catalogues
+
+    def request(self, upgrade: Upgrade, actor: Actor) -> Reply:
+        old = flavor_words(upgrade.current, self.catalogues.current)
+        new = flavor_words(upgrade.flavor, self.catalogues.current)
+        return notice_reply(f"{old} → {new} on {code(upgrade.space)} is a paid upgrade and needs an approver. "
+                            f"Approvals are not set up in this version, so nothing was changed.")
+
+
+Handler = Callable[[Command, Actor], Reply]
+
+
+def duplicate_audited(store: Store, spaces: Spaces, user: str, source: str, target: str, private: bool = False,
+                      flavor: str | None = None, sleep_seconds: int | None = None):
+    """Duplicate a Space on the Hub with its audit entry: from `/space duplicate` and from an approval."""
+    params = {"to": target, "private": private, "hw": flavor, "sleep": sleep_seconds}
+    return store.audited(user, "duplicate", source, {k: v for k, v in params.items() if v},
+                         lambda: spaces.duplicate(source, target, private, flavor, sleep_seconds))
+
+
+class Operations:
+    """Runs parsed commands. Features (approvals, watches) add their commands with `handle()` at wiring."""
+
+    def __init__(self, settings: Settings, api: HfApi, spaces: Spaces, store: Store, roles: Roles,
+                 catalogues: CatalogueSource, upgrades: UpgradeRequests | None = None):
+        self.settings = settings
+        self.api = api
+        self.spaces = spaces
+        self.store = store
+        self.roles = roles
+        self.catalogues = catalogues
+        self.upgrades = upgrades or NoApprovals(catalogues)
+        self.hub_url = settings.hf_endpoint
+        self.handlers: dict[str, Handler] = {
+            "help": lambda cmd, actor: words.help_reply(cmd.topic),
+            "status": self.status,
+            "restart": self.restart,
+            "resume": self.restart,
+            "pause": self.pause,
+            "hw": self.hardware,
+            "sleep": self.sleep,
+            "var.ls": self.var_ls,
+            "var.set": self.var_set,
+            "var.rm": self.var_rm,
+            "secret.ls": self.secret_ls,
+            "secret.rm": self.secret_rm,
+            "duplicate": self.duplicate,
+            "flavors": self.flavors,
+            "audit": self.audit,
+        }
+
+    def handle(self, name: str, handler: Handler) -> None:
+        self.handlers[name] = handler
+
+    # ------------------------------------------------------------------ entry point
+
+    def run(self, cmd: Command, actor: Actor) -> Reply:
+        """Check permissions, run, and turn any of our errors into a reply. Bugs still raise."""
+        try:
+            self.roles.check(cmd.name, actor.user, cmd.space)
+            if cmd.target:
+                self.roles.check(cmd.name, actor.user, cmd.target)
+            handler = self.handlers.get(cmd.name)
+            if handler is None:
+                return notice_reply(f"`{cmd.name.replace('.', ' ')}` is not available yet in this version.")
+            with state_errors():
+                return handler(cmd, actor)
+        except SpaceOpsError as err:
+            if isinstance(err, NotAllowed):
+                self._audit_refusal(cmd, actor, err)
+            return error_reply(err.sentence)
+
+    def run_secret_set(self, space: str, key: str, value: str, actor: Actor, description: str | None = None) -> Reply:
+        try:
+            return self.set_secret(space, key, value, actor, description)
+        except SpaceOpsError as err:
+            return error_reply(err.sentence)
+
+    def _audit_refusal(self, cmd: Command, actor: Actor, err: SpaceOpsError) -> None:
+        if cmd.name not in READS:
+            self.store.audit(actor.user, cmd.name, cmd.space or "", {}, result=f"refused: {err.sentence[:120]}")
+
+    @property
+    def catalogue(self) -> Catalogue:
+        return self.catalogues.current
+
+    # ------------------------------------------------------------------ reads
+
+    def runtime(self, space: str):
+        return self.spaces.runtime(space)
+
+    def status(self, cmd: Command, actor: Actor) -> Reply:
+        return words.status_reply(cmd.space, self.runtime(cmd.space), self.catalogue, self.hub_url)
+
+    def flavors(self, cmd: Command, actor: Actor) -> Reply:
+        return words.flavors_reply(self.catalogues.refresh())
+
+    def var_ls(self, cmd: Command, actor: Actor) -> Reply:
+        variables = hub.call(self.api.get_space_variables, cmd.space, space=cmd.space)
+        return words.variables_reply(cmd.space, variables)
+
+    def secret_ls(self, cmd: Command, actor: Actor) -> Reply:
+        secrets = hub.call(self.api.get_space_secrets, cmd.space, space=cmd.space)
+        return words.secrets_reply(cmd.space, secrets)
+
+    def audit(self, cmd: Command, actor: Actor) -> Reply:
+        return words.audit_reply(self.store.audit_entries(cmd.space), cmd.space)
+
+    # ------------------------------------------------------------------ changes
+
+    def restart(self, cmd: Command, actor: Actor) -> Reply:
+        action = "resume" if cmd.name == "resume" else "restart"
+        runtime = self.store.audited(actor.user, action, cmd.space, {"factory": cmd.factory} if cmd.factory else {},
+                                     lambda: hub.call(self.api.restart_space, cmd.space, factory_reboot=cmd.factory,
+                                                      space=cmd.space))
+        verb = {"resume": "resumed", "restart": "factory-rebooted" if cmd.factory else "restarted"}[action]
+        return change_reply(actor.user, verb, cmd.space, f"now {stage_words(runtime.stage)}.")
+
+    def pause(self, cmd: Command, actor: Actor) -> Reply:
+        runtime = self.store.audited(actor.user, "pause", cmd.space, {},
+                                     lambda: hub.call(self.api.pause_space, cmd.space, space=cmd.space))
+        return change_reply(actor.user, "paused", cmd.space,
+                            f"now {stage_words(runtime.stage)}; no billing until someone resumes it "
+                            f"with `/space resume {escape(cmd.space)}`.")
+
+    def hardware(self, cmd: Command, actor: Actor) -> Reply:
+        runtime = self.runtime(cmd.space)
+        current = runtime.requested_hardware or runtime.hardware
+        if current is None:
+            raise BadInput(f"{code(cmd.space)} is a static Space: it has no hardware to change.")
+        if cmd.flavor == current:
+            return notice_reply(f"{code(cmd.space)} is already on {flavor_words(current, self.catalogue)}.")
+        if self.catalogue.is_upgrade(current, cmd.flavor):
+            self.store.require()
+            return self.upgrades.request(Upgrade(cmd.space, current, cmd.flavor), actor)
+        new = self.store.audited(actor.user, "hw", cmd.space, {"from": current, "flavor": cmd.flavor},
+                                 lambda: self.spaces.request_hardware(cmd.space, cmd.flavor))
+        return change_reply(
+            actor.user, "moved", cmd.space,
+            f"{flavor_words(current, self.catalogue)} → {flavor_words(cmd.flavor, self.catalogue)}; "
+            f"now {stage_words(new.stage)}.")
+
+    def sleep(self, cmd: Command, actor: Actor) -> Reply:
+        runtime = self.runtime(cmd.space)
+        hardware = runtime.requested_hardware or runtime.hardware
+        if hardware is None:
+            raise BadInput(f"{code(cmd.space)} is a static Space: it never sleeps.")
+        if hardware == DEFAULT_FLAVOR:
+            raise BadInput(f"{code(cmd.space)} runs on free cpu-basic, which always sleeps after 48 h idle. "
+                           f"Only upgraded hardware can change its sleep time (`/space hw {escape(cmd.space)} …`).")
+        new = self.store.audited(actor.user, "sleep", cmd.space, {"seconds": cmd.seconds},
+                                 lambda: hub.call(self.api.set_space_sleep_time, cmd.space, cmd.seconds,
+                                                  space=cmd.space))
+        return change_reply(actor.user, "set the sleep time of", cmd.space,
+                            sleep_words(new.sleep_time if new.sleep_time is not None else cmd.seconds, hardware) + ".")
+
+    def var_set(self, cmd: Command, actor: Actor) -> Reply:
+        self.store.audited(actor.user, "var.set", cmd.space, {"key": cmd.key, "value": cmd.value[:200]},
+                           lambda: hub.call(self.api.add_space_variable, cmd.space, cmd.key, cmd.value,
+                                            space=cmd.space))
+        return change_reply(actor.user, f"set variable {code(cmd.key)} on", cmd.space,
+                            "the Space restarts to pick it up.")
+
+    def var_rm(self, cmd: Command, actor: Actor) -> Reply:
+        return self._remove_key(cmd, actor, "variable", self.api.get_space_variables, self.api.delete_space_variable)
+
+    def set_secret(self, space: str, key: str, value: str, actor: Actor, description: str | None = None) -> Reply:
+        """From the secret modal: the value goes to the Hub and nowhere else (not the audit, not a log)."""
+        self.roles.check("secret.set", actor.user, space)
+        self.store.audited(actor.user, "secret.set", space, {"key": key},
+                           lambda: hub.call(self.api.add_space_secret, space, key, value,
+                                            description=description or None, space=space))
+        return change_reply(actor.user, f"set secret {code(key)} on", space, "the Space restarts to pick it up.")
+
+    def secret_rm(self, cmd: Command, actor: Actor) -> Reply:
+        return self._remove_key(cmd, actor, "secret", self.api.get_space_secrets, self.api.delete_space_secret)
+
+    def _remove_key(self, cmd: Command, actor: Actor, kind: str, list_keys, delete_key) -> Reply:
+        # The Hub answers 200 for a missing key, so look first to say something true.
+        if cmd.key not in hub.call(list_keys, cmd.space, space=cmd.space):
+            return notice_reply(f"{code(cmd.space)} has no {kind} {code(cmd.key)}; nothing to remove.")
+        action = "var.rm" if kind == "variable" else "secret.rm"
+        self.store.audited(actor.user, action, cmd.space, {"key": cmd.key},
+                           lambda: hub.call(delete_key, cmd.space, cmd.key, space=cmd.space))
+        return change_reply(actor.user, f"removed {kind} {code(cmd.key)} from", cmd.space)
+
+    def duplicate(self, cmd: Command, actor: Actor) -> Reply:
+        if cmd.flavor and self.catalogue.is_upgrade(DEFAULT_FLAVOR, cmd.flavor):
+            self.store.require()
+            upgrade = Upgrade(cmd.space, DEFAULT_FLAVOR, cmd.flavor, cmd.seconds, cmd.target, cmd.private)
+            return self.upgrades.request(upgrade, actor)
+        return self.apply_duplicate(cmd.space, cmd.target, actor, cmd.private, cmd.flavor, cmd.seconds)
+
+    def apply_duplicate(self, source: str, target: str, actor: Actor, private: bool = False,
+                        flavor: str | None = None, sleep_seconds: int | None = None) -> Reply:
+        duplicate_audited(self.store, self.spaces, actor.user, source, target, private, flavor, sleep_seconds)
+        extras = [word for word in ("private" if private else "", f"on {flavor}" if flavor else "") if word]
+        link = f"<{self.hub_url}/spaces/{target}|{escape(target)}>"
+        return change_reply(actor.user, "duplicated", source,
+                            f"new Space {link}" + (f" ({', '.join(extras)})" if extras else "")
+                            + ". Secrets are not copied.")
