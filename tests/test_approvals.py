@@ -424,3 +424,45 @@ def test_roles_check_approver():
         roles.check_approver("UAPP", "UAPP")
     with pytest.raises(NotAllowed, match="approver role"):
         roles.check_approver("U9", "U1")
+
+
+# ---------------------------------------------------------------- kinds other features register
+
+
+def test_another_feature_registers_an_approval_kind(make_bot, hub, slack):
+    """A feature's own action goes through the same message, decision and audit; its applier runs once."""
+    from bot.approvals.flow import ApprovalKind
+    from bot.commands.operations import Upgrade
+    from bot.core.permissions import Actor
+
+    hub.add_space("acme/chat")
+    bot = make_bot(**ROLES)
+    approvals = bot.ctx.approvals
+    approvals.register("restart-test", ApprovalKind(
+        apply=lambda request, user: bot.ctx.spaces.api.restart_space(request.space),
+        landed=lambda request: False))
+    upgrade = Upgrade("acme/chat", "cpu-basic", "", action="restart-test", params='{"why": "test"}',
+                      summary="restart `acme/chat` for the test", cost_note="about $1.00/day")
+    sent = approvals.request(upgrade, Actor(user="U1", channel="C1"))
+    request_id = re.search(r"approvals cancel ([A-Za-z0-9_-]+)", sent.text).group(1)
+    request = approvals.store.get(request_id)
+    assert request.action == "restart-test" and request.data == {"why": "test"}
+    pending = Pending(request_id, request.channel, request.ts, sent.text)
+    shown = json.dumps(message(slack, pending)["blocks"])
+    assert "restart `acme/chat` for the test" in shown and "about $1.00/day" in shown
+    assert "Approved" in click(bot, slack, pending, "UAPP")
+    assert len(hub.calls("POST", "/api/spaces/acme/chat/restart")) == 1
+    assert "Applied: restart `acme/chat` for the test" in json.dumps(message(slack, pending)["blocks"])
+    assert ("UAPP", "approval.approve", "ok") in audit_actions(bot)
+
+
+def test_request_records_decode_tolerantly(redis_client):
+    """An older record (no action) is a hardware request; a newer replica's unknown fields are ignored."""
+    store = ApprovalStore(redis_client, 60, APPLY_LEASE)
+    now = time.time()
+    redis_client.hset(store._key("old"), mapping={"id": "old", "space": "acme/chat", "current": "cpu-basic",
+                                                  "flavor": "t4-small", "requester": "U1", "channel": "C1",
+                                                  "ts": "1.1", "created_at": repr(now), "expires_at": "oops",
+                                                  "status": "pending", "from_the_future": "x"})
+    request = store.get("old")
+    assert (request.action, request.flavor, request.expires_at, request.v) == ("hw", "t4-small", 0, 1)

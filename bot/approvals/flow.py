@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Callable
 
 from slack_sdk.errors import SlackApiError
@@ -34,6 +34,18 @@ NOTE_OP = "approval.note"
 Later = Callable[[str, str, str, str], None]
 
 
+@dataclass(frozen=True)
+class ApprovalKind:
+    """An action an approval can apply, registered by the feature that asks for it (at wiring).
+
+    `apply(request, user)` makes the change on the Hub once (raising a SpaceOpsError on refusal);
+    `landed(request)` tells, after a replica died mid-apply, whether the Hub already shows it.
+    """
+
+    apply: Callable[[ApprovalRequest, str], object]
+    landed: Callable[[ApprovalRequest], bool]
+
+
 class Approvals:
     """The feature: request, decide, cancel, list and expire, with Slack messages and audit entries."""
 
@@ -49,6 +61,11 @@ class Approvals:
         self.hub_url = settings.hf_endpoint
         self.store = ApprovalStore(records.redis, settings.approval_ttl, apply_lease(settings.hub_timeout))
         self.clock = clock
+        self.kinds: dict[str, ApprovalKind] = {"hw": ApprovalKind(self._apply_hardware, self._hardware_landed)}
+
+    def register(self, action: str, kind: ApprovalKind) -> None:
+        """Let another feature's changes go through approvals (`Upgrade.action == action`)."""
+        self.kinds[action] = kind
 
     @property
     def catalogue(self):
@@ -77,7 +94,8 @@ class Approvals:
             id=self.store.new_id(), space=upgrade.space, current=upgrade.current, flavor=upgrade.flavor,
             requester=actor.user, channel=channel, ts="", created_at=now, expires_at=now + ttl,
             sleep_seconds=upgrade.sleep_seconds, duplicate_to=upgrade.duplicate_to or "", private=upgrade.private,
-            requester_channel=actor.channel)
+            requester_channel=actor.channel, action=upgrade.action, params=upgrade.params, summary=upgrade.summary,
+            cost_note=upgrade.cost_note)
         message = words.approval_message(request, self.catalogue, self.hub_url)
         try:
             # Nothing is stored until Slack gives the message's ts, so wait out a short Slack hiccup here
@@ -96,14 +114,15 @@ class Approvals:
 
     def _open_for(self, upgrade: Upgrade) -> ApprovalRequest | None:
         """An open request for the same change: asking twice should not post two messages."""
-        wanted = (upgrade.space, upgrade.flavor, upgrade.duplicate_to or "")
-        return next((r for r in self.store.open_requests() if (r.space, r.flavor, r.duplicate_to) == wanted), None)
+        wanted = (upgrade.action, upgrade.space, upgrade.flavor, upgrade.duplicate_to or "", upgrade.params)
+        return next((r for r in self.store.open_requests()
+                     if (r.action, r.space, r.flavor, r.duplicate_to, r.params) == wanted), None)
 
     @staticmethod
     def _params(request: ApprovalRequest) -> dict:
         params = {"id": request.id, "from": request.current, "flavor": request.flavor,
                   "sleep": request.sleep_seconds, "to": request.duplicate_to or None,
-                  "private": request.private or None}
+                  "private": request.private or None, "action": None if request.action == "hw" else request.action}
         return {k: v for k, v in params.items() if v is not None}
 
     # ------------------------------------------------------------------ clicks
@@ -150,7 +169,17 @@ class Approvals:
         self._announce(final)
         return words.approval_click_reply(final)
 
+    def _kind(self, request: ApprovalRequest) -> ApprovalKind:
+        kind = self.kinds.get(request.action)
+        if kind is None:  # a newer replica's action this one does not know: refuse rather than guess
+            raise SpaceOpsError(f"This Space Ops version cannot apply {code(request.action)} requests; "
+                                f"another replica will. Nothing was changed.")
+        return kind
+
     def _apply(self, request: ApprovalRequest, user: str) -> None:
+        self._kind(request).apply(request, user)
+
+    def _apply_hardware(self, request: ApprovalRequest, user: str) -> None:
         if request.duplicate_to:
             duplicate_audited(self.records, self.spaces, user, request.space, request.duplicate_to, request.private,
                               request.flavor, request.sleep_seconds)
@@ -245,6 +274,9 @@ class Approvals:
 
     def _landed(self, request: ApprovalRequest) -> bool:
         """Whether the Hub already shows the approved change."""
+        return self._kind(request).landed(request)
+
+    def _hardware_landed(self, request: ApprovalRequest) -> bool:
         if request.duplicate_to:
             try:
                 self.spaces.runtime(request.duplicate_to)

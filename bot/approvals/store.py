@@ -8,6 +8,7 @@ check-and-set, so a double click, two approvers or two replicas end in exactly o
 
 from __future__ import annotations
 
+import json
 import secrets
 from dataclasses import asdict, dataclass, fields
 
@@ -95,6 +96,22 @@ class ApprovalRequest:
     error: str = ""
     attempt: str = ""  # the token of the claim allowed to finish `applying`
     lease_until: float = 0.0
+    # What an approval applies: "hw" (and `duplicate_to` for a duplicate) here; other features register
+    # their own actions (`Approvals.kinds`) and keep what they need as JSON in `params`.
+    action: str = "hw"
+    params: str = ""
+    summary: str = ""    # what will happen, in mrkdwn (escaped by whoever made the request); "" → from the fields
+    cost_note: str = ""  # what it costs, in mrkdwn, for actions whose cost is not one flavor's price
+    v: int = 1           # record version: a newer replica's fields are ignored by an older one
+
+    @property
+    def data(self) -> dict:
+        """`params` decoded; {} when absent or unreadable."""
+        try:
+            value = json.loads(self.params) if self.params else {}
+        except ValueError:
+            return {}
+        return value if isinstance(value, dict) else {}
 
     @property
     def is_open(self) -> bool:
@@ -110,20 +127,29 @@ class ApprovalRequest:
 
     @classmethod
     def from_redis(cls, raw: dict[str, str]) -> "ApprovalRequest":
-        kinds = {f.name: f.type for f in fields(cls)}
+        """Tolerant: unknown fields are ignored, missing ones take their defaults, a garbled number is 0."""
         values: dict = {}
-        for name, kind in kinds.items():
-            text = raw.get(name, "")
-            if kind == "float":
-                values[name] = float(text or 0)
-            elif kind == "int":
-                values[name] = int(text or 0)
-            elif kind == "int | None":
-                values[name] = int(text) if text else None
-            elif kind == "bool":
-                values[name] = text == "1"
-            else:
-                values[name] = text
+        for f in fields(cls):
+            if f.name not in raw:
+                continue
+            text = raw[f.name]
+            try:
+                if f.type == "float":
+                    values[f.name] = float(text or 0)
+                elif f.type == "int":
+                    values[f.name] = int(text or 0)
+                elif f.type == "int | None":
+                    values[f.name] = int(text) if text else None
+                elif f.type == "bool":
+                    values[f.name] = text == "1"
+                else:
+                    values[f.name] = text
+            except ValueError:
+                values[f.name] = 0 if f.type in ("float", "int") else None
+        for name in ("id", "space", "current", "flavor", "requester", "channel", "ts"):
+            values.setdefault(name, "")
+        values.setdefault("created_at", 0.0)
+        values.setdefault("expires_at", 0.0)
         return cls(**values)
 
 

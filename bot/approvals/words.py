@@ -43,7 +43,9 @@ def upgrade_sleep_words(request) -> str:
 
 
 def upgrade_words(request) -> str:
-    """`acme/chat` from `cpu-basic` to `a100-large`, or the duplicate's wording."""
+    """`acme/chat` from `cpu-basic` to `a100-large`, the duplicate's wording, or the request's own summary."""
+    if getattr(request, "summary", ""):
+        return request.summary
     if request.duplicate_to:
         return (f"duplicate {code(request.space)} as {code(request.duplicate_to)}"
                 + (" (private)" if request.private else "") + f" on {code(request.flavor)}")
@@ -63,6 +65,8 @@ def approval_status_line(request) -> str:
     status = request.status
     if status == "cancelled" and request.decided_by == request.requester:
         return f":leftwards_arrow_with_hook: *Withdrawn* by the requester{_at(request)}. Nothing was changed."
+    if status == "approved" and request.action != "hw":
+        return f"{OUTCOME_WORDS[status]}{_by(request)}{_at(request)}. Applied: {upgrade_words(request)}."
     if status == "approved":
         target = request.duplicate_to or request.space
         return (f"{OUTCOME_WORDS[status]}{_by(request)}{_at(request)}. {code(target)} is moving to "
@@ -83,15 +87,23 @@ def approval_status_line(request) -> str:
 def approval_message(request, catalogue: Catalogue, hub_url: str) -> Reply:
     """The approval message in the channel: the request, its cost, and buttons while it is open."""
     price, diff = upgrade_cost_words(request.current, request.flavor, catalogue)
-    title = f":money_with_wings: *Paid hardware request* from <@{escape(request.requester)}>: {upgrade_words(request)}."
-    details = [
-        f"*Space:* {space_link(request.space, hub_url)}",
-        f"*Hardware:* {flavor_words(request.current, catalogue)} → {flavor_words(request.flavor, catalogue)}",
-        f"*New price:* {price}",
-        f"*Difference:* {diff}",
-        f"*Sleep:* {upgrade_sleep_words(request)}",
-        f"*Expires:* {when_words(request.expires_at)}",
-    ]
+    kind = "Paid hardware request" if request.action == "hw" else "Request that raises spend"
+    title = f":money_with_wings: *{kind}* from <@{escape(request.requester)}>: {upgrade_words(request)}."
+    if request.action == "hw":
+        details = [
+            f"*Space:* {space_link(request.space, hub_url)}",
+            f"*Hardware:* {flavor_words(request.current, catalogue)} → {flavor_words(request.flavor, catalogue)}",
+            f"*New price:* {price}",
+            f"*Difference:* {diff}",
+            f"*Sleep:* {upgrade_sleep_words(request)}",
+        ]
+    else:
+        details = [f"*Space:* {space_link(request.space, hub_url)}"]
+        if request.flavor:
+            details.append(f"*Hardware:* {flavor_words(request.flavor, catalogue)}")
+    if request.cost_note:
+        details.append(f"*Cost:* {request.cost_note}")
+    details.append(f"*Expires:* {when_words(request.expires_at)}")
     blocks = [section(title), section("\n".join(details))]
     outcome = approval_status_line(request)
     if outcome:

@@ -26,7 +26,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Upgrade:
-    """A paid hardware change waiting for an approver: from `hw` or from `duplicate --hw`."""
+    """A change that raises spend, waiting for an approver: `hw`, `duplicate --hw`, or another feature's
+    action (`action` names it; `params` is what its applier needs; `summary`/`cost_note` are its words)."""
 
     space: str
     current: str
@@ -34,6 +35,10 @@ class Upgrade:
     sleep_seconds: int | None = None
     duplicate_to: str | None = None
     private: bool = False
+    action: str = "hw"
+    params: str = ""     # JSON, for the action's applier
+    summary: str = ""    # mrkdwn: what will happen ("resume `acme/chat` on `a100-large`")
+    cost_note: str = ""  # mrkdwn: what it costs, when not one flavor's price
 
 
 class UpgradeRequests(Protocol):
