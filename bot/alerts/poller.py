@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field, replace
 from itertools import islice
 
@@ -37,6 +39,8 @@ LOG_LINES = 20
 LOG_SCAN = 2000
 LOG_LINE_CHARS = 300
 DOWNTIME_INTERVALS = 5  # more than a lease handover (2.5 intervals + one tick) takes
+READ_TIMEOUTS = 3       # a whole read (every page of a listing) ends within this many Hub timeouts
+LOG_SECONDS = 3.0       # an alert waits at most this long for its log lines
 
 
 def state_key(space: str) -> str:
@@ -177,9 +181,11 @@ class HubReader:
     `list_spaces`' own sleep-and-retry.
     """
 
-    def __init__(self, api: HfApi, budget: Budget):
+    def __init__(self, api: HfApi, budget: Budget, read_seconds: float = 30.0, log_seconds: float = LOG_SECONDS):
         self.api = api
         self.budget = budget
+        self.read_seconds = read_seconds
+        self.log_seconds = log_seconds
         self.requests = 0
         self._count_lock = threading.Lock()
 
@@ -192,7 +198,7 @@ class HubReader:
         """Run one HfApi read under `observed()`: (its result, how many HTTP responses it took)."""
         responses: list = []
         try:
-            with observed(lambda: self._before_request(now)) as responses:
+            with observed(lambda: self._before_request(now), self.read_seconds) as responses:
                 result = fn()
         except (CallAborted, HfHubHTTPError, httpx.HTTPError, ValueError, KeyError, TypeError,
                 AttributeError) as err:
@@ -228,13 +234,20 @@ class HubReader:
         return runtime
 
     def last_log_lines(self, space: str, build: bool) -> tuple[str, ...] | None:
-        """The last lines of the run or build log, bounded in count and size; None when unreadable."""
+        """The last lines of the run or build log, bounded in count, size and time (`log_seconds`: a stream
+        that keeps sending keep-alive events ends there with what it gave); None when unreadable."""
+        lines: list[str] = []
         try:
-            lines: list[str] = []
-            for line in islice(self.api.fetch_space_logs(space, build=build), LOG_SCAN):
-                lines.append(line.rstrip("\n")[:LOG_LINE_CHARS])
-                del lines[:-LOG_LINES]
+            with observed(None, self.log_seconds):
+                for line in islice(self.api.fetch_space_logs(space, build=build), LOG_SCAN):
+                    lines.append(line.rstrip("\n")[:LOG_LINE_CHARS])
+                    del lines[:-LOG_LINES]
             return tuple(lines)
+        except CallAborted as err:
+            if err.reason == "timeout" and lines:
+                return tuple(lines)
+            log.info("logs of %s not readable: %s", space, err.reason)
+            return None
         except (HfHubHTTPError, httpx.HTTPError, ValueError, KeyError) as err:
             log.info("logs of %s not readable: %s", space, type(err).__name__)
             return None
@@ -259,7 +272,8 @@ class Poller:
     """One poll cycle: plan reads, read, decide with CAS, enqueue."""
 
     def __init__(self, client: redis.Redis, api: HfApi, outbox: Outbox, watch_store: WatchStore,
-                 catalogues: CatalogueSource, interval: float, policy: Policy | None = None, workers: int = 16):
+                 catalogues: CatalogueSource, interval: float, policy: Policy | None = None, workers: int = 16,
+                 hub_timeout: float = 10.0):
         self.redis = client
         self.api = api
         self.outbox = outbox
@@ -268,7 +282,10 @@ class Poller:
         self.interval = interval
         self.policy = policy or Policy()
         self.budget = Budget()
-        self.reader = HubReader(api, self.budget)
+        self.reader = HubReader(api, self.budget, read_seconds=READ_TIMEOUTS * hub_timeout)
+        # Wall-clock bound of one cycle's waiting on the Hub: a cycle never runs into the next tick.
+        self.cycle_seconds = max(float(interval), self.reader.read_seconds + 1.0)
+        self.troubled: dict[str, str] = {}  # read target → reason, while its reads fail (logged once)
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="spaceops-poll")
         self.pages: dict[str, int] = {}  # pages a namespace listing took last time
         self.cache: dict[str, tuple[str, SpaceState]] = {}  # space → (stored ts, state), valid while leader
@@ -300,25 +317,33 @@ class Poller:
                 single.update(spaces)
         return batch, single
 
-    def read(self, watches: WatchSet, now: float, report: CycleReport) -> dict[str, Observation | str]:
+    def read(self, watches: WatchSet, now: float, report: CycleReport,
+             deadline: float | None = None) -> dict[str, Observation | str]:
         """Space → Observation, or a short failure reason. Reads the budget would not allow are skipped
-        (`report.rate_limited`): those Spaces keep their last state until a later cycle."""
+        (`report.rate_limited`): those Spaces keep their last state until a later cycle. A read still
+        running at `deadline` (time.monotonic()) counts as a timeout; the cycle goes on without it."""
         namespaces, singles = self.plan(watches)
         report.batched, report.per_space = sorted(namespaces), len(singles)
         results: dict[str, Observation | str] = {}
+        deadline = deadline if deadline is not None else time.monotonic() + self.cycle_seconds
         futures = {self.pool.submit(self.reader.namespace, ns, now): ns for ns in namespaces}
         futures.update({self.pool.submit(self.reader.space, space, now): space for space in singles})
         for future, name in futures.items():
             try:
-                value = future.result()
+                value = future.result(timeout=max(0.0, deadline - time.monotonic()))
             except RateLimitHit as err:
                 if not report.rate_limited:
                     log.warning("Hub budget low, reading less this cycle: %s", err)
                 report.rate_limited = True
                 continue
-            except ReadFailed as err:
-                results.update({space: err.reason for space in self._known_in(name, watches, singles)})
+            except (ReadFailed, FutureTimeout) as err:
+                reason = err.reason if isinstance(err, ReadFailed) else "timeout"
+                if isinstance(err, FutureTimeout):
+                    future.cancel()
+                self._trouble(name, reason)
+                results.update({space: reason for space in self._known_in(name, watches, singles)})
                 continue
+            self._trouble(name, None)
             if name in singles:
                 results[name] = self._observation(name, value, now)
                 continue
@@ -333,6 +358,17 @@ class Poller:
                 if namespace_of(space) == name and space not in listed:
                     results[space] = "404"
         return results
+
+    def _trouble(self, name: str, reason: str | None) -> None:
+        """One log line when reads of a namespace or Space start failing, one when they work again."""
+        if reason is None:
+            if self.troubled.pop(name, None) is not None:
+                log.info("Hub reads of %s work again", name)
+            return
+        if name not in self.troubled:
+            log.warning("Hub read of %s failed (%s); its Spaces keep their last state until it works", name,
+                        reason)
+        self.troubled[name] = reason
 
     def _known_in(self, name: str, watches: WatchSet, singles: set[str]) -> set[str]:
         """The Spaces a failed read was about: one Space, or the namespace's watched and known ones."""
@@ -403,10 +439,11 @@ class Poller:
     def cycle(self, now: float) -> CycleReport:
         """Read, decide, commit, enqueue. Call only while holding the lease."""
         report = CycleReport(polled=True)
+        deadline = time.monotonic() + self.cycle_seconds
         requests_before = self.reader.requests
         watches = self.watch_store.load()
         last_ok = self.redis.get(LAST_OK)
-        results = self.read(watches, now, report) if len(watches) else {}
+        results = self.read(watches, now, report, deadline) if len(watches) else {}
         report.hub_requests = self.reader.requests - requests_before
         report.spaces = len(results)
         successes = sum(isinstance(r, Observation) for r in results.values())
@@ -423,7 +460,7 @@ class Poller:
             outcome = self._decide(space, result, now, count_failures)
             if outcome:
                 decided[space] = outcome
-        self._attach_logs(decided, downtime)
+        self._attach_logs(decided, downtime, deadline)
         committed: list[Alert] = []
         for space, (state, alerts) in decided.items():
             prev = self.cache.get(space, ("", None))[1]
@@ -444,17 +481,24 @@ class Poller:
             self.redis.set(LAST_OK, repr(now))
         return report
 
-    def _attach_logs(self, decided: dict, downtime: bool) -> None:
-        """Crash and build-failure alerts carry the last log lines (read concurrently, bounded)."""
+    def _attach_logs(self, decided: dict, downtime: bool, deadline: float | None = None) -> None:
+        """Crash and build-failure alerts carry the last log lines (read concurrently, bounded in time)."""
         if downtime:
             return
         wanted = [(space, i, alert) for space, (_, alerts) in decided.items() for i, alert in enumerate(alerts)
                   if alert.kind == "transition" and alert.new in WITH_LOGS]
         futures = [(space, i, alert, self.pool.submit(self.reader.last_log_lines, space, alert.new == "BUILD_ERROR"))
                    for space, i, alert in wanted]
+        wait_until = time.monotonic() + self.reader.log_seconds + 1.0
+        if deadline is not None:
+            wait_until = min(wait_until, max(deadline, time.monotonic() + 1.0))
         for space, i, alert, future in futures:
             state, alerts = decided[space]
-            lines = future.result()
+            try:
+                lines = future.result(timeout=max(0.0, wait_until - time.monotonic()))
+            except FutureTimeout:
+                future.cancel()
+                lines = None
             alerts[i] = replace(alert, logs=lines) if lines is not None else \
                 replace(alert, extra={**alert.extra, "logs": "unreadable"})
 

@@ -45,7 +45,8 @@ class Watcher:
         interval = settings.poll_seconds
         self.store = WatchStore(client)
         self.outbox = Outbox(client, poster, self.store, settings.hf_endpoint)
-        self.poller = Poller(client, api, self.outbox, self.store, catalogues, interval, policy)
+        self.poller = Poller(client, api, self.outbox, self.store, catalogues, interval, policy,
+                             hub_timeout=settings.hub_timeout)
         self.lease = Lease(client, ttl=LEASE_INTERVALS * interval)
         self.leading = False
         self.scheduler: BackgroundScheduler | None = None
