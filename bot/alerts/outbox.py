@@ -27,8 +27,14 @@ log = logging.getLogger(__name__)
 
 STREAM = key("{outbox}", "stream")
 THREADS = key("{outbox}", "threads")  # hash "channel|space" → {"ts", "text", "blocks", "incident"}
+DEAD = key("{outbox}", "dead")        # entries that could not be delivered, with the reason
+DEAD_COUNT = key("{outbox}", "dead_count")
+TRIES = key("{outbox}", "tries")      # hash delivery id → failed attempts of an entry that raised
 DONE_TTL = 7 * 86400
 STREAM_MAXLEN = 100_000
+DEAD_MAXLEN = 10_000
+SCHEMA = 1                            # `v` of every entry; a reader ignores fields it does not know
+MAX_TRIES = 4                         # an entry that raises this many times goes to the dead letters
 
 
 def done_key(delivery_id: str) -> str:
@@ -54,6 +60,7 @@ class Outbox:
         self.burst = burst
         self.buckets: dict[str, Bucket] = {}
         self.blocked_until: dict[str, float] = {}
+        self.entry_blocked: dict[str, float] = {}  # delivery id → when an entry that raised may be tried again
         self.attempts: dict[str, int] = {}
         # Other features' deliveries (op → deliver(channel, payload)), e.g. approval message edits that
         # failed when first tried; registered by every replica, since the leader drains for all.
@@ -63,7 +70,7 @@ class Outbox:
     # ------------------------------------------------------------------ enqueue
 
     def _add(self, pipe, delivery_id: str, channel: str, op: str, payload: str) -> None:
-        pipe.xadd(STREAM, {"id": delivery_id, "channel": channel, "op": op, "payload": payload},
+        pipe.xadd(STREAM, {"v": SCHEMA, "id": delivery_id, "channel": channel, "op": op, "payload": payload},
                   maxlen=STREAM_MAXLEN, approximate=True)
 
     def _audience(self, alert: Alert, watches: WatchSet, mutes: dict) -> list[str]:
@@ -134,6 +141,10 @@ class Outbox:
     def pending(self) -> int:
         return self.redis.xlen(STREAM)
 
+    def dead_letters(self) -> int:
+        """How many entries were given up on since the stream began (they stay readable in DEAD)."""
+        return int(self.redis.get(DEAD_COUNT) or 0)
+
     # ------------------------------------------------------------------ drain
 
     def _take(self, channel: str, now: float) -> bool:
@@ -153,42 +164,82 @@ class Outbox:
             delivered = 0
             waiting: set[str] = set()
             for entry_id, fields in self.redis.xrange(STREAM, count=limit):
-                channel, delivery_id = fields["channel"], fields["id"]
+                channel, delivery_id = fields.get("channel"), fields.get("id")
+                if not channel or not delivery_id or "op" not in fields or "payload" not in fields:
+                    self._dead(entry_id, fields, "not an outbox entry (channel, id, op or payload missing)")
+                    continue
                 if channel in waiting:
                     continue
                 if self.redis.exists(done_key(delivery_id)):
                     self.redis.xdel(STREAM, entry_id)
                     continue
+                if self.entry_blocked.get(delivery_id, 0) > now:
+                    continue
                 if self.blocked_until.get(channel, 0) > now or not self._take(channel, now):
                     waiting.add(channel)
                     continue
-                if not self._attempt(fields, now):
+                outcome = self._attempt(entry_id, fields, now)
+                if outcome is False:
                     waiting.add(channel)
                     continue
+                if outcome is None:
+                    continue  # this entry failed in our code: it waits alone, its channel goes on
                 pipe = self.redis.pipeline(transaction=False)
                 pipe.set(done_key(delivery_id), "1", ex=DONE_TTL)
                 pipe.xdel(STREAM, entry_id)
+                pipe.hdel(TRIES, delivery_id)
                 pipe.execute()
                 self.attempts.pop(delivery_id, None)
                 delivered += 1
             return delivered
 
-    def _attempt(self, fields: dict, now: float) -> bool:
-        """True when delivered (or undeliverable for good); False to retry later."""
+    def _dead(self, entry_id: str, fields: dict, why: str) -> None:
+        """Give up on one entry: into the dead-letter stream, counted, logged once; the drain goes on."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.xadd(DEAD, {**fields, "reason": why[:500]}, maxlen=DEAD_MAXLEN, approximate=True)
+        pipe.incr(DEAD_COUNT)
+        pipe.xdel(STREAM, entry_id)
+        if fields.get("id"):
+            pipe.hdel(TRIES, fields["id"])
+        pipe.execute()
+        log.error("outbox entry %s to %s dead-lettered: %s", fields.get("id", entry_id), fields.get("channel", "?"),
+                  why)
+
+    def _attempt(self, entry_id: str, fields: dict, now: float) -> bool | None:
+        """True when delivered (or dead-lettered); False to retry the channel later; None when this entry
+        failed on its own (a newer replica's entry, a bug) and waits, with backoff, while others go on."""
         channel, delivery_id = fields["channel"], fields["id"]
         try:
             self._deliver(fields["op"], channel, fields["payload"])
             return True
+        except redis.RedisError:
+            raise  # Redis itself is away: the whole drain stops, and the next one retries
         except (SlackApiError, OSError) as err:
             wait = retry_after(err)
             if wait is None:
-                log.error("alert %s to %s dropped: Slack said %s", delivery_id, channel, _slack_error(err))
-                return True
+                self._dead(entry_id, fields, f"Slack said {_slack_error(err)}")
+                return None
             if getattr(getattr(err, "response", None), "status_code", 0) == 429:
                 self.blocked_until[channel] = now + wait
                 log.warning("Slack rate limit for %s: retrying in %.0f s", channel, wait)
                 return False
             return self._backoff(channel, delivery_id, now, _slack_error(err))
+        except Exception as err:  # noqa: BLE001 — one entry must never stop the drain of the others
+            return self._poisoned(entry_id, fields, now, err)
+
+    def _poisoned(self, entry_id: str, fields: dict, now: float, err: Exception) -> None:
+        delivery_id = fields["id"]
+        tries = int(self.redis.hincrby(TRIES, delivery_id, 1))
+        why = f"{type(err).__name__}: {str(err)[:200]}"
+        if tries >= MAX_TRIES:
+            self._dead(entry_id, fields, f"failed {tries} times, last: {why}")
+            self.entry_blocked.pop(delivery_id, None)
+            return None
+        self.entry_blocked[delivery_id] = now + min(300.0, 2.0 ** tries)
+        if tries == 1:
+            log.warning("outbox entry %s to %s failed (%s); retrying up to %d times", delivery_id, fields["channel"],
+                        why, MAX_TRIES)
+        return None
 
     def _backoff(self, channel: str, delivery_id: str, now: float, why: str) -> bool:
         tries = self.attempts.get(delivery_id, 0) + 1

@@ -23,7 +23,8 @@ from huggingface_hub.errors import HfHubHTTPError
 from huggingface_hub.utils import httpx
 
 from bot.alerts.outbox import Outbox
-from bot.alerts.transitions import WITH_LOGS, Alert, Observation, Policy, SpaceState, failed, observe, usage_delta
+from bot.alerts.transitions import (WITH_LOGS, Alert, Observation, Policy, SpaceState, Unreadable, failed, observe,
+                                    usage_delta)
 from bot.alerts.watches import WatchSet, WatchStore
 from bot.core.flavors import CatalogueSource
 from bot.core.hub import CallAborted, observed, rate_limit_of
@@ -78,21 +79,38 @@ return 0
 
 # KEYS: state, usage, history. ARGV: expected ts ('' = none), new ts, state json, stage, pending alerts json,
 # history entry json ('' = none), history maxlen, then usage field/seconds pairs.
+# New alerts are appended to those still pending (never overwritten); returns {1, all pending} or 0.
 _CAS = """
 local cur = redis.call('HGET', KEYS[1], 'ts')
 if (cur or '') ~= ARGV[1] then return 0 end
-if cur and tonumber(ARGV[2]) <= tonumber(cur) then return 0 end
-redis.call('HSET', KEYS[1], 'json', ARGV[3], 'stage', ARGV[4], 'ts', ARGV[2])
-if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'pending', ARGV[5]) end
+local curn = cur and tonumber(cur)
+if curn and tonumber(ARGV[2]) <= curn then return 0 end
+redis.call('HSET', KEYS[1], 'json', ARGV[3], 'stage', ARGV[4], 'ts', ARGV[2], 'v', '1')
+local pending = redis.call('HGET', KEYS[1], 'pending') or ''
+if ARGV[5] ~= '' then
+  if pending ~= '' then
+    local ok, old = pcall(cjson.decode, pending)
+    if ok and type(old) == 'table' then
+      for _, a in ipairs(cjson.decode(ARGV[5])) do table.insert(old, a) end
+      pending = cjson.encode(old)
+    else
+      pending = ARGV[5]
+    end
+  else
+    pending = ARGV[5]
+  end
+  redis.call('HSET', KEYS[1], 'pending', pending)
+end
 if ARGV[6] ~= '' then
   redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], '*', 'entry', ARGV[6])
 end
 for i = 8, #ARGV, 2 do redis.call('HINCRBYFLOAT', KEYS[2], ARGV[i], ARGV[i + 1]) end
-return 1
+return {1, pending}
 """
 
+# Remove the pending alerts only if they are still exactly those that were queued.
 _CLEAR_PENDING = """
-if redis.call('HGET', KEYS[1], 'ts') == ARGV[1] then return redis.call('HDEL', KEYS[1], 'pending') end
+if redis.call('HGET', KEYS[1], 'pending') == ARGV[1] then return redis.call('HDEL', KEYS[1], 'pending') end
 return 0
 """
 
@@ -286,6 +304,7 @@ class Poller:
         # Wall-clock bound of one cycle's waiting on the Hub: a cycle never runs into the next tick.
         self.cycle_seconds = max(float(interval), self.reader.read_seconds + 1.0)
         self.troubled: dict[str, str] = {}  # read target → reason, while its reads fail (logged once)
+        self.unqueued: dict[str, str] = {}  # space → pending alerts JSON decided but not yet queued
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="spaceops-poll")
         self.pages: dict[str, int] = {}  # pages a namespace listing took last time
         self.cache: dict[str, tuple[str, SpaceState]] = {}  # space → (stored ts, state), valid while leader
@@ -295,6 +314,7 @@ class Poller:
     def forget(self) -> None:
         """Drop cached states (leadership was lost: another replica may have written since)."""
         self.cache.clear()
+        self.unqueued.clear()
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
@@ -394,12 +414,38 @@ class Poller:
             for space in chunk:
                 pipe.hgetall(state_key(space))
             for space, fields in zip(chunk, pipe.execute()):
-                state = SpaceState.from_fields(space, fields)
-                self.cache[space] = (fields.get("ts", ""), state) if state else ("", None)
+                try:
+                    state = SpaceState.from_fields(space, fields)
+                except Unreadable as err:
+                    # Written by a replica we cannot read: start this Space afresh (a baseline, no alert);
+                    # the stored ts stays the fence so the next write replaces it.
+                    log.warning("stored state of %s unreadable (%s); starting it afresh", space, err)
+                    state = None
+                self.cache[space] = (fields.get("ts", ""), state)
                 if fields.get("pending"):
                     # A previous leader decided these but may have died before enqueueing them.
-                    self.outbox.redeliver([Alert.from_json(a) for a in json.loads(fields["pending"])])
-                    self._clear(keys=[state_key(space)], args=[fields.get("ts", "")])
+                    self.unqueued[space] = fields["pending"]
+
+    def requeue(self, watches: WatchSet | None = None, summary: tuple[float, float] | None = None) -> list[Alert]:
+        """Queue every decided-but-unqueued alert, then clear exactly those from Redis (delivery ids dedupe,
+        so queuing twice never posts twice). Runs every cycle: a failed enqueue is retried next time."""
+        if not self.unqueued:
+            return []
+        watches = watches if watches is not None else self.watch_store.load()
+        alerts: list[Alert] = []
+        taken = dict(self.unqueued)
+        for space, pending in taken.items():
+            alerts += _pending_alerts(space, pending)
+        if alerts:
+            if summary:
+                self.outbox.enqueue_summary(alerts, watches, summary[0], summary[1])
+            else:
+                self.outbox.enqueue(alerts, watches)
+        for space, pending in taken.items():
+            self._clear(keys=[state_key(space)], args=[pending])
+            if self.unqueued.get(space) == pending:
+                del self.unqueued[space]
+        return alerts
 
     def _commit(self, space: str, prev: SpaceState | None, state: SpaceState, alerts: list[Alert]) -> bool:
         """CAS the new state (with alerts as pending, usage and history) into Redis; False if stale."""
@@ -417,6 +463,8 @@ class Poller:
                              *usage])
         if ok:
             self.cache[space] = (new_ts, state)
+            if ok[1]:
+                self.unqueued[space] = ok[1]
         else:
             self.cache.pop(space, None)
         return bool(ok)
@@ -454,6 +502,7 @@ class Poller:
         report.downtime = gap if downtime else 0.0
 
         self._load(list(results))
+        self.requeue(watches)  # alerts an earlier cycle decided but could not queue
         decided = {}
         for space, result in results.items():
             report.failures += not isinstance(result, Observation)
@@ -468,13 +517,7 @@ class Poller:
                 log.info("state of %s changed under us (another poller); skipping", space)
                 continue
             committed += alerts
-        if committed:
-            if downtime:
-                self.outbox.enqueue_summary(committed, watches, gap, now)
-            else:
-                self.outbox.enqueue(committed, watches)
-            for space in {a.space for a in committed}:
-                self._clear(keys=[state_key(space)], args=[self.cache[space][0]])
+        self.requeue(watches, (gap, now) if downtime else None)
         report.alerts = len(committed)
         if not report.rate_limited and (successes or not results):
             # A cycle cut short by the budget is not a success: changes meanwhile get the downtime summary.
@@ -503,6 +546,22 @@ class Poller:
                 replace(alert, extra={**alert.extra, "logs": "unreadable"})
 
 
+def _pending_alerts(space: str, pending: str) -> list[Alert]:
+    """The alerts of a `pending` field; one that cannot be read is logged and left out, never a crash."""
+    try:
+        items = json.loads(pending)
+    except ValueError:
+        log.error("pending alerts of %s unreadable; dropped", space)
+        return []
+    alerts = []
+    for item in items if isinstance(items, list) else []:
+        try:
+            alerts.append(Alert.from_json(item))
+        except Unreadable as err:
+            log.error("a pending alert of %s is unreadable (%s); dropped", space, err)
+    return alerts
+
+
 def _dumps(value) -> str:
     return json.dumps(value, separators=(",", ":"))
 
@@ -510,7 +569,10 @@ def _dumps(value) -> str:
 def usage(client: redis.Redis, space: str, now: float) -> dict[str, float]:
     """Seconds per `stage|flavor` since the first poll, including the current stint (uptime and spend)."""
     totals = {name: float(value) for name, value in client.hgetall(usage_key(space)).items()}
-    state = SpaceState.from_fields(space, client.hgetall(state_key(space)))
+    try:
+        state = SpaceState.from_fields(space, client.hgetall(state_key(space)))
+    except Unreadable:
+        state = None
     if state and state.stage:
         name = f"{state.stage}|{state.hardware or 'none'}"
         totals[name] = totals.get(name, 0.0) + max(0.0, now - state.since)

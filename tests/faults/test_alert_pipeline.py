@@ -124,3 +124,101 @@ def test_a_log_stream_that_keeps_sending_keepalives_is_cut_short(make_bot, hub, 
     tick(times=2)
     assert len(slack.posts()) == 1
     tally("alerts: log stream sends keep-alives forever", duplicated=len(slack.posts()) - 1)
+
+
+# ---------------------------------------------------------------------------------------- poison
+
+def test_a_poison_outbox_entry_is_dead_lettered_and_the_others_go_on(bot, hub, slack, redis_client, caplog):
+    import json
+
+    from bot.alerts.outbox import DEAD, STREAM
+    from bot.alerts.transitions import Alert
+
+    for space in ("acme/chat", "acme/other"):
+        hub.add_space(space)
+    bot.command("/space watch acme/chat", channel="C1")
+    bot.command("/space watch acme/other", channel="C2")
+    tick = Ticker(bot)
+    tick()
+    newer = json.loads(Alert("transition", "acme/other", tick.now, ("sleep",), old="RUNNING", new="SLEEPING",
+                             seconds=60).to_json())
+    newer.update(v=2, mood="a field from a newer replica")
+    poison = [
+        {"v": "1", "id": "p1>C1", "channel": "C1", "op": "post", "payload": "{not json"},
+        {"v": "1", "id": "p2>C2", "channel": "C2", "op": "summary", "payload": json.dumps({"gap": "x"})},
+        {"v": "1", "op": "post", "payload": "{}"},                                     # no channel, no id
+        {"v": "9", "id": "p4>C1", "channel": "C1", "op": "teleport", "payload": "{}"},  # an op we do not know
+    ]
+    for fields in poison:
+        redis_client.xadd(STREAM, fields)
+    redis_client.xadd(STREAM, {"v": "2", "id": "n1>C2", "channel": "C2", "op": "post", "payload": json.dumps(newer),
+                               "route": "a field we do not know"})
+    hub.set_stage("acme/chat", "PAUSED")
+    caplog.set_level(logging.INFO, logger="bot.alerts.outbox")
+    tick()
+    assert [t for t in texts(slack, "C1") if "paused" in t], texts(slack)        # behind poison, still on time
+    assert [t for t in texts(slack, "C2") if "went to sleep" in t], texts(slack)  # the newer entry decoded
+    tick(times=8)
+    outbox = bot.ctx.watcher.outbox
+    assert outbox.pending() == 0 and outbox.dead_letters() == 4
+    assert sorted(f.get("id", "-") for _, f in redis_client.xrange(DEAD)) == ["-", "p1>C1", "p2>C2", "p4>C1"]
+    dead_logs = [r for r in caplog.records if "dead-lettered" in r.getMessage()]
+    assert len(dead_logs) == 4                                                    # once each
+    assert len(slack.posts()) == 2
+    tally("alerts: poison outbox entry", tried=len(poison) + 1, lost=2 - len(slack.posts()))
+
+
+def test_a_poison_state_is_started_afresh_not_a_crash(bot, hub, slack, redis_client, caplog):
+    import json
+
+    from bot.alerts.poller import state_key
+
+    for space in ("acme/chat", "acme/newer", "acme/fine"):
+        hub.add_space(space)
+    bot.command("/space watch acme/*")
+    tick = Ticker(bot)
+    tick()
+    stored = json.loads(redis_client.hget(state_key("acme/newer"), "json"))
+    redis_client.hset(state_key("acme/newer"), "json", json.dumps({**stored, "v": 2, "mood": "new field"}))
+    redis_client.hset(state_key("acme/chat"), mapping={"json": "{garbage", "ts": "not a number"})
+    bot.ctx.watcher.poller.forget()                         # as a new leader would: read states from Redis
+    for space in ("acme/chat", "acme/newer", "acme/fine"):
+        hub.set_stage(space, "PAUSED")
+    caplog.set_level(logging.INFO, logger="bot.alerts.poller")
+    tick()
+    paused = sorted(t.split("spaces/")[1].split("|")[0] for t in texts(slack) if "paused" in t)
+    assert paused == ["acme/fine", "acme/newer"], texts(slack)        # unknown fields ignored
+    assert len([r for r in caplog.records if "unreadable" in r.getMessage()]) == 1
+    hub.set_stage("acme/chat", "RUNNING")                   # acme/chat was started afresh (PAUSED baseline)
+    tick()
+    assert [t for t in texts(slack) if "acme/chat" in t], texts(slack)
+    tick(times=2)
+    assert len(slack.posts()) == 3
+    tally("alerts: poison state", tried=2)
+
+
+def test_decided_but_not_queued_is_queued_next_cycle_and_never_overwritten(bot, hub, slack, redis_client):
+    hub.add_space("acme/chat")
+    bot.command("/space watch acme/chat")
+    tick = Ticker(bot)
+    tick()
+    outbox = bot.ctx.watcher.outbox
+    real_enqueue = outbox.enqueue
+
+    def broken(*args, **kwargs):
+        raise OSError("queue unreachable for a moment")
+
+    outbox.enqueue = broken                                  # the same leader keeps leading
+    hub.set_stage("acme/chat", "PAUSED")
+    tick.now += MIN
+    with pytest.raises(OSError):
+        bot.ctx.watcher.tick(tick.now)
+    outbox.enqueue = real_enqueue
+    hub.set_stage("acme/chat", "BUILDING")                   # a second decision before the first was queued
+    tick()
+    tick(times=2)
+    said = texts(slack)
+    assert len([t for t in said if "is paused" in t]) == 1, said
+    assert len([t for t in said if "is building" in t]) == 1, said
+    assert len(said) == 2
+    tally("alerts: decided but not queued", tried=2, lost=2 - len(said))
