@@ -42,6 +42,7 @@ LOG_LINE_CHARS = 300
 DOWNTIME_INTERVALS = 5  # more than a lease handover (2.5 intervals + one tick) takes
 READ_TIMEOUTS = 3       # a whole read (every page of a listing) ends within this many Hub timeouts
 LOG_SECONDS = 3.0       # an alert waits at most this long for its log lines
+LOG_FETCH_MAX = 20      # more failures than this in one cycle: no log lines (one request each)
 
 
 def state_key(space: str) -> str:
@@ -530,6 +531,10 @@ class Poller:
             return
         wanted = [(space, i, alert) for space, (_, alerts) in decided.items() for i, alert in enumerate(alerts)
                   if alert.kind == "transition" and alert.new in WITH_LOGS]
+        if len(wanted) > LOG_FETCH_MAX:
+            # A mass event: the alerts are folded into one message per channel, which shows no log lines.
+            log.info("%d Spaces failed at once; their alerts go without log lines", len(wanted))
+            return
         futures = [(space, i, alert, self.pool.submit(self.reader.last_log_lines, space, alert.new == "BUILD_ERROR"))
                    for space, i, alert in wanted]
         wait_until = time.monotonic() + self.reader.log_seconds + 1.0

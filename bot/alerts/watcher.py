@@ -69,14 +69,14 @@ class Watcher:
             self.leading = True
         self.end_mutes(now)
         report = self.poller.cycle(now)
-        self.outbox.drain(now)
+        self.outbox.drain(now, leading=lambda: self.lease.holds(now))
         for job in self.periodic:
             job(now)
         return report
 
     def drain(self, now: float | None = None) -> int:
         now = time.time() if now is None else now
-        return self.outbox.drain(now) if self.lease.holds(now) else 0
+        return self.outbox.drain(now, leading=lambda: self.lease.holds(now)) if self.lease.holds(now) else 0
 
     def end_mutes(self, now: float) -> None:
         for (channel, target), until in self.store.mutes().items():

@@ -222,3 +222,81 @@ def test_decided_but_not_queued_is_queued_next_cycle_and_never_overwritten(bot, 
     assert len([t for t in said if "is building" in t]) == 1, said
     assert len(said) == 2
     tally("alerts: decided but not queued", tried=2, lost=2 - len(said))
+
+
+# ---------------------------------------------------------------------------------------- head of line
+
+def _burst_setup(bot, hub, slack, count: int):
+    for i in range(count):
+        hub.add_space(f"acme/s{i:04d}")
+    for n, channel in enumerate(("C2", "C3", "C4")):
+        hub.add_space(f"team{n}/app")
+        assert "Watching" in bot.command(f"/space watch team{n}/app", channel=channel)["text"]
+    assert "Watching" in bot.command("/space watch acme/*", channel="C1")["text"]
+
+
+def _burst_outcome(slack, count: int) -> tuple[int, int]:
+    """(lost, duplicated) over the burst channel's list and the three others' alerts."""
+    c1 = slack.posts("C1")
+    heads = [p for p in c1 if not p.get("thread_ts")]
+    listed = "\n".join(b["text"]["text"] for p in c1 if p.get("thread_ts") for b in p["blocks"]
+                       if b.get("type") == "section")
+    seen = [f"acme/s{i:04d}" for i in range(count) if f"spaces/acme/s{i:04d}|" in listed]
+    twice = sum(listed.count(f"spaces/acme/s{i:04d}|") > 1 for i in range(count))
+    others = [len([p for p in slack.posts(c) if "is paused" in p["text"]]) for c in ("C2", "C3", "C4")]
+    lost = (count - len(seen)) + sum(1 for n in others if n == 0) + (0 if heads else 1)
+    duplicated = twice + sum(max(0, n - 1) for n in others) + max(0, len(heads) - 1)
+    return lost, duplicated
+
+
+@pytest.mark.slow
+def test_a_burst_for_one_channel_is_one_message_and_others_arrive_within_10_s(bot, hub, slack):
+    count = 2000
+    _burst_setup(bot, hub, slack, count)
+    tick = Ticker(bot)
+    tick()                                                          # baseline of 2,003 Spaces
+    for i in range(count):
+        hub.set_stage(f"acme/s{i:04d}", "RUNTIME_ERROR", error="org-wide outage")
+    for n in range(3):
+        hub.set_stage(f"team{n}/app", "PAUSED")
+    tick()
+    watcher, start = bot.ctx.watcher, tick.now
+    for second in range(1, 11):                                     # ten seconds of the injected clock
+        watcher.drain(start + second)
+    for channel in ("C2", "C3", "C4"):
+        assert [p for p in slack.posts(channel) if "is paused" in p["text"]], channel
+    heads = [p for p in slack.posts("C1") if not p.get("thread_ts")]
+    assert len(heads) == 1 and "2,000 Spaces of `acme` changed stage: 2,000 crashed" in heads[0]["text"], heads
+    for second in range(11, 120):                                   # the list arrives in its thread, paced
+        watcher.drain(start + second)
+    lost, duplicated = _burst_outcome(slack, count)
+    assert (lost, duplicated) == (0, 0)
+    assert watcher.outbox.pending() == 0
+    assert all(len(str(p["blocks"])) < 13_000 for p in slack.posts("C1"))   # Slack's size limit per message
+    tally("alerts: burst of 2,000 for one channel + 3 others", tried=count + 3, lost=lost, duplicated=duplicated)
+
+
+def test_a_backlog_for_one_channel_does_not_hold_back_the_others(bot, hub, slack):
+    """Alerts that piled up for one channel over many cycles (one by one in the stream) before the others'."""
+    from bot.alerts.transitions import Alert
+
+    count = 2000
+    _burst_setup(bot, hub, slack, 0)
+    watches, outbox = bot.ctx.watcher.store.load(), bot.ctx.watcher.outbox
+    now = time.time()
+    for start in range(0, count, 100):                              # 20 cycles' worth, oldest first
+        outbox.enqueue([Alert("transition", f"acme/s{i:04d}", now + start, ("sleep",), old="RUNNING",
+                              new="SLEEPING", seconds=60) for i in range(start, start + 100)], watches)
+    outbox.enqueue([Alert("transition", f"team{n}/app", now + count, ("paused",), old="RUNNING", new="PAUSED",
+                          seconds=60) for n in range(3)], watches)
+    assert bot.ctx.watcher.lease.acquire(now)
+    for second in range(0, 11):
+        bot.ctx.watcher.drain(now + second)
+    for channel in ("C2", "C3", "C4"):
+        assert [p for p in slack.posts(channel) if "is paused" in p["text"]], channel
+    for second in range(11, 120):
+        bot.ctx.watcher.drain(now + second)
+    lost, duplicated = _burst_outcome(slack, count)
+    assert (lost, duplicated) == (0, 0), (lost, duplicated)
+    assert outbox.pending() == 0
+    tally("alerts: burst of 2,000 for one channel + 3 others", tried=count + 3, lost=lost, duplicated=duplicated)
