@@ -300,3 +300,66 @@ def test_a_backlog_for_one_channel_does_not_hold_back_the_others(bot, hub, slack
     assert (lost, duplicated) == (0, 0), (lost, duplicated)
     assert outbox.pending() == 0
     tally("alerts: burst of 2,000 for one channel + 3 others", tried=count + 3, lost=lost, duplicated=duplicated)
+
+
+# ---------------------------------------------------------------------------------------- exactly once
+
+def _messages(slack, channel: str, words: str) -> list[dict]:
+    with slack.lock:
+        return [m for (chan, _), m in slack.messages.items() if chan == channel and words in (m["text"] or "")]
+
+
+def test_an_uncertain_post_is_looked_for_before_it_is_posted_again(bot, hub, slack):
+    hub.add_space("acme/chat")
+    bot.command("/space watch acme/chat")
+    tick = Ticker(bot)
+    tick()
+    slack.fail("chat.postMessage", drop=True)             # Slack records the crash alert, the answer is lost
+    hub.set_stage("acme/chat", "RUNTIME_ERROR", error="boom")
+    tick()
+    assert len(slack.of("chat.postMessage!dropped")) == 1
+    tick()
+    assert slack.of("conversations.history"), "the retry did not look before posting"
+    assert len(_messages(slack, "C1", "crashed")) == 1
+    slack.fail("chat.postMessage", drop=True)             # the follow-up in the incident's thread, too
+    hub.set_stage("acme/chat", "BUILDING")
+    tick()
+    tick()
+    assert slack.of("conversations.replies")
+    building = _messages(slack, "C1", "is building")
+    assert len(building) == 1 and building[0]["thread_ts"]                       # still in the thread
+    root = [ts for (chan, ts), m in slack.messages.items() if chan == "C1" and "crashed" in m["text"]]
+    assert building[0]["thread_ts"] == root[0]
+    tick(times=3)
+    tried = 2
+    duplicated = len(_messages(slack, "C1", "crashed")) - 1 + len(_messages(slack, "C1", "is building")) - 1
+    tally("alerts: uncertain Slack post (reset after it was recorded)", tried=tried, duplicated=duplicated)
+
+
+def test_two_drainers_never_post_one_entry(make_bot, hub, slack):
+    """Two replicas drain at once (a lease handover mid-drain): claims let one of them post each entry."""
+    from bot.alerts.transitions import Alert
+
+    a, b = make_bot(), make_bot()
+    for n in range(5):
+        hub.add_space(f"acme/s{n}")
+    a.command("/space watch acme/*")
+    watches = a.ctx.watcher.store.load()
+    now = time.time()
+    a.ctx.watcher.outbox.enqueue([Alert("transition", f"acme/s{n}", now, ("paused",), old="RUNNING", new="PAUSED",
+                                        seconds=60) for n in range(5)], watches)
+    barrier = threading.Barrier(2)
+
+    def drain(bot):
+        barrier.wait()
+        for second in range(10):
+            bot.ctx.watcher.outbox.drain(now + second)
+
+    threads = [threading.Thread(target=drain, args=(x,)) for x in (a, b)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(LIVENESS)
+    paused = _messages(slack, "C1", "is paused")
+    assert len(paused) == 5, [m["text"] for m in paused]
+    tally("alerts: two drainers at once", tried=5, lost=5 - len(paused), duplicated=max(0, len(paused) - 5))
