@@ -8,27 +8,54 @@ is edited when the Space recovers.
 
 from __future__ import annotations
 
+import hashlib
+import http.client
 import json
 import logging
 import threading
+import time
+import uuid
 from dataclasses import dataclass
 from typing import Callable
 
 import redis
+from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.alerts import words
-from bot.alerts.transitions import Alert
+from bot.alerts.transitions import Alert, Unreadable
 from bot.alerts.watches import WatchSet, WatchStore, covers
-from bot.core.slack import retry_after
+from bot.core.slack import SlackPoster, retry_after
 from bot.core.store import key
 
 log = logging.getLogger(__name__)
 
 STREAM = key("{outbox}", "stream")
 THREADS = key("{outbox}", "threads")  # hash "channel|space" → {"ts", "text", "blocks", "incident"}
+DEAD = key("{outbox}", "dead")        # entries that could not be delivered, with the reason
+DEAD_COUNT = key("{outbox}", "dead_count")
+TRIES = key("{outbox}", "tries")      # hash delivery id → failed attempts of an entry that raised
 DONE_TTL = 7 * 86400
 STREAM_MAXLEN = 100_000
+DEAD_MAXLEN = 10_000
+SCHEMA = 1                            # `v` of every entry; a reader ignores fields it does not know
+MAX_TRIES = 4                         # an entry that raises this many times goes to the dead letters
+CLAIM_TTL = 60                        # seconds a drainer holds a delivery it is posting
+SCAN_PAGE = 500
+SCAN_MAX = 10_000                     # entries one drain looks at
+FOLD_AT = 10                          # more alerts than this waiting for one channel become one message
+LEASE_CHECK_EVERY = 25                # channels between two checks of the lease during a drain
+EVENT_TYPE = "space_ops_alert"        # message metadata: finds a post whose answer was lost
+LOOKBACK = 120                        # seconds before the first attempt searched in the channel's history
+
+
+def claim_key(delivery_id: str) -> str:
+    return key("{outbox}", "claim", delivery_id)
+
+
+def tried_key(delivery_id: str) -> str:
+    """Set when a delivery is first posted (its wall-clock time): a retry looks for it before posting."""
+    return key("{outbox}", "tried", delivery_id)
 
 
 def done_key(delivery_id: str) -> str:
@@ -47,13 +74,17 @@ class Outbox:
     def __init__(self, client: redis.Redis, poster, watch_store: WatchStore, hub_url: str,
                  per_second: float = 1.0, burst: float = 3.0):
         self.redis = client
-        self.poster = poster
+        self.poster = _without_connection_retries(poster)
+        self.finder: Callable[[str, str, str | None, float], str | None] = self._find_posted
+        self.owner = uuid.uuid4().hex
+        self._delivering: str | None = None
         self.watch_store = watch_store
         self.hub_url = hub_url
         self.per_second = per_second
         self.burst = burst
         self.buckets: dict[str, Bucket] = {}
         self.blocked_until: dict[str, float] = {}
+        self.entry_blocked: dict[str, float] = {}  # delivery id → when an entry that raised may be tried again
         self.attempts: dict[str, int] = {}
         # Other features' deliveries (op → deliver(channel, payload)), e.g. approval message edits that
         # failed when first tried; registered by every replica, since the leader drains for all.
@@ -63,7 +94,7 @@ class Outbox:
     # ------------------------------------------------------------------ enqueue
 
     def _add(self, pipe, delivery_id: str, channel: str, op: str, payload: str) -> None:
-        pipe.xadd(STREAM, {"id": delivery_id, "channel": channel, "op": op, "payload": payload},
+        pipe.xadd(STREAM, {"v": SCHEMA, "id": delivery_id, "channel": channel, "op": op, "payload": payload},
                   maxlen=STREAM_MAXLEN, approximate=True)
 
     def _audience(self, alert: Alert, watches: WatchSet, mutes: dict) -> list[str]:
@@ -134,6 +165,10 @@ class Outbox:
     def pending(self) -> int:
         return self.redis.xlen(STREAM)
 
+    def dead_letters(self) -> int:
+        """How many entries were given up on since the stream began (they stay readable in DEAD)."""
+        return int(self.redis.get(DEAD_COUNT) or 0)
+
     # ------------------------------------------------------------------ drain
 
     def _take(self, channel: str, now: float) -> bool:
@@ -147,48 +182,186 @@ class Outbox:
         bucket.tokens -= 1
         return True
 
-    def drain(self, now: float, limit: int = 500) -> int:
-        """Deliver what Slack's pace allows now, oldest first; a channel that must wait keeps its order."""
+    def _scan(self, limit: int):
+        """Entries oldest first, page by page: every channel's head is seen, however long another's queue."""
+        start, seen = "-", 0
+        while seen < limit:
+            page = self.redis.xrange(STREAM, min=start, count=min(SCAN_PAGE, limit - seen))
+            yield from page
+            seen += len(page)
+            if len(page) < SCAN_PAGE:
+                return
+            start = "(" + page[-1][0]
+
+    def drain(self, now: float, limit: int = SCAN_MAX, leading: Callable[[], bool] | None = None) -> int:
+        """Deliver what Slack's pace allows now, channel by channel (each keeps its order; none waits behind
+        another's backlog); many alerts waiting for one channel become one message. `leading()` is asked
+        now and then during a long drain: when this replica lost the lease, it stops."""
         with self._lock:
+            by_channel: dict[str, list[tuple[str, dict]]] = {}
+            for entry_id, fields in self._scan(limit):
+                channel, delivery_id = fields.get("channel"), fields.get("id")
+                if not channel or not delivery_id or "op" not in fields or "payload" not in fields:
+                    self._dead(entry_id, fields, "not an outbox entry (channel, id, op or payload missing)")
+                    continue
+                by_channel.setdefault(channel, []).append((entry_id, fields))
             delivered = 0
-            waiting: set[str] = set()
-            for entry_id, fields in self.redis.xrange(STREAM, count=limit):
-                channel, delivery_id = fields["channel"], fields["id"]
-                if channel in waiting:
-                    continue
-                if self.redis.exists(done_key(delivery_id)):
-                    self.redis.xdel(STREAM, entry_id)
-                    continue
-                if self.blocked_until.get(channel, 0) > now or not self._take(channel, now):
-                    waiting.add(channel)
-                    continue
-                if not self._attempt(fields, now):
-                    waiting.add(channel)
-                    continue
-                pipe = self.redis.pipeline(transaction=False)
-                pipe.set(done_key(delivery_id), "1", ex=DONE_TTL)
-                pipe.xdel(STREAM, entry_id)
-                pipe.execute()
-                self.attempts.pop(delivery_id, None)
-                delivered += 1
+            for n, (channel, entries) in enumerate(by_channel.items()):
+                if leading is not None and n and n % LEASE_CHECK_EVERY == 0 and not leading():
+                    log.info("poll lease lost during a drain; the new leader delivers the rest")
+                    break
+                delivered += self._drain_channel(channel, entries, now)
             return delivered
 
-    def _attempt(self, fields: dict, now: float) -> bool:
-        """True when delivered (or undeliverable for good); False to retry later."""
+    def _drain_channel(self, channel: str, entries: list[tuple[str, dict]], now: float) -> int:
+        if self.blocked_until.get(channel, 0) > now:
+            return 0
+        pipe = self.redis.pipeline(transaction=False)
+        for _, fields in entries:
+            pipe.exists(done_key(fields["id"]))
+        done = pipe.execute()
+        ready = []
+        for (entry_id, fields), is_done in zip(entries, done):
+            if is_done:
+                self.redis.xdel(STREAM, entry_id)
+            elif self.entry_blocked.get(fields["id"], 0) <= now:
+                ready.append((entry_id, fields))
+        delivered = 0
+        posts = [(entry_id, fields) for entry_id, fields in ready if fields["op"] == "post"]
+        if len(posts) > FOLD_AT:
+            outcome = self._fold(channel, posts, now)
+            if outcome is False:
+                return 0
+            if outcome:
+                delivered += 1
+                folded = set(outcome)
+                ready = [(entry_id, fields) for entry_id, fields in ready if entry_id not in folded]
+        for entry_id, fields in ready:
+            if fields["op"] == "edit" and not self._edit_needed(channel, fields["payload"]):
+                self._mark_done(entry_id, fields["id"])  # nothing to edit: no Slack call, no token
+                continue
+            if self.blocked_until.get(channel, 0) > now or not self._take(channel, now):
+                break
+            outcome = self._attempt(entry_id, fields, now)
+            if outcome is False:
+                break
+            if outcome:
+                delivered += 1
+            # None: this entry failed in our code; it waits alone and its channel goes on
+        return delivered
+
+    def _fold(self, channel: str, posts: list[tuple[str, dict]], now: float) -> list[str] | bool | None:
+        """Many alerts for one channel → one message with the list in its thread. The folded entries' ids
+        (done once the message is posted), False when the channel must wait, None to deliver one by one."""
+        alerts, folded = [], []
+        for entry_id, fields in posts:
+            try:
+                alerts.append(Alert.from_json(fields["payload"]))
+                folded.append((entry_id, fields))
+            except Unreadable:
+                continue  # delivered alone, where it is retried and dead-lettered
+        if len(folded) <= FOLD_AT:
+            return None
+        if self.blocked_until.get(channel, 0) > now or not self._take(channel, now):
+            return False
+        digest = hashlib.sha1("\n".join(sorted(f["id"] for _, f in folded)).encode()).hexdigest()[:20]
+        burst = {"id": f"burst:{digest}>{channel}", "channel": channel, "op": "burst",
+                 "payload": json.dumps([a.to_json() for a in alerts])}
+        outcome = self._attempt(None, burst, now, also_done=folded)
+        if outcome is True:
+            log.info("%d alerts for %s folded into one message", len(folded), channel)
+            return [entry_id for entry_id, _ in folded]
+        return False if outcome is False else None
+
+    def _edit_needed(self, channel: str, payload: str) -> bool:
+        try:
+            alert = Alert.from_json(payload)
+        except Unreadable:
+            return True  # let the delivery fail and be counted
+        root = _root(self.redis.hget(THREADS, f"{channel}|{alert.space}"), alert.incident)
+        return bool(root and not root.get("summary"))
+
+    def _mark_done(self, entry_id: str | None, delivery_id: str, also: list[tuple[str, dict]] = ()) -> None:
+        pipe = self.redis.pipeline(transaction=True)
+        for other_id, other in also:
+            pipe.set(done_key(other["id"]), "1", ex=DONE_TTL)
+            pipe.xdel(STREAM, other_id)
+        pipe.set(done_key(delivery_id), "1", ex=DONE_TTL)
+        if entry_id:
+            pipe.xdel(STREAM, entry_id)
+        pipe.hdel(TRIES, delivery_id)
+        pipe.execute()
+        self.attempts.pop(delivery_id, None)
+
+    def _dead(self, entry_id: str | None, fields: dict, why: str) -> None:
+        """Give up on one entry: into the dead-letter stream, counted, logged once; the drain goes on."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.xadd(DEAD, {**fields, "reason": why[:500]}, maxlen=DEAD_MAXLEN, approximate=True)
+        pipe.incr(DEAD_COUNT)
+        if entry_id:
+            pipe.xdel(STREAM, entry_id)
+        if fields.get("id"):
+            pipe.hdel(TRIES, fields["id"])
+        pipe.execute()
+        log.error("outbox entry %s to %s dead-lettered: %s", fields.get("id", entry_id), fields.get("channel", "?"),
+                  why)
+
+    def _attempt(self, entry_id: str | None, fields: dict, now: float,
+                 also_done: list[tuple[str, dict]] = ()) -> bool | None:
+        """Claim the delivery (so no other drainer posts it), deliver, and mark it done. True when delivered
+        (or dead-lettered); False to retry the channel later; None when this entry failed on its own (a
+        newer replica's entry, a bug) and waits, with backoff, while the others go on."""
+        delivery_id = fields["id"]
+        claim = claim_key(delivery_id)
+        if not self.redis.set(claim, self.owner, nx=True, ex=CLAIM_TTL):
+            return False  # another drainer is delivering it right now
+        try:
+            if self.redis.exists(done_key(delivery_id)):  # delivered between our scan and our claim
+                self._mark_done(entry_id, delivery_id, also_done)
+                return True
+            self._delivering = delivery_id
+            outcome = self._try(entry_id, fields, now)
+            if outcome is True:
+                self._mark_done(entry_id, delivery_id, also_done)
+            return outcome
+        finally:
+            self._delivering = None
+            self.redis.delete(claim)
+
+    def _try(self, entry_id: str | None, fields: dict, now: float) -> bool | None:
         channel, delivery_id = fields["channel"], fields["id"]
         try:
             self._deliver(fields["op"], channel, fields["payload"])
             return True
-        except (SlackApiError, OSError) as err:
-            wait = retry_after(err)
+        except redis.RedisError:
+            raise  # Redis itself is away: the whole drain stops, and the next one retries
+        except (SlackApiError, OSError, http.client.HTTPException) as err:
+            wait = retry_after(err) if not isinstance(err, http.client.HTTPException) else 1.0
             if wait is None:
-                log.error("alert %s to %s dropped: Slack said %s", delivery_id, channel, _slack_error(err))
-                return True
+                self._dead(entry_id, fields, f"Slack said {_slack_error(err)}")
+                return None
             if getattr(getattr(err, "response", None), "status_code", 0) == 429:
+                self.redis.delete(tried_key(delivery_id))  # a 429 posted nothing: no need to look for it
                 self.blocked_until[channel] = now + wait
                 log.warning("Slack rate limit for %s: retrying in %.0f s", channel, wait)
                 return False
             return self._backoff(channel, delivery_id, now, _slack_error(err))
+        except Exception as err:  # noqa: BLE001 — one entry must never stop the drain of the others
+            return self._poisoned(entry_id, fields, now, err)
+
+    def _poisoned(self, entry_id: str | None, fields: dict, now: float, err: Exception) -> None:
+        delivery_id = fields["id"]
+        tries = int(self.redis.hincrby(TRIES, delivery_id, 1))
+        why = f"{type(err).__name__}: {str(err)[:200]}"
+        if tries >= MAX_TRIES:
+            self._dead(entry_id, fields, f"failed {tries} times, last: {why}")
+            self.entry_blocked.pop(delivery_id, None)
+            return None
+        self.entry_blocked[delivery_id] = now + min(300.0, 2.0 ** tries)
+        if tries == 1:
+            log.warning("outbox entry %s to %s failed (%s); retrying up to %d times", delivery_id, fields["channel"],
+                        why, MAX_TRIES)
+        return None
 
     def _backoff(self, channel: str, delivery_id: str, now: float, why: str) -> bool:
         tries = self.attempts.get(delivery_id, 0) + 1
@@ -199,6 +372,65 @@ class Outbox:
                     tries, wait)
         return False
 
+    def _post(self, channel: str, text: str, blocks: list | None, thread_ts: str | None = None) -> str:
+        """Post the delivery being attempted, marked with its id. If an earlier attempt may have reached
+        Slack (its answer was lost), look for that id in the channel first: found, it is not posted again."""
+        delivery_id = self._delivering
+        if delivery_id:
+            first = self.redis.get(tried_key(delivery_id))
+            if first:
+                found = self.finder(channel, delivery_id, thread_ts, float(first))
+                if found:
+                    log.info("delivery %s to %s was posted already (found in the channel); not posting again",
+                             delivery_id, channel)
+                    return found
+            else:
+                self.redis.set(tried_key(delivery_id), repr(time.time()), ex=DONE_TTL)
+        metadata = {"event_type": EVENT_TYPE, "event_payload": {"id": delivery_id}} if delivery_id else None
+        return self.poster.post(channel, text, blocks, thread_ts=thread_ts, metadata=metadata)
+
+    def _find_posted(self, channel: str, delivery_id: str, thread_ts: str | None, first: float) -> str | None:
+        """The ts of a message this bot posted for `delivery_id` (its metadata), searched from a little
+        before the first attempt; None when not found or when the channel cannot be read."""
+        client = getattr(self.poster, "client", None)
+        if client is None:
+            return None
+        oldest = f"{first - LOOKBACK:.6f}"
+        try:
+            if thread_ts:
+                response = client.conversations_replies(channel=channel, ts=thread_ts, oldest=oldest, limit=200,
+                                                        include_all_metadata=True)
+            else:
+                response = client.conversations_history(channel=channel, oldest=oldest, limit=200,
+                                                        include_all_metadata=True)
+        except SlackApiError as err:
+            # Without history scopes it cannot be checked: posting again is at-least-once (the README says so).
+            log.warning("could not look for delivery %s in %s (%s); posting again", delivery_id, channel,
+                        _slack_error(err))
+            return None
+        for message in response.get("messages") or []:
+            metadata = message.get("metadata") or {}
+            if (metadata.get("event_type") == EVENT_TYPE
+                    and (metadata.get("event_payload") or {}).get("id") == delivery_id):
+                return message.get("ts")
+        return None
+
+    def _thread_list(self, channel: str, ts: str, alerts: list[Alert], delivery_id: str) -> None:
+        """Every alert's line in the thread of `ts`, queued like any message (paced, each part once)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for n, part in enumerate(words.burst_parts(alerts, self.hub_url), 1):
+            self._add(pipe, f"{delivery_id}#{n}", channel, "thread",
+                      json.dumps({"thread_ts": ts, "text": part.text, "blocks": part.blocks}))
+        pipe.execute()
+
+    def _follow_in(self, channel: str, ts: str, alerts: list[Alert]) -> None:
+        for alert in alerts:
+            if alert.incident is not None and not alert.closes:
+                # An incident that began here continues in this message's thread; the message itself is
+                # not edited on recovery (it speaks of other Spaces too).
+                self.redis.hset(THREADS, f"{channel}|{alert.space}",
+                                json.dumps({"ts": ts, "incident": alert.incident, "summary": True}))
+
     def _deliver(self, op: str, channel: str, payload: str) -> None:
         if op in self.handlers:
             self.handlers[op](channel, payload)
@@ -206,21 +438,31 @@ class Outbox:
         if op == "summary":
             data = json.loads(payload)
             alerts = [Alert.from_json(a) for a in data["alerts"]]
-            reply = words.downtime_summary(alerts, self.hub_url, data["gap"])
-            ts = self.poster.post(channel, reply.text, reply.blocks)
-            for alert in alerts:
-                if alert.incident is not None and not alert.closes:
-                    # An incident that began during the outage continues in the summary's thread; the
-                    # summary itself is not edited on recovery (it speaks of other Spaces too).
-                    self.redis.hset(THREADS, f"{channel}|{alert.space}",
-                                    json.dumps({"ts": ts, "incident": alert.incident, "summary": True}))
+            reply = words.downtime_summary(alerts, self.hub_url, float(data["gap"]))
+            ts = self._post(channel, reply.text, reply.blocks)
+            self._follow_in(channel, ts, alerts)
+            if len(alerts) > words.SUMMARY_LINES:
+                self._thread_list(channel, ts, alerts, self._delivering or f"summary:{ts}>{channel}")
+            return
+        if op == "burst":
+            alerts = [Alert.from_json(a) for a in json.loads(payload)]
+            reply = words.burst_message(alerts)
+            ts = self._post(channel, reply.text, reply.blocks)
+            self._follow_in(channel, ts, alerts)
+            self._thread_list(channel, ts, alerts, self._delivering or f"burst:{ts}>{channel}")
+            return
+        if op == "thread":
+            data = json.loads(payload)
+            self._post(channel, data["text"], data["blocks"], thread_ts=data["thread_ts"])
             return
         if op == "line":
             data = json.loads(payload)
             latest = words.alert_line(Alert.from_json(data["latest"]), self.hub_url) if data["latest"] else "?"
             reply = words.mute_ended_message(data["target"], data["count"], latest, self.hub_url)
-            self.poster.post(channel, reply.text, reply.blocks)
+            self._post(channel, reply.text, reply.blocks)
             return
+        if op not in ("post", "edit"):
+            raise ValueError(f"unknown outbox op {op!r} (written by a newer replica?)")
         alert = Alert.from_json(payload)
         thread_field = f"{channel}|{alert.space}"
         root = _root(self.redis.hget(THREADS, thread_field), alert.incident)
@@ -232,9 +474,9 @@ class Outbox:
             return
         reply = words.alert_message(alert, self.hub_url)
         if root and not alert.opens:
-            self.poster.post(channel, reply.text, reply.blocks, thread_ts=root["ts"])
+            self._post(channel, reply.text, reply.blocks, thread_ts=root["ts"])
             return
-        ts = self.poster.post(channel, reply.text, reply.blocks)
+        ts = self._post(channel, reply.text, reply.blocks)
         if alert.incident is not None and not alert.closes:
             # The first alert of an incident this channel hears about becomes its thread.
             self.redis.hset(THREADS, thread_field, json.dumps({"ts": ts, "text": reply.text, "blocks": reply.blocks,
@@ -244,8 +486,21 @@ class Outbox:
 def _root(raw: str | None, incident: float | None) -> dict | None:
     if not raw or incident is None:
         return None
-    root = json.loads(raw)
-    return root if root.get("incident") == incident else None
+    try:
+        root = json.loads(raw)
+    except ValueError:
+        return None  # an unreadable thread record: the alert starts a new message
+    return root if isinstance(root, dict) and root.get("incident") == incident and root.get("ts") else None
+
+
+def _without_connection_retries(poster):
+    """The alerts' own Slack client: slack_sdk's connection-error retry would post a second time when the
+    connection dropped after Slack recorded the first; the outbox retries itself, after looking."""
+    if isinstance(poster, SlackPoster) and poster.client.retry_handlers:
+        client = poster.client
+        return SlackPoster(WebClient(token=client.token, base_url=client.base_url, timeout=client.timeout,
+                                     retry_handlers=[]))
+    return poster
 
 
 def _slack_error(err: Exception) -> str:

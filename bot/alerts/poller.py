@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field, replace
 from itertools import islice
 
@@ -21,7 +23,8 @@ from huggingface_hub.errors import HfHubHTTPError
 from huggingface_hub.utils import httpx
 
 from bot.alerts.outbox import Outbox
-from bot.alerts.transitions import WITH_LOGS, Alert, Observation, Policy, SpaceState, failed, observe, usage_delta
+from bot.alerts.transitions import (WITH_LOGS, Alert, Observation, Policy, SpaceState, Unreadable, failed, observe,
+                                    usage_delta)
 from bot.alerts.watches import WatchSet, WatchStore
 from bot.core.flavors import CatalogueSource
 from bot.core.hub import CallAborted, observed, rate_limit_of
@@ -37,6 +40,9 @@ LOG_LINES = 20
 LOG_SCAN = 2000
 LOG_LINE_CHARS = 300
 DOWNTIME_INTERVALS = 5  # more than a lease handover (2.5 intervals + one tick) takes
+READ_TIMEOUTS = 3       # a whole read (every page of a listing) ends within this many Hub timeouts
+LOG_SECONDS = 3.0       # an alert waits at most this long for its log lines
+LOG_FETCH_MAX = 20      # more failures than this in one cycle: no log lines (one request each)
 
 
 def state_key(space: str) -> str:
@@ -74,21 +80,38 @@ return 0
 
 # KEYS: state, usage, history. ARGV: expected ts ('' = none), new ts, state json, stage, pending alerts json,
 # history entry json ('' = none), history maxlen, then usage field/seconds pairs.
+# New alerts are appended to those still pending (never overwritten); returns {1, all pending} or 0.
 _CAS = """
 local cur = redis.call('HGET', KEYS[1], 'ts')
 if (cur or '') ~= ARGV[1] then return 0 end
-if cur and tonumber(ARGV[2]) <= tonumber(cur) then return 0 end
-redis.call('HSET', KEYS[1], 'json', ARGV[3], 'stage', ARGV[4], 'ts', ARGV[2])
-if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'pending', ARGV[5]) end
+local curn = cur and tonumber(cur)
+if curn and tonumber(ARGV[2]) <= curn then return 0 end
+redis.call('HSET', KEYS[1], 'json', ARGV[3], 'stage', ARGV[4], 'ts', ARGV[2], 'v', '1')
+local pending = redis.call('HGET', KEYS[1], 'pending') or ''
+if ARGV[5] ~= '' then
+  if pending ~= '' then
+    local ok, old = pcall(cjson.decode, pending)
+    if ok and type(old) == 'table' then
+      for _, a in ipairs(cjson.decode(ARGV[5])) do table.insert(old, a) end
+      pending = cjson.encode(old)
+    else
+      pending = ARGV[5]
+    end
+  else
+    pending = ARGV[5]
+  end
+  redis.call('HSET', KEYS[1], 'pending', pending)
+end
 if ARGV[6] ~= '' then
   redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], '*', 'entry', ARGV[6])
 end
 for i = 8, #ARGV, 2 do redis.call('HINCRBYFLOAT', KEYS[2], ARGV[i], ARGV[i + 1]) end
-return 1
+return {1, pending}
 """
 
+# Remove the pending alerts only if they are still exactly those that were queued.
 _CLEAR_PENDING = """
-if redis.call('HGET', KEYS[1], 'ts') == ARGV[1] then return redis.call('HDEL', KEYS[1], 'pending') end
+if redis.call('HGET', KEYS[1], 'pending') == ARGV[1] then return redis.call('HDEL', KEYS[1], 'pending') end
 return 0
 """
 
@@ -177,9 +200,11 @@ class HubReader:
     `list_spaces`' own sleep-and-retry.
     """
 
-    def __init__(self, api: HfApi, budget: Budget):
+    def __init__(self, api: HfApi, budget: Budget, read_seconds: float = 30.0, log_seconds: float = LOG_SECONDS):
         self.api = api
         self.budget = budget
+        self.read_seconds = read_seconds
+        self.log_seconds = log_seconds
         self.requests = 0
         self._count_lock = threading.Lock()
 
@@ -192,7 +217,7 @@ class HubReader:
         """Run one HfApi read under `observed()`: (its result, how many HTTP responses it took)."""
         responses: list = []
         try:
-            with observed(lambda: self._before_request(now)) as responses:
+            with observed(lambda: self._before_request(now), self.read_seconds) as responses:
                 result = fn()
         except (CallAborted, HfHubHTTPError, httpx.HTTPError, ValueError, KeyError, TypeError,
                 AttributeError) as err:
@@ -228,13 +253,20 @@ class HubReader:
         return runtime
 
     def last_log_lines(self, space: str, build: bool) -> tuple[str, ...] | None:
-        """The last lines of the run or build log, bounded in count and size; None when unreadable."""
+        """The last lines of the run or build log, bounded in count, size and time (`log_seconds`: a stream
+        that keeps sending keep-alive events ends there with what it gave); None when unreadable."""
+        lines: list[str] = []
         try:
-            lines: list[str] = []
-            for line in islice(self.api.fetch_space_logs(space, build=build), LOG_SCAN):
-                lines.append(line.rstrip("\n")[:LOG_LINE_CHARS])
-                del lines[:-LOG_LINES]
+            with observed(None, self.log_seconds):
+                for line in islice(self.api.fetch_space_logs(space, build=build), LOG_SCAN):
+                    lines.append(line.rstrip("\n")[:LOG_LINE_CHARS])
+                    del lines[:-LOG_LINES]
             return tuple(lines)
+        except CallAborted as err:
+            if err.reason == "timeout" and lines:
+                return tuple(lines)
+            log.info("logs of %s not readable: %s", space, err.reason)
+            return None
         except (HfHubHTTPError, httpx.HTTPError, ValueError, KeyError) as err:
             log.info("logs of %s not readable: %s", space, type(err).__name__)
             return None
@@ -259,7 +291,8 @@ class Poller:
     """One poll cycle: plan reads, read, decide with CAS, enqueue."""
 
     def __init__(self, client: redis.Redis, api: HfApi, outbox: Outbox, watch_store: WatchStore,
-                 catalogues: CatalogueSource, interval: float, policy: Policy | None = None, workers: int = 16):
+                 catalogues: CatalogueSource, interval: float, policy: Policy | None = None, workers: int = 16,
+                 hub_timeout: float = 10.0):
         self.redis = client
         self.api = api
         self.outbox = outbox
@@ -268,7 +301,11 @@ class Poller:
         self.interval = interval
         self.policy = policy or Policy()
         self.budget = Budget()
-        self.reader = HubReader(api, self.budget)
+        self.reader = HubReader(api, self.budget, read_seconds=READ_TIMEOUTS * hub_timeout)
+        # Wall-clock bound of one cycle's waiting on the Hub: a cycle never runs into the next tick.
+        self.cycle_seconds = max(float(interval), self.reader.read_seconds + 1.0)
+        self.troubled: dict[str, str] = {}  # read target → reason, while its reads fail (logged once)
+        self.unqueued: dict[str, str] = {}  # space → pending alerts JSON decided but not yet queued
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="spaceops-poll")
         self.pages: dict[str, int] = {}  # pages a namespace listing took last time
         self.cache: dict[str, tuple[str, SpaceState]] = {}  # space → (stored ts, state), valid while leader
@@ -278,6 +315,7 @@ class Poller:
     def forget(self) -> None:
         """Drop cached states (leadership was lost: another replica may have written since)."""
         self.cache.clear()
+        self.unqueued.clear()
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
@@ -300,25 +338,33 @@ class Poller:
                 single.update(spaces)
         return batch, single
 
-    def read(self, watches: WatchSet, now: float, report: CycleReport) -> dict[str, Observation | str]:
+    def read(self, watches: WatchSet, now: float, report: CycleReport,
+             deadline: float | None = None) -> dict[str, Observation | str]:
         """Space → Observation, or a short failure reason. Reads the budget would not allow are skipped
-        (`report.rate_limited`): those Spaces keep their last state until a later cycle."""
+        (`report.rate_limited`): those Spaces keep their last state until a later cycle. A read still
+        running at `deadline` (time.monotonic()) counts as a timeout; the cycle goes on without it."""
         namespaces, singles = self.plan(watches)
         report.batched, report.per_space = sorted(namespaces), len(singles)
         results: dict[str, Observation | str] = {}
+        deadline = deadline if deadline is not None else time.monotonic() + self.cycle_seconds
         futures = {self.pool.submit(self.reader.namespace, ns, now): ns for ns in namespaces}
         futures.update({self.pool.submit(self.reader.space, space, now): space for space in singles})
         for future, name in futures.items():
             try:
-                value = future.result()
+                value = future.result(timeout=max(0.0, deadline - time.monotonic()))
             except RateLimitHit as err:
                 if not report.rate_limited:
                     log.warning("Hub budget low, reading less this cycle: %s", err)
                 report.rate_limited = True
                 continue
-            except ReadFailed as err:
-                results.update({space: err.reason for space in self._known_in(name, watches, singles)})
+            except (ReadFailed, FutureTimeout) as err:
+                reason = err.reason if isinstance(err, ReadFailed) else "timeout"
+                if isinstance(err, FutureTimeout):
+                    future.cancel()
+                self._trouble(name, reason)
+                results.update({space: reason for space in self._known_in(name, watches, singles)})
                 continue
+            self._trouble(name, None)
             if name in singles:
                 results[name] = self._observation(name, value, now)
                 continue
@@ -333,6 +379,17 @@ class Poller:
                 if namespace_of(space) == name and space not in listed:
                     results[space] = "404"
         return results
+
+    def _trouble(self, name: str, reason: str | None) -> None:
+        """One log line when reads of a namespace or Space start failing, one when they work again."""
+        if reason is None:
+            if self.troubled.pop(name, None) is not None:
+                log.info("Hub reads of %s work again", name)
+            return
+        if name not in self.troubled:
+            log.warning("Hub read of %s failed (%s); its Spaces keep their last state until it works", name,
+                        reason)
+        self.troubled[name] = reason
 
     def _known_in(self, name: str, watches: WatchSet, singles: set[str]) -> set[str]:
         """The Spaces a failed read was about: one Space, or the namespace's watched and known ones."""
@@ -358,12 +415,38 @@ class Poller:
             for space in chunk:
                 pipe.hgetall(state_key(space))
             for space, fields in zip(chunk, pipe.execute()):
-                state = SpaceState.from_fields(space, fields)
-                self.cache[space] = (fields.get("ts", ""), state) if state else ("", None)
+                try:
+                    state = SpaceState.from_fields(space, fields)
+                except Unreadable as err:
+                    # Written by a replica we cannot read: start this Space afresh (a baseline, no alert);
+                    # the stored ts stays the fence so the next write replaces it.
+                    log.warning("stored state of %s unreadable (%s); starting it afresh", space, err)
+                    state = None
+                self.cache[space] = (fields.get("ts", ""), state)
                 if fields.get("pending"):
                     # A previous leader decided these but may have died before enqueueing them.
-                    self.outbox.redeliver([Alert.from_json(a) for a in json.loads(fields["pending"])])
-                    self._clear(keys=[state_key(space)], args=[fields.get("ts", "")])
+                    self.unqueued[space] = fields["pending"]
+
+    def requeue(self, watches: WatchSet | None = None, summary: tuple[float, float] | None = None) -> list[Alert]:
+        """Queue every decided-but-unqueued alert, then clear exactly those from Redis (delivery ids dedupe,
+        so queuing twice never posts twice). Runs every cycle: a failed enqueue is retried next time."""
+        if not self.unqueued:
+            return []
+        watches = watches if watches is not None else self.watch_store.load()
+        alerts: list[Alert] = []
+        taken = dict(self.unqueued)
+        for space, pending in taken.items():
+            alerts += _pending_alerts(space, pending)
+        if alerts:
+            if summary:
+                self.outbox.enqueue_summary(alerts, watches, summary[0], summary[1])
+            else:
+                self.outbox.enqueue(alerts, watches)
+        for space, pending in taken.items():
+            self._clear(keys=[state_key(space)], args=[pending])
+            if self.unqueued.get(space) == pending:
+                del self.unqueued[space]
+        return alerts
 
     def _commit(self, space: str, prev: SpaceState | None, state: SpaceState, alerts: list[Alert]) -> bool:
         """CAS the new state (with alerts as pending, usage and history) into Redis; False if stale."""
@@ -381,6 +464,8 @@ class Poller:
                              *usage])
         if ok:
             self.cache[space] = (new_ts, state)
+            if ok[1]:
+                self.unqueued[space] = ok[1]
         else:
             self.cache.pop(space, None)
         return bool(ok)
@@ -403,10 +488,11 @@ class Poller:
     def cycle(self, now: float) -> CycleReport:
         """Read, decide, commit, enqueue. Call only while holding the lease."""
         report = CycleReport(polled=True)
+        deadline = time.monotonic() + self.cycle_seconds
         requests_before = self.reader.requests
         watches = self.watch_store.load()
         last_ok = self.redis.get(LAST_OK)
-        results = self.read(watches, now, report) if len(watches) else {}
+        results = self.read(watches, now, report, deadline) if len(watches) else {}
         report.hub_requests = self.reader.requests - requests_before
         report.spaces = len(results)
         successes = sum(isinstance(r, Observation) for r in results.values())
@@ -417,13 +503,14 @@ class Poller:
         report.downtime = gap if downtime else 0.0
 
         self._load(list(results))
+        self.requeue(watches)  # alerts an earlier cycle decided but could not queue
         decided = {}
         for space, result in results.items():
             report.failures += not isinstance(result, Observation)
             outcome = self._decide(space, result, now, count_failures)
             if outcome:
                 decided[space] = outcome
-        self._attach_logs(decided, downtime)
+        self._attach_logs(decided, downtime, deadline)
         committed: list[Alert] = []
         for space, (state, alerts) in decided.items():
             prev = self.cache.get(space, ("", None))[1]
@@ -431,32 +518,53 @@ class Poller:
                 log.info("state of %s changed under us (another poller); skipping", space)
                 continue
             committed += alerts
-        if committed:
-            if downtime:
-                self.outbox.enqueue_summary(committed, watches, gap, now)
-            else:
-                self.outbox.enqueue(committed, watches)
-            for space in {a.space for a in committed}:
-                self._clear(keys=[state_key(space)], args=[self.cache[space][0]])
+        self.requeue(watches, (gap, now) if downtime else None)
         report.alerts = len(committed)
         if not report.rate_limited and (successes or not results):
             # A cycle cut short by the budget is not a success: changes meanwhile get the downtime summary.
             self.redis.set(LAST_OK, repr(now))
         return report
 
-    def _attach_logs(self, decided: dict, downtime: bool) -> None:
-        """Crash and build-failure alerts carry the last log lines (read concurrently, bounded)."""
+    def _attach_logs(self, decided: dict, downtime: bool, deadline: float | None = None) -> None:
+        """Crash and build-failure alerts carry the last log lines (read concurrently, bounded in time)."""
         if downtime:
             return
         wanted = [(space, i, alert) for space, (_, alerts) in decided.items() for i, alert in enumerate(alerts)
                   if alert.kind == "transition" and alert.new in WITH_LOGS]
+        if len(wanted) > LOG_FETCH_MAX:
+            # A mass event: the alerts are folded into one message per channel, which shows no log lines.
+            log.info("%d Spaces failed at once; their alerts go without log lines", len(wanted))
+            return
         futures = [(space, i, alert, self.pool.submit(self.reader.last_log_lines, space, alert.new == "BUILD_ERROR"))
                    for space, i, alert in wanted]
+        wait_until = time.monotonic() + self.reader.log_seconds + 1.0
+        if deadline is not None:
+            wait_until = min(wait_until, max(deadline, time.monotonic() + 1.0))
         for space, i, alert, future in futures:
             state, alerts = decided[space]
-            lines = future.result()
+            try:
+                lines = future.result(timeout=max(0.0, wait_until - time.monotonic()))
+            except FutureTimeout:
+                future.cancel()
+                lines = None
             alerts[i] = replace(alert, logs=lines) if lines is not None else \
                 replace(alert, extra={**alert.extra, "logs": "unreadable"})
+
+
+def _pending_alerts(space: str, pending: str) -> list[Alert]:
+    """The alerts of a `pending` field; one that cannot be read is logged and left out, never a crash."""
+    try:
+        items = json.loads(pending)
+    except ValueError:
+        log.error("pending alerts of %s unreadable; dropped", space)
+        return []
+    alerts = []
+    for item in items if isinstance(items, list) else []:
+        try:
+            alerts.append(Alert.from_json(item))
+        except Unreadable as err:
+            log.error("a pending alert of %s is unreadable (%s); dropped", space, err)
+    return alerts
 
 
 def _dumps(value) -> str:
@@ -466,7 +574,10 @@ def _dumps(value) -> str:
 def usage(client: redis.Redis, space: str, now: float) -> dict[str, float]:
     """Seconds per `stage|flavor` since the first poll, including the current stint (uptime and spend)."""
     totals = {name: float(value) for name, value in client.hgetall(usage_key(space)).items()}
-    state = SpaceState.from_fields(space, client.hgetall(state_key(space)))
+    try:
+        state = SpaceState.from_fields(space, client.hgetall(state_key(space)))
+    except Unreadable:
+        state = None
     if state and state.stage:
         name = f"{state.stage}|{state.hardware or 'none'}"
         totals[name] = totals.get(name, 0.0) + max(0.0, now - state.since)

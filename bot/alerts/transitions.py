@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 
 UP = frozenset({"RUNNING", "RUNNING_BUILDING", "RUNNING_APP_STARTING"})
 ERRORS = frozenset({"RUNTIME_ERROR", "BUILD_ERROR", "CONFIG_ERROR", "NO_APP_FILE"})
@@ -17,6 +17,29 @@ ASLEEP = frozenset({"SLEEPING", "STOPPED"})
 STARTING = frozenset({"BUILDING", "APP_STARTING", "RUNNING_BUILDING", "RUNNING_APP_STARTING"})
 STUCK_STAGES = frozenset({"BUILDING", "APP_STARTING", "RUNNING_BUILDING"})
 WITH_LOGS = frozenset({"RUNTIME_ERROR", "BUILD_ERROR"})
+SCHEMA = 1  # the `v` of every stored alert and state; readers ignore fields they do not know
+
+
+class Unreadable(ValueError):
+    """A stored record that cannot be decoded (not JSON, not an object, a required field missing)."""
+
+
+def _known(cls, data) -> dict:
+    """The fields of `data` that `cls` has: a record written by a newer replica still decodes."""
+    if not isinstance(data, dict):
+        raise Unreadable(f"{cls.__name__}: not an object")
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in data.items() if k in names}
+
+
+def _loads(text) -> dict:
+    try:
+        data = json.loads(text)
+    except (TypeError, ValueError) as err:
+        raise Unreadable(f"not JSON: {err}") from err
+    if not isinstance(data, dict):
+        raise Unreadable("not an object")
+    return data
 
 
 @dataclass(frozen=True)
@@ -76,14 +99,21 @@ class Alert:
         return f"{self.space}:{int(self.at * 1000)}:{self.kind}"
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"))
+        return json.dumps({"v": SCHEMA, **asdict(self)}, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str) -> "Alert":
-        data = json.loads(text)
-        data["kinds"] = tuple(data["kinds"])
-        data["logs"] = tuple(data["logs"]) if data.get("logs") is not None else None
-        return cls(**data)
+        """Tolerant: unknown fields are ignored; Unreadable when it is not an alert at all."""
+        data = _known(cls, _loads(text))
+        try:
+            data["kinds"] = tuple(data.get("kinds") or ())
+            data["logs"] = tuple(data["logs"]) if data.get("logs") is not None else None
+            data["extra"] = data.get("extra") if isinstance(data.get("extra"), dict) else {}
+            alert = cls(**data)
+            float(alert.at)
+        except (TypeError, ValueError) as err:
+            raise Unreadable(f"alert: {err}") from err
+        return alert
 
     def matches(self, only: frozenset[str] | set[str]) -> bool:
         return not only or bool(set(self.kinds) & set(only))
@@ -113,16 +143,23 @@ class SpaceState:
     first_seen: float = 0.0
 
     def to_fields(self) -> dict[str, str]:
-        return {"json": json.dumps(asdict(self), separators=(",", ":")), "stage": self.stage,
+        return {"json": json.dumps({"v": SCHEMA, **asdict(self)}, separators=(",", ":")), "stage": self.stage,
                 "ts": repr(self.version)}
 
     @classmethod
-    def from_fields(cls, space: str, fields: dict[str, str]) -> "SpaceState | None":
-        if not fields or "json" not in fields:
+    def from_fields(cls, space: str, stored: dict[str, str]) -> "SpaceState | None":
+        """None when nothing is stored; unknown fields are ignored; Unreadable when it cannot be decoded
+        (the poller then starts the Space afresh from its next read)."""
+        if not stored or "json" not in stored:
             return None
-        data = json.loads(fields["json"])
-        data["changes"] = tuple(data.get("changes") or ())
-        return cls(**{**data, "space": space})
+        data = _known(cls, _loads(stored["json"]))
+        try:
+            data["changes"] = tuple(float(t) for t in data.get("changes") or ())
+            state = cls(**{**data, "space": space})
+            state = replace(state, version=float(state.version), since=float(state.since), stage=str(state.stage))
+        except (TypeError, ValueError) as err:
+            raise Unreadable(f"state of {space}: {err}") from err
+        return state
 
 
 def kinds_of(old: str | None, new: str) -> tuple[str, ...]:

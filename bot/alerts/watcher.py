@@ -45,7 +45,8 @@ class Watcher:
         interval = settings.poll_seconds
         self.store = WatchStore(client)
         self.outbox = Outbox(client, poster, self.store, settings.hf_endpoint)
-        self.poller = Poller(client, api, self.outbox, self.store, catalogues, interval, policy)
+        self.poller = Poller(client, api, self.outbox, self.store, catalogues, interval, policy,
+                             hub_timeout=settings.hub_timeout)
         self.lease = Lease(client, ttl=LEASE_INTERVALS * interval)
         self.leading = False
         self.scheduler: BackgroundScheduler | None = None
@@ -68,14 +69,14 @@ class Watcher:
             self.leading = True
         self.end_mutes(now)
         report = self.poller.cycle(now)
-        self.outbox.drain(now)
+        self.outbox.drain(now, leading=lambda: self.lease.holds(now))
         for job in self.periodic:
             job(now)
         return report
 
     def drain(self, now: float | None = None) -> int:
         now = time.time() if now is None else now
-        return self.outbox.drain(now) if self.lease.holds(now) else 0
+        return self.outbox.drain(now, leading=lambda: self.lease.holds(now)) if self.lease.holds(now) else 0
 
     def end_mutes(self, now: float) -> None:
         for (channel, target), until in self.store.mutes().items():

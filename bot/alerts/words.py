@@ -13,6 +13,7 @@ ALERT_ACTIONS = {"restart": "alert:restart", "resume": "alert:resume", "sleep": 
 
 
 LOG_CHARS = 2500
+SUMMARY_LINES = 40
 
 
 def _change_words(old: str | None, new: str | None) -> str:
@@ -103,13 +104,50 @@ def recovered_message(root_text: str, root_blocks: list[dict[str, Any]] | None, 
 
 def downtime_summary(alerts: list, hub_url: str, gap: float) -> Reply:
     """One message per channel after polling resumed, instead of a storm or nothing."""
-    lines = [alert_line(a, hub_url) for a in alerts[:40]]
-    if len(alerts) > 40:
-        lines.append(f"…and {len(alerts) - 40} more")
+    lines = [alert_line(a, hub_url) for a in alerts[:SUMMARY_LINES]]
+    if len(alerts) > SUMMARY_LINES:
+        lines.append(f"…and {len(alerts) - SUMMARY_LINES} more, every one listed in this thread")
     head = (f":rewind: Space Ops could not poll for {duration_words(gap)}. "
             f"{len(alerts)} change{'s' if len(alerts) != 1 else ''} meanwhile:")
     text = head + "\n" + "\n".join(lines)
     return Reply(head, [section(text)])
+
+
+def burst_message(alerts: list) -> Reply:
+    """One message for many alerts to one channel at once (an org-wide outage): counts, the list in the thread."""
+    spaces = sorted({a.space for a in alerts})
+    namespaces = sorted({s.split("/")[0] for s in spaces})
+    whose = f"of {code(namespaces[0])}" if len(namespaces) == 1 else f"in {len(namespaces)} namespaces"
+    counts: dict[str, int] = {}
+    for alert in alerts:
+        word = (_change_words(alert.old, alert.new) if alert.kind in ("transition", "settled")
+                else _KIND_WORDS.get(alert.kind, alert.kind))
+        counts[word] = counts.get(word, 0) + 1
+    parts = ", ".join(f"{n:,} {escape(word)}" for word, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+    head = (f":rotating_light: {len(spaces):,} Space{'s' if len(spaces) != 1 else ''} {whose} changed stage: {parts}. "
+            f"Every one is listed in this thread.")
+    return Reply(head, [section(head)])
+
+
+_KIND_WORDS = {"hardware": "hardware applied", "stuck": "may be stuck", "flapping": "flapping", "cost": "cost warning",
+               "unreadable": "can't be read", "readable": "can be read again"}
+
+
+def burst_parts(alerts: list, hub_url: str, section_chars: int = 2900, sections: int = 4) -> list[Reply]:
+    """The thread of a burst: every alert's line, packed into as few messages as Slack's limits allow."""
+    chunks: list[str] = []
+    for line in (alert_line(a, hub_url) for a in alerts):
+        if chunks and len(chunks[-1]) + 1 + len(line) <= section_chars:
+            chunks[-1] += "\n" + line
+        else:
+            chunks.append(line[:section_chars])
+    groups = [chunks[i:i + sections] for i in range(0, len(chunks), sections)]
+    replies = []
+    for n, group in enumerate(groups, 1):
+        note = f"{n} of {len(groups)}" if len(groups) > 1 else ""
+        text = f"Spaces that changed ({note})" if note else "Spaces that changed"
+        replies.append(Reply(text, [section(c) for c in group] + ([context(note)] if note else [])))
+    return replies
 
 
 def mute_ended_message(target: str, count: int, latest: str, hub_url: str) -> Reply:

@@ -6,6 +6,7 @@ import contextlib
 import logging
 import re
 import threading
+import time
 from typing import Callable, Iterator, TypeVar
 
 import huggingface_hub
@@ -54,6 +55,7 @@ def install_timeout(seconds: float) -> None:
                 follow_redirects=True,
                 timeout=httpx.Timeout(seconds, connect=min(seconds, 5.0)),
                 transport=_ObservingTransport(
+                    default_timeout=seconds,
                     limits=httpx.Limits(max_connections=64, max_keepalive_connections=32)),
             )
 
@@ -75,20 +77,23 @@ class CallAborted(Exception):
 
 
 class _Observation:
-    def __init__(self, before_each: Callable[[], None] | None):
+    def __init__(self, before_each: Callable[[], None] | None, deadline: float | None):
         self.before_each = before_each
+        self.deadline = deadline  # time.monotonic() after which the whole call is given up
         self.responses: list = []
 
 
 @contextlib.contextmanager
-def observed(before_each: Callable[[], None] | None = None) -> Iterator[list]:
+def observed(before_each: Callable[[], None] | None = None, seconds: float | None = None) -> Iterator[list]:
     """Watch this thread's HfApi calls: yields the list of every response (for their RateLimit headers).
 
     Inside, `before_each()` runs before each HTTP request (it may raise to stop), and the first 408/429/5xx
     or transport error raises CallAborted at once: `list_spaces` would otherwise sleep and retry for up
-    to half a minute, stalling a poll cycle.
+    to half a minute, stalling a poll cycle. With `seconds`, the whole call (every page, every byte of
+    every body) must end within that wall-clock time, or CallAborted("timeout") is raised: a server
+    that trickles bytes or keep-alive events never holds a reader longer.
     """
-    observation = _Observation(before_each)
+    observation = _Observation(before_each, time.monotonic() + seconds if seconds is not None else None)
     _observer.current = observation
     try:
         yield observation.responses
@@ -97,12 +102,34 @@ def observed(before_each: Callable[[], None] | None = None) -> Iterator[list]:
 
 
 class _ObservingTransport(httpx.HTTPTransport):
-    """Passes every request through; only calls made inside `observed()` are counted and cut short."""
+    """Gives every request a timeout; only calls made inside `observed()` are counted and cut short.
+
+    `HfApi.list_spaces` passes `timeout=None` down to httpx, which turns it into "no timeout at all",
+    overriding the client's default: the transport is the one place every request passes, so a
+    request without a timeout gets `default_timeout` here.
+    """
+
+    def __init__(self, default_timeout: float = 10.0, **kwargs):
+        super().__init__(**kwargs)
+        self.default_timeout = default_timeout
+
+    def _bound(self, request, deadline: float | None) -> None:
+        timeouts = dict(request.extensions.get("timeout") or {})
+        left = None if deadline is None else max(0.001, deadline - time.monotonic())
+        for name in ("connect", "read", "write", "pool"):
+            value = timeouts.get(name)
+            value = self.default_timeout if value is None else value
+            timeouts[name] = value if left is None else min(value, left)
+        request.extensions = {**request.extensions, "timeout": timeouts}
 
     def handle_request(self, request):
         observation = getattr(_observer, "current", None)
         if observation is None:
+            self._bound(request, None)
             return super().handle_request(request)
+        if observation.deadline is not None and time.monotonic() >= observation.deadline:
+            raise CallAborted("timeout")
+        self._bound(request, observation.deadline)
         if observation.before_each:
             observation.before_each()
         try:
@@ -115,7 +142,29 @@ class _ObservingTransport(httpx.HTTPTransport):
         if response.status_code in RETRIED_STATUSES:
             response.close()
             raise CallAborted(str(response.status_code))
+        if observation.deadline is not None:
+            response.stream = _DeadlineStream(response.stream, observation.deadline)
         return response
+
+
+class _DeadlineStream(httpx.SyncByteStream):
+    """A response body that must arrive before a wall-clock deadline, however the server paces it."""
+
+    def __init__(self, inner, deadline: float):
+        self.inner = inner
+        self.deadline = deadline
+
+    def __iter__(self):
+        try:
+            for chunk in self.inner:
+                if time.monotonic() >= self.deadline:
+                    raise CallAborted("timeout")
+                yield chunk
+        except httpx.TimeoutException as err:
+            raise CallAborted("timeout") from err
+
+    def close(self) -> None:
+        self.inner.close()
 
 
 def rate_limit_of(response) -> tuple[int | None, int | None]:

@@ -74,7 +74,7 @@ def with_retries(call: Callable[[], T], budget: float = 10.0) -> T:
 
 class Poster(Protocol):
     def post(self, channel: str, text: str, blocks: list[dict] | None = None,
-             thread_ts: str | None = None) -> str: ...
+             thread_ts: str | None = None, metadata: dict | None = None) -> str: ...
 
     def update(self, channel: str, ts: str, text: str, blocks: list[dict] | None = None) -> None: ...
 
@@ -87,9 +87,12 @@ class SlackPoster:
     def __init__(self, client: WebClient):
         self.client = client
 
-    def post(self, channel, text, blocks=None, thread_ts=None) -> str:
+    def post(self, channel, text, blocks=None, thread_ts=None, metadata=None) -> str:
+        # `metadata` ({"event_type", "event_payload"}) marks the message so a post whose answer was lost
+        # can be found again in the channel's history instead of being posted twice.
         response = self.client.chat_postMessage(channel=channel, text=text, blocks=blocks or None,
-                                                thread_ts=thread_ts, unfurl_links=False, unfurl_media=False)
+                                                thread_ts=thread_ts, unfurl_links=False, unfurl_media=False,
+                                                metadata=metadata)
         return response["ts"]
 
     def update(self, channel, ts, text, blocks=None) -> None:
@@ -113,7 +116,7 @@ class ConsolePoster:
         self.out = out
         self.count = 0
 
-    def post(self, channel, text, blocks=None, thread_ts=None) -> str:
+    def post(self, channel, text, blocks=None, thread_ts=None, metadata=None) -> str:
         self.count += 1
         where = f"#{channel}" + (" (thread)" if thread_ts else "")
         print(f"\n[posted to {where}]\n{as_text(text, blocks)}\n", file=self.out)

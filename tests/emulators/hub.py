@@ -54,8 +54,12 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     times: int = 1
+    hang: bool = False          # accept the request, then never answer (until the fault is cleared)
+    stall: bool = False         # send headers and half the real body, then nothing more
+    keepalive: float = 0.0      # an event stream: the real events, then a keep-alive comment this often, forever
 
 
+HANG_CAP = 600.0  # a hung request is released after this long even if no test clears it
 class HubEmulator:
     """Spaces with runtimes, variables and secrets; records every request; injects faults."""
 
@@ -79,6 +83,14 @@ class HubEmulator:
             self.rate_quota = 1000
             self.hardware_endpoint_up = True
             self.logs: dict[str, list[str]] = {}
+            self._release_hung()
+
+    def _release_hung(self) -> None:
+        """Let every hung or stalled request of an earlier fault end (waitress threads are shared)."""
+        released = getattr(self, "released", None)
+        if released is not None:
+            released.set()
+        self.released = threading.Event()
 
     # ------------------------------------------------------------------ test-facing state
 
@@ -118,11 +130,16 @@ class HubEmulator:
             space["stage"] = "RUNNING"
 
     def inject(self, method: str | None = None, path: str = "", status: int = 500, body: Any = None,
-               headers: dict[str, str] | None = None, delay: float = 0.0, times: int = 1) -> Fault:
-        """The next `times` requests matching method and path (substring) get this answer instead."""
+               headers: dict[str, str] | None = None, delay: float = 0.0, times: int = 1, hang: bool = False,
+               stall: bool = False, keepalive: float = 0.0, exact: bool = False) -> Fault:
+        """The next `times` requests matching method and path (substring) get this answer instead.
+
+        `hang`: never answer; `stall`: the real answer's headers and half its body, then silence;
+        `keepalive`: the real answer (an event stream) followed by a keep-alive event every that many
+        seconds, forever. These last until `clear_faults()` or `reset()`. `exact`: the path must be equal."""
         def match(m: str, p: str) -> bool:
-            return (method is None or m == method) and path in p
-        fault = Fault(match, status, body, headers or {}, delay, times)
+            return (method is None or m == method) and (p == path if exact else path in p)
+        fault = Fault(match, status, body, headers or {}, delay, times, hang, stall, keepalive)
         with self.lock:
             self.faults.append(fault)
         return fault
@@ -130,6 +147,7 @@ class HubEmulator:
     def clear_faults(self) -> None:
         with self.lock:
             self.faults.clear()
+            self._release_hung()
 
     def calls(self, method: str | None = None, path: str | None = None) -> list[Recorded]:
         with self.lock:
@@ -160,17 +178,45 @@ class HubEmulator:
                 fault.times -= 1
         if self.latency:
             time.sleep(self.latency)
-        if fault:
+        released = self.released
+        if fault and fault.hang:
+            released.wait(HANG_CAP)
+            return self._send(start_response, 503, {"error": "hung request released"}, {})
+        if fault and not (fault.stall or fault.keepalive):
             if fault.delay:
                 time.sleep(fault.delay)
             return self._send(start_response, fault.status, fault.body, fault.headers)
         host = environ.get("HTTP_HOST") or f"{environ['SERVER_NAME']}:{environ['SERVER_PORT']}"
         status, payload, extra = self._route(method, path, query, body, headers, f"http://{host}")
+        if fault and fault.stall:
+            return self._stalled(start_response, status, payload, extra, released)
+        if fault and fault.keepalive:
+            return self._keepalive(start_response, payload, fault.keepalive, released)
         with self.lock:
             if self.rate_limit is not None:
                 extra = {**extra, "RateLimit": f'"api";r={max(self.rate_limit, 0)};t={self.rate_window}',
                          "RateLimit-Policy": f'"fixed window";"api";q={self.rate_quota};w=300'}
         return self._send(start_response, status, payload, extra)
+
+    def _stalled(self, start_response, status, payload, headers, released: threading.Event):
+        data = json.dumps(payload).encode() if isinstance(payload, (dict, list)) else bytes(payload or b"")
+        start_response(f"{status} OK", [("Content-Type", "application/json; charset=utf-8"),
+                                        ("Content-Length", str(len(data)))] + list(headers.items()))
+
+        def body():
+            yield data[:len(data) // 2]
+            released.wait(HANG_CAP)
+        return body()
+
+    def _keepalive(self, start_response, payload, every: float, released: threading.Event):
+        start_response("200 OK", [("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache")])
+
+        def body():
+            yield bytes(payload or b"")
+            deadline = time.monotonic() + HANG_CAP
+            while not released.wait(every) and time.monotonic() < deadline:
+                yield b": keep-alive\n\n"
+        return body()
 
     def _send(self, start_response, status: int, payload: Any, headers: dict[str, str]):
         if isinstance(payload, (dict, list)):

@@ -27,6 +27,7 @@ class SlackFault:
     headers: dict[str, str] = field(default_factory=dict)
     times: int = 1
     refuse: bool = False
+    drop: bool = False  # do the call (record the message), then drop the connection before the answer
 
 
 class SlackEmulator:
@@ -50,10 +51,11 @@ class SlackEmulator:
     # ------------------------------------------------------------------ test-facing
 
     def fail(self, method: str, status: int = 500, body: Any = None, headers: dict | None = None,
-             times: int = 1) -> None:
-        """The next `times` calls to `method` (or "respond") get this answer."""
+             times: int = 1, drop: bool = False) -> None:
+        """The next `times` calls to `method` (or "respond") get this answer. `drop`: the call is done as
+        usual (a message is recorded), then the connection drops before the client has the answer."""
         with self.lock:
-            self.faults.append(SlackFault(method, status, body, headers or {}, times))
+            self.faults.append(SlackFault(method, status, body, headers or {}, times, drop=drop))
 
     def of(self, method: str) -> list[Call]:
         with self.lock:
@@ -81,6 +83,29 @@ class SlackEmulator:
                     return result
                 self.changed.wait(min(left, 0.05))
 
+    def _history(self, method: str, body: dict) -> dict:
+        """Messages newest first: a channel's top level (history) or one thread (replies), `oldest` excluded,
+        with their metadata only when `include_all_metadata` is asked for."""
+        channel, oldest = body.get("channel", ""), float(body.get("oldest") or 0)
+        with_metadata = str(body.get("include_all_metadata", "")).lower() in ("1", "true")
+        found = []
+        for (chan, ts), message in self.messages.items():
+            if chan != channel or float(ts) <= oldest:
+                continue
+            if method == "conversations.history" and message["thread_ts"] not in (None, ts):
+                continue
+            if method == "conversations.replies" and body.get("ts") not in (ts, message["thread_ts"]):
+                continue
+            item = {"type": "message", "ts": ts, "text": message["text"], "bot_id": "B1"}
+            if message["thread_ts"]:
+                item["thread_ts"] = message["thread_ts"]
+            if with_metadata and message.get("metadata"):
+                item["metadata"] = message["metadata"]
+            found.append(item)
+        found.sort(key=lambda m: float(m["ts"]), reverse=method == "conversations.history")
+        limit = int(body.get("limit") or 100)
+        return {"ok": True, "messages": found[:limit], "has_more": len(found) > limit}
+
     # ------------------------------------------------------------------ WSGI
 
     def __call__(self, environ, start_response):
@@ -99,21 +124,37 @@ class SlackEmulator:
                     except ValueError:
                         pass
         headers = {k[5:].replace("_", "-").lower(): v for k, v in environ.items() if k.startswith("HTTP_")}
+        if environ.get("QUERY_STRING"):  # GET methods (conversations.history) take their arguments here
+            body = {**{k: v[0] for k, v in parse_qs(environ["QUERY_STRING"]).items()}, **body}
         method = path[len("/api/"):] if path.startswith("/api/") else path.strip("/")
         with self.changed:
             fault = next((f for f in self.faults if f.times > 0 and
                           (f.method == method or (f.method == "respond" and method.startswith("respond/")))), None)
             if fault:
                 fault.times -= 1
+            if fault and fault.drop:
+                self.calls.append(Call(method + "!dropped", body, headers))
+                status, payload = self._answer(method, body, headers)
+            elif fault:
                 self.calls.append(Call(method + "!failed", body, headers))
             else:
                 self.calls.append(Call(method, body, headers))
                 status, payload = self._answer(method, body, headers)
             self.changed.notify_all()
+        if fault and fault.drop:
+            return self._dropped(start_response, payload)
         if fault:
             payload = fault.body if fault.body is not None else {"ok": False, "error": "ratelimited" if fault.status == 429 else "fatal_error"}
             return self._send(start_response, fault.status, payload, fault.headers)
         return self._send(start_response, status, payload, {})
+
+    @staticmethod
+    def _dropped(start_response, payload):
+        """Headers promise the whole answer; a few bytes come, then the server closes the connection."""
+        data = json.dumps(payload).encode()
+        start_response("200 OK", [("Content-Type", "application/json; charset=utf-8"),
+                                  ("Content-Length", str(len(data)))])
+        return [data[:5]]
 
     @staticmethod
     def _send(start_response, status, payload, headers):
@@ -133,10 +174,11 @@ class SlackEmulator:
             return 200, {"ok": True, "url": "https://acme.slack.com/", "team": "Acme", "user": "spaceops",
                          "team_id": "T1", "user_id": "UBOT", "bot_id": "B1"}
         if method == "chat.postMessage":
-            ts = f"{1700000000 + next(self._ts)}.000100"
+            ts = f"{int(time.time())}.{next(self._ts) % 1_000_000:06d}"
             channel = body.get("channel", "")
             self.messages[(channel, ts)] = {"text": body.get("text"), "blocks": body.get("blocks"),
-                                            "thread_ts": body.get("thread_ts"), "updates": 0}
+                                            "thread_ts": body.get("thread_ts"), "updates": 0,
+                                            "metadata": body.get("metadata")}
             return 200, {"ok": True, "channel": channel, "ts": ts, "message": {"text": body.get("text")}}
         if method == "chat.update":
             key = (body.get("channel", ""), body.get("ts", ""))
@@ -150,6 +192,8 @@ class SlackEmulator:
                                                   f"p{str(body.get('message_ts', '')).replace('.', '')}"}
         if method == "views.open":
             return 200, {"ok": True, "view": {"id": "V1", **(body.get("view") or {})}}
+        if method in ("conversations.history", "conversations.replies"):
+            return 200, self._history(method, body)
         if method == "usergroups.users.list":
             group = body.get("usergroup", "")
             if group not in self.groups:
