@@ -163,7 +163,8 @@ class HubEmulator:
         if fault:
             if fault.delay:
                 time.sleep(fault.delay)
-            return self._send(start_response, fault.status, fault.body, fault.headers)
+            if fault.status:  # status 0: only slow, then answered as usual
+                return self._send(start_response, fault.status, fault.body, fault.headers)
         host = environ.get("HTTP_HOST") or f"{environ['SERVER_NAME']}:{environ['SERVER_PORT']}"
         status, payload, extra = self._route(method, path, query, body, headers, f"http://{host}")
         with self.lock:
