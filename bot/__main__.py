@@ -141,7 +141,7 @@ def _health_server(ctx, args):
     from bot.web import create_server, run_in_thread
 
     server = create_server(Health(ctx).wsgi, args.health_host, args.health_port, threads=2)
-    logging.getLogger(__name__).info("health on http://%s:%d/healthz", args.health_host, server.effective_port)
+    logging.getLogger(__name__).info("health on http://%s:%s/healthz", args.health_host, server.effective_port)
     return run_in_thread(server)
 
 

@@ -84,6 +84,7 @@ def build_app(ctx: Context) -> App:
     """The Bolt app with every listener. The signing secret must be set (checked by the CLI)."""
     from handlers import register_all
 
+    quiet_token_warning()
     try:
         # Bolt checks the token with auth.test right here.
         app = App(
@@ -101,3 +102,17 @@ def build_app(ctx: Context) -> App:
                           f"or SLACK_API_URL.") from err
     register_all(app, ctx)
     return app
+
+
+class _DropTokenUnused(logging.Filter):
+    """Bolt reads SLACK_BOT_TOKEN from the environment even when given a client built from it, and warns that
+    the token "will be unused" at every start: true and harmless, so dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`token` will be unused" not in record.getMessage()
+
+
+def quiet_token_warning() -> None:
+    logger = logging.getLogger("slack_bolt.App")
+    if not any(isinstance(f, _DropTokenUnused) for f in logger.filters):
+        logger.addFilter(_DropTokenUnused())
