@@ -76,8 +76,14 @@ def build_context(settings: Settings, redis_client: redis.Redis | None = None, p
     watcher.periodic.append(approvals.sweep)
     for name, handler in {**watcher.commands(), **approvals.commands()}.items():
         ops.handle(name, handler)
-    return Context(settings, store, poster, WorkPool(settings.workers, settings.queue), client, roles, spaces, catalogues,
-                   ops, watcher, approvals)
+    ctx = Context(settings, store, poster, WorkPool(settings.workers, settings.queue), client, roles, spaces,
+                  catalogues, ops, watcher, approvals)
+    if settings.ops_channel:
+        from bot.health import SelfReport
+
+        # On the leader's tick: the ops channel hears once when the bot's own trouble starts and once when it ends.
+        watcher.periodic.append(SelfReport(ctx, settings.ops_channel))
+    return ctx
 
 
 def build_app(ctx: Context) -> App:

@@ -37,9 +37,9 @@ class Health:
         self.clock = clock
         self.started = clock()
 
-    def check(self) -> tuple[bool, dict]:
+    def check(self, now: float | None = None) -> tuple[bool, dict]:
         """(healthy, the JSON body of /healthz)."""
-        now = self.clock()
+        now = self.clock() if now is None else now
         interval = self.ctx.settings.poll_seconds
         if not self.ctx.store.ping():
             return False, {"ok": False, "redis": "unreachable"}
@@ -102,3 +102,109 @@ class Health:
             return [data]
         start_response("404 Not Found", [("Content-Type", "application/json"), ("Content-Length", "2")])
         return [b"{}"]
+
+
+# ---------------------------------------------------------------- the ops channel: the bot's own trouble
+
+INCIDENTS = key("ops", "incidents")  # hash: incident name → when it began (one post per incident, any replica)
+OUTBOX_STALE = 300.0
+AUTH_CHECK_SECONDS = 60.0
+REVOKED = {"invalid_auth", "token_revoked", "account_inactive", "not_authed", "token_expired"}
+
+# What the ops channel reads: (when it starts, when it ends).
+OPS_WORDS = {
+    "hub": (":rotating_light: Space Ops cannot read the Hub: no poll cycle completed for {seconds} s ({reason}). "
+            "Alerts are on hold until it can.",
+            ":white_check_mark: Space Ops reads the Hub again (after {duration}); alerts are flowing."),
+    "budget": (":rotating_light: The Hub's rate budget of the bot's token is used up ({reason}): the poller reads "
+               "less until the window resets.",
+               ":white_check_mark: The Hub's rate budget has room again (after {duration})."),
+    "outbox": (":rotating_light: Alerts are waiting to be delivered: the oldest for {seconds} s ({reason}).",
+               ":white_check_mark: Alert delivery caught up (after {duration})."),
+    "dead": (":rotating_light: {reason} could not be delivered and were set aside (dead letters); see the logs.",
+             ":white_check_mark: No dead letters left (after {duration})."),
+    "slack": (":rotating_light: Slack refuses the bot's token ({reason}): nothing can be posted. An admin must "
+              "reinstall the app or set a new SLACK_BOT_TOKEN.",
+              ":white_check_mark: Slack accepts the bot's token again (after {duration})."),
+}
+
+
+class SelfReport:
+    """On the leader's tick: compare the bot's vital signs with the last ones and tell `SPACEOPS_OPS_CHANNEL`
+    once when a problem starts and once when it ends (the open incidents live in Redis)."""
+
+    def __init__(self, ctx, channel: str):
+        self.ctx = ctx
+        self.channel = channel
+        self.health = Health(ctx)
+        self._auth_checked = 0.0
+        self._auth_problem: str | None = None
+
+    def __call__(self, now: float) -> None:
+        try:
+            self.check(now)
+        except Exception:  # noqa: BLE001 — reporting trouble must never be trouble of its own
+            log.exception("self-report failed")
+
+    def problems(self, now: float) -> dict[str, dict]:
+        _, body = self.health.check(now)
+        interval = self.ctx.settings.poll_seconds
+        found: dict[str, dict] = {}
+        since = body.get("seconds_since_poll")
+        if body.get("watched") and since is not None and since > STALE_INTERVALS * interval:
+            found["hub"] = {"seconds": int(since), "reason": metrics.last_hub_problem(now, since)}
+        budget = self.ctx.watcher.poller.budget
+        left = budget.left()
+        if left is not None and now < budget.reset_at and left <= budget.reserve:
+            found["budget"] = {"reason": f"{left} requests left, window resets in {int(budget.reset_at - now)} s"}
+        oldest = body.get("outbox_oldest_seconds")
+        if oldest is not None and oldest > OUTBOX_STALE:
+            found["outbox"] = {"seconds": int(oldest), "reason": f"{body.get('outbox_backlog')} waiting"}
+        if body.get("dead_letters"):
+            found["dead"] = {"reason": f"{body['dead_letters']} alert(s)"}
+        revoked = self._slack_refuses(now)
+        if revoked:
+            found["slack"] = {"reason": revoked}
+        return found
+
+    def _slack_refuses(self, now: float) -> str | None:
+        client = self.ctx.client
+        if client is None or now - self._auth_checked < AUTH_CHECK_SECONDS:
+            return self._auth_problem
+        self._auth_checked = now
+        from slack_sdk.errors import SlackApiError
+
+        try:
+            client.auth_test()
+            self._auth_problem = None
+        except SlackApiError as err:
+            error = str((getattr(err, "response", None) or {}).get("error", ""))
+            self._auth_problem = error if error in REVOKED else None
+        except OSError:
+            pass  # Slack unreachable is not a revoked token; the outbox retries
+        return self._auth_problem
+
+    def check(self, now: float) -> None:
+        client = self.ctx.store.redis
+        found = self.problems(now)
+        open_now = client.hgetall(INCIDENTS)
+        for name, facts in found.items():
+            if name not in open_now and client.hsetnx(INCIDENTS, name, repr(now)):
+                self._say(OPS_WORDS[name][0].format(**{"seconds": 0, **facts}), name)
+        for name, began in open_now.items():
+            if name not in found and name in OPS_WORDS and client.hdel(INCIDENTS, name):
+                duration = _duration(now - float(began or now))
+                self._say(OPS_WORDS[name][1].format(duration=duration), name)
+
+    def _say(self, text: str, name: str) -> None:
+        log.warning("ops: %s", text)
+        try:
+            self.ctx.poster.post(self.channel, text)
+        except Exception as err:  # noqa: BLE001 — Slack may be the trouble itself; the log line above stays
+            log.error("could not tell %s about %s: %s", self.channel, name, type(err).__name__)
+
+
+def _duration(seconds: float) -> str:
+    from bot.core.words import duration_words
+
+    return duration_words(max(1, seconds))

@@ -111,12 +111,15 @@ class _ObservingTransport(httpx.HTTPTransport):
         try:
             response = super().handle_request(request)
         except httpx.TimeoutException as err:
+            metrics.hub_response(request.method, request.url.path, "timeout", None)
             raise CallAborted("timeout") from err
         except httpx.TransportError as err:
+            metrics.hub_response(request.method, request.url.path, "unreachable", None)
             raise CallAborted("Hub unreachable") from err
         observation.responses.append(response)
         if response.status_code in RETRIED_STATUSES:
             response.close()
+            metrics.hub_response(request.method, request.url.path, response.status_code, None)
             raise CallAborted(str(response.status_code))
         return response
 

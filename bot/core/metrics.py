@@ -7,6 +7,7 @@ are bounded sets (command names, Hub call kinds, HTTP statuses), never user, cha
 from __future__ import annotations
 
 import re
+import time
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
@@ -21,6 +22,8 @@ POLL_CYCLE = Histogram("spaceops_poll_cycle_seconds", "Duration of one poll cycl
                        buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
 ALERTS = Counter("spaceops_alerts_total", "Alerts by what happened to them",
                  ["event"])  # decided, queued, delivered, retried, dead_lettered
+for _event in ("decided", "queued", "delivered", "retried", "dead_lettered"):
+    ALERTS.labels(_event)
 OUTBOX_BACKLOG = Gauge("spaceops_outbox_backlog", "Entries waiting in the outbox (at the last health read)")
 OUTBOX_LAG = Gauge("spaceops_outbox_lag_seconds", "Age of the oldest outbox entry (at the last health read)")
 DEAD_LETTERS = Gauge("spaceops_outbox_dead_letters", "Entries in the dead-letter stream (at the last health read)")
@@ -56,6 +59,8 @@ def hub_kind(method: str, path: str) -> str:
 def hub_response(method: str, path: str, status: int | str, seconds: float | None) -> None:
     kind = hub_kind(method, path)
     HUB_REQUESTS.labels(kind, str(status)).inc()
+    if isinstance(status, int):
+        note_hub_status(status, time.time())
     if seconds is not None:
         HUB_LATENCY.labels(kind).observe(seconds)
 
@@ -72,3 +77,19 @@ def alerts(event: str, count: int = 1) -> None:
 def render() -> tuple[bytes, str]:
     """The text exposition of every metric, and its content type."""
     return generate_latest(), CONTENT_TYPE_LATEST
+
+
+_last_hub = {"status": None, "at": 0.0}
+
+
+def note_hub_status(status: int, at: float) -> None:
+    if status >= 400:
+        _last_hub["status"], _last_hub["at"] = status, at
+
+
+def last_hub_problem(now: float, within: float) -> str:
+    """Why the Hub could not be read, as far as this process saw: its last error status, or no answer."""
+    status, at = _last_hub["status"], _last_hub["at"]
+    if status is not None and now - at <= within + 60:
+        return f"the Hub answered HTTP {status}"
+    return "the Hub did not answer: timeouts or connection errors"
