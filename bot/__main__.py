@@ -109,7 +109,10 @@ def _run(args, settings: Settings) -> int:
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
     health = _health_server(ctx, args)
-    handler = SocketModeHandler(app, app_token=settings.slack_app_token)
+    from bot.core.slack import socket_mode_logger
+
+    # Its own logger, which scrubs envelopes: the client would log them raw through Bolt's at DEBUG.
+    handler = SocketModeHandler(app, app_token=settings.slack_app_token, logger=socket_mode_logger())
     handler.connect()
     _wait(stopping)
     return _shutdown(ctx, handler.close, health)
