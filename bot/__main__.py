@@ -24,8 +24,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-scheduler", action="store_true")
     socket_mode = sub.add_parser("socket", help="Socket Mode, for teams without a public URL")
     socket_mode.add_argument("--no-scheduler", action="store_true")
+    socket_mode.add_argument("--health-port", type=int, default=None, help="serve /healthz and /metrics here")
+    socket_mode.add_argument("--health-host", default="127.0.0.1")
     sub.add_parser("console", help="a local shell: type /space commands, read replies as text")
-    sub.add_parser("worker", help="only the alert poller")
+    worker = sub.add_parser("worker", help="only the alert poller")
+    worker.add_argument("--health-port", type=int, default=None, help="serve /healthz and /metrics here")
+    worker.add_argument("--health-host", default="127.0.0.1")
     run = sub.add_parser("run", help="what `make run` does: local Redis if needed, then socket or serve")
     run.add_argument("--host", default="127.0.0.1")
     run.add_argument("--port", type=int, default=3000)
@@ -46,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if level.upper() != "DEBUG":
         logging.getLogger("httpx2").setLevel(logging.WARNING)  # one INFO line per Hub request is noise
+    quiet_libraries()
     try:
         return _run(args, Settings.from_env())
     except ConfigError as err:
@@ -72,7 +77,8 @@ def _run(args, settings: Settings) -> int:
             settings.require("SLACK_SIGNING_SECRET")
         settings = _with_redis(settings)
         mode = "socket" if settings.slack_app_token else "serve"
-        args = argparse.Namespace(mode=mode, host=args.host, port=args.port, threads=32, no_scheduler=False)
+        args = argparse.Namespace(mode=mode, host=args.host, port=args.port, threads=32, no_scheduler=False,
+                                  health_port=None, health_host="127.0.0.1")
     if args.mode == "serve":
         settings.require("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "REDIS_URL")
     elif args.mode == "socket":
@@ -81,31 +87,84 @@ def _run(args, settings: Settings) -> int:
         settings.require("SLACK_BOT_TOKEN", "REDIS_URL")
 
     ctx = build_context(settings)
+    stopping = _stop_on_signal()
     if args.mode == "worker":
+        health = _health_server(ctx, args)
         ctx.watcher.start()
-        _wait_for_signal()
-        return 0
+        _wait(stopping)
+        return _shutdown(ctx, health)
     from bot.app import build_app
 
     app = build_app(ctx)
     if not args.no_scheduler:
         ctx.watcher.start()
     if args.mode == "serve":
-        from bot.web import make_wsgi_app, serve
+        from bot.web import create_server, make_wsgi_app, run_in_thread
 
-        serve(make_wsgi_app(app, ctx), args.host, args.port, threads=args.threads)
-        return 0
+        server = create_server(make_wsgi_app(app, ctx), args.host, args.port, threads=args.threads)
+        logging.getLogger(__name__).info("Space Ops listening on http://%s:%d/slack/events", args.host, args.port)
+        stop_http = run_in_thread(server)
+        _wait(stopping)
+        return _shutdown(ctx, stop_http)
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
-    SocketModeHandler(app, app_token=settings.slack_app_token).start()
-    return 0
+    health = _health_server(ctx, args)
+    from bot.core.slack import socket_mode_logger
+
+    # Its own logger, which scrubs envelopes: the client would log them raw through Bolt's at DEBUG.
+    handler = SocketModeHandler(app, app_token=settings.slack_app_token, logger=socket_mode_logger())
+    handler.connect()
+    _wait(stopping)
+    return _shutdown(ctx, handler.close, health)
 
 
-def _wait_for_signal() -> None:
-    done = threading.Event()
+def quiet_libraries() -> None:
+    """APScheduler logs every run of every job at INFO (four lines a second at a 1 s interval)."""
+    for name in ("apscheduler", "apscheduler.scheduler", "apscheduler.executors.default"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _stop_on_signal() -> threading.Event:
+    stopping = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: done.set())
-    done.wait()
+        signal.signal(sig, lambda *_: stopping.set())
+    return stopping
+
+
+def _wait(stopping: threading.Event) -> None:
+    while not stopping.wait(0.5):
+        pass
+
+
+def _health_server(ctx, args):
+    """`--health-port`: /healthz and /metrics on a small waitress server of their own; its `stop()`."""
+    if not getattr(args, "health_port", None):
+        return None
+    from bot.health import Health
+    from bot.web import create_server, run_in_thread
+
+    server = create_server(Health(ctx).wsgi, args.health_host, args.health_port, threads=2)
+    logging.getLogger(__name__).info("health on http://%s:%s/healthz", args.health_host, server.effective_port)
+    return run_in_thread(server)
+
+
+def _shutdown(ctx, *stop_taking) -> int:
+    """SIGTERM: take no new requests, let commands in flight finish (SPACEOPS_SHUTDOWN_SECONDS), stop the
+    scheduler, release the poll lease so another replica takes it at once, exit 0."""
+    log = logging.getLogger(__name__)
+    log.info("stopping: no new requests; %d commands in flight", ctx.pool.busy)
+    for stop in stop_taking:
+        if stop is not None:
+            try:
+                stop()
+            except Exception:  # noqa: BLE001 — a listener that fails to close must not stop the rest
+                log.exception("closing a listener failed")
+    if not ctx.pool.wait_idle(ctx.settings.shutdown_seconds):
+        log.warning("%d commands still running after %d s; exiting anyway", ctx.pool.busy,
+                    ctx.settings.shutdown_seconds)
+    ctx.close()
+    log.info("stopped")
+    return 0
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import redis
 from slack_bolt import App
@@ -20,8 +20,9 @@ from bot.core.flavors import CatalogueSource
 from bot.core.hub import Spaces
 from bot.core.permissions import Roles
 from bot.core.settings import Settings
-from bot.core.slack import Poster, SlackPoster, background_pool, make_web_client
-from bot.core.store import Store, connect
+from bot.core.slack import Poster, SlackPoster, make_web_client
+from bot.core.store import Store, connect, fast_client
+from bot.core.work import Timers, WorkPool
 
 log = logging.getLogger(__name__)
 
@@ -41,16 +42,21 @@ class Context:
     ops: Operations
     watcher: Watcher
     approvals: Approvals
+    timers: Timers = field(default_factory=Timers)
+    # "Waiting for the Hub…" after the first, an answer (maybe "the Hub did not answer") by the second.
+    reply_deadlines: tuple[float, float] = (3.0, 8.0)
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
+        self.timers.stop()
         self.watcher.stop(release=True)
 
 
 def build_context(settings: Settings, redis_client: redis.Redis | None = None, poster: Poster | None = None,
                   client: WebClient | None = None) -> Context:
     """Build the edges, then the features in dependency order: alerts, approvals, commands."""
-    store = Store(redis_client or connect(settings.redis_url))
+    redis_client = redis_client or connect(settings.redis_url)
+    store = Store(redis_client, fast=fast_client(redis_client))
     if poster is None:
         client = client or make_web_client(settings)
         poster = SlackPoster(client)
@@ -61,7 +67,8 @@ def build_context(settings: Settings, redis_client: redis.Redis | None = None, p
 
     watcher = Watcher(settings, store, poster, api, spaces, catalogues)
     approvals = Approvals(settings, store, spaces, roles, poster, catalogues, later=watcher.outbox.enqueue_one)
-    ops = Operations(settings, api, spaces, store, roles, catalogues, upgrades=approvals)
+    ops = Operations(settings, api, spaces, store, roles, catalogues, upgrades=approvals,
+                     budget=watcher.poller.budget)
 
     # Approval edits that Slack refused are retried by the outbox, whichever replica drains it.
     watcher.outbox.handlers.update(approvals.deliveries())
@@ -69,14 +76,21 @@ def build_context(settings: Settings, redis_client: redis.Redis | None = None, p
     watcher.periodic.append(approvals.sweep)
     for name, handler in {**watcher.commands(), **approvals.commands()}.items():
         ops.handle(name, handler)
-    return Context(settings, store, poster, background_pool(settings.workers), client, roles, spaces, catalogues,
-                   ops, watcher, approvals)
+    ctx = Context(settings, store, poster, WorkPool(settings.workers, settings.queue), client, roles, spaces,
+                  catalogues, ops, watcher, approvals)
+    if settings.ops_channel:
+        from bot.health import SelfReport
+
+        # On the leader's tick: the ops channel hears once when the bot's own trouble starts and once when it ends.
+        watcher.periodic.append(SelfReport(ctx, settings.ops_channel))
+    return ctx
 
 
 def build_app(ctx: Context) -> App:
     """The Bolt app with every listener. The signing secret must be set (checked by the CLI)."""
     from handlers import register_all
 
+    quiet_token_warning()
     try:
         # Bolt checks the token with auth.test right here.
         app = App(
@@ -94,3 +108,17 @@ def build_app(ctx: Context) -> App:
                           f"or SLACK_API_URL.") from err
     register_all(app, ctx)
     return app
+
+
+class _DropTokenUnused(logging.Filter):
+    """Bolt reads SLACK_BOT_TOKEN from the environment even when given a client built from it, and warns that
+    the token "will be unused" at every start: true and harmless, so dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`token` will be unused" not in record.getMessage()
+
+
+def quiet_token_warning() -> None:
+    logger = logging.getLogger("slack_bolt.App")
+    if not any(isinstance(f, _DropTokenUnused) for f in logger.filters):
+        logger.addFilter(_DropTokenUnused())

@@ -1,4 +1,4 @@
-"""HTTP mode: a small WSGI router (`POST /slack/events`, `GET /healthz`) served by waitress."""
+"""HTTP mode: a small WSGI router (`POST /slack/events`, `GET /healthz`, `GET /metrics`) served by waitress."""
 
 from __future__ import annotations
 
@@ -14,7 +14,10 @@ MAX_BODY = 256 * 1024  # Slack payloads are a few KB; anything far larger is not
 
 
 def make_wsgi_app(app: App, ctx):
+    from bot.health import Health
+
     slack = SlackRequestHandler(app, path="/slack/events")
+    health = Health(ctx)
 
     def respond(start_response, status: str, body: dict):
         data = json.dumps(body).encode()
@@ -23,10 +26,8 @@ def make_wsgi_app(app: App, ctx):
 
     def wsgi(environ, start_response):
         path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "")
-        if path == "/healthz" and method in ("GET", "HEAD"):
-            ok = ctx.store.ping()
-            return respond(start_response, "200 OK" if ok else "503 Service Unavailable",
-                           {"ok": ok, "redis": "up" if ok else "unreachable"})
+        if path in ("/healthz", "/metrics") and method in ("GET", "HEAD"):
+            return health.wsgi(environ, start_response)
         if path == "/slack/events":
             if method != "POST":
                 return respond(start_response, "405 Method Not Allowed", {"error": "POST only"})

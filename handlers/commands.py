@@ -5,15 +5,21 @@ from __future__ import annotations
 import json
 import logging
 
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+
 from bot.commands.grammar import parse_command
 from bot.commands.words import secret_modal
 from bot.core.errors import BadInput, SpaceOpsError
 from bot.core.permissions import Actor
-from bot.core.words import error_reply
-from handlers.replies import submit
+from bot.core.words import busy_reply, error_reply
+from handlers.replies import deliver, submit
 
 log = logging.getLogger(__name__)
 SECRET_CALLBACK = "secret_set"
+MODAL_SECONDS = 2.0  # trigger_id lives 3 s: views.open gets what is left after the ack, not the client's 10 s
+MODAL_FAILED = ("The private form for the secret could not be opened (Slack did not take it in time); nothing "
+                "was changed. Run the command again.")
 
 
 def actor_of(command: dict) -> Actor:
@@ -34,6 +40,10 @@ def register(app, ctx) -> None:
         if cmd.name == "secret.set":
             open_secret_modal(ack, client, ctx, cmd, actor, command)
             return
+        if ctx.pool.full():
+            reply = busy_reply()
+            ack(text=reply.text, blocks=reply.blocks, response_type="ephemeral")
+            return
         ack()
         submit(ctx, lambda: ctx.ops.run(cmd, actor), command.get("response_url", ""), cmd.name)
 
@@ -49,5 +59,18 @@ def open_secret_modal(ack, client, ctx, cmd, actor, command) -> None:
     ack()
     metadata = json.dumps({"space": cmd.space, "key": cmd.key, "channel": actor.channel,
                            "response_url": command.get("response_url", "")})
-    client.views_open(trigger_id=command["trigger_id"],
-                      view=secret_modal(cmd.space, cmd.key, SECRET_CALLBACK, metadata))
+    try:
+        answer = short_deadline(client).views_open(trigger_id=command.get("trigger_id", ""),
+                                                   view=secret_modal(cmd.space, cmd.key, SECRET_CALLBACK, metadata))
+        opened = bool(answer.get("ok"))
+    except (SlackApiError, SlackClientError, OSError) as err:
+        log.warning("views.open failed: %s", type(err).__name__)
+        opened = False
+    if not opened:
+        deliver(command.get("response_url", ""), error_reply(MODAL_FAILED))
+
+
+def short_deadline(client: WebClient) -> WebClient:
+    """The same client with a deadline that fits in what is left of trigger_id's 3 seconds, no retries."""
+    return WebClient(token=client.token, base_url=client.base_url, timeout=MODAL_SECONDS, headers=client.headers,
+                     retry_handlers=[])

@@ -3,28 +3,33 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 
 from slack_sdk.webhook import WebhookClient
 
+from bot.core import metrics
+from bot.core.permissions import READS
 from bot.core.slack import retry_after_header
-from bot.core.words import Reply, internal_error_reply
+from bot.core.words import Reply, busy_reply, hub_silent_reply, internal_error_reply, waiting_reply
+from bot.core.work import PoolFull
 
 log = logging.getLogger(__name__)
 RETRIES = 3
 
 
-def deliver(response_url: str, reply: Reply, replace_original: bool = False) -> bool:
-    """POST the reply to `response_url`; retry Slack's 429/5xx and network errors a few times."""
+def deliver(response_url: str, reply: Reply | None, replace_original: bool = False) -> bool:
+    """POST the reply to `response_url`; retry Slack's 429/5xx and network errors a few times.
+    `reply=None` deletes the message this URL posted before."""
     if not response_url:
         log.warning("reply dropped: no response_url")
         return False
     if not response_url.startswith(("https://", "http://")):
         log.warning("reply dropped: response_url is not an http(s) URL")  # forged; urllib would open ftp: or file:
         return False
-    payload = {"text": reply.text, "blocks": reply.blocks or None,
-               "response_type": "in_channel" if reply.public else "ephemeral",
-               "replace_original": replace_original}
+    payload = {"delete_original": True} if reply is None else {
+        "text": reply.text, "blocks": reply.blocks or None,
+        "response_type": "in_channel" if reply.public else "ephemeral", "replace_original": replace_original}
     client = WebhookClient(response_url, timeout=10)
     for attempt in range(RETRIES + 1):
         try:
@@ -44,15 +49,68 @@ def deliver(response_url: str, reply: Reply, replace_original: bool = False) -> 
     return False
 
 
+class Answer:
+    """One piece of work's replies through its response_url, in order: maybe "Waiting for the Hub…" (after
+    `WAITING_AFTER`), maybe "the Hub did not answer" (at `ANSWER_WITHIN`), then the answer, which replaces
+    whatever was shown (a public answer deletes the private note and is posted to the channel)."""
+
+    def __init__(self, response_url: str, change: bool):
+        self.response_url = response_url
+        self.change = change
+        self.lock = threading.Lock()  # held while posting, so the posts reach Slack in order
+        self.shown = False
+        self.done = False
+
+    def waiting(self) -> None:
+        with self.lock:
+            if not self.shown and not self.done:
+                self.shown = deliver(self.response_url, waiting_reply())
+
+    def give_up(self) -> None:
+        with self.lock:
+            if not self.done:
+                log.warning("the Hub did not answer within %.0f s; the user was told", ANSWER_WITHIN)
+                self.shown = deliver(self.response_url, hub_silent_reply(self.change), replace_original=self.shown) \
+                    or self.shown
+
+    def final(self, reply: Reply) -> None:
+        with self.lock:
+            self.done = True
+            if self.shown and reply.public:
+                deliver(self.response_url, None)
+            deliver(self.response_url, reply, replace_original=self.shown and not reply.public)
+
+
+WAITING_AFTER = 3.0
+ANSWER_WITHIN = 8.0
+
+
 def run_and_reply(ctx, work, response_url: str, what: str) -> None:
-    """`work()` returns a Reply; a bug becomes a polite reply and a logged traceback, never silence."""
+    """`work()` returns a Reply; a bug becomes a polite reply and a logged traceback, never silence.
+    A slow Hub gets "Waiting for the Hub…" after 3 s and an honest sentence at 8 s (`ctx.reply_deadlines`)."""
+    waiting_after, answer_within = getattr(ctx, "reply_deadlines", (WAITING_AFTER, ANSWER_WITHIN))
+    answer = Answer(response_url, change=what not in READS)
+    timers = [ctx.timers.after(waiting_after, answer.waiting), ctx.timers.after(answer_within, answer.give_up)] \
+        if getattr(ctx, "timers", None) else []
+    outcome = "ok"
     try:
         reply = work()
     except Exception:  # noqa: BLE001 — the one place a bug is turned into a message for the user
         log.exception("unexpected error while running %s", what)
-        reply = internal_error_reply()
-    deliver(response_url, reply)
+        reply, outcome = internal_error_reply(), "bug"
+    finally:
+        for timer in timers:
+            timer.cancel()
+    if outcome == "ok" and reply.text.startswith(":warning:"):
+        outcome = "error"
+    metrics.command_done(what, outcome)
+    answer.final(reply)
 
 
 def submit(ctx, work, response_url: str, what: str) -> None:
-    ctx.pool.submit(run_and_reply, ctx, work, response_url, what)
+    try:
+        ctx.pool.submit(run_and_reply, ctx, work, response_url, what)
+    except PoolFull:
+        log.warning("work pool full: %s refused with a busy reply", what)
+        metrics.command_done(what, "busy")
+        deliver(response_url, busy_reply())

@@ -25,7 +25,7 @@ def test_bad_signature_is_401_and_nothing_runs(bot, hub, slack):
 
 def test_healthz(bot, redis_server):
     answer = bot.get("/healthz")
-    assert answer.status == 200 and answer.json == {"ok": True, "redis": "up"}
+    assert answer.status == 200 and {"ok": True, "redis": "up"}.items() <= answer.json.items()
 
 
 def test_healthz_503_when_redis_is_gone(make_bot, tmp_path):

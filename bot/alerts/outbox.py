@@ -25,6 +25,7 @@ from slack_sdk.errors import SlackApiError
 from bot.alerts import words
 from bot.alerts.transitions import Alert, Unreadable
 from bot.alerts.watches import WatchSet, WatchStore, covers
+from bot.core import metrics
 from bot.core.slack import SlackPoster, retry_after
 from bot.core.store import key
 
@@ -96,6 +97,7 @@ class Outbox:
     def _add(self, pipe, delivery_id: str, channel: str, op: str, payload: str) -> None:
         pipe.xadd(STREAM, {"v": SCHEMA, "id": delivery_id, "channel": channel, "op": op, "payload": payload},
                   maxlen=STREAM_MAXLEN, approximate=True)
+        metrics.alerts("queued")
 
     def _audience(self, alert: Alert, watches: WatchSet, mutes: dict) -> list[str]:
         """Channels that get this alert now; muted ones count it for the line when the mute ends."""
@@ -366,6 +368,7 @@ class Outbox:
     def _backoff(self, channel: str, delivery_id: str, now: float, why: str) -> bool:
         tries = self.attempts.get(delivery_id, 0) + 1
         self.attempts[delivery_id] = tries
+        metrics.alerts("retried")
         wait = min(300.0, 2.0 ** tries)
         self.blocked_until[channel] = now + wait
         log.warning("alert %s to %s not delivered (%s), attempt %d; next in %.0f s", delivery_id, channel, why,

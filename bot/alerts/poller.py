@@ -26,8 +26,9 @@ from bot.alerts.outbox import Outbox
 from bot.alerts.transitions import (WITH_LOGS, Alert, Observation, Policy, SpaceState, Unreadable, failed, observe,
                                     usage_delta)
 from bot.alerts.watches import WatchSet, WatchStore
+from bot.core.budget import Budget, RateLimitHit  # noqa: F401 — RateLimitHit is re-exported
 from bot.core.flavors import CatalogueSource
-from bot.core.hub import CallAborted, observed, rate_limit_of
+from bot.core.hub import CallAborted, observed
 from bot.core.permissions import namespace_of
 from bot.core.store import key
 
@@ -139,58 +140,12 @@ class Lease:
         self._release(keys=[LEASE], args=[self.owner])
 
 
-class RateLimitHit(Exception):
-    """The Hub said 429, or our own budget says stop: not a failure of any Space."""
-
-
 class ReadFailed(Exception):
     """A read that did not work; `reason` is short ("403", "timeout")."""
 
     def __init__(self, reason: str):
         super().__init__(reason)
         self.reason = reason
-
-
-@dataclass
-class Budget:
-    """The Hub's `RateLimit` window as last seen; keeps a reserve for people's commands."""
-
-    remaining: int | None = None
-    reset_at: float = 0.0
-    quota: int | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    @property
-    def reserve(self) -> int:
-        return max(50, int((self.quota or 1000) * 0.2))
-
-    def note(self, response, now: float) -> None:
-        remaining, reset = rate_limit_of(response)
-        policy = response.headers.get("ratelimit-policy", "") if response is not None else ""
-        with self.lock:
-            if remaining is not None:
-                self.remaining, self.reset_at = remaining, now + (reset or 0)
-            if "q=" in policy:
-                try:
-                    self.quota = int(policy.split("q=")[1].split(";")[0])
-                except ValueError:
-                    pass
-
-    def exhausted(self, now: float) -> None:
-        """A 429: nothing left, until the header's reset or a minute from now."""
-        with self.lock:
-            self.remaining = 0
-            if self.reset_at <= now:  # no RateLimit header came with it
-                self.reset_at = now + 60
-
-    def spend(self, now: float) -> None:
-        """Take one request from the budget or raise RateLimitHit (slow down rather than fail)."""
-        with self.lock:
-            if self.remaining is None or now >= self.reset_at:
-                return
-            if self.remaining <= self.reserve:
-                raise RateLimitHit(f"budget low: {self.remaining} left for {self.reset_at - now:.0f} s")
-            self.remaining -= 1
 
 
 class HubReader:

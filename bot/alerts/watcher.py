@@ -20,6 +20,7 @@ from bot.alerts.poller import CycleReport, Lease, Poller
 from bot.alerts.transitions import Policy
 from bot.alerts.watches import WatchStore
 from bot.commands.grammar import Command
+from bot.core import metrics
 from bot.core.flavors import CatalogueSource
 from bot.core.hub import Spaces
 from bot.core.permissions import Actor
@@ -59,24 +60,31 @@ class Watcher:
         """Take or renew the lease; if ours, end due mutes, poll once, and deliver what Slack's pace allows."""
         now = time.time() if now is None else now
         if not self.lease.acquire(now):
+            metrics.LEADER.set(0)
             if self.leading:
                 log.info("lost the poll lease; another replica polls now")
             self.leading = False
             return CycleReport()
+        metrics.LEADER.set(1)
         if not self.leading:
             # Another leader may have written states meanwhile: re-read them from Redis.
             self.poller.forget()
             self.leading = True
         self.end_mutes(now)
+        started = time.monotonic()
         report = self.poller.cycle(now)
-        self.outbox.drain(now, leading=lambda: self.lease.holds(now))
+        metrics.POLL_CYCLE.observe(time.monotonic() - started)
+        metrics.alerts("decided", report.alerts)
+        metrics.alerts("delivered", self.outbox.drain(now, leading=lambda: self.lease.holds(now)))
         for job in self.periodic:
             job(now)
         return report
 
     def drain(self, now: float | None = None) -> int:
         now = time.time() if now is None else now
-        return self.outbox.drain(now, leading=lambda: self.lease.holds(now)) if self.lease.holds(now) else 0
+        delivered = self.outbox.drain(now, leading=lambda: self.lease.holds(now)) if self.lease.holds(now) else 0
+        metrics.alerts("delivered", delivered)
+        return delivered
 
     def end_mutes(self, now: float) -> None:
         for (channel, target), until in self.store.mutes().items():

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import time
 from dataclasses import dataclass
 from typing import Callable, Protocol
 
@@ -11,7 +13,8 @@ from huggingface_hub import HfApi
 from bot.commands import words
 from bot.commands.grammar import Command
 from bot.core import hub
-from bot.core.errors import BadInput, NotAllowed, SpaceOpsError
+from bot.core.budget import Budget, ShareUsed
+from bot.core.errors import BadInput, NotAllowed, RateLimited, SpaceOpsError
 from bot.core.flavors import DEFAULT_FLAVOR, Catalogue, CatalogueSource
 from bot.core.hub import Spaces
 from bot.core.markup import code, escape
@@ -75,8 +78,9 @@ class Operations:
     """Runs parsed commands. Features (approvals, watches) add their commands with `handle()` at wiring."""
 
     def __init__(self, settings: Settings, api: HfApi, spaces: Spaces, store: Store, roles: Roles,
-                 catalogues: CatalogueSource, upgrades: UpgradeRequests | None = None):
+                 catalogues: CatalogueSource, upgrades: UpgradeRequests | None = None, budget: Budget | None = None):
         self.settings = settings
+        self.budget = budget  # the poller's: commands spend from the same RateLimit window, each member a share
         self.api = api
         self.spaces = spaces
         self.store = store
@@ -116,7 +120,7 @@ class Operations:
             handler = self.handlers.get(cmd.name)
             if handler is None:
                 return notice_reply(f"`{cmd.name.replace('.', ' ')}` is not available yet in this version.")
-            with state_errors():
+            with state_errors(), self.metered(actor.user):
                 return handler(cmd, actor)
         except SpaceOpsError as err:
             if isinstance(err, NotAllowed):
@@ -125,9 +129,24 @@ class Operations:
 
     def run_secret_set(self, space: str, key: str, value: str, actor: Actor, description: str | None = None) -> Reply:
         try:
-            return self.set_secret(space, key, value, actor, description)
+            with self.metered(actor.user):
+                return self.set_secret(space, key, value, actor, description)
         except SpaceOpsError as err:
             return error_reply(err.sentence)
+
+    def metered(self, user: str):
+        """Every Hub request of this command spends from the shared budget, within `user`'s share."""
+        if self.budget is None:
+            return contextlib.nullcontext()
+        budget = self.budget
+
+        def before_each() -> None:
+            try:
+                budget.spend_command(user, time.time())
+            except ShareUsed as used:
+                raise RateLimited(words.budget_used(used.retry_after, used.exhausted), used.retry_after) from None
+
+        return hub.metered(before_each, lambda response: budget.note(response, time.time()))
 
     def _audit_refusal(self, cmd: Command, actor: Actor, err: SpaceOpsError) -> None:
         if cmd.name not in READS:

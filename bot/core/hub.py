@@ -14,6 +14,7 @@ from huggingface_hub import HfApi, constants
 from huggingface_hub.errors import BadRequestError, HfHubHTTPError, RepositoryNotFoundError
 from huggingface_hub.utils import httpx, set_client_factory
 
+from bot.core import metrics
 from bot.core.errors import HubRefused, HubUnavailable, NotFound, RateLimited
 from bot.core.markup import code, escape
 from bot.core.settings import Settings
@@ -51,7 +52,8 @@ def install_timeout(seconds: float) -> None:
 
         def factory() -> httpx.Client:
             return httpx.Client(
-                event_hooks={"request": [_client_request_hook()]},
+                event_hooks={"request": [_client_request_hook(), _before_request],
+                             "response": [_after_response]},
                 follow_redirects=True,
                 timeout=httpx.Timeout(seconds, connect=min(seconds, 5.0)),
                 transport=_ObservingTransport(
@@ -135,12 +137,15 @@ class _ObservingTransport(httpx.HTTPTransport):
         try:
             response = super().handle_request(request)
         except httpx.TimeoutException as err:
+            metrics.hub_response(request.method, request.url.path, "timeout", None)
             raise CallAborted("timeout") from err
         except httpx.TransportError as err:
+            metrics.hub_response(request.method, request.url.path, "unreachable", None)
             raise CallAborted("Hub unreachable") from err
         observation.responses.append(response)
         if response.status_code in RETRIED_STATUSES:
             response.close()
+            metrics.hub_response(request.method, request.url.path, response.status_code, None)
             raise CallAborted(str(response.status_code))
         if observation.deadline is not None:
             response.stream = _DeadlineStream(response.stream, observation.deadline)
@@ -165,6 +170,41 @@ class _DeadlineStream(httpx.SyncByteStream):
 
     def close(self) -> None:
         self.inner.close()
+
+
+# ---------------------------------------------------------------- every request: metrics, command metering
+
+_meter = threading.local()
+
+
+@contextlib.contextmanager
+def metered(before_each: Callable[[], None], after_each: Callable[[object], None]) -> Iterator[None]:
+    """Meter this thread's HfApi requests (a command's): `before_each()` may raise a SpaceOpsError to stop
+    the request; `after_each(response)` sees every response (for its RateLimit header)."""
+    _meter.current = (before_each, after_each)
+    try:
+        yield
+    finally:
+        _meter.current = None
+
+
+def _before_request(request) -> None:
+    request.extensions["spaceops_started"] = time.monotonic()
+    current = getattr(_meter, "current", None)
+    if current:
+        current[0]()
+
+
+def _after_response(response) -> None:
+    started = response.request.extensions.get("spaceops_started")
+    metrics.hub_response(response.request.method, response.request.url.path, response.status_code,
+                         time.monotonic() - started if started else None)
+    remaining, _ = rate_limit_of(response)
+    if remaining is not None:
+        metrics.RATE_REMAINING.set(remaining)
+    current = getattr(_meter, "current", None)
+    if current:
+        current[1](response)
 
 
 def rate_limit_of(response) -> tuple[int | None, int | None]:

@@ -38,6 +38,14 @@ def _seconds(name: str, raw: str | None, default: int) -> int:
     return int(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()]
 
 
+def _count(name: str, raw: str | None, default: int) -> int:
+    if not raw or not raw.strip():
+        return default
+    if not raw.strip().isdigit():
+        raise ConfigError(f"{name}={raw!r} is not a whole number")
+    return int(raw)
+
+
 @dataclass(frozen=True)
 class Settings:
     slack_bot_token: str = ""
@@ -56,6 +64,9 @@ class Settings:
     poll_seconds: int = 60
     hub_timeout: float = 10.0
     workers: int = 16
+    queue: int = 64
+    shutdown_seconds: int = 20
+    ops_channel: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -78,6 +89,10 @@ class Settings:
             approval_ttl=_seconds("SPACEOPS_APPROVAL_TTL", env.get("SPACEOPS_APPROVAL_TTL"), 24 * 3600),
             poll_seconds=_seconds("SPACEOPS_POLL_SECONDS", env.get("SPACEOPS_POLL_SECONDS"), 60),
             hub_timeout=float(get("SPACEOPS_HUB_TIMEOUT", "10")),
+            workers=_count("SPACEOPS_WORKERS", env.get("SPACEOPS_WORKERS"), 16) or 16,
+            queue=_count("SPACEOPS_QUEUE", env.get("SPACEOPS_QUEUE"), 64),
+            shutdown_seconds=_seconds("SPACEOPS_SHUTDOWN_SECONDS", env.get("SPACEOPS_SHUTDOWN_SECONDS"), 20),
+            ops_channel=get("SPACEOPS_OPS_CHANNEL"),
         )
         settings.check_formats()
         return settings

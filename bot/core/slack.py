@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Protocol, TypeVar
@@ -133,3 +134,37 @@ def background_pool(workers: int) -> ThreadPoolExecutor:
     """Slow work (Hub calls) runs here, never on Bolt's listener threads that must ack within 3 s."""
     return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="spaceops-work")
 
+
+
+# ---------------------------------------------------------------- Socket Mode logs without secrets
+
+SOCKET_MODE_LOGGER = "slack_sdk.socket_mode.spaceops"
+# A typed value in a submitted form (`"value": "…"` in JSON, `'value': '…'` in a repr): a secret's value.
+_TYPED_VALUE = re.compile(r"""(["'](?:value|private_metadata)["']\s*:\s*)(["'])(?:\\.|(?!\2).)*\2""", re.S)
+_FRAME = re.compile(r"(data frame \(session id: [^,]*, (?:opcode: [^,]*, )?payload: ).*", re.S)
+
+
+def scrub(text: str) -> str:
+    """An envelope or frame as a log line may show it, with typed values and raw frame payloads removed."""
+    text = _FRAME.sub(r"\1[not logged]", text)
+    return _TYPED_VALUE.sub(r"\1\2[redacted]\2", text)
+
+
+class ScrubEnvelopes(logging.Filter):
+    """slack_sdk's Socket Mode client logs every raw envelope and frame at DEBUG, and a `view_submission`
+    envelope carries what was typed in the secret form: those lines are rewritten before any handler sees them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = scrub(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
+
+
+def socket_mode_logger() -> logging.Logger:
+    """The logger to hand the Socket Mode client (instead of Bolt's app logger, which it uses by default)."""
+    logger = logging.getLogger(SOCKET_MODE_LOGGER)
+    if not any(isinstance(f, ScrubEnvelopes) for f in logger.filters):
+        logger.addFilter(ScrubEnvelopes())
+    return logger

@@ -10,6 +10,7 @@ import contextlib
 import json
 import logging
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, TypeVar
 
@@ -24,7 +25,10 @@ T = TypeVar("T")
 PREFIX = "spaceops:"
 AUDIT_MAXLEN = 100_000
 AUDIT_PER_SPACE_MAXLEN = 1_000
-REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
+# The whole family: connection loss and timeouts, but also a replica made read-only by a failover
+# (ReadOnlyError), maxmemory with noeviction (OutOfMemoryError) and any other error reply.
+REDIS_ERRORS = (redis.RedisError, OSError)
+FAST_TIMEOUT = 0.2  # the dedupe check on the ack path: Slack allows 3 s for the whole answer
 
 
 def connect(url: str) -> redis.Redis:
@@ -35,9 +39,34 @@ def connect(url: str) -> redis.Redis:
     )
 
 
+def fast_client(client: redis.Redis) -> redis.Redis:
+    """A client on the same server with a short timeout and no retries, for checks on Slack's ack path."""
+    kwargs = dict(client.connection_pool.connection_kwargs)
+    kwargs.update(socket_timeout=FAST_TIMEOUT, socket_connect_timeout=FAST_TIMEOUT, retry=Retry(
+        ExponentialWithJitterBackoff(base=0.01, cap=0.01), 0), health_check_interval=0)
+    pool = redis.ConnectionPool(connection_class=client.connection_pool.connection_class, **kwargs)
+    return redis.Redis(connection_pool=pool)
+
+
 UNREACHABLE = ("Space Ops cannot reach its database right now, so it can't do this: it makes no change without "
                "a record of it. `status`, `flavors`, `var ls`, `secret ls` and `help` still work; "
                "try again in a minute.")
+
+
+REFUSES_WRITES = ("Space Ops's database refuses writes right now ({why}), so it can't do this: it makes no "
+                  "change without a record of it. `status`, `flavors`, `var ls`, `secret ls` and `help` still work; "
+                  "try again in a few minutes.")
+
+
+def unavailable(err: Exception) -> StateUnavailable:
+    """The sentence for a Redis error: unreachable, or reachable but refusing writes."""
+    if isinstance(err, redis.ReadOnlyError):
+        return StateUnavailable(REFUSES_WRITES.format(why="it is a read-only replica, probably failing over"))
+    if isinstance(err, redis.OutOfMemoryError):
+        return StateUnavailable(REFUSES_WRITES.format(why="it is out of memory"))
+    if isinstance(err, redis.ResponseError):
+        return StateUnavailable(REFUSES_WRITES.format(why="it answered with an error"))
+    return StateUnavailable(UNREACHABLE)
 
 
 @contextlib.contextmanager
@@ -46,7 +75,7 @@ def state_errors() -> Iterator[None]:
     try:
         yield
     except REDIS_ERRORS as err:
-        raise StateUnavailable(UNREACHABLE) from err
+        raise unavailable(err) from err
 
 
 def key(*parts: str) -> str:
@@ -67,8 +96,9 @@ class AuditEntry:
 class Store:
     """Small shared store; feature stores (approvals, watches) take `store.redis`."""
 
-    def __init__(self, client: redis.Redis):
+    def __init__(self, client: redis.Redis, fast: redis.Redis | None = None):
         self.redis = client
+        self.fast = fast or client  # short timeout, no retries: used before Slack's ack
 
     def ping(self) -> bool:
         try:
@@ -84,34 +114,50 @@ class Store:
     def once(self, name: str, ttl: int = 3600) -> bool:
         """True the first time `name` is seen within `ttl` seconds (Slack retries, double submits)."""
         try:
-            return bool(self.redis.set(key("once", name), "1", nx=True, ex=ttl))
-        except REDIS_ERRORS:
+            return bool(self.fast.set(key("once", name), "1", nx=True, ex=ttl))
+        except REDIS_ERRORS as err:
+            log.warning("duplicate check skipped (%s): answering anyway", type(err).__name__)
             return True  # without Redis we cannot dedupe; better to answer than to drop
 
     def audit(self, user: str, action: str, space: str = "", params: dict | None = None,
-              result: str = "ok", now: float | None = None) -> None:
-        """Append to the audit stream. Never pass secret values in `params`."""
-        fields = {"ts": f"{now or time.time():.3f}", "user": user, "action": action, "space": space,
-                  "params": json.dumps(params or {}, sort_keys=True), "result": result}
+              result: str = "ok", now: float | None = None, attempt: str = "") -> None:
+        """Append to the audit stream; never raises (a lost entry is logged). Never pass secret values."""
         try:
-            pipe = self.redis.pipeline(transaction=False)
-            pipe.xadd(key("audit"), fields, maxlen=AUDIT_MAXLEN, approximate=True)
-            if space:
-                pipe.xadd(key("audit", "space", space), fields, maxlen=AUDIT_PER_SPACE_MAXLEN, approximate=True)
-            pipe.execute()
-        except REDIS_ERRORS:
-            log.error("audit entry lost (Redis unreachable): action=%s space=%s user=%s result=%s",
+            self._append(user, action, space, params, result, now, attempt)
+        except (*REDIS_ERRORS, TypeError, ValueError) as err:
+            log.error("audit entry lost (%s): action=%s space=%s user=%s result=%s", type(err).__name__,
                       action, space, user, result)
 
+    def _append(self, user: str, action: str, space: str, params: dict | None, result: str, now: float | None,
+                attempt: str) -> None:
+        fields = {"ts": f"{now or time.time():.3f}", "user": user, "action": action, "space": space,
+                  "params": json.dumps(params or {}, sort_keys=True), "result": result, "v": "1"}
+        if attempt:
+            fields["attempt"] = attempt
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.xadd(key("audit"), fields, maxlen=AUDIT_MAXLEN, approximate=True)
+        if space:
+            pipe.xadd(key("audit", "space", space), fields, maxlen=AUDIT_PER_SPACE_MAXLEN, approximate=True)
+        pipe.execute()
+
     def audited(self, user: str, action: str, space: str, params: dict, change: Callable[[], T]) -> T:
-        """Run a change with Redis required first, and an audit entry whatever the outcome."""
-        self.require()
+        """Run a change with its audit trail: an "attempt" entry is written before the Hub call (no entry,
+        no change), and its outcome after, whatever it is (that write never raises). A process that dies
+        in between leaves the attempt, so a change that reached the Hub is never unrecorded."""
+        attempt = uuid.uuid4().hex[:12]
+        try:
+            self._append(user, action, space, params, ATTEMPT, None, attempt)
+        except REDIS_ERRORS as err:
+            raise unavailable(err) from err
         try:
             result = change()
         except SpaceOpsError as err:
-            self.audit(user, action, space, params, result=f"error: {err.sentence[:200]}")
+            self.audit(user, action, space, params, result=f"error: {err.sentence[:200]}", attempt=attempt)
             raise
-        self.audit(user, action, space, params)
+        except BaseException as err:
+            self.audit(user, action, space, params, result=f"error: unexpected {type(err).__name__}", attempt=attempt)
+            raise
+        self.audit(user, action, space, params, attempt=attempt)
         return result
 
     def audit_entries(self, space: str | None = None, count: int = 20) -> list[AuditEntry]:
@@ -120,6 +166,32 @@ class Store:
             rows = self.redis.xrevrange(stream, count=count)
         except REDIS_ERRORS as err:
             raise StateUnavailable("The audit trail cannot be read right now (database unreachable).") from err
-        return [AuditEntry(id=entry_id, ts=float(f.get("ts", 0)), user=f.get("user", ""), action=f.get("action", ""),
-                           space=f.get("space", ""), params=json.loads(f.get("params") or "{}"),
-                           result=f.get("result", "")) for entry_id, f in rows]
+        # An attempt whose outcome is also listed is shown once, as its outcome; one without an outcome
+        # (the process died between the Hub call and the record of its answer) says so.
+        finished = {f.get("attempt") for _, f in rows if f.get("attempt") and f.get("result") != ATTEMPT}
+        return [AuditEntry(id=entry_id, ts=_float(f.get("ts")), user=f.get("user", ""), action=f.get("action", ""),
+                           space=f.get("space", ""), params=_params(f.get("params")),
+                           result=f.get("result", "") if f.get("result") != ATTEMPT else "started, outcome unknown")
+                for entry_id, f in rows if not (f.get("result") == ATTEMPT and f.get("attempt") in finished)]
+
+    def audit_attempts(self, space: str) -> list[dict]:
+        """Raw entries of one Space's audit stream, oldest first (attempts included): for tests and tools."""
+        return [f for _, f in self.redis.xrange(key("audit", "space", space))]
+
+
+ATTEMPT = "attempt"
+
+
+def _float(raw) -> float:
+    try:
+        return float(raw or 0)
+    except ValueError:
+        return 0.0
+
+
+def _params(raw) -> dict:
+    try:
+        value = json.loads(raw or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}

@@ -163,3 +163,20 @@ def as_text(reply_text: str, blocks: list[dict[str, Any]] | None = None) -> str:
     text = text.replace("```", "\n    ").replace("`", "")
     text = re.sub(r"(?<![\w/])\*([^*\n]+)\*(?!\w)", r"\1", text)  # *bold*, not acme/*
     return html.unescape(text)
+
+
+def waiting_reply() -> Reply:
+    return notice_reply(":hourglass_flowing_sand: Waiting for the Hub…")
+
+
+def hub_silent_reply(change: bool) -> Reply:
+    """The Hub has not answered within the command's deadline."""
+    if change:
+        return error_reply("The Hub did not answer in time, so this is not confirmed; check `/space status` "
+                           "before retrying.")
+    return error_reply("The Hub did not answer in time; nothing was changed. Try again in a minute.")
+
+
+def busy_reply() -> Reply:
+    return error_reply("Space Ops is busy right now and did not start this; nothing was changed. "
+                       "Try again in a minute.")

@@ -185,7 +185,8 @@ class HubEmulator:
         if fault and not (fault.stall or fault.keepalive):
             if fault.delay:
                 time.sleep(fault.delay)
-            return self._send(start_response, fault.status, fault.body, fault.headers)
+            if fault.status:  # status 0: only slow, then answered as usual
+                return self._send(start_response, fault.status, fault.body, fault.headers)
         host = environ.get("HTTP_HOST") or f"{environ['SERVER_NAME']}:{environ['SERVER_PORT']}"
         status, payload, extra = self._route(method, path, query, body, headers, f"http://{host}")
         if fault and fault.stall:

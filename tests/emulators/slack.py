@@ -168,6 +168,9 @@ class SlackEmulator:
     def _answer(self, method: str, body: dict, headers: dict) -> tuple[int, Any]:
         if method.startswith("respond/"):
             return 200, "ok"
+        if method == "apps.connections.open":  # with the app-level token (xapp-…), not the bot token
+            url = getattr(self, "socket_url", None)
+            return 200, {"ok": True, "url": url} if url else {"ok": False, "error": "not_allowed_token_type"}
         if headers.get("authorization") != f"Bearer {self.token}":
             return 200, {"ok": False, "error": "invalid_auth"}
         if method == "auth.test":

@@ -156,3 +156,60 @@ def test_markup_in_space_ids_renders_as_text(bot, hub, slack, space):
     assert [r for r in hub.requests if r.method != "GET"] == []
     no_live_markup(everything_seen(slack))
     tally("markup injection", tried=8)
+
+
+@pytest.mark.slow
+def test_a_secret_sent_over_socket_mode_leaves_no_trace_in_debug_logs(hub, slack, redis_server, redis_client,
+                                                                        tmp_path):
+    """The real `python -m bot socket --log-level DEBUG` against a Socket Mode emulator (a WebSocket server)."""
+    import signal
+    import subprocess
+    import sys
+
+    from tests.emulators.hub import TOKEN
+    from tests.emulators.socketmode import SocketModeEmulator
+    from tests.faults.conftest import ROOT, clean_env
+
+    hub.add_space(SPACE)
+    socket_mode = SocketModeEmulator()
+    slack.socket_url = socket_mode.url
+    secret = f"sk-live-{uuid.uuid4().hex}"
+    log_path = tmp_path / "socket.log"
+    env = clean_env(SLACK_BOT_TOKEN=slack.token, SLACK_APP_TOKEN="xapp-1-test", SLACK_API_URL=f"{slack.base}/api/",
+                    HF_ENDPOINT=hub.base, HF_TOKEN=TOKEN, REDIS_URL=redis_server.url, SPACEOPS_ADMINS="U7")
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "bot", "--log-level", "DEBUG", "socket", "--no-scheduler"],
+                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            assert socket_mode.wait(lambda: socket_mode.connections, timeout=20), log_path.read_text()
+            socket_mode.send("slash_commands", {
+                "team_id": "T1", "channel_id": "C1", "user_id": "U7", "command": "/space",
+                "text": f"secret set {SPACE} OPENAI_KEY", "response_url": f"{slack.base}/respond/sm1",
+                "trigger_id": "trig.sm1"}, accepts_response_payload=True)
+            view = slack.wait(lambda: slack.of("views.open"), timeout=10)[0].body["view"]
+            state = {"values": {"value": {"value": {"type": "plain_text_input", "value": secret}},
+                                "description": {"description": {"type": "plain_text_input", "value": "prod"}}}}
+            envelope = socket_mode.send("interactive", {
+                "type": "view_submission", "team": {"id": "T1", "domain": "acme"},
+                "user": {"id": "U7", "username": "u7", "team_id": "T1"}, "api_app_id": "A1",
+                "trigger_id": "trig.sm2", "view": {"id": "V1", "type": "modal", "callback_id": "secret_set",
+                                                   "private_metadata": view["private_metadata"], "state": state,
+                                                   "hash": "h", "title": {"type": "plain_text", "text": "t"},
+                                                   "blocks": []}}, accepts_response_payload=True)
+            assert socket_mode.wait(lambda: envelope in socket_mode.acks)
+            posted = slack.wait(lambda: hub.calls("POST", f"/api/spaces/{SPACE}/secrets"), timeout=10)
+            assert posted and posted[0].body["value"] == secret  # it did reach the Hub
+            assert "set secret" in slack.wait(lambda: slack.responses("sm1"), timeout=10)[-1]["text"]
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(15) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(5)
+            slack.socket_url = None
+            socket_mode.close()
+    output = log_path.read_text()
+    assert "DEBUG" in output and "view_submission" in output  # the envelope was logged, scrubbed
+    assert secret not in output
+    assert secret not in redis_dump(redis_client)
+    tally("secret at DEBUG over Socket Mode")

@@ -1,0 +1,210 @@
+"""What the bot knows about its own health, from Redis so that any replica can tell: `/healthz` and `/metrics`.
+
+`/healthz` is 503 when Redis does not answer, or when Spaces are watched and no poll cycle completed for
+`STALE_INTERVALS` poll intervals (no replica polls, or every poll fails): the alerts would be silent.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+from bot.alerts.outbox import STREAM
+from bot.alerts.poller import LAST_OK
+from bot.core import metrics
+from bot.core.store import REDIS_ERRORS, key
+
+log = logging.getLogger(__name__)
+DEAD_LETTERS = key("{outbox}", "dead")
+STALE_INTERVALS = 3
+
+
+def _stream_age(client, stream: str, now: float) -> float | None:
+    """Seconds since the oldest entry of a stream was added (from its id), None when empty."""
+    first = client.xrange(stream, count=1)
+    if not first:
+        return None
+    millis = int(str(first[0][0]).split("-")[0])
+    return max(0.0, now - millis / 1000)
+
+
+class Health:
+    """Reads the bot's vital signs; `started` lets a fresh process poll before it counts as stale."""
+
+    def __init__(self, ctx, clock=time.time):
+        self.ctx = ctx
+        self.clock = clock
+        self.started = clock()
+
+    def check(self, now: float | None = None) -> tuple[bool, dict]:
+        """(healthy, the JSON body of /healthz)."""
+        now = self.clock() if now is None else now
+        interval = self.ctx.settings.poll_seconds
+        if not self.ctx.store.ping():
+            return False, {"ok": False, "redis": "unreachable"}
+        client = self.ctx.store.redis
+        try:
+            last_ok = client.get(LAST_OK)
+            watched = len(self.ctx.watcher.store.load())
+            backlog = client.xlen(STREAM)
+            oldest = _stream_age(client, STREAM, now)
+            dead = client.xlen(DEAD_LETTERS) if client.exists(DEAD_LETTERS) else 0
+        except REDIS_ERRORS as err:
+            return False, {"ok": False, "redis": f"error: {type(err).__name__}"}
+        since = round(max(0.0, now - float(last_ok)), 1) if last_ok else None
+        limit = STALE_INTERVALS * interval
+        stale = bool(watched) and (since > limit if since is not None else now - self.started > limit)
+        body = {"ok": not stale, "redis": "up", "watched": watched, "seconds_since_poll": since,
+                "poll_interval": interval, "outbox_backlog": backlog,
+                "outbox_oldest_seconds": round(oldest, 1) if oldest is not None else None,
+                "dead_letters": dead, "leader": self.ctx.watcher.leading}
+        if stale:
+            body["problem"] = f"no poll cycle completed for over {STALE_INTERVALS} intervals ({limit} s)"
+        self._gauges(body)
+        return not stale, body
+
+    def _gauges(self, body: dict) -> None:
+        metrics.OUTBOX_BACKLOG.set(body["outbox_backlog"])
+        metrics.OUTBOX_LAG.set(body["outbox_oldest_seconds"] or 0)
+        metrics.DEAD_LETTERS.set(body["dead_letters"])
+        metrics.LEADER.set(1 if body["leader"] else 0)
+        if body["seconds_since_poll"] is not None:
+            metrics.SINCE_POLL.set(body["seconds_since_poll"])
+        metrics.POOL_BUSY.set(getattr(self.ctx.pool, "busy", 0))
+
+    def metrics_text(self) -> tuple[bytes, str]:
+        """Refresh the gauges read from Redis, then the whole exposition."""
+        try:
+            self.check()
+            counts: dict[str, int] = {"pending": 0, "applying": 0}
+            for request in self.ctx.approvals.store.open_requests(limit=500):
+                counts[request.status] = counts.get(request.status, 0) + 1
+            for state, count in counts.items():
+                metrics.APPROVALS.labels(state).set(count)
+        except REDIS_ERRORS as err:
+            log.info("metrics without Redis figures: %s", type(err).__name__)
+        metrics.LEADER.set(1 if self.ctx.watcher.leading else 0)
+        return metrics.render()
+
+    def wsgi(self, environ, start_response):
+        """`GET /healthz` and `GET /metrics` (for `socket` and `worker`, on `--health-port`)."""
+        path = environ.get("PATH_INFO", "")
+        if path == "/metrics":
+            data, content_type = self.metrics_text()
+            start_response("200 OK", [("Content-Type", content_type), ("Content-Length", str(len(data)))])
+            return [data]
+        if path == "/healthz":
+            ok, body = self.check()
+            data = json.dumps(body).encode()
+            start_response("200 OK" if ok else "503 Service Unavailable",
+                           [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+            return [data]
+        start_response("404 Not Found", [("Content-Type", "application/json"), ("Content-Length", "2")])
+        return [b"{}"]
+
+
+# ---------------------------------------------------------------- the ops channel: the bot's own trouble
+
+INCIDENTS = key("ops", "incidents")  # hash: incident name → when it began (one post per incident, any replica)
+OUTBOX_STALE = 300.0
+AUTH_CHECK_SECONDS = 60.0
+REVOKED = {"invalid_auth", "token_revoked", "account_inactive", "not_authed", "token_expired"}
+
+# What the ops channel reads: (when it starts, when it ends).
+OPS_WORDS = {
+    "hub": (":rotating_light: Space Ops cannot read the Hub: no poll cycle completed for {seconds} s ({reason}). "
+            "Alerts are on hold until it can.",
+            ":white_check_mark: Space Ops reads the Hub again (after {duration}); alerts are flowing."),
+    "budget": (":rotating_light: The Hub's rate budget of the bot's token is used up ({reason}): the poller reads "
+               "less until the window resets.",
+               ":white_check_mark: The Hub's rate budget has room again (after {duration})."),
+    "outbox": (":rotating_light: Alerts are waiting to be delivered: the oldest for {seconds} s ({reason}).",
+               ":white_check_mark: Alert delivery caught up (after {duration})."),
+    "dead": (":rotating_light: {reason} could not be delivered and were set aside (dead letters); see the logs.",
+             ":white_check_mark: No dead letters left (after {duration})."),
+    "slack": (":rotating_light: Slack refuses the bot's token ({reason}): nothing can be posted. An admin must "
+              "reinstall the app or set a new SLACK_BOT_TOKEN.",
+              ":white_check_mark: Slack accepts the bot's token again (after {duration})."),
+}
+
+
+class SelfReport:
+    """On the leader's tick: compare the bot's vital signs with the last ones and tell `SPACEOPS_OPS_CHANNEL`
+    once when a problem starts and once when it ends (the open incidents live in Redis)."""
+
+    def __init__(self, ctx, channel: str):
+        self.ctx = ctx
+        self.channel = channel
+        self.health = Health(ctx)
+        self._auth_checked = 0.0
+        self._auth_problem: str | None = None
+
+    def __call__(self, now: float) -> None:
+        try:
+            self.check(now)
+        except Exception:  # noqa: BLE001 — reporting trouble must never be trouble of its own
+            log.exception("self-report failed")
+
+    def problems(self, now: float) -> dict[str, dict]:
+        _, body = self.health.check(now)
+        interval = self.ctx.settings.poll_seconds
+        found: dict[str, dict] = {}
+        since = body.get("seconds_since_poll")
+        if body.get("watched") and since is not None and since > STALE_INTERVALS * interval:
+            found["hub"] = {"seconds": int(since), "reason": metrics.last_hub_problem(now, since)}
+        budget = self.ctx.watcher.poller.budget
+        left = budget.left()
+        if left is not None and now < budget.reset_at and left <= budget.reserve:
+            found["budget"] = {"reason": f"{left} requests left, window resets in {int(budget.reset_at - now)} s"}
+        oldest = body.get("outbox_oldest_seconds")
+        if oldest is not None and oldest > OUTBOX_STALE:
+            found["outbox"] = {"seconds": int(oldest), "reason": f"{body.get('outbox_backlog')} waiting"}
+        if body.get("dead_letters"):
+            found["dead"] = {"reason": f"{body['dead_letters']} alert(s)"}
+        revoked = self._slack_refuses(now)
+        if revoked:
+            found["slack"] = {"reason": revoked}
+        return found
+
+    def _slack_refuses(self, now: float) -> str | None:
+        client = self.ctx.client
+        if client is None or now - self._auth_checked < AUTH_CHECK_SECONDS:
+            return self._auth_problem
+        self._auth_checked = now
+        from slack_sdk.errors import SlackApiError
+
+        try:
+            client.auth_test()
+            self._auth_problem = None
+        except SlackApiError as err:
+            error = str((getattr(err, "response", None) or {}).get("error", ""))
+            self._auth_problem = error if error in REVOKED else None
+        except OSError:
+            pass  # Slack unreachable is not a revoked token; the outbox retries
+        return self._auth_problem
+
+    def check(self, now: float) -> None:
+        client = self.ctx.store.redis
+        found = self.problems(now)
+        open_now = client.hgetall(INCIDENTS)
+        for name, facts in found.items():
+            if name not in open_now and client.hsetnx(INCIDENTS, name, repr(now)):
+                self._say(OPS_WORDS[name][0].format(**{"seconds": 0, **facts}), name)
+        for name, began in open_now.items():
+            if name not in found and name in OPS_WORDS and client.hdel(INCIDENTS, name):
+                duration = _duration(now - float(began or now))
+                self._say(OPS_WORDS[name][1].format(duration=duration), name)
+
+    def _say(self, text: str, name: str) -> None:
+        log.warning("ops: %s", text)
+        try:
+            self.ctx.poster.post(self.channel, text)
+        except Exception as err:  # noqa: BLE001 — Slack may be the trouble itself; the log line above stays
+            log.error("could not tell %s about %s: %s", self.channel, name, type(err).__name__)
+
+
+def _duration(seconds: float) -> str:
+    from bot.core.words import duration_words
+
+    return duration_words(max(1, seconds))
