@@ -39,11 +39,12 @@ def pytest_terminal_summary(terminalreporter):
         return
     write = terminalreporter.write_line
     write("")
-    write("fault or input class                              | cases tried | lost | duplicated | crashes")
-    write("--------------------------------------------------|-------------|------|------------|--------")
+    width = max(50, *(len(kind) + 1 for kind in TALLY))
+    write(f"{'fault or input class':<{width}}| cases tried | lost | duplicated | crashes")
+    write(f"{'-' * width}|-------------|------|------------|--------")
     for kind in sorted(TALLY):
         row = TALLY[kind]
-        write(f"{kind:<50}| {row['tried']:>11} | {row['lost']:>4} | {row['duplicated']:>10} | {row['crashes']:>7}")
+        write(f"{kind:<{width}}| {row['tried']:>11} | {row['lost']:>4} | {row['duplicated']:>10} | {row['crashes']:>7}")
 
 
 def clean_env(**extra: str) -> dict[str, str]:
