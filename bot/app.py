@@ -22,6 +22,8 @@ from bot.core.permissions import Roles
 from bot.core.settings import Settings
 from bot.core.slack import Poster, SlackPoster, background_pool, make_web_client
 from bot.core.store import Store, connect
+from bot.schedules.feature import Schedules
+from bot.schedules.slackzone import SlackZones
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,7 @@ class Context:
     ops: Operations
     watcher: Watcher
     approvals: Approvals
+    schedules: Schedules
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
@@ -62,15 +65,21 @@ def build_context(settings: Settings, redis_client: redis.Redis | None = None, p
     watcher = Watcher(settings, store, poster, api, spaces, catalogues)
     approvals = Approvals(settings, store, spaces, roles, poster, catalogues, later=watcher.outbox.enqueue_one)
     ops = Operations(settings, api, spaces, store, roles, catalogues, upgrades=approvals)
+    schedules = Schedules(settings, store, api, spaces, roles, poster, catalogues, approvals=approvals,
+                          timezone_of=SlackZones(client), later=watcher.outbox.enqueue_one)
+    schedules.register_kinds(approvals)
+    watcher.outbox.handlers.update(schedules.deliveries())
+    # Schedule occurrences, reminders and reverts run on the poll leader's tick, with its clock.
+    watcher.periodic.append(schedules.tick)
 
     # Approval edits that Slack refused are retried by the outbox, whichever replica drains it.
     watcher.outbox.handlers.update(approvals.deliveries())
     # The leader's poll tick expires approvals, so expiry needs no click.
     watcher.periodic.append(approvals.sweep)
-    for name, handler in {**watcher.commands(), **approvals.commands()}.items():
+    for name, handler in {**watcher.commands(), **approvals.commands(), **schedules.commands()}.items():
         ops.handle(name, handler)
     return Context(settings, store, poster, background_pool(settings.workers), client, roles, spaces, catalogues,
-                   ops, watcher, approvals)
+                   ops, watcher, approvals, schedules)
 
 
 def build_app(ctx: Context) -> App:

@@ -56,6 +56,7 @@ class Settings:
     poll_seconds: int = 60
     hub_timeout: float = 10.0
     workers: int = 16
+    schedule_grace: int = 15 * 60
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -78,6 +79,7 @@ class Settings:
             approval_ttl=_seconds("SPACEOPS_APPROVAL_TTL", env.get("SPACEOPS_APPROVAL_TTL"), 24 * 3600),
             poll_seconds=_seconds("SPACEOPS_POLL_SECONDS", env.get("SPACEOPS_POLL_SECONDS"), 60),
             hub_timeout=float(get("SPACEOPS_HUB_TIMEOUT", "10")),
+            schedule_grace=_seconds("SPACEOPS_SCHEDULE_GRACE", env.get("SPACEOPS_SCHEDULE_GRACE"), 15 * 60),
         )
         settings.check_formats()
         return settings

@@ -46,6 +46,7 @@ class SlackEmulator:
             self.messages: dict[tuple[str, str], dict[str, Any]] = {}
             self.groups: dict[str, list[str]] = {}
             self.faults: list[SlackFault] = []
+            self.users: dict[str, dict[str, Any]] = {}  # user id → profile fields (`tz`…) for users.info
 
     # ------------------------------------------------------------------ test-facing
 
@@ -150,6 +151,11 @@ class SlackEmulator:
                                                   f"p{str(body.get('message_ts', '')).replace('.', '')}"}
         if method == "views.open":
             return 200, {"ok": True, "view": {"id": "V1", **(body.get("view") or {})}}
+        if method == "users.info":
+            user = body.get("user", "")
+            if user not in self.users:
+                return 200, {"ok": False, "error": "user_not_found"}
+            return 200, {"ok": True, "user": {"id": user, "name": user.lower(), **self.users[user]}}
         if method == "usergroups.users.list":
             group = body.get("usergroup", "")
             if group not in self.groups:
