@@ -469,3 +469,35 @@ def test_for_takes_at_least_a_minute(bot, hub):
     hub.add_space("acme/chat", hardware="t4-small")
     assert "at least 1 minute" in bot.command("/space hw acme/chat a100-large --for 30s")["text"]
     assert "not a duration" in bot.command("/space hw acme/chat a100-large --for soon")["text"]
+
+
+def test_a_revert_left_half_done_by_a_dead_replica_is_settled_from_the_hub(make_bot, hub, slack):
+    hub.add_space("acme/chat", hardware="t4-small", sleep=3600)
+    bot = make_bot(**ROLES)
+    t = start_timed(bot, slack, hub)
+    store = bot.ctx.schedules.store
+    # A replica claimed the revert, made the Hub call, and died before recording it.
+    store.update(t.id, status="reverting", lease_until=t.ends_at + 10)
+    bot.command("/space hw acme/chat t4-small")
+    calls = len(hub.calls("POST", HARDWARE))
+    bot.ctx.watcher.tick(t.ends_at + 5)        # its lease still runs: nothing
+    assert store.get(t.id).status == "reverting"
+    bot.ctx.watcher.tick(t.ends_at + 60)
+    assert store.get(t.id).status == "reverted" and len(hub.calls("POST", HARDWARE)) == calls
+    assert said(slack, text="is back on `t4-small`")
+
+
+def test_records_decode_tolerantly_and_a_bad_one_stops_no_other(bot, hub, slack, redis_client):
+    hub.add_space("acme/demo", hardware="t4-small")
+    schedule(bot, "acme/demo pause daily 19:00 --tz UTC")
+    good = only(bot)
+    store = bot.ctx.schedules.store
+    redis_client.hset(store._key("0bad"), mapping={"id": "0bad", "kind": "schedule", "target": "acme/demo",
+                                                   "action": "pause", "when": "fortnightly", "tz": "UTC",
+                                                   "created_at": "oops", "from_the_future": "x"})
+    redis_client.sadd(store._ids, "0bad")
+    bad = store.get("0bad")
+    assert (bad.created_at, bad.status, bad.v, bad.channel) == (0.0, "active", 1, "")
+    bot.ctx.watcher.tick(next_fire(bot, good.id) + 5)
+    assert len(hub.calls("POST", PAUSE)) == 1
+    assert "0bad" in bot.command("/space schedules")["text"]

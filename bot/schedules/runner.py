@@ -238,6 +238,14 @@ class Runner:
         try:
             runtime = self.spaces.runtime(t.space)
             on = runtime.requested_hardware or runtime.hardware
+            if on == t.revert_flavor and on != t.flavor:
+                # Already back (a replica that died mid-revert had done it, or someone did it by hand).
+                self.store.update(t.id, status="reverted", outcome=f"back on {t.revert_flavor}")
+                self.store.finish(t.id)
+                self.records.audit(by or t.requester, "hw-for.revert", t.space, {"id": t.id},
+                                   result="ok (already back)")
+                self.say(t.channel, say_text(words.reverted(t, catalogue, by)), f"timed.end:{t.id}")
+                return 1
             if on != t.flavor:
                 self.store.update(t.id, status="overridden", outcome=f"changed by hand to {on}")
                 self.store.finish(t.id)
