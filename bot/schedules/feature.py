@@ -204,7 +204,9 @@ class Schedules:
         return words.list_reply(schedules, timed, next_of, scope, self.catalogue)
 
     def _find(self, record_id: str | None):
-        record = self.store.get(record_id or "") if record_id else None
+        # Ids are short hex; anything else (a forged button value) is not looked up at all.
+        valid = bool(record_id) and len(record_id) <= 8 and all(c in "0123456789abcdef" for c in record_id)
+        record = self.store.get(record_id) if valid else None
         if record is None:
             raise NotFound(words.not_found(escape(record_id or "")))
         return record

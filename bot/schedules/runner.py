@@ -92,8 +92,8 @@ class Runner:
         changes = {"cursor": now}
         if when.once and next_after(when, tz, now, s.created_at) is None:
             changes["status"] = "finished"
-            if fire is None:
-                changes.update(last_fire=skipped[-1], last_outcome="skipped (missed while away)")
+        if fire is None:
+            changes.update(last_fire=skipped[-1], last_outcome="skipped (missed while away)")
         # The cursor only moves forward: a slower replica's tick can't bring back handled runs.
         current = self.store.get(s.id)
         if current is not None and current.cursor < now:

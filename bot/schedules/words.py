@@ -12,7 +12,8 @@ from bot.core.words import (Reply, button, context, duration_words, flavor_words
 
 EXTEND_ACTION = "schedule:extend"
 REVERT_ACTION = "schedule:revert"
-DONE_VERBS = {"pause": "paused", "resume": "resumed", "restart": "restarted", "hw": "moved", "sleep": "set the sleep time of"}
+DONE_VERBS = {"pause": "paused", "resume": "resumed", "restart": "restarted", "hw": "moved",
+              "sleep": "set the sleep time of"}
 
 
 def local_words(ts: float, tz: ZoneInfo) -> str:
@@ -55,12 +56,12 @@ def approval_summary(s) -> str:
     return f"schedule {schedule_words(s)}"
 
 
-def estimate_words(span: str, flavor: str, amount: float | None, bounded: bool, per_space: bool = False) -> str:
+def estimate_words(span: str, flavor: str, amount: float | None, bounded: bool) -> str:
     """`weekdays 08:30–19:00 on a100-large: about $575/month`."""
     where = f"on {code(flavor)}" if flavor else "on each Space's hardware"
     if amount is None:
         return f"{span} {where}: price unknown"
-    cost = (f"${amount:,.0f}" if amount >= 100 else money_words(amount)) + "/month" + (" per Space" if per_space else "")
+    cost = (f"${amount:,.0f}" if amount >= 100 else money_words(amount)) + "/month"
     if bounded:
         return f"{span} {where}: about {cost}"
     return f"{span} {where}: up to {cost} (no scheduled pause stops it)"
@@ -142,7 +143,6 @@ def ran_words(s, done: list[tuple[str, str]]) -> str:
 
 
 def failed_words(s, failures: list[tuple[str, str]], retry: bool) -> str:
-    verb = DONE_VERBS.get(s.action, s.action).replace("set the sleep time of", "set the sleep time of")
     reasons = "; ".join(f"{code(space)}: {reason}" for space, reason in failures[:5])
     then = " Trying once more in 1 min." if retry else " Not tried again; the next run is at its usual time."
     return f":warning: schedule {code(s.id)} could not act ({escape(s.action)}): {reasons}{then}"
@@ -151,7 +151,8 @@ def failed_words(s, failures: list[tuple[str, str]], retry: bool) -> str:
 def skipped_words(s, count: int, latest: float, tz: ZoneInfo, grace: float) -> str:
     runs = "1 run" if count == 1 else f"{count} runs"
     return (f":fast_forward: schedule {code(s.id)} ({schedule_words(s)}) skipped {runs} missed while the bot "
-            f"was away (latest {local_words(latest, tz)}; later than {duration_words(grace)}).")
+            f"was away (latest {local_words(latest, tz)}); only the latest run missed by less than "
+            f"{duration_words(grace)} runs late.")
 
 
 # ---------------------------------------------------------------- timed upgrades
@@ -163,13 +164,16 @@ def timed_summary(space: str, flavor: str, seconds: int, revert_flavor: str) -> 
 
 
 def return_words(revert_flavor: str, revert_sleep: int | None, catalogue: Catalogue) -> str:
-    sleep = "" if revert_sleep is None else f", {sleep_words(None if revert_sleep < 0 else revert_sleep, revert_flavor)}"
-    return f"then back to {flavor_words(revert_flavor, catalogue)}{sleep}"
+    if revert_sleep is None:
+        return f"then back to {flavor_words(revert_flavor, catalogue)}"
+    sleep = sleep_words(None if revert_sleep < 0 else revert_sleep, revert_flavor)
+    return f"then back to {flavor_words(revert_flavor, catalogue)}, {sleep}"
 
 
 def window_words(seconds: float, flavor: str, total: float | None) -> str:
     """`4 h on a100-large: $10.00`."""
-    return f"{duration_words(seconds)} on {code(flavor)}: {money_words(total) if total is not None else 'price unknown'}"
+    price = money_words(total) if total is not None else "price unknown"
+    return f"{duration_words(seconds)} on {code(flavor)}: {price}"
 
 
 def timed_started(t, catalogue: Catalogue, user: str) -> str:
