@@ -505,3 +505,14 @@ def test_records_decode_tolerantly_and_a_bad_one_stops_no_other(bot, hub, slack,
     bot.ctx.watcher.tick(next_fire(bot, good.id) + 5)
     assert len(hub.calls("POST", PAUSE)) == 1
     assert "0bad" in bot.command("/space schedules")["text"]
+
+
+def test_revert_restores_the_sleep_time_the_window_changed(make_bot, hub, slack):
+    hub.add_space("acme/chat", hardware="t4-small", sleep=3600)
+    bot = make_bot(**ROLES)
+    t = start_timed(bot, slack, hub)
+    hub.spaces["acme/chat"]["gcTimeout"] = None  # the upgrade left it never sleeping
+    bot.ctx.watcher.tick(t.ends_at + 5)
+    revert = hub.calls("POST", HARDWARE)[-1].body
+    assert revert["flavor"] == "t4-small" and revert.get("sleepTimeSeconds") == 3600
+    assert hub.runtime("acme/chat")["gcTimeout"] == 3600
