@@ -469,6 +469,14 @@ def test_revert_now_button_and_short_windows(make_bot, hub, slack):
     assert len(hub.calls("POST", HARDWARE)) == 2
 
 
+def test_asking_twice_for_the_same_window_posts_one_request(make_bot, hub, slack):
+    hub.add_space("acme/chat", hardware="t4-small", sleep=3600)
+    bot = make_bot(**ROLES)
+    assert "approver" in bot.command("/space hw acme/chat a100-large --for 2h")["text"]
+    assert "already" in bot.command("/space hw acme/chat a100-large --for 2h")["text"]
+    assert len([p for p in slack.posts("C1") if "then back to" in json.dumps(p["blocks"])]) == 1
+
+
 def test_for_takes_at_least_a_minute(bot, hub):
     hub.add_space("acme/chat", hardware="t4-small")
     assert "at least 1 minute" in bot.command("/space hw acme/chat a100-large --for 30s")["text"]

@@ -296,7 +296,8 @@ class Schedules:
         revert_sleep = None
         if current != DEFAULT_FLAVOR:
             revert_sleep = -1 if runtime.sleep_time is None else runtime.sleep_time
-        params = {"id": self.store.new_id(), "space": cmd.space, "flavor": cmd.flavor, "seconds": cmd.for_seconds,
+        # No id yet: the same ask twice is then the same request, and approvals posts it once.
+        params = {"space": cmd.space, "flavor": cmd.flavor, "seconds": cmd.for_seconds,
                   "revert_flavor": current, "revert_sleep": revert_sleep, "channel": actor.channel,
                   "requester": actor.user}
         if self.catalogue.is_upgrade(current, cmd.flavor) and self.approvals is not None:
@@ -311,16 +312,17 @@ class Schedules:
         text = words.timed_started(t, self.catalogue, actor.user)
         return Reply(text, [section(text)], public=True)
 
-    def _start_timed(self, params: dict, user: str, approver: str) -> Timed:
+    def _start_timed(self, params: dict, user: str, approver: str, request_id: str = "") -> Timed:
         space, flavor = str(params["space"]), str(params["flavor"])
-        self.records.audited(user, "hw", space, {"flavor": flavor, "for": params["seconds"], "id": params["id"]},
+        timed_id = self.store.new_id()
+        self.records.audited(user, "hw", space, {"flavor": flavor, "for": params["seconds"], "id": timed_id},
                              lambda: self.spaces.request_hardware(space, flavor))
         now = self.clock()
         revert_sleep = params.get("revert_sleep")
-        t = Timed(id=str(params["id"]), space=space, flavor=flavor, revert_flavor=str(params["revert_flavor"]),
+        t = Timed(id=timed_id, space=space, flavor=flavor, revert_flavor=str(params["revert_flavor"]),
                   revert_sleep=None if revert_sleep is None else int(revert_sleep), started_at=now,
                   ends_at=now + int(params["seconds"]), channel=str(params["channel"]),
-                  requester=str(params["requester"]), approved_by=approver)
+                  requester=str(params["requester"]), approved_by=approver, request_id=request_id)
         self.store.create(t)
         return t
 
@@ -329,9 +331,9 @@ class Schedules:
         if "extend" in params:
             self._extend(str(params["extend"]), int(params.get("seconds") or EXTEND_SECONDS), user, request.id)
             return
-        if self.store.get(str(params.get("id", ""))) is not None:
+        if self._timed_landed(request):
             return  # applied already
-        t = self._start_timed(params, request.requester, user)
+        t = self._start_timed(params, request.requester, user, request.id)
         self.say(t.channel, Reply(words.timed_started(t, self.catalogue, request.requester), []),
                  f"timed.start:{t.id}")
 
@@ -340,7 +342,7 @@ class Schedules:
         if "extend" in params:
             t = self.store.get(str(params["extend"]))
             return isinstance(t, Timed) and request.id in t.extensions.split(",")
-        return self.store.get(str(params.get("id", ""))) is not None
+        return any(isinstance(r, Timed) and r.request_id == request.id for r in self.store.all())
 
     def _extend(self, timed_id: str, seconds: int, user: str, request_id: str = "") -> Timed:
         t = self.store.get(timed_id)

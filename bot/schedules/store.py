@@ -92,6 +92,7 @@ class Timed:
     lease_until: float = 0.0
     extensions: str = ""      # approval request ids already applied (comma list)
     outcome: str = ""
+    request_id: str = ""      # the approval request that started it
     kind: str = "timed"
     v: int = 1
 
