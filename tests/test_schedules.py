@@ -366,6 +366,16 @@ def test_a_schedule_that_raises_spend_is_approved_once_at_creation(make_bot, hub
     assert said(slack, text=f"schedule `{resume.id}`: resumed `acme/demo`")
 
 
+def test_office_hours_on_a_bigger_gpu_pair_with_the_scheduled_move_back(make_bot, hub, slack):
+    hub.add_space("acme/demo", hardware="t4-small")
+    bot = make_bot(**ROLES)
+    schedule(bot, "acme/demo hw t4-small weekdays 19:00 --tz Europe/Paris")  # cheaper: no approver
+    assert "approver" in schedule(bot, "acme/demo hw a100-large weekdays 08:30 --tz Europe/Paris")["text"]
+    pending = approval_of(slack, "hw `a100-large`")
+    shown = json.dumps(slack.messages[(pending.channel, pending.ts)]["blocks"], ensure_ascii=False)
+    assert "weekdays 08:30–19:00 on `a100-large`: about $570/month" in shown
+
+
 def test_a_resume_without_a_scheduled_pause_says_up_to(make_bot, hub, slack):
     hub.add_space("acme/demo", hardware="t4-small", stage="PAUSED")
     bot = make_bot(**ROLES)

@@ -158,7 +158,7 @@ class Schedules:
         for other in self.store.all():
             if isinstance(other, Schedule) and other.status == "active" and other.target == s.target and (
                     other.action == "pause" or (s.action == "hw" and other.action == "hw"
-                                                and not self.catalogue.is_upgrade(other.flavor, s.flavor))):
+                                                and self.catalogue.is_upgrade(other.flavor, s.flavor))):
                 try:
                     other_when = parse_when(other.when)
                     # Stops a week past the window end the runs that start inside it.
