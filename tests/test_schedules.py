@@ -534,3 +534,15 @@ def test_revert_restores_the_sleep_time_the_window_changed(make_bot, hub, slack)
     revert = hub.calls("POST", HARDWARE)[-1].body
     assert revert["flavor"] == "t4-small" and revert.get("sleepTimeSeconds") == 3600
     assert hub.runtime("acme/chat")["gcTimeout"] == 3600
+
+
+def test_a_namespace_that_cannot_be_listed_is_retried_once(bot, hub, slack):
+    hub.add_space("acme/a", hardware="t4-small")
+    schedule(bot, "acme/* pause daily 19:00 --tz UTC")
+    fire = next_fire(bot, only(bot).id)
+    hub.inject("GET", "/api/spaces", status=500, times=3)  # the client's own retries included
+    bot.ctx.watcher.tick(fire + 5)
+    assert said(slack, text="could not act") and hub.calls("POST", "/api/spaces/acme/a/pause") == []
+    hub.clear_faults()
+    bot.ctx.watcher.tick(fire + 65)
+    assert len(hub.calls("POST", "/api/spaces/acme/a/pause")) == 1

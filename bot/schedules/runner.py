@@ -15,9 +15,10 @@ from typing import Callable
 from huggingface_hub import HfApi
 
 from bot.core import hub
-from bot.core.errors import BadInput, SpaceOpsError
+from bot.core.errors import BadInput, HubUnavailable, SpaceOpsError
 from bot.core.flavors import DEFAULT_FLAVOR, CatalogueSource
-from bot.core.hub import Spaces
+from bot.core.hub import CallAborted, Spaces, observed
+from bot.core.markup import code, escape
 from bot.core.store import REDIS_ERRORS, Store
 from bot.core.words import Reply, section
 from bot.schedules import words
@@ -107,50 +108,46 @@ class Runner:
         claim = self.store.claim(name, now, self.lease)
         if claim in ("done", "busy"):
             return 0
-        try:
-            targets = self._targets(s)
-        except SpaceOpsError as err:
-            targets, failures = [], [(s.target, err.sentence)]
-        else:
-            failures = []
-        done: list[tuple[str, str]] = []
-        for space in targets:
-            try:
-                detail = self._act(s, space, confirm_only=claim == "takeover")
-            except SpaceOpsError as err:
-                failures.append((space, err.sentence))
-                self.records.audit(s.creator, f"schedule.{s.action}", space, {"schedule": s.id},
-                                   result=f"error: {err.sentence[:200]}")
-                continue
-            if detail is not None:
-                done.append((space, detail))
-                self.records.audit(s.creator, f"schedule.{s.action}", space, {"schedule": s.id})
+        done, failures = self._act_on(s, [s.target], claim == "takeover", {"schedule": s.id})
         self._report(s, fire, now, done, failures, retry=True)
         self.store.done(name)
         return 1
 
     def _retry(self, s: Schedule, now: float) -> int:
+        """The one retry, a minute after a Hub failure, of the Spaces that failed."""
         name = f"{s.id}:{s.retry_fire!r}:retry"
         claim = self.store.claim(name, now, self.lease)
-        spaces = spaces_of(s.retry_spaces)
         self.store.update(s.id, retry_at=0.0, retry_fire=0.0, retry_spaces="")
         if claim in ("done", "busy"):
             return 0
-        done, failures = [], []
+        done, failures = self._act_on(s, spaces_of(s.retry_spaces), claim == "takeover",
+                                      {"schedule": s.id, "retry": True})
+        self._report(s, s.retry_fire, now, done, failures, retry=False)
+        self.store.done(name)
+        return 1
+
+    def _act_on(self, s: Schedule, targets: list[str], confirm_only: bool, params: dict):
+        """Act on each Space (a namespace is listed first); ([(space, detail)], [(space, reason)])."""
+        done: list[tuple[str, str]] = []
+        failures: list[tuple[str, str]] = []
+        spaces: list[str] = []
+        for target in targets:
+            try:
+                spaces += self._targets(target)
+            except SpaceOpsError as err:
+                failures.append((target, err.sentence))
         for space in spaces:
             try:
-                detail = self._act(s, space, confirm_only=claim == "takeover")
+                detail = self._act(s, space, confirm_only)
             except SpaceOpsError as err:
                 failures.append((space, err.sentence))
-                self.records.audit(s.creator, f"schedule.{s.action}", space, {"schedule": s.id, "retry": True},
+                self.records.audit(s.creator, f"schedule.{s.action}", space, params,
                                    result=f"error: {err.sentence[:200]}")
                 continue
             if detail is not None:
                 done.append((space, detail))
-                self.records.audit(s.creator, f"schedule.{s.action}", space, {"schedule": s.id, "retry": True})
-        self._report(s, s.retry_fire, now, done, failures, retry=False)
-        self.store.done(name)
-        return 1
+                self.records.audit(s.creator, f"schedule.{s.action}", space, params)
+        return done, failures
 
     def _report(self, s: Schedule, fire: float, now: float, done, failures, retry: bool) -> None:
         if done:
@@ -166,11 +163,18 @@ class Runner:
                            retry_spaces=json.dumps([space for space, _ in failures]))
         self.store.update(s.id, **changes)
 
-    def _targets(self, s: Schedule) -> list[str]:
-        if not s.target.endswith("/*"):
-            return [s.target]
-        namespace = s.target[:-2]
-        return hub.call(lambda: [info.id for info in self.api.list_spaces(author=namespace)])
+    def _targets(self, target: str) -> list[str]:
+        if not target.endswith("/*"):
+            return [target]
+        namespace = target[:-2]
+        try:
+            # Under observed(): the first 429/5xx ends the read, instead of the client's sleep-and-retry
+            # of up to half a minute inside the leader's tick.
+            with observed():
+                return hub.call(lambda: [info.id for info in self.api.list_spaces(author=namespace)])
+        except CallAborted as err:
+            raise HubUnavailable(f"The Hub could not list the Spaces of {code(namespace)} ({escape(err.reason)}).") \
+                from err
 
     def _act(self, s: Schedule, space: str, confirm_only: bool = False) -> str | None:
         """Do the schedule's action on one Space; None when there was nothing to do (people win).
