@@ -39,9 +39,9 @@ def test_a_real_occurrence_fires_in_the_serve_process(serve_bot, hub, slack):
     seen = proc.command(f"schedule {SPACE} pause at {fire:%Y-%m-%d %H:%M} --tz UTC")
     assert "scheduled pause" in seen["text"] and f"{fire:%H:%M} UTC" in seen["text"], seen["text"]
     left = (fire - datetime.now(timezone.utc)).total_seconds()
-    assert wait_for(lambda: hub.calls("POST", PAUSE), left + 15, step=0.2), proc.output()[-3000:]
+    assert wait_for(lambda: hub.calls("POST", PAUSE), left + 25, step=0.2), proc.output()[-3000:]
     fired_at = time.time()
-    assert fired_at - fire.timestamp() < 5  # within a poll or two of its time
+    assert fired_at - fire.timestamp() < 20  # a poll or two after its time (generous for a busy machine)
     announced = wait_for(lambda: [p for p in slack.posts("C1") if "paused `acme/demo`" in p["text"]], 10, 0.1)
     time.sleep(2)
     assert len(hub.calls("POST", PAUSE)) == 1 and len(announced) == 1
