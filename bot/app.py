@@ -23,6 +23,8 @@ from bot.core.settings import Settings
 from bot.core.slack import Poster, SlackPoster, make_web_client
 from bot.core.store import Store, connect, fast_client
 from bot.core.work import Timers, WorkPool
+from bot.schedules.feature import Schedules
+from bot.schedules.slackzone import SlackZones
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,7 @@ class Context:
     ops: Operations
     watcher: Watcher
     approvals: Approvals
+    schedules: Schedules
     timers: Timers = field(default_factory=Timers)
     # "Waiting for the Hub…" after the first, an answer (maybe "the Hub did not answer") by the second.
     reply_deadlines: tuple[float, float] = (3.0, 8.0)
@@ -69,15 +72,21 @@ def build_context(settings: Settings, redis_client: redis.Redis | None = None, p
     approvals = Approvals(settings, store, spaces, roles, poster, catalogues, later=watcher.outbox.enqueue_one)
     ops = Operations(settings, api, spaces, store, roles, catalogues, upgrades=approvals,
                      budget=watcher.poller.budget)
+    schedules = Schedules(settings, store, api, spaces, roles, poster, catalogues, approvals=approvals,
+                          timezone_of=SlackZones(client), later=watcher.outbox.enqueue_one)
+    schedules.register_kinds(approvals)
+    watcher.outbox.handlers.update(schedules.deliveries())
+    # Schedule occurrences, reminders and reverts run on the poll leader's tick, with its clock.
+    watcher.periodic.append(schedules.tick)
 
     # Approval edits that Slack refused are retried by the outbox, whichever replica drains it.
     watcher.outbox.handlers.update(approvals.deliveries())
     # The leader's poll tick expires approvals, so expiry needs no click.
     watcher.periodic.append(approvals.sweep)
-    for name, handler in {**watcher.commands(), **approvals.commands()}.items():
+    for name, handler in {**watcher.commands(), **approvals.commands(), **schedules.commands()}.items():
         ops.handle(name, handler)
     ctx = Context(settings, store, poster, WorkPool(settings.workers, settings.queue), client, roles, spaces,
-                  catalogues, ops, watcher, approvals)
+                  catalogues, ops, watcher, approvals, schedules)
     if settings.ops_channel:
         from bot.health import SelfReport
 

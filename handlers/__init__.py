@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from slack_bolt import App
 
-from handlers import alerts, approvals, commands, dedupe, secrets
+from handlers import alerts, approvals, commands, dedupe, schedules, secrets
 
 
 def register_all(app: App, ctx) -> None:
@@ -13,3 +13,4 @@ def register_all(app: App, ctx) -> None:
     secrets.register(app, ctx)
     approvals.register(app, ctx)
     alerts.register(app, ctx)
+    schedules.register(app, ctx)

@@ -17,7 +17,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "restart": ("restart SPACE [--factory]", "restart acme/chat", "restart (--factory rebuilds without cache)"),
     "resume": ("resume SPACE", "resume acme/chat", "start a paused Space again"),
     "pause": ("pause SPACE", "pause acme/chat", "pause: no billing until resumed"),
-    "hw": ("hw SPACE FLAVOR", "hw acme/chat t4-medium", "change hardware (paid upgrades need approval)"),
+    "hw": ("hw SPACE FLAVOR", "hw acme/chat t4-medium",
+           "change hardware (paid upgrades need approval); add --for 4h to go back by itself"),
     "sleep": ("sleep SPACE DURATION|never", "sleep acme/chat 1h", "sleep after that much idle time"),
     "var": ("var ls|set|rm SPACE [KEY[=VALUE]]", "var set acme/chat MODEL=gpt2", "list, set or remove variables"),
     "secret": ("secret ls|set|rm SPACE [KEY]", "secret set acme/chat OPENAI_KEY",
@@ -33,6 +34,13 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "unmute": ("unmute SPACE|NAMESPACE/*", "unmute acme/chat", "end a mute"),
     "approvals": ("approvals [cancel ID]", "approvals", "pending hardware requests; cancel or withdraw one"),
     "audit": ("audit [SPACE]", "audit acme/chat", "who did what, newest first"),
+    "schedule": ("schedule SPACE|NAMESPACE/* ACTION WHEN [--tz Area/City]",
+                 "schedule acme/demo pause weekdays 19:00 --tz Europe/Paris",
+                 "act at set times: ACTION pause, resume, restart, sleep DURATION or hw FLAVOR; WHEN weekdays "
+                 "19:00, daily 02:30, mon,wed,fri 08:00, every 6h, cron (5 fields in quotes) or at 2026-12-24 "
+                 "18:00; schedule pause|resume ID skips it for a while"),
+    "schedules": ("schedules [SPACE|NAMESPACE/*]", "schedules acme/demo", "schedules and timed upgrades"),
+    "unschedule": ("unschedule ID", "unschedule 7f3a", "remove a schedule, or cancel a timed upgrade's revert"),
     "help": ("help [COMMAND]", "help hw", "this help"),
 }
 ALIASES = {"hardware": "hw", "restore": "resume", "start": "resume", "vars": "var", "variable": "var",
@@ -77,6 +85,10 @@ class Command:
     topic: str | None = None
     request_id: str | None = None
     everywhere: bool = False
+    action: str | None = None       # schedule: pause | resume | restart | sleep | hw
+    when: str | None = None         # schedule: WHEN text, parsed by bot.schedules.when
+    tz: str | None = None           # schedule: --tz Area/City
+    for_seconds: int | None = None  # hw --for DURATION
 
     @property
     def is_pattern(self) -> bool:
@@ -229,9 +241,15 @@ def _parse_restart(args, _text, _catalogue):
 
 
 def _parse_hw(args, _text, catalogue):
+    args, flags = _split_flags(args, "hw", ("for",))
     _need(args, 2, "hw")
     _too_many(args, 2, "hw")
-    return Command("hw", space=parse_space(args[0]), flavor=_flavor(args[1], catalogue))
+    for_seconds = None
+    if "for" in flags:
+        for_seconds = parse_duration(str(flags["for"]), allow_never=False)
+        if for_seconds < 60:
+            raise BadInput("`--for` takes at least 1 minute (examples: 30m, 4h, 3d).")
+    return Command("hw", space=parse_space(args[0]), flavor=_flavor(args[1], catalogue), for_seconds=for_seconds)
 
 
 def _parse_sleep(args, _text, _catalogue):
@@ -377,6 +395,54 @@ def _parse_audit(args, _text, _catalogue):
     return Command("audit", space=parse_space(args[0]) if args else None)
 
 
+SCHEDULE_ACTIONS = ("pause", "resume", "restart", "sleep", "hw")
+_SCHEDULE_ID = re.compile(r"^[0-9a-f]{4,8}$", re.I)
+
+
+def _schedule_id(token: str, verb: str) -> str:
+    if not _SCHEDULE_ID.match(token):
+        raise BadInput(f"`{_clip(token)}` is not a schedule id (see `/space schedules`). Usage: `/space {verb} ID`.")
+    return token.lower()
+
+
+def _parse_schedule(args, _text, catalogue):
+    positional, flags = _split_flags(args, "schedule", ("tz",))
+    if len(positional) == 2 and positional[0].lower() in ("pause", "resume", "skip", "unpause"):
+        sub = {"skip": "pause", "unpause": "resume"}.get(positional[0].lower(), positional[0].lower())
+        return Command(f"schedule.{sub}", request_id=_schedule_id(positional[1], f"schedule {sub}"))
+    _need(positional, 3, "schedule")
+    space = parse_space(positional[0], allow_pattern=True)
+    action = ALIASES.get(positional[1].lower(), positional[1].lower())
+    if action not in SCHEDULE_ACTIONS:
+        close = difflib.get_close_matches(action, SCHEDULE_ACTIONS, n=1, cutoff=0.6)
+        hint = f" Did you mean `{close[0]}`?" if close else ""
+        raise BadInput(f"`{_clip(positional[1])}` is not a schedule action.{hint} Actions: pause, resume, restart, "
+                       f"sleep DURATION|never, hw FLAVOR.")
+    rest = positional[2:]
+    flavor = seconds = None
+    if action in ("sleep", "hw"):
+        _need(rest, 2, "schedule")
+        if action == "hw":
+            flavor = _flavor(rest[0], catalogue)
+        else:
+            seconds = parse_duration(rest[0])
+        rest = rest[1:]
+    tz = str(flags["tz"]) if "tz" in flags else None
+    return Command("schedule", space=space, action=action, flavor=flavor, seconds=seconds, when=" ".join(rest),
+                   tz=tz)
+
+
+def _parse_schedules(args, _text, _catalogue):
+    _too_many(args, 1, "schedules")
+    return Command("schedules", space=parse_space(args[0], allow_pattern=True) if args else None)
+
+
+def _parse_unschedule(args, _text, _catalogue):
+    _need(args, 1, "unschedule")
+    _too_many(args, 1, "unschedule")
+    return Command("unschedule", request_id=_schedule_id(args[0], "unschedule"))
+
+
 _PARSERS = {
     "status": _simple("status"),
     "restart": _parse_restart,
@@ -396,4 +462,7 @@ _PARSERS = {
     "approvals": _parse_approvals,
     "audit": _parse_audit,
     "help": _parse_help,
+    "schedule": _parse_schedule,
+    "schedules": _parse_schedules,
+    "unschedule": _parse_unschedule,
 }

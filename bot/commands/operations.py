@@ -196,6 +196,12 @@ class Operations:
                             f"with `/space resume {escape(cmd.space)}`.")
 
     def hardware(self, cmd: Command, actor: Actor) -> Reply:
+        if cmd.for_seconds:
+            # `--for`: a timed upgrade, run by the schedules feature (registered as "hw.for" at wiring).
+            timed = self.handlers.get("hw.for")
+            if timed is None:
+                return notice_reply("Timed upgrades (`--for`) are not available in this version.")
+            return timed(cmd, actor)
         runtime = self.runtime(cmd.space)
         current = runtime.requested_hardware or runtime.hardware
         if current is None:

@@ -16,6 +16,9 @@ log = logging.getLogger(__name__)
 READS = frozenset({"help", "status", "flavors", "var.ls", "secret.ls", "watches", "approvals", "audit"})
 CHANGES = frozenset({"restart", "resume", "pause", "hw", "sleep", "var.set", "var.rm", "secret.set", "secret.rm",
                      "duplicate", "watch", "unwatch", "mute", "unmute"})
+# Schedules and timed upgrades (bot/schedules): listing reads, the rest changes.
+READS = READS | {"schedules"}
+CHANGES = CHANGES | {"schedule", "unschedule", "schedule.pause", "schedule.resume"}
 # Checked by the approvals module itself: an admin, or the requester withdrawing their own.
 SELF_CHECKED = frozenset({"approvals.cancel"})
 GROUP_CACHE_SECONDS = 300

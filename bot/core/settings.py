@@ -67,6 +67,7 @@ class Settings:
     queue: int = 64
     shutdown_seconds: int = 20
     ops_channel: str = ""
+    schedule_grace: int = 15 * 60
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -93,6 +94,7 @@ class Settings:
             queue=_count("SPACEOPS_QUEUE", env.get("SPACEOPS_QUEUE"), 64),
             shutdown_seconds=_seconds("SPACEOPS_SHUTDOWN_SECONDS", env.get("SPACEOPS_SHUTDOWN_SECONDS"), 20),
             ops_channel=get("SPACEOPS_OPS_CHANNEL"),
+            schedule_grace=_seconds("SPACEOPS_SCHEDULE_GRACE", env.get("SPACEOPS_SCHEDULE_GRACE"), 15 * 60),
         )
         settings.check_formats()
         return settings

@@ -47,6 +47,7 @@ class SlackEmulator:
             self.messages: dict[tuple[str, str], dict[str, Any]] = {}
             self.groups: dict[str, list[str]] = {}
             self.faults: list[SlackFault] = []
+            self.users: dict[str, dict[str, Any]] = {}  # user id → profile fields (`tz`…) for users.info
 
     # ------------------------------------------------------------------ test-facing
 
@@ -197,6 +198,11 @@ class SlackEmulator:
             return 200, {"ok": True, "view": {"id": "V1", **(body.get("view") or {})}}
         if method in ("conversations.history", "conversations.replies"):
             return 200, self._history(method, body)
+        if method == "users.info":
+            user = body.get("user", "")
+            if user not in self.users:
+                return 200, {"ok": False, "error": "user_not_found"}
+            return 200, {"ok": True, "user": {"id": user, "name": user.lower(), **self.users[user]}}
         if method == "usergroups.users.list":
             group = body.get("usergroup", "")
             if group not in self.groups:
