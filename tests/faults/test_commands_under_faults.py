@@ -113,8 +113,26 @@ def test_a_full_work_pool_says_busy_instead_of_queueing_forever(make_bot, hub, s
     third = bot.send_command("status acme/chat")
     assert third.status == 200 and "busy" in third.json["text"]
     for answer in (first, second):
-        assert any("is *running*" in r["text"] for r in replies(slack, answer.response_id, 1, timeout=10))
+        assert slack.wait(lambda: any("is *running*" in r.get("text", "")
+                                      for r in slack.responses(answer.response_id)), timeout=10)
     assert "is *running*" in bot.command("status acme/chat", timeout=10)["text"]
+    tally("work pool full")
+
+
+def test_a_command_still_waiting_for_a_worker_at_the_deadline_is_not_started(make_bot, hub, slack):
+    """The deadlines count from the ack: a change stuck behind a slow one hears "busy" and never runs later."""
+    seed(hub)
+    bot = make_bot(SPACEOPS_WORKERS="1", SPACEOPS_QUEUE="5", SPACEOPS_HUB_TIMEOUT="30")
+    bot.ctx.reply_deadlines = (0.3, 1.0)
+    hub.inject("GET", RUNTIME_PATH, status=0, delay=2.0)
+    slow = bot.send_command("status acme/chat")
+    stuck = bot.send_command("restart acme/chat")
+    said = replies(slack, stuck.response_id, 2, timeout=3)
+    assert "Waiting for the Hub" in said[0]["text"]
+    assert "busy" in said[1]["text"] and "nothing was changed" in said[1]["text"] and said[1]["replace_original"]
+    assert "is *running*" in replies(slack, slow.response_id, 3, timeout=10)[2]["text"]
+    time.sleep(0.5)  # the worker is free again: the stuck restart must not run now
+    assert hub_writes(hub) == [] and len(slack.responses(stuck.response_id)) == 2
     tally("work pool full")
 
 
