@@ -232,3 +232,21 @@ def test_the_audit_after_a_change_never_raises(make_bot, hub, slack, tmp_path):
     finally:
         server.stop()
         other.stop()
+
+
+def test_a_hung_slack_while_checking_a_group_role_still_answers_the_secret_command_in_time(make_bot, hub, slack):
+    """`secret set` checks roles before its ack (trigger_id): a user group Slack will not list costs < 3 s."""
+    seed(hub)
+    slack.groups["SOPS"] = ["U7"]
+    bot = make_bot(SPACEOPS_OPERATORS="SOPS")
+    slack.slow("usergroups.users.list", 5.0)
+    started = time.monotonic()
+    answer = bot.send_command("secret set acme/chat API_KEY", user="U7")
+    assert answer.status == 200 and time.monotonic() - started < 2.5
+    assert "could not be checked in time" in answer.json["text"]
+    assert not slack.of("views.open")
+    # Once Slack answers again, the form opens.
+    assert slack.wait(lambda: slack.of("usergroups.users.list"), timeout=8)
+    answer = bot.send_command("secret set acme/chat API_KEY", user="U7")
+    assert answer.status == 200 and answer.body == ""
+    assert slack.wait(lambda: slack.of("views.open"), timeout=5)
