@@ -55,9 +55,12 @@ class Answer:
     waiting for a worker, "busy", and it will not start), then the answer, which replaces whatever was shown
     (a public answer deletes the private note and is posted to the channel). Both count from the ack."""
 
-    def __init__(self, response_url: str, change: bool):
+    def __init__(self, response_url: str, change: bool, replace: bool = True):
         self.response_url = response_url
         self.change = change
+        # A button's response_url "original" is the message holding the button (an approval request, an alert):
+        # replies to clicks never replace or delete it, they follow as new private messages.
+        self.replace = replace
         self.lock = threading.Lock()  # held while posting, so the posts reach Slack in order
         self.shown = False
         self.started = False
@@ -81,18 +84,18 @@ class Answer:
             if not self.started:
                 log.warning("no worker free within %.0f s: not started, answered busy", ANSWER_WITHIN)
                 self.done = True
-                deliver(self.response_url, busy_reply(), replace_original=self.shown)
+                deliver(self.response_url, busy_reply(), replace_original=self.shown and self.replace)
                 return
             log.warning("the Hub did not answer within %.0f s; the user was told", ANSWER_WITHIN)
-            self.shown = deliver(self.response_url, hub_silent_reply(self.change), replace_original=self.shown) \
-                or self.shown
+            self.shown = deliver(self.response_url, hub_silent_reply(self.change),
+                                 replace_original=self.shown and self.replace) or self.shown
 
     def final(self, reply: Reply) -> None:
         with self.lock:
             self.done = True
-            if self.shown and reply.public:
+            if self.shown and self.replace and reply.public:
                 deliver(self.response_url, None)
-            deliver(self.response_url, reply, replace_original=self.shown and not reply.public)
+            deliver(self.response_url, reply, replace_original=self.shown and self.replace and not reply.public)
 
 
 WAITING_AFTER = 3.0
@@ -119,10 +122,11 @@ def run_and_reply(ctx, work, answer: Answer, what: str, timers: list) -> None:
     answer.final(reply)
 
 
-def submit(ctx, work, response_url: str, what: str) -> None:
-    """Run `work` on the pool and deliver its reply; the deadlines (`ctx.reply_deadlines`) start now."""
+def submit(ctx, work, response_url: str, what: str, replace: bool = True) -> None:
+    """Run `work` on the pool and deliver its reply; the deadlines (`ctx.reply_deadlines`) start now.
+    `replace=False` for clicks: their response_url would replace the message that holds the button."""
     waiting_after, answer_within = getattr(ctx, "reply_deadlines", (WAITING_AFTER, ANSWER_WITHIN))
-    answer = Answer(response_url, change=what not in READS)
+    answer = Answer(response_url, change=what not in READS, replace=replace)
     timers = [ctx.timers.after(waiting_after, answer.waiting), ctx.timers.after(answer_within, answer.give_up)] \
         if getattr(ctx, "timers", None) else []
     try:

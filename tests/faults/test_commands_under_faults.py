@@ -250,3 +250,20 @@ def test_a_hung_slack_while_checking_a_group_role_still_answers_the_secret_comma
     answer = bot.send_command("secret set acme/chat API_KEY", user="U7")
     assert answer.status == 200 and answer.body == ""
     assert slack.wait(lambda: slack.of("views.open"), timeout=5)
+
+
+def test_a_slow_approval_click_never_replaces_the_approval_message(make_bot, hub, slack):
+    """A click's response_url "original" is the approval request itself: the waiting note and the answer
+    follow it as private messages instead of replacing it."""
+    from tests.test_approvals import ask
+
+    seed(hub)
+    bot = make_bot(SPACEOPS_APPROVERS="UAPP", SPACEOPS_HUB_TIMEOUT="30")
+    pending = ask(bot, slack, "hw acme/chat a100-large", user="U1")
+    bot.ctx.reply_deadlines = (0.3, 5.0)
+    hub.inject("POST", f"/api/spaces/{SPACE}/hardware", status=0, delay=1.0)
+    answer = bot.click("approval:approve", pending.id, user="UAPP", channel=pending.channel,
+                       message_ts=pending.ts)
+    said = replies(slack, answer.response_id, 2)
+    assert "Waiting for the Hub" in said[0]["text"] and "approved" in said[1]["text"].lower(), said
+    assert not any(r.get("replace_original") or r.get("delete_original") for r in said)
