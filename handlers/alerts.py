@@ -34,5 +34,5 @@ def _clicked(ctx, make):
                       team=(body.get("team") or {}).get("id", ""))
         # Whoever clicked hears back privately; the alert itself stays as it is.
         submit(ctx, lambda: dataclasses.replace(ctx.ops.run(cmd, actor), public=False),
-               body.get("response_url", ""), f"alert button {cmd.name}")
+               body.get("response_url", ""), f"alert button {cmd.name}", replace=False)
     return clicked

@@ -33,7 +33,7 @@ def register(app, ctx) -> None:
                 except SpaceOpsError as err:
                     return error_reply(err.sentence)
 
-            submit(ctx, work, body.get("response_url", ""), what)
+            submit(ctx, work, body.get("response_url", ""), what, replace=False)
         return listener
 
     app.action(APPROVE_ACTION)(on_click(approvals.approve, "approval.approve"))

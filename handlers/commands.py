@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -17,7 +18,10 @@ from handlers.replies import deliver, submit
 
 log = logging.getLogger(__name__)
 SECRET_CALLBACK = "secret_set"
-MODAL_SECONDS = 2.0  # trigger_id lives 3 s: views.open gets what is left after the ack, not the client's 10 s
+MODAL_SECONDS = 1.8  # trigger_id lives 3 s: views.open gets what is left after the ack, not the client's 10 s
+ROLE_SECONDS = 1.0  # the role check before the ack; then views.open gets MODAL_SECONDS
+ROLE_UNCHECKED = ("Your role could not be checked in time (Slack did not list a user group's members); nothing "
+                  "was changed. Try again in a minute.")
 MODAL_FAILED = ("The private form for the secret could not be opened (Slack did not take it in time); nothing "
                 "was changed. Run the command again.")
 
@@ -49,11 +53,11 @@ def register(app, ctx) -> None:
 
 
 def open_secret_modal(ack, client, ctx, cmd, actor, command) -> None:
-    # trigger_id is only valid for 3 s: the permission check and views.open happen here, not on the pool.
-    try:
-        ctx.ops.roles.check("secret.set", actor.user, cmd.space)
-    except SpaceOpsError as err:
-        reply = error_reply(err.sentence)
+    # trigger_id is only valid for 3 s: the permission check and views.open happen here, not on the pool,
+    # each with a deadline (resolving a role's user group asks Slack, which may hang).
+    refusal = within(ROLE_SECONDS, lambda: ctx.ops.roles.check("secret.set", actor.user, cmd.space))
+    if refusal is not None:
+        reply = error_reply(refusal)
         ack(text=reply.text, blocks=reply.blocks, response_type="ephemeral")
         return
     ack()
@@ -68,6 +72,24 @@ def open_secret_modal(ack, client, ctx, cmd, actor, command) -> None:
         opened = False
     if not opened:
         deliver(command.get("response_url", ""), error_reply(MODAL_FAILED))
+
+
+def within(seconds: float, check) -> str | None:
+    """Run a permission check for at most `seconds`: None when it passed, else the sentence to show.
+    A check still running at the deadline goes on in the background (it fills the group cache)."""
+    outcome: list[str | None] = []
+
+    def run() -> None:
+        try:
+            check()
+            outcome.append(None)
+        except SpaceOpsError as err:
+            outcome.append(err.sentence)
+
+    thread = threading.Thread(target=run, daemon=True, name="spaceops-role-check")
+    thread.start()
+    thread.join(seconds)
+    return outcome[0] if outcome else ROLE_UNCHECKED
 
 
 def short_deadline(client: WebClient) -> WebClient:

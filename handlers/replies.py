@@ -51,15 +51,26 @@ def deliver(response_url: str, reply: Reply | None, replace_original: bool = Fal
 
 class Answer:
     """One piece of work's replies through its response_url, in order: maybe "Waiting for the Hub…" (after
-    `WAITING_AFTER`), maybe "the Hub did not answer" (at `ANSWER_WITHIN`), then the answer, which replaces
-    whatever was shown (a public answer deletes the private note and is posted to the channel)."""
+    `WAITING_AFTER`), maybe a sentence at `ANSWER_WITHIN` (the Hub did not answer; or, for work still
+    waiting for a worker, "busy", and it will not start), then the answer, which replaces whatever was shown
+    (a public answer deletes the private note and is posted to the channel). Both count from the ack."""
 
-    def __init__(self, response_url: str, change: bool):
+    def __init__(self, response_url: str, change: bool, replace: bool = True):
         self.response_url = response_url
         self.change = change
+        # A button's response_url "original" is the message holding the button (an approval request, an alert):
+        # replies to clicks never replace or delete it, they follow as new private messages.
+        self.replace = replace
         self.lock = threading.Lock()  # held while posting, so the posts reach Slack in order
         self.shown = False
+        self.started = False
         self.done = False
+
+    def start(self) -> bool:
+        """The work may start: False when the user was already told it would not."""
+        with self.lock:
+            self.started = not self.done
+            return self.started
 
     def waiting(self) -> None:
         with self.lock:
@@ -68,30 +79,34 @@ class Answer:
 
     def give_up(self) -> None:
         with self.lock:
-            if not self.done:
-                log.warning("the Hub did not answer within %.0f s; the user was told", ANSWER_WITHIN)
-                self.shown = deliver(self.response_url, hub_silent_reply(self.change), replace_original=self.shown) \
-                    or self.shown
+            if self.done:
+                return
+            if not self.started:
+                log.warning("no worker free within %.0f s: not started, answered busy", ANSWER_WITHIN)
+                self.done = True
+                deliver(self.response_url, busy_reply(), replace_original=self.shown and self.replace)
+                return
+            log.warning("the Hub did not answer within %.0f s; the user was told", ANSWER_WITHIN)
+            self.shown = deliver(self.response_url, hub_silent_reply(self.change),
+                                 replace_original=self.shown and self.replace) or self.shown
 
     def final(self, reply: Reply) -> None:
         with self.lock:
             self.done = True
-            if self.shown and reply.public:
+            if self.shown and self.replace and reply.public:
                 deliver(self.response_url, None)
-            deliver(self.response_url, reply, replace_original=self.shown and not reply.public)
+            deliver(self.response_url, reply, replace_original=self.shown and self.replace and not reply.public)
 
 
 WAITING_AFTER = 3.0
 ANSWER_WITHIN = 8.0
 
 
-def run_and_reply(ctx, work, response_url: str, what: str) -> None:
-    """`work()` returns a Reply; a bug becomes a polite reply and a logged traceback, never silence.
-    A slow Hub gets "Waiting for the Hub…" after 3 s and an honest sentence at 8 s (`ctx.reply_deadlines`)."""
-    waiting_after, answer_within = getattr(ctx, "reply_deadlines", (WAITING_AFTER, ANSWER_WITHIN))
-    answer = Answer(response_url, change=what not in READS)
-    timers = [ctx.timers.after(waiting_after, answer.waiting), ctx.timers.after(answer_within, answer.give_up)] \
-        if getattr(ctx, "timers", None) else []
+def run_and_reply(ctx, work, answer: Answer, what: str, timers: list) -> None:
+    """`work()` returns a Reply; a bug becomes a polite reply and a logged traceback, never silence."""
+    if not answer.start():
+        metrics.command_done(what, "busy")
+        return  # waited past the deadline for a worker; the user read "busy" and nothing was done
     outcome = "ok"
     try:
         reply = work()
@@ -107,10 +122,18 @@ def run_and_reply(ctx, work, response_url: str, what: str) -> None:
     answer.final(reply)
 
 
-def submit(ctx, work, response_url: str, what: str) -> None:
+def submit(ctx, work, response_url: str, what: str, replace: bool = True) -> None:
+    """Run `work` on the pool and deliver its reply; the deadlines (`ctx.reply_deadlines`) start now.
+    `replace=False` for clicks: their response_url would replace the message that holds the button."""
+    waiting_after, answer_within = getattr(ctx, "reply_deadlines", (WAITING_AFTER, ANSWER_WITHIN))
+    answer = Answer(response_url, change=what not in READS, replace=replace)
+    timers = [ctx.timers.after(waiting_after, answer.waiting), ctx.timers.after(answer_within, answer.give_up)] \
+        if getattr(ctx, "timers", None) else []
     try:
-        ctx.pool.submit(run_and_reply, ctx, work, response_url, what)
+        ctx.pool.submit(run_and_reply, ctx, work, answer, what, timers)
     except PoolFull:
+        for timer in timers:
+            timer.cancel()
         log.warning("work pool full: %s refused with a busy reply", what)
         metrics.command_done(what, "busy")
         deliver(response_url, busy_reply())

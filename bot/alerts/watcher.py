@@ -103,7 +103,8 @@ class Watcher:
             job()
         except REDIS_ERRORS as err:
             # One line per tick while Redis is away, not a traceback a second; the next tick retries.
-            log.warning("alert scheduler tick skipped: Redis unreachable (%s)", err)
+            log.warning("alert scheduler tick skipped: Redis unreachable or refusing (%s: %s)",
+                        type(err).__name__, err)
         except Exception:  # noqa: BLE001 — a tick must never kill the scheduler; the next one retries
             log.exception("alert scheduler tick failed")
 

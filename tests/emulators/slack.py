@@ -48,6 +48,7 @@ class SlackEmulator:
             self.groups: dict[str, list[str]] = {}
             self.faults: list[SlackFault] = []
             self.users: dict[str, dict[str, Any]] = {}  # user id → profile fields (`tz`…) for users.info
+            self.slow_calls: list[list] = []
 
     # ------------------------------------------------------------------ test-facing
 
@@ -57,6 +58,20 @@ class SlackEmulator:
         usual (a message is recorded), then the connection drops before the client has the answer."""
         with self.lock:
             self.faults.append(SlackFault(method, status, body, headers or {}, times, drop=drop))
+
+    def slow(self, method: str, seconds: float, times: int = 1) -> None:
+        """The next `times` calls to `method` are answered only after `seconds` (a Slack that hangs)."""
+        with self.lock:
+            self.slow_calls = [*getattr(self, "slow_calls", []), [method, seconds, times]]
+
+    def _slowness(self, path: str) -> float:
+        method = path[len("/api/"):] if path.startswith("/api/") else path.strip("/")
+        with self.lock:
+            for entry in getattr(self, "slow_calls", []):
+                if entry[0] == method and entry[2] > 0:
+                    entry[2] -= 1
+                    return entry[1]
+        return 0.0
 
     def of(self, method: str) -> list[Call]:
         with self.lock:
@@ -111,6 +126,9 @@ class SlackEmulator:
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
+        delay = self._slowness(path)
+        if delay:
+            time.sleep(delay)
         length = int(environ.get("CONTENT_LENGTH") or 0)
         raw = environ["wsgi.input"].read(length).decode() if length else ""
         ctype = environ.get("CONTENT_TYPE", "")

@@ -113,8 +113,26 @@ def test_a_full_work_pool_says_busy_instead_of_queueing_forever(make_bot, hub, s
     third = bot.send_command("status acme/chat")
     assert third.status == 200 and "busy" in third.json["text"]
     for answer in (first, second):
-        assert any("is *running*" in r["text"] for r in replies(slack, answer.response_id, 1, timeout=10))
+        assert slack.wait(lambda: any("is *running*" in r.get("text", "")
+                                      for r in slack.responses(answer.response_id)), timeout=10)
     assert "is *running*" in bot.command("status acme/chat", timeout=10)["text"]
+    tally("work pool full")
+
+
+def test_a_command_still_waiting_for_a_worker_at_the_deadline_is_not_started(make_bot, hub, slack):
+    """The deadlines count from the ack: a change stuck behind a slow one hears "busy" and never runs later."""
+    seed(hub)
+    bot = make_bot(SPACEOPS_WORKERS="1", SPACEOPS_QUEUE="5", SPACEOPS_HUB_TIMEOUT="30")
+    bot.ctx.reply_deadlines = (0.3, 1.0)
+    hub.inject("GET", RUNTIME_PATH, status=0, delay=2.0)
+    slow = bot.send_command("status acme/chat")
+    stuck = bot.send_command("restart acme/chat")
+    said = replies(slack, stuck.response_id, 2, timeout=3)
+    assert "Waiting for the Hub" in said[0]["text"]
+    assert "busy" in said[1]["text"] and "nothing was changed" in said[1]["text"] and said[1]["replace_original"]
+    assert "is *running*" in replies(slack, slow.response_id, 3, timeout=10)[2]["text"]
+    time.sleep(0.5)  # the worker is free again: the stuck restart must not run now
+    assert hub_writes(hub) == [] and len(slack.responses(stuck.response_id)) == 2
     tally("work pool full")
 
 
@@ -214,3 +232,38 @@ def test_the_audit_after_a_change_never_raises(make_bot, hub, slack, tmp_path):
     finally:
         server.stop()
         other.stop()
+
+
+def test_a_hung_slack_while_checking_a_group_role_still_answers_the_secret_command_in_time(make_bot, hub, slack):
+    """`secret set` checks roles before its ack (trigger_id): a user group Slack will not list costs < 3 s."""
+    seed(hub)
+    slack.groups["SOPS"] = ["U7"]
+    bot = make_bot(SPACEOPS_OPERATORS="SOPS")
+    slack.slow("usergroups.users.list", 5.0)
+    started = time.monotonic()
+    answer = bot.send_command("secret set acme/chat API_KEY", user="U7")
+    assert answer.status == 200 and time.monotonic() - started < 2.5
+    assert "could not be checked in time" in answer.json["text"]
+    assert not slack.of("views.open")
+    # Once Slack answers again, the form opens.
+    assert slack.wait(lambda: slack.of("usergroups.users.list"), timeout=8)
+    answer = bot.send_command("secret set acme/chat API_KEY", user="U7")
+    assert answer.status == 200 and answer.body == ""
+    assert slack.wait(lambda: slack.of("views.open"), timeout=5)
+
+
+def test_a_slow_approval_click_never_replaces_the_approval_message(make_bot, hub, slack):
+    """A click's response_url "original" is the approval request itself: the waiting note and the answer
+    follow it as private messages instead of replacing it."""
+    from tests.test_approvals import ask
+
+    seed(hub)
+    bot = make_bot(SPACEOPS_APPROVERS="UAPP", SPACEOPS_HUB_TIMEOUT="30")
+    pending = ask(bot, slack, "hw acme/chat a100-large", user="U1")
+    bot.ctx.reply_deadlines = (0.3, 5.0)
+    hub.inject("POST", f"/api/spaces/{SPACE}/hardware", status=0, delay=1.0)
+    answer = bot.click("approval:approve", pending.id, user="UAPP", channel=pending.channel,
+                       message_ts=pending.ts)
+    said = replies(slack, answer.response_id, 2)
+    assert "Waiting for the Hub" in said[0]["text"] and "approved" in said[1]["text"].lower(), said
+    assert not any(r.get("replace_original") or r.get("delete_original") for r in said)
