@@ -67,9 +67,8 @@ def _run(args, settings: Settings) -> int:
         ctx = build_context(settings, poster=ConsolePoster(sys.stdout))
         return console.main(ctx)
     if args.mode == "run":
-        settings.require("SLACK_BOT_TOKEN")
-        if not settings.slack_app_token:
-            settings.require("SLACK_SIGNING_SECRET")
+        # Every missing setting at once: a newcomer fixes them in one go, not one per attempt.
+        settings.require("SLACK_BOT_TOKEN", "HF_TOKEN", either=(("SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN"),))
         settings = _with_redis(settings)
         mode = "socket" if settings.slack_app_token else "serve"
         args = argparse.Namespace(mode=mode, host=args.host, port=args.port, threads=32, no_scheduler=False)

@@ -50,7 +50,7 @@ class Context:
 def build_context(settings: Settings, redis_client: redis.Redis | None = None, poster: Poster | None = None,
                   client: WebClient | None = None) -> Context:
     """Build the edges, then the features in dependency order: alerts, approvals, commands."""
-    store = Store(redis_client or connect(settings.redis_url))
+    store = Store(redis_client or connect(settings.redis_url, cluster=settings.redis_cluster))
     if poster is None:
         client = client or make_web_client(settings)
         poster = SlackPoster(client)

@@ -18,20 +18,48 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
 
 from bot.core.errors import SpaceOpsError, StateUnavailable
+from bot.core.redisurl import parse_redis_url
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 PREFIX = "spaceops:"
 AUDIT_MAXLEN = 100_000
 AUDIT_PER_SPACE_MAXLEN = 1_000
-REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
+# A cluster resharding or failing over, or a Sentinel primary just demoted, is "unreachable for now" too.
+REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError, redis.exceptions.ClusterError,
+                redis.exceptions.TryAgainError, redis.exceptions.SlotNotCoveredError, redis.exceptions.ReadOnlyError)
 
 
-def connect(url: str) -> redis.Redis:
-    # from_url gets no retries by default (redis-py 8); pass them explicitly.
-    return redis.Redis.from_url(
-        url, decode_responses=True, health_check_interval=30, socket_timeout=5, socket_connect_timeout=2,
-        retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), 2),
+def connect(url: str, cluster: bool = False) -> redis.Redis:
+    """The client `REDIS_URL` asks for: one server, a Redis Cluster (`redis+cluster://` or `cluster=True`),
+    or the primary Sentinel names (`redis+sentinel://…/MASTER`); see bot/core/redisurl.py."""
+    target = parse_redis_url(url, cluster)
+    if target.kind == "single":
+        # from_url gets no retries by default (redis-py 8); pass them explicitly.
+        return redis.Redis.from_url(
+            url, decode_responses=True, health_check_interval=30, socket_timeout=5, socket_connect_timeout=2,
+            retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), 2),
+        )
+    auth = {"username": target.username, "password": target.password}
+    if target.kind == "cluster":
+        from redis.cluster import ClusterNode, RedisCluster
+
+        # A failover takes the cluster a few seconds: retries span about one, and the caller's next
+        # attempt (a click, the next tick) finds the promoted replica through a refreshed slot map.
+        return RedisCluster(
+            startup_nodes=[ClusterNode(host, port) for host, port in target.nodes], decode_responses=True,
+            socket_timeout=5, socket_connect_timeout=2, ssl=target.tls,
+            retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), 3), **auth,
+        )
+    from redis.sentinel import Sentinel, SentinelManagedSSLConnection
+
+    if target.tls:
+        auth["connection_class"] = SentinelManagedSSLConnection
+    sentinel = Sentinel(list(target.nodes), socket_timeout=2, socket_connect_timeout=2,
+                        sentinel_kwargs={"socket_timeout": 2, "socket_connect_timeout": 2, "ssl": target.tls})
+    return sentinel.master_for(
+        target.master, decode_responses=True, db=target.db, health_check_interval=30, socket_timeout=5,
+        socket_connect_timeout=2, retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), 3), **auth,
     )
 
 
