@@ -24,6 +24,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-scheduler", action="store_true")
     socket_mode = sub.add_parser("socket", help="Socket Mode, for teams without a public URL")
     socket_mode.add_argument("--no-scheduler", action="store_true")
+    socket_mode.add_argument("--health-port", type=int, default=None,
+                             help="also answer GET /healthz on 0.0.0.0:PORT (a Docker Space's app_port)")
     sub.add_parser("console", help="a local shell: type /space commands, read replies as text")
     sub.add_parser("worker", help="only the alert poller")
     run = sub.add_parser("run", help="what `make run` does: local Redis if needed, then socket or serve")
@@ -94,6 +96,11 @@ def _run(args, settings: Settings) -> int:
 
         serve(make_wsgi_app(app, ctx), args.host, args.port, threads=args.threads)
         return 0
+    health_port = getattr(args, "health_port", None)
+    if health_port:
+        from bot.web import create_server, health_wsgi, run_in_thread
+
+        run_in_thread(create_server(health_wsgi(ctx), "0.0.0.0", health_port, threads=2))
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
     SocketModeHandler(app, app_token=settings.slack_app_token).start()

@@ -85,6 +85,22 @@ def parses(body: bytes, content_type: str | None) -> bool:
     return kind != "event_callback" or isinstance(parsed.get("event"), dict)
 
 
+def health_wsgi(ctx):
+    """Only `GET /healthz` (200 with Redis up, else 503): what Socket Mode serves with `--health-port`, for a
+    platform that wants a listening port and a health check (a Docker Space's app_port, Kubernetes)."""
+    def wsgi(environ, start_response):
+        if environ.get("PATH_INFO", "") != "/healthz" or environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
+            data = b'{"error": "not found"}'
+            start_response("404 Not Found", [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+            return [data]
+        ok = ctx.store.ping()
+        data = json.dumps({"ok": ok, "redis": "up" if ok else "unreachable", "mode": "socket"}).encode()
+        start_response("200 OK" if ok else "503 Service Unavailable",
+                       [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+        return [data]
+    return wsgi
+
+
 def serve(wsgi, host: str, port: int, threads: int = 16) -> None:
     from waitress import serve as waitress_serve
 
