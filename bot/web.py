@@ -80,6 +80,8 @@ def parses(body: bytes, content_type: str | None) -> bool:
     if (actions is not None or kind == "block_actions") and not (
             isinstance(actions, list) and actions and all(isinstance(a, dict) for a in actions)):
         return False
+    if kind == "block_actions" and not all(isinstance(a.get("action_id"), str) for a in actions):
+        return False  # Bolt's action matching reads action["action_id"] and answers 500 without it
     if "view" in parsed and not isinstance((parsed["view"] or {}).get("type"), str):
         return False
     return kind != "event_callback" or isinstance(parsed.get("event"), dict)
