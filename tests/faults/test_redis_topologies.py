@@ -48,12 +48,16 @@ def topology(request, tmp_path_factory):
     kind = ClusterServers if request.param == "cluster" else SentinelServers
     servers = kind(tmp_path_factory.mktemp(request.param))
     servers.kind = request.param
+    servers.killed = []
     yield servers
     servers.stop()
 
 
 @pytest.fixture
 def topo_client(topology):
+    # Nodes a failover test killed come back (as replicas) only if another test needs the topology.
+    while topology.killed:
+        topology.bring_back(topology.killed.pop())
     client = connect(topology.url)
     client.flushall()
     yield client
@@ -143,7 +147,7 @@ def test_primary_failover_loses_nothing_and_posts_nothing_twice(topology, topo_m
 
     with slack.lock:
         slack.faults.clear()
-    killed = []
+    killed = topology.killed  # brought back before the next test that needs them
     node, failover = _kill_a_primary(topology, STREAM)
     killed.append(node)
     start = time.monotonic() - failover
@@ -225,5 +229,3 @@ def test_primary_failover_loses_nothing_and_posts_nothing_twice(topology, topo_m
            f"(2 bot replicas; 10 Approve clicks while it was down, {unreachable} told the database is unreachable, "
            f"10 more after): Hub hardware calls {hardware_calls}, alerts lost {lost}, duplicated {duplicated}, "
            f"replica serving after {failover:.1f} s, alerts flowing after {flowing:.1f} s")
-    for node in killed:
-        topology.bring_back(node)
