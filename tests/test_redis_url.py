@@ -66,3 +66,19 @@ def test_require_names_every_missing_setting_at_once():
         assert name in sentence
     Settings.from_env({"SLACK_BOT_TOKEN": "xoxb-1", "HF_TOKEN": "hf", "SLACK_APP_TOKEN": "xapp-1"}).require(
         "SLACK_BOT_TOKEN", "HF_TOKEN", either=(("SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN"),))
+
+
+def test_no_script_runs_inside_a_pipeline():
+    """Redis Cluster pipelines cannot carry scripts: every registered script is called on the client itself."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    registered = 0
+    for path in list((root / "bot").rglob("*.py")) + list((root / "handlers").rglob("*.py")):
+        text = path.read_text()
+        for name in re.findall(r"self\.(\w+) = \w+\.register_script\(", text):
+            registered += 1
+            calls = re.findall(rf"self\.{name}\((.*?)\)\s*$", text, re.M | re.S)
+            assert not any("client=" in call for call in calls), f"{path.name}: {name} runs in a pipeline"
+    assert registered >= 5
