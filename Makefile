@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run console test bench venv clean
+.PHONY: run console demo test bench venv clean
 
 $(STAMP): pyproject.toml
 	@$(PY) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Space Ops needs Python 3.11 or newer")'
@@ -20,6 +20,11 @@ run: $(STAMP)
 
 console: $(STAMP)
 	@$(BIN)/python -m bot console
+
+# The Hub emulator with demo Spaces, a throwaway Redis and the console: Space Ops without Slack or a Hub account.
+demo: $(STAMP)
+	@command -v redis-server >/dev/null || { echo "make demo needs redis-server. Debian/Ubuntu: sudo apt-get install redis-server; macOS: brew install redis"; exit 1; }
+	@$(BIN)/python -m tests.emulators.demo
 
 test: $(STAMP)
 	@command -v redis-server >/dev/null || { echo "redis-server is not installed: the tests start a real one. Debian/Ubuntu: sudo apt-get install redis-server; macOS: brew install redis"; exit 1; }

@@ -24,8 +24,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-scheduler", action="store_true")
     socket_mode = sub.add_parser("socket", help="Socket Mode, for teams without a public URL")
     socket_mode.add_argument("--no-scheduler", action="store_true")
-    socket_mode.add_argument("--health-port", type=int, default=None, help="serve /healthz and /metrics here")
-    socket_mode.add_argument("--health-host", default="127.0.0.1")
+    socket_mode.add_argument("--health-port", type=int, default=None,
+                             help="serve /healthz and /metrics here (a Docker Space's app_port)")
+    socket_mode.add_argument("--health-host", default="127.0.0.1", help="0.0.0.0 in a container")
     sub.add_parser("console", help="a local shell: type /space commands, read replies as text")
     worker = sub.add_parser("worker", help="only the alert poller")
     worker.add_argument("--health-port", type=int, default=None, help="serve /healthz and /metrics here")
@@ -72,9 +73,8 @@ def _run(args, settings: Settings) -> int:
         ctx = build_context(settings, poster=ConsolePoster(sys.stdout))
         return console.main(ctx)
     if args.mode == "run":
-        settings.require("SLACK_BOT_TOKEN")
-        if not settings.slack_app_token:
-            settings.require("SLACK_SIGNING_SECRET")
+        # Every missing setting at once: a newcomer fixes them in one go, not one per attempt.
+        settings.require("SLACK_BOT_TOKEN", "HF_TOKEN", either=(("SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN"),))
         settings = _with_redis(settings)
         mode = "socket" if settings.slack_app_token else "serve"
         args = argparse.Namespace(mode=mode, host=args.host, port=args.port, threads=32, no_scheduler=False,

@@ -58,7 +58,7 @@ class Context:
 def build_context(settings: Settings, redis_client: redis.Redis | None = None, poster: Poster | None = None,
                   client: WebClient | None = None) -> Context:
     """Build the edges, then the features in dependency order: alerts, approvals, commands."""
-    redis_client = redis_client or connect(settings.redis_url)
+    redis_client = redis_client or connect(settings.redis_url, cluster=settings.redis_cluster)
     store = Store(redis_client, fast=fast_client(redis_client))
     if poster is None:
         client = client or make_web_client(settings)

@@ -81,17 +81,11 @@ def parses(body: bytes, content_type: str | None) -> bool:
     if (actions is not None or kind == "block_actions") and not (
             isinstance(actions, list) and actions and all(isinstance(a, dict) for a in actions)):
         return False
+    if kind == "block_actions" and not all(isinstance(a.get("action_id"), str) for a in actions):
+        return False  # Bolt's action matching reads action["action_id"] and answers 500 without it
     if "view" in parsed and not isinstance((parsed["view"] or {}).get("type"), str):
         return False
     return kind != "event_callback" or isinstance(parsed.get("event"), dict)
-
-
-def serve(wsgi, host: str, port: int, threads: int = 16) -> None:
-    from waitress import serve as waitress_serve
-
-    log.info("Space Ops listening on http://%s:%d/slack/events", host, port)
-    waitress_serve(wsgi, host=host, port=port, threads=threads, ident="space-ops",
-                   max_request_body_size=MAX_BODY, channel_timeout=30)
 
 
 def create_server(wsgi, host: str, port: int, threads: int = 16):

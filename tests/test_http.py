@@ -81,6 +81,8 @@ def test_run_without_slack_tokens_says_what_is_missing():
                             text=True, timeout=30)
     assert result.returncode == 2
     assert "SLACK_BOT_TOKEN" in result.stderr and "make console" in result.stderr
+    # every missing setting at once, not one per attempt
+    assert "HF_TOKEN" in result.stderr and "SLACK_SIGNING_SECRET or SLACK_APP_TOKEN" in result.stderr
     assert "Traceback" not in result.stderr
 
 

@@ -12,8 +12,9 @@ from bot.core.store import key
 
 WATCHES = key("watches")          # hash  "channel|target" → {"only": [...], "by": user, "at": ts}
 MUTES = key("mutes")              # hash  "channel|target" → until (epoch seconds)
-MUTED_COUNT = key("muted", "count")    # hash  "channel|target" → alerts held back
-MUTED_LATEST = key("muted", "latest")  # hash  "channel|target" → the latest held-back alert, as JSON
+# The two held-back hashes are read and cleared in one MULTI, so they share a hash tag (one cluster slot).
+MUTED_COUNT = key("{muted}", "count")    # hash  "channel|target" → alerts held back
+MUTED_LATEST = key("{muted}", "latest")  # hash  "channel|target" → the latest held-back alert, as JSON
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Mapping
 
 from bot.core.errors import ConfigError
+from bot.core.redisurl import parse_redis_url
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 DEFAULT_HF_ENDPOINT = "https://huggingface.co"
@@ -15,8 +16,8 @@ DEFAULT_HF_ENDPOINT = "https://huggingface.co"
 # Where a newcomer gets each value: named in the error when it is missing.
 WHERE_TO_GET = {
     "SLACK_BOT_TOKEN": "Slack app page → OAuth & Permissions → Bot User OAuth Token (xoxb-…)",
-    "SLACK_SIGNING_SECRET": "Slack app page → Basic Information → App Credentials → Signing Secret",
-    "SLACK_APP_TOKEN": "Slack app page → Basic Information → App-Level Tokens (xapp-…, scope connections:write)",
+    "SLACK_SIGNING_SECRET": "Slack app page → Basic Information → App Credentials → Signing Secret (HTTP mode)",
+    "SLACK_APP_TOKEN": "Slack app page → Basic Information → App-Level Tokens (xapp-…, scope connections:write; Socket Mode)",
     "HF_TOKEN": "https://huggingface.co/settings/tokens (a write or fine-grained token, not the `hf auth login` one)",
     "REDIS_URL": "redis://localhost:6379/0, or leave unset with `make run` to start a local redis-server",
 }
@@ -44,6 +45,13 @@ def _count(name: str, raw: str | None, default: int) -> int:
     if not raw.strip().isdigit():
         raise ConfigError(f"{name}={raw!r} is not a whole number")
     return int(raw)
+def _flag(name: str, raw: str | None) -> bool:
+    value = (raw or "").strip().lower()
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    if value in ("1", "true", "yes", "on"):
+        return True
+    raise ConfigError(f"{name}={raw!r} must be 1 or 0")
 
 
 @dataclass(frozen=True)
@@ -68,6 +76,7 @@ class Settings:
     shutdown_seconds: int = 20
     ops_channel: str = ""
     schedule_grace: int = 15 * 60
+    redis_cluster: bool = False  # SPACEOPS_REDIS_CLUSTER=1, or a redis+cluster:// REDIS_URL
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -95,6 +104,8 @@ class Settings:
             shutdown_seconds=_seconds("SPACEOPS_SHUTDOWN_SECONDS", env.get("SPACEOPS_SHUTDOWN_SECONDS"), 20),
             ops_channel=get("SPACEOPS_OPS_CHANNEL"),
             schedule_grace=_seconds("SPACEOPS_SCHEDULE_GRACE", env.get("SPACEOPS_SCHEDULE_GRACE"), 15 * 60),
+            redis_cluster=_flag("SPACEOPS_REDIS_CLUSTER", env.get("SPACEOPS_REDIS_CLUSTER"))
+            or get("REDIS_URL").lower().startswith(("redis+cluster://", "rediss+cluster://")),
         )
         settings.check_formats()
         return settings
@@ -104,16 +115,21 @@ class Settings:
             raise ConfigError("SLACK_BOT_TOKEN must be a bot token starting with xoxb-")
         if self.slack_app_token and not self.slack_app_token.startswith("xapp-"):
             raise ConfigError("SLACK_APP_TOKEN must be an app-level token starting with xapp-")
-        if self.redis_url and not re.match(r"^rediss?://|^unix://", self.redis_url):
-            raise ConfigError(f"REDIS_URL must start with redis://, rediss:// or unix:// (got {self.redis_url!r})")
+        if self.redis_url:
+            parse_redis_url(self.redis_url, self.redis_cluster)  # a ConfigError names what is wrong
         if not re.match(r"^https?://", self.hf_endpoint):
             raise ConfigError(f"HF_ENDPOINT must be an http(s) URL (got {self.hf_endpoint!r})")
 
-    def require(self, *names: str) -> None:
-        """Raise one ConfigError naming every missing variable and where to get it."""
-        missing = [name for name in names if not getattr(self, name.lower().removeprefix("spaceops_"), "")]
-        if missing:
-            lines = [f"  {name}: {WHERE_TO_GET.get(name, 'see README')}" for name in missing]
+    def require(self, *names: str, either: tuple[tuple[str, ...], ...] = ()) -> None:
+        """Raise one ConfigError naming every missing variable and where to get it; each tuple in
+        `either` is satisfied by any one of its variables (named together when all are missing)."""
+        lines = [f"  {name}: {WHERE_TO_GET.get(name, 'see README')}" for name in names
+                 if not getattr(self, name.lower().removeprefix("spaceops_"), "")]
+        for group in either:
+            if not any(getattr(self, name.lower().removeprefix("spaceops_"), "") for name in group):
+                lines.append(f"  {' or '.join(group)}: one of them:")
+                lines += [f"    {name}: {WHERE_TO_GET.get(name, 'see README')}" for name in group]
+        if lines:
             raise ConfigError("missing configuration:\n" + "\n".join(lines))
 
     @property

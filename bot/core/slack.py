@@ -116,15 +116,30 @@ class ConsolePoster:
     def __init__(self, out):
         self.out = out
         self.count = 0
+        # The buttons each shown message carries, so the console can press them: (channel, ts) → elements.
+        self.buttons: dict[tuple[str, str], list[dict]] = {}
 
     def post(self, channel, text, blocks=None, thread_ts=None, metadata=None) -> str:
         self.count += 1
+        ts = f"console.{self.count}"
         where = f"#{channel}" + (" (thread)" if thread_ts else "")
-        print(f"\n[posted to {where}]\n{as_text(text, blocks)}\n", file=self.out)
-        return f"console.{self.count}"
+        print(f"\n[posted to {where}]\n{as_text(text, blocks)}{self._remember(channel, ts, blocks)}\n",
+              file=self.out, flush=True)
+        return ts
 
     def update(self, channel, ts, text, blocks=None) -> None:
-        print(f"\n[message {ts} in #{channel} updated]\n{as_text(text, blocks)}\n", file=self.out)
+        print(f"\n[message {ts} in #{channel} updated]\n{as_text(text, blocks)}{self._remember(channel, ts, blocks)}\n",
+              file=self.out, flush=True)
+
+    def _remember(self, channel: str, ts: str, blocks) -> str:
+        """Keep the message's buttons; return the hint that says how to press them."""
+        elements = [e for b in blocks or [] if b.get("type") == "actions" for e in b.get("elements", [])
+                    if e.get("type") == "button" and e.get("text")]
+        self.buttons[(channel, ts)] = elements
+        if not elements:
+            return ""
+        presses = " or ".join(f"[{e['text']['text']}] {e.get('value', '')}".rstrip() for e in elements)
+        return f"\n(to press a button, type {presses})"
 
     def permalink(self, channel, ts) -> str:
         return ""

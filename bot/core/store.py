@@ -19,6 +19,7 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
 
 from bot.core.errors import SpaceOpsError, StateUnavailable
+from bot.core.redisurl import parse_redis_url
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -26,21 +27,52 @@ PREFIX = "spaceops:"
 AUDIT_MAXLEN = 100_000
 AUDIT_PER_SPACE_MAXLEN = 1_000
 # The whole family: connection loss and timeouts, but also a replica made read-only by a failover
-# (ReadOnlyError), maxmemory with noeviction (OutOfMemoryError) and any other error reply.
-REDIS_ERRORS = (redis.RedisError, OSError)
+# (ReadOnlyError), maxmemory with noeviction (OutOfMemoryError), any other error reply, and a cluster
+# resharding or failing over (RedisClusterException is not a RedisError).
+REDIS_ERRORS = (redis.RedisError, OSError, redis.exceptions.RedisClusterException)
 FAST_TIMEOUT = 0.2  # the dedupe check on the ack path: Slack allows 3 s for the whole answer
 
 
-def connect(url: str) -> redis.Redis:
-    # from_url gets no retries by default (redis-py 8); pass them explicitly.
-    return redis.Redis.from_url(
-        url, decode_responses=True, health_check_interval=30, socket_timeout=5, socket_connect_timeout=2,
-        retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), 2),
+def connect(url: str, cluster: bool = False) -> redis.Redis:
+    """The client `REDIS_URL` asks for: one server, a Redis Cluster (`redis+cluster://` or `cluster=True`),
+    or the primary Sentinel names (`redis+sentinel://…/MASTER`); see bot/core/redisurl.py."""
+    target = parse_redis_url(url, cluster)
+    if target.kind == "single":
+        # from_url gets no retries by default (redis-py 8); pass them explicitly.
+        return redis.Redis.from_url(
+            url, decode_responses=True, health_check_interval=30, socket_timeout=5, socket_connect_timeout=2,
+            retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), 2),
+        )
+    auth = {"username": target.username, "password": target.password}
+    if target.kind == "cluster":
+        from redis.cluster import ClusterNode, RedisCluster
+
+        # A failover takes the cluster a few seconds: retries span about one, and the caller's next
+        # attempt (a click, the next tick) finds the promoted replica through a refreshed slot map.
+        return RedisCluster(
+            startup_nodes=[ClusterNode(host, port) for host, port in target.nodes], decode_responses=True,
+            socket_timeout=5, socket_connect_timeout=2, ssl=target.tls,
+            retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), 3), **auth,
+        )
+    from redis.sentinel import Sentinel, SentinelManagedSSLConnection
+
+    if target.tls:
+        auth["connection_class"] = SentinelManagedSSLConnection
+    sentinel = Sentinel(list(target.nodes), socket_timeout=2, socket_connect_timeout=2,
+                        sentinel_kwargs={"socket_timeout": 2, "socket_connect_timeout": 2, "ssl": target.tls})
+    return sentinel.master_for(
+        target.master, decode_responses=True, db=target.db, health_check_interval=30, socket_timeout=5,
+        socket_connect_timeout=2, retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), 3), **auth,
     )
 
 
 def fast_client(client: redis.Redis) -> redis.Redis:
-    """A client on the same server with a short timeout and no retries, for checks on Slack's ack path."""
+    """A client on the same server with a short timeout and no retries, for checks on Slack's ack path.
+
+    A cluster or Sentinel client is returned as it is: its own failover handling matters more there than
+    a short timeout (its commands still have a 5 s socket timeout)."""
+    if type(client) is not redis.Redis or type(client.connection_pool) is not redis.ConnectionPool:
+        return client
     kwargs = dict(client.connection_pool.connection_kwargs)
     kwargs.update(socket_timeout=FAST_TIMEOUT, socket_connect_timeout=FAST_TIMEOUT, retry=Retry(
         ExponentialWithJitterBackoff(base=0.01, cap=0.01), 0), health_check_interval=0)

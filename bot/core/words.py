@@ -157,9 +157,11 @@ def as_text(reply_text: str, blocks: list[dict[str, Any]] | None = None) -> str:
     # A link labelled with a Space id reads as the id; a sentence label keeps its URL.
     text = re.sub(r"<(https?://[^|>]+)\|([^>\s]+)>", r"\2", text)
     text = re.sub(r"<(https?://[^|>]+)\|([^>]+)>", r"\2: \1", text)
-    text = re.sub(r"<@([A-Z0-9]+)>", r"@\1", text)
+    text = re.sub(r"<@([^>|\s]+)(?:\|[^>]*)?>", r"@\1", text)
+    text = re.sub(r"<!subteam\^[A-Z0-9]+\|(@?)([^>]+)>", lambda m: "@" + m.group(2), text)
+    text = re.sub(r"<!(here|channel|everyone)(?:\|[^>]*)?>", r"@\1", text)
     text = re.sub(r":[a-z_]+: ?", "", text)  # emoji codes
-    text = re.sub(r"<#([A-Z0-9]+)(?:\|([^>]*))?>", lambda m: f"#{m.group(2) or m.group(1)}", text)
+    text = re.sub(r"<#([^>|\s]+)(?:\|([^>]*))?>", lambda m: f"#{m.group(2) or m.group(1)}", text)
     text = text.replace("```", "\n    ").replace("`", "")
     text = re.sub(r"(?<![\w/])\*([^*\n]+)\*(?!\w)", r"\1", text)  # *bold*, not acme/*
     return html.unescape(text)

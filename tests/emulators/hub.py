@@ -417,6 +417,28 @@ def serve(emulator, host: str = "127.0.0.1", port: int = 0, threads: int = 32):
     return run_in_thread(server), f"http://{host}:{server.effective_port}"
 
 
+def seed_demo(hub: HubEmulator) -> None:
+    """Demo Spaces: some running, one crashed, one paused on paid hardware, one asleep, one static."""
+    hub.add_space("acme/chat", variables={"MODEL": "gpt2"})
+    hub.add_space("acme/gpu-demo", hardware="t4-medium", sleep=3600)
+    hub.add_space("acme/broken", stage="RUNTIME_ERROR", hardware="t4-small",
+                  error="CUDA out of memory. Tried to allocate 2.00 GiB")
+    hub.logs["acme/broken"] = ["Loading model...", "torch.OutOfMemoryError: CUDA out of memory"]
+    hub.add_space("acme/finetune", stage="PAUSED", hardware="a10g-large", sleep=7200)
+    hub.add_space("acme/sketch", stage="SLEEPING")
+    hub.add_space("acme/docs", sdk="static")
+
+
+def settle(hub: HubEmulator) -> None:
+    """What the real Hub does a little later: builds finish, requested hardware is applied."""
+    with hub.lock:
+        for space in hub.spaces.values():
+            if space["stage"] in ("BUILDING", "RUNNING_BUILDING", "APP_STARTING", "RUNNING_APP_STARTING"):
+                space["stage"] = "RUNNING"
+                space["current"] = space["requested"] or space["current"]
+                space["errorMessage"] = None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Hub emulator for trying Space Ops without huggingface.co")
     parser.add_argument("--port", type=int, default=8900)
@@ -425,10 +447,7 @@ def main() -> None:
     args = parser.parse_args()
     hub = HubEmulator(token=args.token)
     if args.demo:
-        hub.add_space("acme/chat", variables={"MODEL": "gpt2"})
-        hub.add_space("acme/gpu-demo", hardware="t4-medium", sleep=3600)
-        hub.add_space("acme/broken", stage="RUNTIME_ERROR", error="CUDA out of memory")
-        hub.add_space("acme/docs", sdk="static")
+        seed_demo(hub)
     stop, base = serve(hub, port=args.port)
     print(f"Hub emulator on {base} (token {args.token}). Ctrl-C to stop.", flush=True)
     try:

@@ -34,10 +34,20 @@ def tally(kind: str, tried: int = 1, lost: int = 0, duplicated: int = 0, crashes
         row[name] += value
 
 
+FIGURES: list[str] = []
+
+
+def figure(line: str) -> None:
+    """A measured figure (a failover's seconds, say) printed after the table."""
+    FIGURES.append(line)
+
+
 def pytest_terminal_summary(terminalreporter):
+    write = terminalreporter.write_line
+    for line in FIGURES:
+        write(line)
     if not TALLY:
         return
-    write = terminalreporter.write_line
     write("")
     width = max(50, *(len(kind) + 1 for kind in TALLY))
     write(f"{'fault or input class':<{width}}| cases tried | lost | duplicated | crashes")

@@ -135,6 +135,8 @@ MALFORMED = {
                                        "actions": [{"action_id": "approval:approve", "value": "x"}]}), FORM),
     "alert button, user null, value a list": (_payload({"type": "block_actions", "user": None, "actions": [
         {"action_id": "alert:restart", "value": "acme/chat"}, {"action_id": "alert:resume", "value": ["x"]}]}), FORM),
+    "block_actions, an action without action_id": (_payload({"type": "block_actions", "user": {"id": "U1"},
+                                                            "actions": [{"value": "x"}]}), FORM),
     "unknown action id": (_payload({"type": "block_actions", "user": {"id": "U1"},
                                     "actions": [{"action_id": "rm -rf", "value": "x"}]}), FORM),
     "view_submission, unknown callback": (_payload({"type": "view_submission", "user": {"id": "U1"},

@@ -1,0 +1,31 @@
+# Space Ops: the bot in HTTP mode on $PORT (default 3000). Build: docker build -t space-ops .
+# Other modes use the same image: `python -m bot worker` (the alert poller alone), `python -m bot socket`.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+# tini is PID 1: it hands SIGTERM to the bot (a Python PID 1 would ignore it) and reaps children.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends tini \
+    && rm -rf /var/lib/apt/lists/*
+
+WORKDIR /app
+COPY pyproject.toml ./
+COPY bot ./bot
+COPY handlers ./handlers
+# The project and its runtime dependencies only: no test extra.
+RUN pip install . && rm -rf build *.egg-info
+
+RUN useradd --create-home --uid 10001 spaceops
+USER spaceops
+
+ENV PORT=3000
+EXPOSE 3000
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 CMD ["python", "-m", "bot.healthcheck"]
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["/usr/bin/tini", "--"]
+# Exec form; `exec` makes the bot the shell's replacement, so tini's SIGTERM reaches it directly.
+CMD ["sh", "-c", "exec python -m bot serve --host 0.0.0.0 --port ${PORT:-3000}"]

@@ -1,0 +1,98 @@
+"""`make demo`: Space Ops without Slack or a Hub account, in one command.
+
+Starts the Hub emulator with demo Spaces (running, crashed, paused on paid hardware, asleep), a throwaway
+redis-server, and the console as the Slack stand-in, with alerts polled every few seconds; stops them
+all on exit (Ctrl-D, Ctrl-C or SIGTERM). The emulators live with the tests and ship nowhere: the
+container image and the package hold only the bot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+INTRO = """\
+Space Ops demo: a local Hub emulator at {hub} with demo Spaces, a throwaway Redis at {redis}, and this
+console standing in for Slack. You are @you, an operator; @alice approves paid hardware.
+
+  /space status acme/broken            a crashed Space, with its error
+  /space watch acme/*                  alerts about every acme Space show up here
+  /space resume acme/finetune          a Space paused on paid hardware
+  /space hw acme/chat a10g-small       paid hardware goes to an approver, with Approve / Deny buttons
+  as alice                             act as @alice (Slack knows who clicks; the console is told)
+  [Approve]                            press a button by its label (add the id when several show)
+  /space help                          every command
+
+Ctrl-D or Ctrl-C stops the demo, its Hub emulator and its Redis.
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="make demo", description=__doc__.splitlines()[0])
+    parser.add_argument("--hub-port", type=int, default=0, help="port of the Hub emulator (default: a free one)")
+    parser.add_argument("--poll-seconds", type=int, default=5, help="how often watched Spaces are polled")
+    parser.add_argument("--settle-seconds", type=float, default=4.0,
+                        help="how long a build or a hardware change takes in the emulated Hub")
+    args = parser.parse_args(argv)
+
+    from bot.app import build_context
+    from bot.console import main as console
+    from bot.core.errors import ConfigError
+    from bot.core.settings import Settings
+    from bot.core.slack import ConsolePoster
+    from tests.emulators.hub import HubEmulator, seed_demo, serve, settle
+    from tests.emulators.redisserver import RedisServer
+
+    if not shutil.which("redis-server"):
+        print("make demo needs redis-server (Debian/Ubuntu: sudo apt-get install redis-server; "
+              "macOS: brew install redis).", file=sys.stderr)
+        return 2
+    # SIGTERM ends the demo like Ctrl-C does: through the `finally` below.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    workdir = Path(tempfile.mkdtemp(prefix="spaceops-demo-"))
+    stops = []
+    try:
+        redis = RedisServer(workdir)
+        stops.append(redis.stop)
+        hub = HubEmulator(token="hf_demo")
+        seed_demo(hub)
+        stop_hub, base = serve(hub, port=args.hub_port)
+        stops.append(stop_hub)
+        done = threading.Event()
+        stops.append(done.set)
+
+        def settling() -> None:
+            while not done.wait(args.settle_seconds):
+                settle(hub)
+        threading.Thread(target=settling, daemon=True, name="demo-hub").start()
+
+        settings = Settings.from_env({
+            "HF_ENDPOINT": base, "HF_TOKEN": "hf_demo", "REDIS_URL": redis.url, "SPACEOPS_APPROVERS": "alice",
+            "SPACEOPS_APPROVAL_CHANNEL": "approvals", "SPACEOPS_POLL_SECONDS": str(args.poll_seconds),
+            "SPACEOPS_HUB_TIMEOUT": "5"})
+        ctx = build_context(settings, poster=ConsolePoster(sys.stdout))
+        stops.append(ctx.close)
+        ctx.watcher.start()
+        print(INTRO.format(hub=base, redis=redis.url), flush=True)
+        return console(ctx, user="you")
+    except ConfigError as err:
+        print(f"space-ops demo: {err.sentence}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        for stop in reversed(stops):
+            try:
+                stop()
+            except Exception as err:  # noqa: BLE001 — stop everything else whatever one part says
+                print(f"(while stopping: {err})", file=sys.stderr)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""`make demo` as a newcomer meets it: a script typed into `python -m tests.emulators.demo`, then everything it
+started is gone. Also the console's button presses and how mentions read."""
+
+from __future__ import annotations
+
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bot.core.words import as_text
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = [sys.executable, "-m", "tests.emulators.demo", "--poll-seconds", "3600"]
+
+
+def _clean_env():
+    import os
+
+    return {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "HF_", "REDIS_", "SPACEOPS_"))}
+
+
+def _listening(url: str) -> bool:
+    host, port = re.search(r"//([\d.]+):(\d+)", url).groups()
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, int(port))) == 0
+
+
+def _started(output: str) -> tuple[str, str]:
+    hub = re.search(r"Hub emulator at (http://[\d.:]+)", output).group(1)
+    redis = re.search(r"Redis at (redis://[\d.:]+)", output).group(1)
+    return hub, redis
+
+
+def _gone(*urls: str) -> bool:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if not any(_listening(url) for url in urls):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_demo_walks_through_the_approval_flow_and_stops_everything():
+    script = "\n".join([
+        "/space status acme/broken",
+        "/space status acme/finetune",
+        "/space status acme/sketch",
+        "/space hw acme/chat a10g-small",
+        "[Approve]",              # the requester can't approve their own
+        "as alice",
+        "[Deny] nope",            # no such button
+        "[Approve]",
+        "[Approve]",              # the buttons are gone once decided
+        "/space approvals",
+    ]) + "\n"
+    result = subprocess.run(DEMO, cwd=ROOT, input=script, env=_clean_env(), capture_output=True, text=True,
+                            timeout=120)
+    out = result.stdout
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert "acme/broken is crashed (RUNTIME_ERROR)" in out and "CUDA out of memory" in out
+    assert "acme/finetune is paused" in out and "a10g-large" in out
+    assert "acme/sketch is asleep" in out or "acme/sketch is sleeping" in out
+
+    request = re.search(r"\[posted to #approvals\]\nPaid hardware request from @you", out)
+    assert request, out
+    press = re.search(r"type \[Approve\] (\S+) or \[Deny\] \1", out)
+    assert press, out
+    assert "can't approve your own" in out
+    assert "You are now @alice." in out
+    assert "No [Deny] button for nope is showing." in out
+    assert re.search(r"\[message console\.\d+ in #approvals updated\]", out)
+    assert "Approved by @alice" in out and "@you your request to move acme/chat" in out
+    assert "Approved: move acme/chat from cpu-basic to a10g-small." in out
+    assert "No [Approve] button is showing." in out
+    assert "<@" not in out and "<#" not in out   # mentions read as @user and #channel
+
+    hub, redis = _started(out)
+    assert _gone(hub, redis), "the demo left its Hub emulator or Redis running"
+
+
+def test_demo_stops_everything_on_sigterm():
+    proc = subprocess.Popen(DEMO, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=_clean_env(), text=True)
+    try:
+        lines = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            lines.append(line)
+            if "stops the demo" in line or not line:
+                break
+        hub, redis = _started("".join(lines))
+        assert _listening(hub) and _listening(redis)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+        assert _gone(hub, redis)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+
+
+def test_mentions_render_as_names_in_the_console():
+    text = as_text("<@U024BE7LH> and <@alice> in <#C1|ops> and <#approvals>, ping <!subteam^S1|@oncall> <!here>")
+    assert text == "@U024BE7LH and @alice in #ops and #approvals, ping @oncall @here"
+    assert as_text("&lt;!channel&gt; from a user") == "<!channel> from a user"
