@@ -363,3 +363,47 @@ def test_two_drainers_never_post_one_entry(make_bot, hub, slack):
     paused = _messages(slack, "C1", "is paused")
     assert len(paused) == 5, [m["text"] for m in paused]
     tally("alerts: two drainers at once", tried=5, lost=5 - len(paused), duplicated=max(0, len(paused) - 5))
+
+
+def test_replicas_with_clocks_240_s_apart_have_one_leader_and_every_write_lands(make_bot, hub, slack, redis_client):
+    """±120 s of clock skew between two replicas, on the production path (no injected `now`): the lease and
+    the CAS fence run on Redis's clock."""
+    from bot.alerts.poller import LEASE, state_key
+
+    fast, slow = make_bot(SPACEOPS_POLL_SECONDS="2"), make_bot(SPACEOPS_POLL_SECONDS="2")
+    fast.ctx.watcher.clock = lambda: time.time() + 120
+    slow.ctx.watcher.clock = lambda: time.time() - 120
+    hub.add_space("acme/chat")
+    fast.command("/space watch acme/chat")
+    leaders = []
+    for _ in range(3):                                     # alternate ticks: one leader, never two
+        leaders.append([w.ctx.watcher.tick().polled for w in (slow, fast)])
+    assert all(row.count(True) == 1 for row in leaders), leaders
+    hub.set_stage("acme/chat", "PAUSED")
+    for _ in range(2):
+        slow.ctx.watcher.tick(), fast.ctx.watcher.tick()
+    assert len(_messages(slack, "C1", "is paused")) == 1
+
+    # A state fenced with a time 120 s ahead (a replica whose clock ran fast wrote it) does not block writes.
+    ahead = float(redis_client.hget(state_key("acme/chat"), "ts")) + 120
+    redis_client.hset(state_key("acme/chat"), "ts", repr(ahead))
+    for watcher in (fast.ctx.watcher, slow.ctx.watcher):
+        watcher.poller.forget()
+    leader = fast if fast.ctx.watcher.leading else slow
+    other = slow if leader is fast else fast
+    hub.set_stage("acme/chat", "RUNNING")
+    leader.ctx.watcher.tick()
+    assert len(_messages(slack, "C1", "is running")) + len(_messages(slack, "C1", "back up")) == 1
+
+    # The leader dies; the other (with the other clock) takes over within the lease and its writes land.
+    leader.ctx.watcher.stop(release=False)
+    deadline = time.monotonic() + LIVENESS
+    while not other.ctx.watcher.tick().polled:
+        assert time.monotonic() < deadline, redis_client.get(LEASE)
+        time.sleep(0.2)
+    hub.set_stage("acme/chat", "SLEEPING")
+    other.ctx.watcher.tick()
+    assert len(_messages(slack, "C1", "went to sleep")) == 1
+    said = [m["text"] for (chan, _), m in slack.messages.items() if chan == "C1"]
+    assert len(said) == 3, said
+    tally("alerts: clock skew ±120 s between two replicas", tried=3, lost=3 - len(said))
