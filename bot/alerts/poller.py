@@ -111,8 +111,9 @@ local curn = cur and tonumber(cur)
 if curn and ARGV[8] == '1' and curn > clock('') + 60 then curn = nil end
 if curn and tonumber(ARGV[2]) <= curn then return 0 end
 redis.call('HSET', KEYS[1], 'json', ARGV[3], 'stage', ARGV[4], 'ts', ARGV[2], 'v', '1')
-local pending = redis.call('HGET', KEYS[1], 'pending') or ''
+local pending = ''
 if ARGV[5] ~= '' then
+  pending = redis.call('HGET', KEYS[1], 'pending') or ''
   if pending ~= '' then
     local ok, old = pcall(cjson.decode, pending)
     if ok and type(old) == 'table' then
@@ -524,10 +525,11 @@ class Poller:
         report.hub_requests = self.reader.requests - requests_before
         report.spaces = len(results)
         successes = sum(isinstance(r, Observation) for r in results.values())
-        # When nothing could be read, the Hub (or our network) is down: not a per-Space problem.
-        count_failures = successes > 0
+        # The Hub answered when something was read or every failure was a Space's own (404, 403). When only
+        # transport errors, 5xx and 429 came back, the Hub (or our network) is down: no Space is blamed.
+        hub_answered = bool(successes) or not any(hub_failure(r) for r in results.values())
         gap = now - float(last_ok) if last_ok else 0.0
-        downtime = bool(last_ok) and gap > DOWNTIME_INTERVALS * self.interval and (successes or not results)
+        downtime = bool(last_ok) and gap > DOWNTIME_INTERVALS * self.interval and hub_answered
         report.downtime = gap if downtime else 0.0
 
         self._load(list(results))
@@ -535,7 +537,7 @@ class Poller:
         decided = {}
         for space, result in results.items():
             report.failures += not isinstance(result, Observation)
-            outcome = self._decide(space, result, now, count_failures)
+            outcome = self._decide(space, result, now, bool(successes) or not hub_failure(result))
             if outcome:
                 decided[space] = outcome
         self._attach_logs(decided, downtime, deadline)
@@ -559,7 +561,7 @@ class Poller:
             committed += alerts
         self.requeue(watches, (gap, now) if downtime else None)
         report.alerts = len(committed)
-        if not report.rate_limited and (successes or not results):
+        if not report.rate_limited and hub_answered:
             # A cycle cut short by the budget is not a success: changes meanwhile get the downtime summary.
             self.redis.set(LAST_OK, repr(now))
         return report
@@ -588,6 +590,14 @@ class Poller:
                 lines = None
             alerts[i] = replace(alert, logs=lines) if lines is not None else \
                 replace(alert, extra={**alert.extra, "logs": "unreadable"})
+
+
+def hub_failure(result: Observation | str) -> bool:
+    """A failed read that is the Hub's (or the network's), not the Space's: timeouts, 5xx, 429, bad answers.
+    A 404 or 403 is the Space's own: it was deleted, renamed, or the token may not read it."""
+    if isinstance(result, Observation):
+        return False
+    return not (result.isdigit() and 400 <= int(result) < 500 and result not in ("408", "429"))
 
 
 def _pending_alerts(space: str, pending: str) -> list[Alert]:

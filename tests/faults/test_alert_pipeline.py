@@ -407,3 +407,44 @@ def test_replicas_with_clocks_240_s_apart_have_one_leader_and_every_write_lands(
     said = [m["text"] for (chan, _), m in slack.messages.items() if chan == "C1"]
     assert len(said) == 3, said
     tally("alerts: clock skew ±120 s between two replicas", tried=3, lost=3 - len(said))
+
+
+# ---------------------------------------------------------------------------------------- one Space's failure
+
+def test_a_deleted_watched_space_is_reported_to_its_channel_once(bot, hub, slack):
+    """The workspace watches only that Space: its 404 is its own failure, not the Hub being down."""
+    hub.add_space("acme/chat")
+    bot.command("/space watch acme/chat", channel="C7")
+    tick = Ticker(bot)
+    tick()
+    with hub.lock:
+        del hub.spaces["acme/chat"]
+    tick(times=6)
+    gone = texts(slack, "C7")
+    assert len(gone) == 1 and "gone from the Hub" in gone[0] and "/space unwatch acme/chat" in gone[0], gone
+    tally("alerts: watched Space deleted", lost=1 - len(gone))
+
+
+@pytest.mark.parametrize("status", [500, 503, 429])
+def test_a_hub_failure_on_the_only_watched_space_blames_no_space(bot, hub, slack, status):
+    hub.add_space("acme/chat")
+    bot.command("/space watch acme/chat")
+    tick = Ticker(bot)
+    tick()
+    hub.inject("GET", "/api/spaces/acme/chat/runtime", status=status, times=100)
+    tick(times=6)
+    assert slack.posts() == []
+    tally(f"alerts: Hub {status} on the only watched Space")
+
+
+def test_a_403_on_one_space_among_many_namespaces_is_that_spaces_failure(bot, hub, slack):
+    hub.add_space("acme/secret")
+    bot.command("/space watch acme/secret")
+    tick = Ticker(bot)
+    tick()
+    hub.inject("GET", "/api/spaces/acme/secret/runtime", status=403, times=100,
+               headers={"X-Error-Message": "forbidden"})
+    tick(times=6)
+    said = texts(slack)
+    assert len(said) == 1 and "403" in said[0] and "acme/secret" in said[0], said
+    tally("alerts: 403 on the only watched Space", lost=1 - len(said))
