@@ -335,7 +335,6 @@ class Outbox:
                 self._dead(entry_id, fields, f"Slack said {_slack_error(err)}")
                 return None
             if getattr(getattr(err, "response", None), "status_code", 0) == 429:
-                self.redis.delete(tried_key(delivery_id))  # a 429 posted nothing: no need to look for it
                 self.blocked_until[channel] = now + wait
                 log.warning("Slack rate limit for %s: retrying in %.0f s", channel, wait)
                 return False
