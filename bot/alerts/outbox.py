@@ -41,7 +41,7 @@ STREAM_MAXLEN = 100_000
 DEAD_MAXLEN = 10_000
 SCHEMA = 1                            # `v` of every entry; a reader ignores fields it does not know
 MAX_TRIES = 4                         # an entry that raises this many times goes to the dead letters
-CLAIM_TTL = 60                        # seconds a drainer holds a delivery it is posting
+CLAIM_TTL = 60                        # seconds a drainer holds a delivery it is posting (then others may)
 SCAN_PAGE = 500
 SCAN_MAX = 10_000                     # entries one drain looks at
 FOLD_AT = 10                          # more alerts than this waiting for one channel become one message
@@ -50,8 +50,7 @@ EVENT_TYPE = "space_ops_alert"        # message metadata: finds a post whose ans
 LOOKBACK = 120                        # seconds before the first attempt searched in the channel's history
 
 
-def claim_key(delivery_id: str) -> str:
-    return key("{outbox}", "claim", delivery_id)
+DONE = "1"                            # value of done_key once delivered ("claimed:<owner>" while posting)
 
 
 def tried_key(delivery_id: str) -> str:
@@ -218,16 +217,7 @@ class Outbox:
     def _drain_channel(self, channel: str, entries: list[tuple[str, dict]], now: float) -> int:
         if self.blocked_until.get(channel, 0) > now:
             return 0
-        pipe = self.redis.pipeline(transaction=False)
-        for _, fields in entries:
-            pipe.exists(done_key(fields["id"]))
-        done = pipe.execute()
-        ready = []
-        for (entry_id, fields), is_done in zip(entries, done):
-            if is_done:
-                self.redis.xdel(STREAM, entry_id)
-            elif self.entry_blocked.get(fields["id"], 0) <= now:
-                ready.append((entry_id, fields))
+        ready = [(entry_id, fields) for entry_id, fields in entries if self.entry_blocked.get(fields["id"], 0) <= now]
         delivered = 0
         posts = [(entry_id, fields) for entry_id, fields in ready if fields["op"] == "post"]
         if len(posts) > FOLD_AT:
@@ -284,16 +274,17 @@ class Outbox:
         return bool(root and not root.get("summary"))
 
     def _mark_done(self, entry_id: str | None, delivery_id: str, also: list[tuple[str, dict]] = ()) -> None:
-        pipe = self.redis.pipeline(transaction=True)
+        pipe = self.redis.pipeline(transaction=bool(also))
         for other_id, other in also:
-            pipe.set(done_key(other["id"]), "1", ex=DONE_TTL)
+            pipe.set(done_key(other["id"]), DONE, ex=DONE_TTL)
             pipe.xdel(STREAM, other_id)
-        pipe.set(done_key(delivery_id), "1", ex=DONE_TTL)
+        pipe.set(done_key(delivery_id), DONE, ex=DONE_TTL)
         if entry_id:
             pipe.xdel(STREAM, entry_id)
-        pipe.hdel(TRIES, delivery_id)
+        if self.attempts.pop(delivery_id, None) is not None or delivery_id in self.entry_blocked:
+            pipe.hdel(TRIES, delivery_id)
+            self.entry_blocked.pop(delivery_id, None)
         pipe.execute()
-        self.attempts.pop(delivery_id, None)
 
     def _dead(self, entry_id: str | None, fields: dict, why: str) -> None:
         """Give up on one entry: into the dead-letter stream, counted, logged once; the drain goes on."""
@@ -305,6 +296,7 @@ class Outbox:
         if fields.get("id"):
             pipe.hdel(TRIES, fields["id"])
         pipe.execute()
+        metrics.alerts("dead_lettered")
         log.error("outbox entry %s to %s dead-lettered: %s", fields.get("id", entry_id), fields.get("channel", "?"),
                   why)
 
@@ -314,13 +306,15 @@ class Outbox:
         (or dead-lettered); False to retry the channel later; None when this entry failed on its own (a
         newer replica's entry, a bug) and waits, with backoff, while the others go on."""
         delivery_id = fields["id"]
-        claim = claim_key(delivery_id)
-        if not self.redis.set(claim, self.owner, nx=True, ex=CLAIM_TTL):
-            return False  # another drainer is delivering it right now
-        try:
-            if self.redis.exists(done_key(delivery_id)):  # delivered between our scan and our claim
+        # One key is the claim and, once posted, the record that it was delivered: SET NX answers both.
+        held = self.redis.set(done_key(delivery_id), f"claimed:{self.owner}", nx=True, ex=CLAIM_TTL, get=True)
+        if held is not None:
+            if held == DONE:  # delivered already (queued twice, or by another drainer meanwhile)
                 self._mark_done(entry_id, delivery_id, also_done)
                 return True
+            return False  # another drainer is delivering it right now
+        outcome = None
+        try:
             self._delivering = delivery_id
             outcome = self._try(entry_id, fields, now)
             if outcome is True:
@@ -328,7 +322,8 @@ class Outbox:
             return outcome
         finally:
             self._delivering = None
-            self.redis.delete(claim)
+            if outcome is not True:
+                self.redis.delete(done_key(delivery_id))  # release the claim: a later drain retries
 
     def _try(self, entry_id: str | None, fields: dict, now: float) -> bool | None:
         channel, delivery_id = fields["channel"], fields["id"]
@@ -343,7 +338,6 @@ class Outbox:
                 self._dead(entry_id, fields, f"Slack said {_slack_error(err)}")
                 return None
             if getattr(getattr(err, "response", None), "status_code", 0) == 429:
-                self.redis.delete(tried_key(delivery_id))  # a 429 posted nothing: no need to look for it
                 self.blocked_until[channel] = now + wait
                 log.warning("Slack rate limit for %s: retrying in %.0f s", channel, wait)
                 return False
@@ -380,15 +374,13 @@ class Outbox:
         Slack (its answer was lost), look for that id in the channel first: found, it is not posted again."""
         delivery_id = self._delivering
         if delivery_id:
-            first = self.redis.get(tried_key(delivery_id))
+            first = self.redis.set(tried_key(delivery_id), repr(time.time()), nx=True, ex=DONE_TTL, get=True)
             if first:
                 found = self.finder(channel, delivery_id, thread_ts, float(first))
                 if found:
                     log.info("delivery %s to %s was posted already (found in the channel); not posting again",
                              delivery_id, channel)
                     return found
-            else:
-                self.redis.set(tried_key(delivery_id), repr(time.time()), ex=DONE_TTL)
         metadata = {"event_type": EVENT_TYPE, "event_payload": {"id": delivery_id}} if delivery_id else None
         return self.poster.post(channel, text, blocks, thread_ts=thread_ts, metadata=metadata)
 

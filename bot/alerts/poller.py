@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field, replace
 from itertools import islice
+from typing import Callable
 
 import redis
 from huggingface_hub import HfApi, SpaceRuntime
@@ -59,16 +60,37 @@ def history_key(space: str) -> str:
     return key("space", "{" + space + "}", "history")
 
 
-# Renew if mine, take if free or expired; the lease value carries its expiry so an injected clock works
-# in tests, and PEXPIRE still removes it in real time when every replica is gone.
-_LEASE = """
+# Redis's own clock inside a script (ARGV[i] = '' asks for it): the same for every replica, however far
+# their clocks drift. Tests pass an injected time instead.
+_NOW = """
+local function clock(given)
+  local now = tonumber(given)
+  if now then return now end
+  local t = redis.call('TIME')
+  return tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+"""
+
+# Renew if mine, take if free or expired; the lease value carries its expiry (on Redis's clock, or the
+# injected one in tests), and PEXPIRE still removes it in real time when every replica is gone.
+# ARGV: owner, now ('' = Redis TIME), ttl seconds, ttl ms.
+_LEASE = _NOW + """
+local now = clock(ARGV[2])
 local cur = redis.call('GET', KEYS[1])
 if cur then
   local owner, expires = string.match(cur, '^(.*)|([0-9.]+)$')
-  if owner ~= ARGV[1] and tonumber(expires) > tonumber(ARGV[2]) then return 0 end
+  if owner ~= ARGV[1] and expires and tonumber(expires) > now then return 0 end
 end
-redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[3], 'PX', ARGV[4])
+redis.call('SET', KEYS[1], ARGV[1] .. '|' .. string.format('%.3f', now + tonumber(ARGV[3])), 'PX', ARGV[4])
 return 1
+"""
+
+_HOLDS = _NOW + """
+local cur = redis.call('GET', KEYS[1])
+if not cur then return 0 end
+local owner, expires = string.match(cur, '^(.*)|([0-9.]+)$')
+if owner == ARGV[1] and expires and tonumber(expires) > clock(ARGV[2]) then return 1 end
+return 0
 """
 
 _RELEASE = """
@@ -80,16 +102,19 @@ return 0
 """
 
 # KEYS: state, usage, history. ARGV: expected ts ('' = none), new ts, state json, stage, pending alerts json,
-# history entry json ('' = none), history maxlen, then usage field/seconds pairs.
+# history entry json ('' = none), history maxlen, guard ('1': a stored ts far ahead of Redis's clock, written
+# by a replica whose clock ran ahead, does not fence), then usage field/seconds pairs.
 # New alerts are appended to those still pending (never overwritten); returns {1, all pending} or 0.
-_CAS = """
+_CAS = _NOW + """
 local cur = redis.call('HGET', KEYS[1], 'ts')
 if (cur or '') ~= ARGV[1] then return 0 end
 local curn = cur and tonumber(cur)
+if curn and ARGV[8] == '1' and curn > clock('') + 60 then curn = nil end
 if curn and tonumber(ARGV[2]) <= curn then return 0 end
 redis.call('HSET', KEYS[1], 'json', ARGV[3], 'stage', ARGV[4], 'ts', ARGV[2], 'v', '1')
-local pending = redis.call('HGET', KEYS[1], 'pending') or ''
+local pending = ''
 if ARGV[5] ~= '' then
+  pending = redis.call('HGET', KEYS[1], 'pending') or ''
   if pending ~= '' then
     local ok, old = pcall(cjson.decode, pending)
     if ok and type(old) == 'table' then
@@ -106,7 +131,7 @@ end
 if ARGV[6] ~= '' then
   redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], '*', 'entry', ARGV[6])
 end
-for i = 8, #ARGV, 2 do redis.call('HINCRBYFLOAT', KEYS[2], ARGV[i], ARGV[i + 1]) end
+for i = 9, #ARGV, 2 do redis.call('HINCRBYFLOAT', KEYS[2], ARGV[i], ARGV[i + 1]) end
 return {1, pending}
 """
 
@@ -118,23 +143,25 @@ return 0
 
 
 class Lease:
-    """Leader lease on one Redis key: `acquire(now)` renews or takes it; only the holder polls."""
+    """Leader lease on one Redis key: `acquire()` renews or takes it; only the holder polls.
+
+    Expiry is on Redis's clock (`TIME` inside the script), so replicas whose clocks differ by minutes
+    still agree on who leads; `now` is for tests with an injected clock."""
 
     def __init__(self, client: redis.Redis, ttl: float, owner: str | None = None):
         self.redis = client
         self.ttl = ttl
         self.owner = owner or uuid.uuid4().hex
         self._acquire = client.register_script(_LEASE)
+        self._holds = client.register_script(_HOLDS)
         self._release = client.register_script(_RELEASE)
 
-    def acquire(self, now: float) -> bool:
-        return bool(self._acquire(keys=[LEASE], args=[self.owner, repr(now), repr(now + self.ttl),
+    def acquire(self, now: float | None = None) -> bool:
+        return bool(self._acquire(keys=[LEASE], args=[self.owner, "" if now is None else repr(now), repr(self.ttl),
                                                       int(self.ttl * 1000)]))
 
-    def holds(self, now: float) -> bool:
-        value = self.redis.get(LEASE) or ""
-        owner, _, expires = value.rpartition("|")
-        return owner == self.owner and float(expires or 0) > now
+    def holds(self, now: float | None = None) -> bool:
+        return bool(self._holds(keys=[LEASE], args=[self.owner, "" if now is None else repr(now)]))
 
     def release(self) -> None:
         self._release(keys=[LEASE], args=[self.owner])
@@ -261,6 +288,7 @@ class Poller:
         self.cycle_seconds = max(float(interval), self.reader.read_seconds + 1.0)
         self.troubled: dict[str, str] = {}  # read target → reason, while its reads fail (logged once)
         self.unqueued: dict[str, str] = {}  # space → pending alerts JSON decided but not yet queued
+        self.server_clock = False  # True when `now` comes from Redis TIME (production), not a test's clock
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="spaceops-poll")
         self.pages: dict[str, int] = {}  # pages a namespace listing took last time
         self.cache: dict[str, tuple[str, SpaceState]] = {}  # space → (stored ts, state), valid while leader
@@ -416,7 +444,7 @@ class Poller:
         fields = state.to_fields()
         ok = self._cas(keys=[state_key(space), usage_key(space), history_key(space)],
                        args=[expected, new_ts, fields["json"], state.stage, pending, history, HISTORY_MAXLEN,
-                             *usage])
+                             "1" if self.server_clock else "", *usage])
         if ok:
             self.cache[space] = (new_ts, state)
             if ok[1]:
@@ -440,8 +468,9 @@ class Poller:
 
     # ------------------------------------------------------------------ the cycle
 
-    def cycle(self, now: float) -> CycleReport:
-        """Read, decide, commit, enqueue. Call only while holding the lease."""
+    def cycle(self, now: float, leading: Callable[[], bool] | None = None) -> CycleReport:
+        """Read, decide, commit, enqueue. Call only while holding the lease; `leading()` re-checks it before
+        the commits (a read can take a while) and every second while they run."""
         report = CycleReport(polled=True)
         deadline = time.monotonic() + self.cycle_seconds
         requests_before = self.reader.requests
@@ -451,10 +480,11 @@ class Poller:
         report.hub_requests = self.reader.requests - requests_before
         report.spaces = len(results)
         successes = sum(isinstance(r, Observation) for r in results.values())
-        # When nothing could be read, the Hub (or our network) is down: not a per-Space problem.
-        count_failures = successes > 0
+        # The Hub answered when something was read or every failure was a Space's own (404, 403). When only
+        # transport errors, 5xx and 429 came back, the Hub (or our network) is down: no Space is blamed.
+        hub_answered = bool(successes) or not any(hub_failure(r) for r in results.values())
         gap = now - float(last_ok) if last_ok else 0.0
-        downtime = bool(last_ok) and gap > DOWNTIME_INTERVALS * self.interval and (successes or not results)
+        downtime = bool(last_ok) and gap > DOWNTIME_INTERVALS * self.interval and hub_answered
         report.downtime = gap if downtime else 0.0
 
         self._load(list(results))
@@ -462,12 +492,23 @@ class Poller:
         decided = {}
         for space, result in results.items():
             report.failures += not isinstance(result, Observation)
-            outcome = self._decide(space, result, now, count_failures)
+            outcome = self._decide(space, result, now, bool(successes) or not hub_failure(result))
             if outcome:
                 decided[space] = outcome
         self._attach_logs(decided, downtime, deadline)
         committed: list[Alert] = []
+        checked = time.monotonic()
+        if decided and leading is not None and not leading():
+            log.info("poll lease lost during the cycle; leaving its decisions to the new leader")
+            self.forget()
+            return report
         for space, (state, alerts) in decided.items():
+            if leading is not None and time.monotonic() - checked > 1.0:
+                checked = time.monotonic()
+                if not leading():
+                    log.info("poll lease lost during the commits; the new leader goes on")
+                    self.forget()
+                    break
             prev = self.cache.get(space, ("", None))[1]
             if not self._commit(space, prev, state, alerts):
                 log.info("state of %s changed under us (another poller); skipping", space)
@@ -475,7 +516,7 @@ class Poller:
             committed += alerts
         self.requeue(watches, (gap, now) if downtime else None)
         report.alerts = len(committed)
-        if not report.rate_limited and (successes or not results):
+        if not report.rate_limited and hub_answered:
             # A cycle cut short by the budget is not a success: changes meanwhile get the downtime summary.
             self.redis.set(LAST_OK, repr(now))
         return report
@@ -504,6 +545,14 @@ class Poller:
                 lines = None
             alerts[i] = replace(alert, logs=lines) if lines is not None else \
                 replace(alert, extra={**alert.extra, "logs": "unreadable"})
+
+
+def hub_failure(result: Observation | str) -> bool:
+    """A failed read that is the Hub's (or the network's), not the Space's: timeouts, 5xx, 429, bad answers.
+    A 404 or 403 is the Space's own: it was deleted, renamed, or the token may not read it."""
+    if isinstance(result, Observation):
+        return False
+    return not (result.isdigit() and 400 <= int(result) < 500 and result not in ("408", "429"))
 
 
 def _pending_alerts(space: str, pending: str) -> list[Alert]:

@@ -50,16 +50,29 @@ class Watcher:
                              hub_timeout=settings.hub_timeout)
         self.lease = Lease(client, ttl=LEASE_INTERVALS * interval)
         self.leading = False
+        # This machine's clock: only for when a watch was added. Ticks run on Redis's clock (see tick()).
+        self.clock: Callable[[], float] = time.time
         self.scheduler: BackgroundScheduler | None = None
         # Jobs other features run on the leader's tick, with its clock (approval expiry).
         self.periodic: list[Callable[[float], object]] = []
 
     # ------------------------------------------------------------------ one tick
 
+    def server_now(self) -> float:
+        """Redis's clock: the same for every replica, whatever this machine's clock says."""
+        seconds, micros = self.records.redis.time()
+        return seconds + micros / 1e6
+
     def tick(self, now: float | None = None) -> CycleReport:
-        """Take or renew the lease; if ours, end due mutes, poll once, and deliver what Slack's pace allows."""
-        now = time.time() if now is None else now
-        if not self.lease.acquire(now):
+        """Take or renew the lease; if ours, end due mutes, poll once, and deliver what Slack's pace allows.
+
+        Without `now` (production) every time here is Redis's: the lease script reads `TIME` itself, and
+        observation times (the CAS fence) come from it, so replicas with skewed clocks cannot both lead or
+        fence each other out. Tests pass `now` (an injected clock)."""
+        injected = now is not None
+        now = now if injected else self.server_now()
+        self.poller.server_clock = not injected
+        if not self.lease.acquire(now if injected else None):
             metrics.LEADER.set(0)
             if self.leading:
                 log.info("lost the poll lease; another replica polls now")
@@ -71,18 +84,22 @@ class Watcher:
             self.poller.forget()
             self.leading = True
         self.end_mutes(now)
+        leading = (lambda: self.lease.holds(now)) if injected else self.lease.holds
         started = time.monotonic()
-        report = self.poller.cycle(now)
+        report = self.poller.cycle(now, leading=leading)
         metrics.POLL_CYCLE.observe(time.monotonic() - started)
         metrics.alerts("decided", report.alerts)
-        metrics.alerts("delivered", self.outbox.drain(now, leading=lambda: self.lease.holds(now)))
+        metrics.alerts("delivered", self.outbox.drain(now, leading=leading))
         for job in self.periodic:
             job(now)
         return report
 
     def drain(self, now: float | None = None) -> int:
-        now = time.time() if now is None else now
-        delivered = self.outbox.drain(now, leading=lambda: self.lease.holds(now)) if self.lease.holds(now) else 0
+        if now is None:
+            now = self.server_now()
+            delivered = self.outbox.drain(now, leading=self.lease.holds) if self.lease.holds() else 0
+        else:
+            delivered = self.outbox.drain(now, leading=lambda: self.lease.holds(now)) if self.lease.holds(now) else 0
         metrics.alerts("delivered", delivered)
         return delivered
 
@@ -140,7 +157,7 @@ class Watcher:
         if not cmd.is_pattern:
             stage = self.spaces.runtime(cmd.space).stage  # a typo'd Space fails here, not silently forever
         self.records.require()
-        existed = self.store.add(channel, cmd.space, cmd.only, actor.user, time.time())
+        existed = self.store.add(channel, cmd.space, cmd.only, actor.user, self.clock())
         self.records.audit(actor.user, "watch", cmd.space, {"channel": channel, "only": sorted(cmd.only)})
         return words.watch_reply(cmd.space, channel, cmd.only, stage, existed)
 
@@ -160,7 +177,7 @@ class Watcher:
 
     def mute(self, cmd: Command, actor: Actor) -> Reply:
         self.records.require()
-        until = time.time() + (cmd.seconds or 0)
+        until = self.server_now() + (cmd.seconds or 0)  # compared with the ticks' time, which is Redis's
         self.store.mute(actor.channel, cmd.space, until)
         self.records.audit(actor.user, "mute", cmd.space, {"channel": actor.channel, "seconds": cmd.seconds})
         return words.mute_reply(cmd.space, actor.channel, until)
@@ -170,7 +187,7 @@ class Watcher:
         existed = self.store.unmute(actor.channel, cmd.space)
         if existed:
             self.records.audit(actor.user, "unmute", cmd.space, {"channel": actor.channel})
-            self._say_mute_ended(actor.channel, cmd.space, time.time())
+            self._say_mute_ended(actor.channel, cmd.space, self.server_now())
         return words.unmute_reply(cmd.space, actor.channel, existed)
 
     def commands(self) -> dict[str, Callable[[Command, Actor], Reply]]:

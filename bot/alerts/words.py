@@ -63,6 +63,11 @@ def alert_line(alert, hub_url: str) -> str:
         return (f":moneybag: {link} runs on paid {code(alert.hardware)} and never sleeps: "
                 f"about ${alert.extra.get('per_day', 0):,.2f}/day, running for "
                 f"{duration_words(alert.at - (alert.since or alert.at))}")
+    if alert.kind == "unreadable" and alert.reason == "404":
+        return (f":grey_question: can't read {link}: it is gone from the Hub (404: deleted, renamed, or hidden "
+                f"from the bot's token). This channel still watches it; `/space unwatch {alert.space}` stops that")
+    if alert.kind == "unreadable" and alert.reason in ("401", "403"):
+        return f":no_entry: can't read {link}: the bot's token may no longer read it ({alert.reason})"
     if alert.kind == "unreadable":
         since = time.strftime("%H:%M", time.gmtime(alert.since or alert.at))
         return f":grey_question: can't read {link} since {since} UTC: {escape(alert.reason or 'unknown error')}"

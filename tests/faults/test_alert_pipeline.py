@@ -320,7 +320,7 @@ def test_an_uncertain_post_is_looked_for_before_it_is_posted_again(bot, hub, sla
     assert len(slack.of("chat.postMessage!dropped")) == 1
     tick()
     assert slack.of("conversations.history"), "the retry did not look before posting"
-    assert len(_messages(slack, "C1", "crashed")) == 1
+    assert len(_messages(slack, "C1", " crashed after")) == 1
     slack.fail("chat.postMessage", drop=True)             # the follow-up in the incident's thread, too
     hub.set_stage("acme/chat", "BUILDING")
     tick()
@@ -328,15 +328,13 @@ def test_an_uncertain_post_is_looked_for_before_it_is_posted_again(bot, hub, sla
     assert slack.of("conversations.replies")
     building = _messages(slack, "C1", "is building")
     assert len(building) == 1 and building[0]["thread_ts"]                       # still in the thread
-    root = [ts for (chan, ts), m in slack.messages.items() if chan == "C1" and "crashed" in m["text"]]
+    root = [ts for (chan, ts), m in slack.messages.items() if chan == "C1" and " crashed after" in m["text"]]
     assert building[0]["thread_ts"] == root[0]
     tick(times=3)
     tried = 2
-    # "is building after 40 s crashed" names the old stage too: count the crash by its own message.
-    crashed = [m for m in _messages(slack, "C1", "crashed") if "is building" not in m["text"]]
-    duplicated = len(crashed) - 1 + len(_messages(slack, "C1", "is building")) - 1
+    duplicated = len(_messages(slack, "C1", " crashed after")) - 1 + len(_messages(slack, "C1", "is building")) - 1
     assert duplicated == 0
-    tally("alerts: uncertain Slack post (reset after it was recorded)", tried=tried, duplicated=duplicated)
+    tally("alerts: uncertain Slack post (recorded, reset)", tried=tried, duplicated=duplicated)
 
 
 def test_two_drainers_never_post_one_entry(make_bot, hub, slack):
@@ -366,3 +364,88 @@ def test_two_drainers_never_post_one_entry(make_bot, hub, slack):
     paused = _messages(slack, "C1", "is paused")
     assert len(paused) == 5, [m["text"] for m in paused]
     tally("alerts: two drainers at once", tried=5, lost=5 - len(paused), duplicated=max(0, len(paused) - 5))
+
+
+def test_replicas_with_clocks_240_s_apart_have_one_leader_and_every_write_lands(make_bot, hub, slack, redis_client):
+    """±120 s of clock skew between two replicas, on the production path (no injected `now`): the lease and
+    the CAS fence run on Redis's clock."""
+    from bot.alerts.poller import LEASE, state_key
+
+    fast, slow = make_bot(SPACEOPS_POLL_SECONDS="2"), make_bot(SPACEOPS_POLL_SECONDS="2")
+    fast.ctx.watcher.clock = lambda: time.time() + 120
+    slow.ctx.watcher.clock = lambda: time.time() - 120
+    hub.add_space("acme/chat")
+    fast.command("/space watch acme/chat")
+    leaders = []
+    for _ in range(3):                                     # alternate ticks: one leader, never two
+        leaders.append([w.ctx.watcher.tick().polled for w in (slow, fast)])
+    assert all(row.count(True) == 1 for row in leaders), leaders
+    hub.set_stage("acme/chat", "PAUSED")
+    for _ in range(2):
+        slow.ctx.watcher.tick(), fast.ctx.watcher.tick()
+    assert len(_messages(slack, "C1", "is paused")) == 1
+
+    # A state fenced with a time 120 s ahead (a replica whose clock ran fast wrote it) does not block writes.
+    ahead = float(redis_client.hget(state_key("acme/chat"), "ts")) + 120
+    redis_client.hset(state_key("acme/chat"), "ts", repr(ahead))
+    for watcher in (fast.ctx.watcher, slow.ctx.watcher):
+        watcher.poller.forget()
+    leader = fast if fast.ctx.watcher.leading else slow
+    other = slow if leader is fast else fast
+    hub.set_stage("acme/chat", "RUNNING")
+    leader.ctx.watcher.tick()
+    assert len(_messages(slack, "C1", "is running")) + len(_messages(slack, "C1", "back up")) == 1
+
+    # The leader dies; the other (with the other clock) takes over within the lease and its writes land.
+    leader.ctx.watcher.stop(release=False)
+    deadline = time.monotonic() + LIVENESS
+    while not other.ctx.watcher.tick().polled:
+        assert time.monotonic() < deadline, redis_client.get(LEASE)
+        time.sleep(0.2)
+    hub.set_stage("acme/chat", "SLEEPING")
+    other.ctx.watcher.tick()
+    assert len(_messages(slack, "C1", "went to sleep")) == 1
+    said = [m["text"] for (chan, _), m in slack.messages.items() if chan == "C1"]
+    assert len(said) == 3, said
+    tally("alerts: clock skew ±120 s between two replicas", tried=3, lost=3 - len(said))
+
+
+# ---------------------------------------------------------------------------------------- one Space's failure
+
+def test_a_deleted_watched_space_is_reported_to_its_channel_once(bot, hub, slack):
+    """The workspace watches only that Space: its 404 is its own failure, not the Hub being down."""
+    hub.add_space("acme/chat")
+    bot.command("/space watch acme/chat", channel="C7")
+    tick = Ticker(bot)
+    tick()
+    with hub.lock:
+        del hub.spaces["acme/chat"]
+    tick(times=6)
+    gone = texts(slack, "C7")
+    assert len(gone) == 1 and "gone from the Hub" in gone[0] and "/space unwatch acme/chat" in gone[0], gone
+    tally("alerts: watched Space deleted", lost=1 - len(gone))
+
+
+@pytest.mark.parametrize("status", [500, 503, 429])
+def test_a_hub_failure_on_the_only_watched_space_blames_no_space(bot, hub, slack, status):
+    hub.add_space("acme/chat")
+    bot.command("/space watch acme/chat")
+    tick = Ticker(bot)
+    tick()
+    hub.inject("GET", "/api/spaces/acme/chat/runtime", status=status, times=100)
+    tick(times=6)
+    assert slack.posts() == []
+    tally(f"alerts: Hub {status} on the only watched Space")
+
+
+def test_a_403_on_one_space_among_many_namespaces_is_that_spaces_failure(bot, hub, slack):
+    hub.add_space("acme/secret")
+    bot.command("/space watch acme/secret")
+    tick = Ticker(bot)
+    tick()
+    hub.inject("GET", "/api/spaces/acme/secret/runtime", status=403, times=100,
+               headers={"X-Error-Message": "forbidden"})
+    tick(times=6)
+    said = texts(slack)
+    assert len(said) == 1 and "403" in said[0] and "acme/secret" in said[0], said
+    tally("alerts: 403 on the only watched Space", lost=1 - len(said))
