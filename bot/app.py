@@ -12,7 +12,7 @@ from slack_bolt.error import BoltError
 from slack_sdk import WebClient
 
 from bot.alerts.watcher import Watcher
-from bot.approvals.flow import Approvals
+from bot.approvals.flow import ApprovalKind, Approvals
 from bot.commands.operations import Operations
 from bot.core import hub
 from bot.core.errors import ConfigError
@@ -62,6 +62,11 @@ def build_context(settings: Settings, redis_client: redis.Redis | None = None, p
     watcher = Watcher(settings, store, poster, api, spaces, catalogues)
     approvals = Approvals(settings, store, spaces, roles, poster, catalogues, later=watcher.outbox.enqueue_one)
     ops = Operations(settings, api, spaces, store, roles, catalogues, upgrades=approvals)
+    # Every cost increase goes through the same approval flow: commands' own actions (resume, sleep) too.
+    for action, (apply, landed) in ops.approval_appliers().items():
+        approvals.register(action, ApprovalKind(apply, landed))
+    for line in settings.warnings():
+        log.warning(line)
 
     # Approval edits that Slack refused are retried by the outbox, whichever replica drains it.
     watcher.outbox.handlers.update(approvals.deliveries())

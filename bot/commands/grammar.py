@@ -195,13 +195,24 @@ def _too_many(args: list[str], count: int, verb: str) -> None:
                        f"Usage: `/space {usage}`.")
 
 
+_FLAVOR_NAME = re.compile(r"^[a-z0-9][a-z0-9_.\-]{0,39}$")
+# How close to a known flavor a name must be to count as its typo rather than a flavor the catalogue lacks.
+TYPO_CUTOFF = 0.85
+
+
 def _flavor(token: str, catalogue: Catalogue) -> str:
+    """A known flavor; a name one typo away from one gets "Did you mean"; any other well-formed name is
+    taken as a flavor the catalogue does not know yet (treated as paid at an unknown price: an approver
+    decides, see bot/commands/costs.py)."""
     name = token.strip().lower()
     if name in catalogue:
         return name
-    suggestion = catalogue.suggest(name)
-    hint = f" Did you mean `{suggestion}`?" if suggestion else " See `/space flavors`."
-    raise BadInput(f"`{_clip(token)}` is not a hardware flavor.{hint}")
+    if not _FLAVOR_NAME.match(name):
+        raise BadInput(f"`{_clip(token)}` is not a hardware flavor. See `/space flavors`.")
+    close = difflib.get_close_matches(name, [f.name for f in catalogue], n=1, cutoff=TYPO_CUTOFF)
+    if close:
+        raise BadInput(f"`{_clip(token)}` is not a hardware flavor. Did you mean `{close[0]}`?")
+    return name
 
 
 def _simple(verb: str):

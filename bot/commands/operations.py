@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from typing import Callable, Protocol
 
 from huggingface_hub import HfApi
 
-from bot.commands import words
+from bot.commands import costs, words
 from bot.commands.grammar import Command
 from bot.core import hub
 from bot.core.errors import BadInput, NotAllowed, SpaceOpsError
@@ -18,8 +19,8 @@ from bot.core.markup import code, escape
 from bot.core.permissions import READS, Actor, Roles
 from bot.core.settings import Settings
 from bot.core.store import Store, state_errors
-from bot.core.words import (Reply, change_reply, error_reply, flavor_words, notice_reply, sleep_words,
-                            stage_words)
+from bot.core.words import (Reply, change_reply, duration_words, error_reply, flavor_words, notice_reply,
+                            sleep_words, stage_words)
 
 log = logging.getLogger(__name__)
 
@@ -161,8 +162,24 @@ class Operations:
 
     # ------------------------------------------------------------------ changes
 
+    def _free_below(self) -> float:
+        return getattr(self.settings, "approval_free_below", 0.0)
+
     def restart(self, cmd: Command, actor: Actor) -> Reply:
         action = "resume" if cmd.name == "resume" else "restart"
+        runtime = self.runtime(cmd.space)
+        if runtime.stage == "PAUSED":
+            # Billing starts again: on paid hardware that is an approver's decision.
+            flavor = runtime.requested_hardware or runtime.hardware
+            change = costs.resume_change(cmd.space, flavor, self.catalogue)
+            if costs.needs_approval(change, self._free_below()):
+                self.store.require()
+                verb = "resume" if action == "resume" else ("factory-reboot" if cmd.factory else "restart")
+                return self.upgrades.request(Upgrade(
+                    cmd.space, flavor or "", flavor or "", action="resume",
+                    params=json.dumps({"factory": cmd.factory, "verb": action}, sort_keys=True),
+                    summary=f"{verb} {code(cmd.space)} on {code(flavor or 'unknown hardware')}",
+                    cost_note=change.note), actor)
         runtime = self.store.audited(actor.user, action, cmd.space, {"factory": cmd.factory} if cmd.factory else {},
                                      lambda: hub.call(self.api.restart_space, cmd.space, factory_reboot=cmd.factory,
                                                       space=cmd.space))
@@ -183,7 +200,8 @@ class Operations:
             raise BadInput(f"{code(cmd.space)} is a static Space: it has no hardware to change.")
         if cmd.flavor == current:
             return notice_reply(f"{code(cmd.space)} is already on {flavor_words(current, self.catalogue)}.")
-        if self.catalogue.is_upgrade(current, cmd.flavor):
+        if self.catalogue.is_upgrade(current, cmd.flavor) and costs.needs_approval(
+                costs.hardware_change(current, cmd.flavor, self.catalogue), self._free_below()):
             self.store.require()
             return self.upgrades.request(Upgrade(cmd.space, current, cmd.flavor), actor)
         new = self.store.audited(actor.user, "hw", cmd.space, {"from": current, "flavor": cmd.flavor},
@@ -201,6 +219,13 @@ class Operations:
         if hardware == DEFAULT_FLAVOR:
             raise BadInput(f"{code(cmd.space)} runs on free cpu-basic, which always sleeps after 48 h idle. "
                            f"Only upgraded hardware can change its sleep time (`/space hw {escape(cmd.space)} …`).")
+        change = costs.sleep_change(hardware, runtime.sleep_time, cmd.seconds, self.catalogue)
+        if costs.needs_approval(change, self._free_below()) and change.raises:
+            self.store.require()
+            when = "never sleep" if cmd.seconds < 0 else f"sleep after {duration_words(cmd.seconds)} idle"
+            return self.upgrades.request(Upgrade(
+                cmd.space, hardware, hardware, action="sleep", params=json.dumps({"seconds": cmd.seconds}),
+                summary=f"let {code(cmd.space)} {when}", cost_note=change.note), actor)
         new = self.store.audited(actor.user, "sleep", cmd.space, {"seconds": cmd.seconds},
                                  lambda: hub.call(self.api.set_space_sleep_time, cmd.space, cmd.seconds,
                                                   space=cmd.space))
@@ -208,7 +233,8 @@ class Operations:
                             sleep_words(new.sleep_time if new.sleep_time is not None else cmd.seconds, hardware) + ".")
 
     def var_set(self, cmd: Command, actor: Actor) -> Reply:
-        self.store.audited(actor.user, "var.set", cmd.space, {"key": cmd.key, "value": cmd.value[:200]},
+        # The audit trail keeps the key, never the value (a variable may still hold something private).
+        self.store.audited(actor.user, "var.set", cmd.space, {"key": cmd.key},
                            lambda: hub.call(self.api.add_space_variable, cmd.space, cmd.key, cmd.value,
                                             space=cmd.space))
         return change_reply(actor.user, f"set variable {code(cmd.key)} on", cmd.space,
@@ -238,7 +264,8 @@ class Operations:
         return change_reply(actor.user, f"removed {kind} {code(cmd.key)} from", cmd.space)
 
     def duplicate(self, cmd: Command, actor: Actor) -> Reply:
-        if cmd.flavor and self.catalogue.is_upgrade(DEFAULT_FLAVOR, cmd.flavor):
+        if cmd.flavor and self.catalogue.is_upgrade(DEFAULT_FLAVOR, cmd.flavor) and costs.needs_approval(
+                costs.hardware_change(DEFAULT_FLAVOR, cmd.flavor, self.catalogue), self._free_below()):
             self.store.require()
             upgrade = Upgrade(cmd.space, DEFAULT_FLAVOR, cmd.flavor, cmd.seconds, cmd.target, cmd.private)
             return self.upgrades.request(upgrade, actor)
@@ -252,3 +279,27 @@ class Operations:
         return change_reply(actor.user, "duplicated", source,
                             f"new Space {link}" + (f" ({', '.join(extras)})" if extras else "")
                             + ". Secrets are not copied.")
+
+    # ------------------------------------------------------------------ approved changes
+
+    def approval_appliers(self) -> dict[str, tuple[Callable, Callable]]:
+        """Actions this feature sends for approval: action → (apply(request, user), landed(request)).
+        The approvals package wraps them as its kinds at wiring (it imports this package, not the reverse)."""
+        return {"resume": (self._apply_resume, self._resume_landed),
+                "sleep": (self._apply_sleep, self._sleep_landed)}
+
+    def _apply_resume(self, request, user: str):
+        factory = bool(request.data.get("factory"))
+        return hub.call(self.api.restart_space, request.space, factory_reboot=factory, space=request.space)
+
+    def _resume_landed(self, request) -> bool:
+        return self.runtime(request.space).stage != "PAUSED"
+
+    def _apply_sleep(self, request, user: str):
+        seconds = int(request.data.get("seconds", 0))
+        return hub.call(self.api.set_space_sleep_time, request.space, seconds, space=request.space)
+
+    def _sleep_landed(self, request) -> bool:
+        seconds = int(request.data.get("seconds", 0))
+        sleep_time = self.runtime(request.space).sleep_time
+        return (sleep_time is None or sleep_time < 0) if seconds < 0 else sleep_time == seconds
