@@ -16,7 +16,7 @@ from bot.approvals.flow import ApprovalKind, Approvals
 from bot.commands.operations import Operations
 from bot.core import hub
 from bot.core.errors import ConfigError
-from bot.core.flavors import CatalogueSource
+from bot.core.flavors import CatalogueSource, ThrottledCatalogue
 from bot.core.hub import Spaces
 from bot.core.permissions import Roles
 from bot.core.settings import Settings
@@ -57,9 +57,11 @@ def build_context(settings: Settings, redis_client: redis.Redis | None = None, p
     roles = Roles(settings, getattr(poster, "group_members", None))
     api = hub.make_api(settings)
     spaces = Spaces(api, settings.hf_endpoint)
-    catalogues = CatalogueSource(spaces.hardware)
+    # One catalogue for every replica, in Redis; the poll leader refreshes it hourly (below).
+    catalogues = CatalogueSource(spaces.hardware, store.redis)
 
-    watcher = Watcher(settings, store, poster, api, spaces, catalogues)
+    # The poller prices every Space it reads: it looks at the shared catalogue at most every few seconds.
+    watcher = Watcher(settings, store, poster, api, spaces, ThrottledCatalogue(catalogues))
     approvals = Approvals(settings, store, spaces, roles, poster, catalogues, later=watcher.outbox.enqueue_one)
     ops = Operations(settings, api, spaces, store, roles, catalogues, upgrades=approvals)
     # Every cost increase goes through the same approval flow: commands' own actions (resume, sleep) too.
@@ -72,6 +74,7 @@ def build_context(settings: Settings, redis_client: redis.Redis | None = None, p
     watcher.outbox.handlers.update(approvals.deliveries())
     # The leader's poll tick expires approvals, so expiry needs no click.
     watcher.periodic.append(approvals.sweep)
+    watcher.periodic.append(catalogues.refresh_if_due)
     for name, handler in {**watcher.commands(), **approvals.commands()}.items():
         ops.handle(name, handler)
     return Context(settings, store, poster, background_pool(settings.workers), client, roles, spaces, catalogues,

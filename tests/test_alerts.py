@@ -261,7 +261,8 @@ def test_namespace_watch_picks_up_a_new_space(bot, hub, slack, clock):
     hub.set_stage("acme/new", "RUNNING")
     tick(bot, clock)
     assert len(posts(slack)) == 1 and "acme/new" in posts(slack)[0]["text"]
-    assert all(r.path == "/api/spaces" for r in hub.calls("GET"))   # one listing per tick, no per-Space reads
+    # one listing per tick, no per-Space reads (and the hourly hardware catalogue)
+    assert all(r.path in ("/api/spaces", "/api/spaces/hardware") for r in hub.calls("GET"))
 
 
 def test_watches_listing(bot, hub, slack):

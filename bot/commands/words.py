@@ -58,6 +58,8 @@ def flavors_reply(catalogue: Catalogue) -> Reply:
     rows = [f"{code(f.name)} {escape(f.pretty)} — *{price_words(f.price_per_hour)}*"
             + (f" ({escape(f.spec)})" if f.spec else "") for f in catalogue]
     source = "from the Hub" if catalogue.source == "hub" else "shipped price list; the Hub's catalogue was unreachable"
+    if catalogue.source == "hub" and getattr(catalogue, "read_at", 0):
+        source += f", read {when_words(catalogue.read_at)}"
     text = "*Hardware flavors* (USD per hour):\n" + "\n".join(rows)
     return Reply(text, [section(text[:3000]), context(escape(source))])
 

@@ -78,6 +78,7 @@ class HubEmulator:
             self.rate_window = 300
             self.rate_quota = 1000
             self.hardware_endpoint_up = True
+            self.added_flavors: list = []  # flavors the Hub offers beyond the shipped table (add_flavor)
             self.logs: dict[str, list[str]] = {}
 
     # ------------------------------------------------------------------ test-facing state
@@ -102,6 +103,13 @@ class HubEmulator:
         with self.lock:
             self.spaces[space_id] = space
         return space
+
+    def add_flavor(self, name: str, price_per_hour: float, pretty: str = "") -> None:
+        """A flavor the Hub started offering (listed by /api/spaces/hardware, accepted by /hardware)."""
+        from bot.core.flavors import Flavor
+
+        with self.lock:
+            self.added_flavors.append(Flavor(name, pretty or name, price_per_hour, "8 vCPU · 64 GB"))
 
     def set_stage(self, space_id: str, stage: str, error: str | None = None, hardware: str | None = None) -> None:
         with self.lock:
@@ -219,7 +227,7 @@ class HubEmulator:
             if path == "/api/spaces/hardware" and method == "GET":
                 if not self.hardware_endpoint_up:
                     return self._error(503, "Service Unavailable")
-                return 200, [self._hardware_item(f) for f in SHIPPED], {}
+                return 200, [self._hardware_item(f) for f in (*SHIPPED, *self.added_flavors)], {}
             if path == "/api/spaces" and method == "GET":
                 return self._list(query, base)
             match = _SPACE_PATH.match(path)
@@ -309,7 +317,7 @@ class HubEmulator:
             return 200, self._runtime(space), {}
         if rest == "hardware" and method == "POST":
             flavor = body.get("flavor")
-            if flavor not in FLAVORS:
+            if flavor not in FLAVORS and flavor not in {f.name for f in self.added_flavors}:
                 return self._error(400, "Invalid flavor")
             space["requested"] = flavor
             if "sleepTimeSeconds" in body:
