@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from urllib.parse import urlsplit
 
 from slack_sdk.webhook import WebhookClient
 
@@ -14,13 +15,37 @@ log = logging.getLogger(__name__)
 RETRIES = 3
 
 
-def deliver(response_url: str, reply: Reply, replace_original: bool = False) -> bool:
+SLACK_HOOK_HOSTS = frozenset({"hooks.slack.com", "hooks.slack-gov.com"})
+
+
+def response_url_allowed(response_url: str, slack_api_url: str = "") -> bool:
+    """Only Slack's own hooks host (https), or the host of SLACK_API_URL when that is not Slack's (an
+    on-prem gateway, the tests' emulator): a forged payload can't make the bot POST anywhere else."""
+    try:
+        url = urlsplit(response_url)
+        host, port = (url.hostname or "").lower(), url.port
+    except ValueError:
+        return False
+    if url.scheme == "https" and host in SLACK_HOOK_HOSTS and port in (None, 443) and not url.username:
+        return True
+    try:
+        api = urlsplit(slack_api_url) if slack_api_url else None
+        api_host = (api.hostname or "").lower() if api else ""
+        api_port = api.port if api else None
+    except ValueError:
+        return False
+    if not api_host or api_host == "slack.com" or api_host.endswith(".slack.com"):
+        return False
+    return (url.scheme, host, port) == (api.scheme, api_host, api_port) and not url.username
+
+
+def deliver(response_url: str, reply: Reply, replace_original: bool = False, slack_api_url: str = "") -> bool:
     """POST the reply to `response_url`; retry Slack's 429/5xx and network errors a few times."""
     if not response_url:
         log.warning("reply dropped: no response_url")
         return False
-    if not response_url.startswith(("https://", "http://")):
-        log.warning("reply dropped: response_url is not an http(s) URL")  # forged; urllib would open ftp: or file:
+    if not response_url_allowed(response_url, slack_api_url):
+        log.warning("reply dropped: response_url is not on Slack's hooks host")  # forged payload
         return False
     payload = {"text": reply.text, "blocks": reply.blocks or None,
                "response_type": "in_channel" if reply.public else "ephemeral",
@@ -51,7 +76,7 @@ def run_and_reply(ctx, work, response_url: str, what: str) -> None:
     except Exception:  # noqa: BLE001 — the one place a bug is turned into a message for the user
         log.exception("unexpected error while running %s", what)
         reply = internal_error_reply()
-    deliver(response_url, reply)
+    deliver(response_url, reply, slack_api_url=ctx.settings.slack_api_url)
 
 
 def submit(ctx, work, response_url: str, what: str) -> None:

@@ -283,7 +283,33 @@ def _parse_var(args, text, _catalogue):
     if len(rest) < 4 or "=" not in rest[3]:
         raise BadInput("Usage: `/space var set SPACE KEY=VALUE` (example: `/space var set acme/chat MODEL=gpt2`).")
     key, _, value = rest[3].partition("=")
-    return Command("var.set", space=space, key=_key(key.strip()), value=_unquote(html.unescape(value.strip())))
+    value = _unquote(html.unescape(unwrap_slack(value.strip())))
+    return Command("var.set", space=space, key=_key(key.strip()), value=value)
+
+
+# Slack rewrites what people type in command text: links `<https://x|x>`, e-mail `<mailto:a@b.c|a@b.c>`,
+# mentions `<@U123|name>`, channels `<#C123|name>`, groups `<!subteam^S1|@team>`, `<!here>`.
+_SLACK_ENTITY = re.compile(r"<([^<>|]*)(?:\|([^<>]*))?>")
+
+
+def _typed(match: re.Match) -> str:
+    target, label = match.group(1), match.group(2)
+    if target.startswith("@"):
+        return "@" + (label or target[1:])
+    if target.startswith("#"):
+        return "#" + (label or target[1:])
+    if target.startswith("!"):
+        name = label or target[1:].split("^")[0]
+        return name if name.startswith("@") else "@" + name
+    if label:  # Slack labels an auto-linked URL or address with what was typed
+        return label
+    return target.removeprefix("mailto:")
+
+
+def unwrap_slack(text: str) -> str:
+    """What the person typed, from Slack's command text: `<https://a.b/c>` → `https://a.b/c`,
+    `<mailto:a@b.c|a@b.c>` → `a@b.c`, `<@U1|ana>` → `@ana`, `<http://a.b|a.b>` → `a.b`."""
+    return _SLACK_ENTITY.sub(_typed, text)
 
 
 def _unquote(value: str) -> str:

@@ -132,7 +132,8 @@ class Operations:
 
     def _audit_refusal(self, cmd: Command, actor: Actor, err: SpaceOpsError) -> None:
         if cmd.name not in READS:
-            self.store.audit(actor.user, cmd.name, cmd.space or "", {}, result=f"refused: {err.sentence[:120]}")
+            self.store.audit(actor.user, cmd.name, cmd.space or "", {}, result=f"refused: {err.sentence[:120]}",
+                             per_space=False)
 
     @property
     def catalogue(self) -> Catalogue:

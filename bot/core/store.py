@@ -89,14 +89,16 @@ class Store:
             return True  # without Redis we cannot dedupe; better to answer than to drop
 
     def audit(self, user: str, action: str, space: str = "", params: dict | None = None,
-              result: str = "ok", now: float | None = None) -> None:
-        """Append to the audit stream. Never pass secret values in `params`."""
+              result: str = "ok", now: float | None = None, per_space: bool = True) -> None:
+        """Append to the audit stream. Never pass secret values in `params`. `per_space=False` keeps the
+        entry out of the Space's own stream (refusals: anyone can name any Space, so those keys would grow
+        without bound)."""
         fields = {"ts": f"{now or time.time():.3f}", "user": user, "action": action, "space": space,
                   "params": json.dumps(params or {}, sort_keys=True), "result": result}
         try:
             pipe = self.redis.pipeline(transaction=False)
             pipe.xadd(key("audit"), fields, maxlen=AUDIT_MAXLEN, approximate=True)
-            if space:
+            if space and per_space:
                 pipe.xadd(key("audit", "space", space), fields, maxlen=AUDIT_PER_SPACE_MAXLEN, approximate=True)
             pipe.execute()
         except REDIS_ERRORS:
