@@ -289,7 +289,7 @@ def _parse_var(args, text, _catalogue):
 
 # Slack rewrites what people type in command text: links `<https://x|x>`, e-mail `<mailto:a@b.c|a@b.c>`,
 # mentions `<@U123|name>`, channels `<#C123|name>`, groups `<!subteam^S1|@team>`, `<!here>`.
-_SLACK_ENTITY = re.compile(r"<([^<>|]*)(?:\|([^<>]*))?>")
+_SLACK_ENTITY = re.compile(r"<((?:https?://|mailto:|tel:|@[UW]|#[CG]|!)[^<>|\s]*)(?:\|([^<>]*))?>", re.I)
 
 
 def _typed(match: re.Match) -> str:

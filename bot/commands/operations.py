@@ -148,7 +148,8 @@ class Operations:
         return words.status_reply(cmd.space, self.runtime(cmd.space), self.catalogue, self.hub_url)
 
     def flavors(self, cmd: Command, actor: Actor) -> Reply:
-        return words.flavors_reply(self.catalogues.refresh())
+        catalogue = self.catalogues.refresh()
+        return words.flavors_reply(catalogue, hub_failed=getattr(self.catalogues, "failed", False))
 
     def var_ls(self, cmd: Command, actor: Actor) -> Reply:
         variables = hub.call(self.api.get_space_variables, cmd.space, space=cmd.space)

@@ -54,12 +54,14 @@ def status_reply(space: str, runtime, catalogue: Catalogue, hub_url: str) -> Rep
     return Reply(text, [section(text), context(f"<{hub_url}/spaces/{space}|Open on Hugging Face>")])
 
 
-def flavors_reply(catalogue: Catalogue) -> Reply:
+def flavors_reply(catalogue: Catalogue, hub_failed: bool = False) -> Reply:
     rows = [f"{code(f.name)} {escape(f.pretty)} — *{price_words(f.price_per_hour)}*"
             + (f" ({escape(f.spec)})" if f.spec else "") for f in catalogue]
     source = "from the Hub" if catalogue.source == "hub" else "shipped price list; the Hub's catalogue was unreachable"
     if catalogue.source == "hub" and getattr(catalogue, "read_at", 0):
-        source += f", read {when_words(catalogue.read_at)}"
+        source = ("last read from the Hub" if hub_failed else "from the Hub") + f" {when_words(catalogue.read_at)}"
+        if hub_failed:
+            source += "; the Hub's list can't be read right now"
     text = "*Hardware flavors* (USD per hour):\n" + "\n".join(rows)
     return Reply(text, [section(text[:3000]), context(escape(source))])
 

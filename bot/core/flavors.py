@@ -146,6 +146,7 @@ class CatalogueSource:
         self._clock = clock
         self._local = Catalogue()
         self._local_at = ""
+        self.failed = False  # the last refresh this process tried could not read the Hub
 
     @property
     def current(self) -> Catalogue:
@@ -173,11 +174,13 @@ class CatalogueSource:
             fresh = Catalogue.from_hub(self._fetch())
         except SpaceOpsError as err:
             log.warning("hardware catalogue not refreshed, keeping the last good one: %s", err.sentence)
+            self.failed = True
             self._store({"failed_at": repr(now)})
             return self.current
         if fresh.source != "hub":
             return self.current  # the Hub answered an empty list: not a catalogue to replace a good one with
         fresh.read_at = now
+        self.failed = False
         self._local = fresh
         self._store({"json": catalogue_json(fresh), "at": repr(now), "failed_at": ""})
         self._local_at = repr(now)
