@@ -11,6 +11,7 @@ from slack_bolt import App
 from slack_bolt.error import BoltError
 from slack_sdk import WebClient
 
+from bot.access.service import Access
 from bot.alerts.watcher import Watcher
 from bot.approvals.flow import ApprovalKind, Approvals
 from bot.commands.operations import Operations
@@ -41,6 +42,7 @@ class Context:
     ops: Operations
     watcher: Watcher
     approvals: Approvals
+    access: Access | None = None
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
@@ -67,6 +69,13 @@ def build_context(settings: Settings, redis_client: redis.Redis | None = None, p
     # Every cost increase goes through the same approval flow: commands' own actions (resume, sleep) too.
     for action, (apply, landed) in ops.approval_appliers().items():
         approvals.register(action, ApprovalKind(apply, landed))
+    # Who may do what, where: channel scopes, private Spaces, the workspace boundary, guests and readers.
+    access = Access(settings, store, roles, api, client)
+    ops.guards.append(access.check)
+    ops.reveals = access.reveals
+    watcher.outbox.may_post = access.may_alert
+    for name, handler in access.commands().items():
+        ops.handle(name, handler)
     for line in settings.warnings():
         log.warning(line)
 
@@ -78,7 +87,7 @@ def build_context(settings: Settings, redis_client: redis.Redis | None = None, p
     for name, handler in {**watcher.commands(), **approvals.commands()}.items():
         ops.handle(name, handler)
     return Context(settings, store, poster, background_pool(settings.workers), client, roles, spaces, catalogues,
-                   ops, watcher, approvals)
+                   ops, watcher, approvals, access)
 
 
 def build_app(ctx: Context) -> App:

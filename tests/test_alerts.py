@@ -262,7 +262,8 @@ def test_namespace_watch_picks_up_a_new_space(bot, hub, slack, clock):
     tick(bot, clock)
     assert len(posts(slack)) == 1 and "acme/new" in posts(slack)[0]["text"]
     # one listing per tick, no per-Space reads (and the hourly hardware catalogue)
-    assert all(r.path in ("/api/spaces", "/api/spaces/hardware") for r in hub.calls("GET"))
+    # (and whether a Space that has an alert is private, asked once, for where its alerts may go)
+    assert all(r.path in ("/api/spaces", "/api/spaces/hardware", "/api/spaces/acme/new") for r in hub.calls("GET"))
 
 
 def test_watches_listing(bot, hub, slack):

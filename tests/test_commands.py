@@ -36,7 +36,8 @@ def test_status_shows_stage_hardware_price_sleep_replicas_error_and_link(bot, hu
     assert "CUDA out of memory" in text
     assert f"{hub.base}/spaces/{SPACE}" in text
     assert seen["response_type"] == "ephemeral"
-    assert [(r.method, r.path) for r in hub.requests] == [("GET", f"{BASE}/runtime")]
+    # The runtime, and (since it shows error text) whether the Space is private.
+    assert [(r.method, r.path) for r in hub.requests] == [("GET", f"{BASE}/runtime"), ("GET", BASE)]
 
 
 @pytest.mark.parametrize("sleep,hardware,words", [

@@ -58,6 +58,8 @@ class Outbox:
         # Other features' deliveries (op → deliver(channel, payload)), e.g. approval message edits that
         # failed when first tried; registered by every replica, since the leader drains for all.
         self.handlers: dict[str, Callable[[str, str], None]] = {}
+        # Whether an alert about a Space may go to a channel (channel scopes, private Spaces); set at wiring.
+        self.may_post: Callable[[str, str], bool] | None = None
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ enqueue
@@ -73,7 +75,7 @@ class Outbox:
             channels[watch.channel] = channels.get(watch.channel, False) or alert.matches(watch.only)
         audience = []
         for channel, wanted in channels.items():
-            if not wanted:
+            if not wanted or (self.may_post is not None and not self.may_post(alert.space, channel)):
                 continue
             mute = next(((chan, target) for (chan, target), until in mutes.items()
                          if chan == channel and until > alert.at and covers(target, alert.space)), None)

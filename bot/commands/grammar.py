@@ -33,6 +33,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "unmute": ("unmute SPACE|NAMESPACE/*", "unmute acme/chat", "end a mute"),
     "approvals": ("approvals [cancel ID]", "approvals", "pending hardware requests; cancel or withdraw one"),
     "audit": ("audit [SPACE]", "audit acme/chat", "who did what, newest first"),
+    "scope": ("scope [#channel] [NAMESPACE/* [read|operate]]", "scope #alerts acme/* read",
+              "what a channel may see and do (admins set it)"),
+    "unscope": ("unscope #channel NAMESPACE/*", "unscope #alerts acme/*", "remove one of a channel's scopes"),
     "help": ("help [COMMAND]", "help hw", "this help"),
 }
 ALIASES = {"hardware": "hw", "restore": "resume", "start": "resume", "vars": "var", "variable": "var",
@@ -77,6 +80,7 @@ class Command:
     topic: str | None = None
     request_id: str | None = None
     everywhere: bool = False
+    level: str | None = None  # `scope`: read | operate
 
     @property
     def is_pattern(self) -> bool:
@@ -414,7 +418,35 @@ def _parse_audit(args, _text, _catalogue):
     return Command("audit", space=parse_space(args[0]) if args else None)
 
 
+SCOPE_LEVELS = ("read", "operate")
+
+
+def _parse_scope(args, _text, _catalogue):
+    _too_many(args, 3, "scope")
+    channel = _channel(args[0]) if args else None
+    if len(args) <= 1:
+        return Command("scope", channel=channel)
+    pattern = parse_space(args[1], allow_pattern=True)
+    if not pattern.endswith("/*"):
+        raise BadInput(f"A scope is a namespace: `{_clip(pattern.split('/')[0])}/*`, not one Space.")
+    level = args[2].lower() if len(args) > 2 else "operate"
+    if level not in SCOPE_LEVELS:
+        raise BadInput(f"`{_clip(args[2])}` is not a level: use read or operate.")
+    return Command("scope.set", channel=channel, space=pattern, level=level)
+
+
+def _parse_unscope(args, _text, _catalogue):
+    _need(args, 2, "unscope")
+    _too_many(args, 2, "unscope")
+    pattern = parse_space(args[1], allow_pattern=True)
+    if not pattern.endswith("/*"):
+        raise BadInput(f"A scope is a namespace: `{_clip(pattern.split('/')[0])}/*`, not one Space.")
+    return Command("unscope", channel=_channel(args[0]), space=pattern)
+
+
 _PARSERS = {
+    "scope": _parse_scope,
+    "unscope": _parse_unscope,
     "status": _simple("status"),
     "restart": _parse_restart,
     "resume": _simple("resume"),

@@ -85,6 +85,10 @@ class Operations:
         self.catalogues = catalogues
         self.upgrades = upgrades or NoApprovals(catalogues)
         self.hub_url = settings.hf_endpoint
+        # Checks other features add at wiring (channel scopes, workspace, guests): each raises NotAllowed.
+        self.guards: list[Callable[[Command, Actor], None]] = []
+        # Whether a Space's private details (error text) may be shown where this actor asked.
+        self.reveals: Callable[[str, Actor], bool] = lambda space, actor: True
         self.handlers: dict[str, Handler] = {
             "help": lambda cmd, actor: words.help_reply(cmd.topic),
             "status": self.status,
@@ -111,6 +115,8 @@ class Operations:
     def run(self, cmd: Command, actor: Actor) -> Reply:
         """Check permissions, run, and turn any of our errors into a reply. Bugs still raise."""
         try:
+            for guard in self.guards:
+                guard(cmd, actor)
             self.roles.check(cmd.name, actor.user, cmd.space)
             if cmd.target:
                 self.roles.check(cmd.name, actor.user, cmd.target)
@@ -145,7 +151,9 @@ class Operations:
         return self.spaces.runtime(space)
 
     def status(self, cmd: Command, actor: Actor) -> Reply:
-        return words.status_reply(cmd.space, self.runtime(cmd.space), self.catalogue, self.hub_url)
+        runtime = self.runtime(cmd.space)
+        hidden = bool((getattr(runtime, "raw", {}) or {}).get("errorMessage")) and not self.reveals(cmd.space, actor)
+        return words.status_reply(cmd.space, runtime, self.catalogue, self.hub_url, hide_error=hidden)
 
     def flavors(self, cmd: Command, actor: Actor) -> Reply:
         catalogue = self.catalogues.refresh()
@@ -160,7 +168,8 @@ class Operations:
         return words.secrets_reply(cmd.space, secrets)
 
     def audit(self, cmd: Command, actor: Actor) -> Reply:
-        return words.audit_reply(self.store.audit_entries(cmd.space), cmd.space)
+        entries = [e for e in self.store.audit_entries(cmd.space) if not e.space or self.reveals(e.space, actor)]
+        return words.audit_reply(entries, cmd.space)
 
     # ------------------------------------------------------------------ changes
 

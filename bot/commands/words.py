@@ -28,7 +28,7 @@ def help_reply(topic: str | None = None) -> Reply:
     return Reply(text, [section(text)])
 
 
-def status_reply(space: str, runtime, catalogue: Catalogue, hub_url: str) -> Reply:
+def status_reply(space: str, runtime, catalogue: Catalogue, hub_url: str, hide_error: bool = False) -> Reply:
     raw = getattr(runtime, "raw", {}) or {}
     stage = runtime.stage
     current, requested = runtime.hardware, runtime.requested_hardware
@@ -48,7 +48,10 @@ def status_reply(space: str, runtime, catalogue: Catalogue, hub_url: str) -> Rep
         f"*Sleep:* {sleep_words(runtime.sleep_time, requested or current)}",
         f"*Replicas:* {replica_words}",
     ]
-    if raw.get("errorMessage"):
+    if raw.get("errorMessage") and hide_error:
+        lines.append(f"*Error:* hidden here: {code(space)} is private (its error text shows in a channel scoped "
+                     f"to its namespace, or in a DM with Space Ops)")
+    elif raw.get("errorMessage"):
         lines.append(f"*Error:* ```{escape(str(raw['errorMessage'])[:1500])}```")
     text = "\n".join(lines)
     return Reply(text, [section(text), context(f"<{hub_url}/spaces/{space}|Open on Hugging Face>")])

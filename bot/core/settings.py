@@ -102,6 +102,8 @@ class Settings:
     hub_timeout: float = 10.0
     workers: int = 16
     approval_free_below: float = 0.0  # USD per day: smaller cost increases apply without an approver
+    readers: frozenset[str] = field(default_factory=frozenset)  # who may read; empty = every member
+    allowed_teams: frozenset[str] = field(default_factory=frozenset)  # other workspaces whose members may act
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -124,6 +126,9 @@ class Settings:
             approval_ttl=_seconds("SPACEOPS_APPROVAL_TTL", env.get("SPACEOPS_APPROVAL_TTL"), 24 * 3600),
             poll_seconds=_seconds("SPACEOPS_POLL_SECONDS", env.get("SPACEOPS_POLL_SECONDS"), 60),
             hub_timeout=_number("SPACEOPS_HUB_TIMEOUT", env.get("SPACEOPS_HUB_TIMEOUT"), 10.0),
+            readers=_checked_ids("SPACEOPS_READERS", env.get("SPACEOPS_READERS"), _USER_OR_GROUP, USER_IDS),
+            allowed_teams=_checked_ids("SPACEOPS_ALLOWED_TEAMS", env.get("SPACEOPS_ALLOWED_TEAMS"), _TEAM_ID,
+                                       "a Slack workspace id (T…) or organisation id (E…)"),
             approval_free_below=_number("SPACEOPS_APPROVAL_FREE_BELOW", env.get("SPACEOPS_APPROVAL_FREE_BELOW"),
                                         0.0, zero_ok=True),
         )

@@ -46,6 +46,9 @@ class SlackEmulator:
             self.messages: dict[tuple[str, str], dict[str, Any]] = {}
             self.groups: dict[str, list[str]] = {}
             self.faults: list[SlackFault] = []
+            # users.info answers: user id → fields (team_id, is_restricted…); others are members of T1
+            self.users: dict[str, dict[str, Any]] = {}
+            self.channels: dict[str, str] = {}  # conversations.list: name → id
 
     # ------------------------------------------------------------------ test-facing
 
@@ -150,6 +153,14 @@ class SlackEmulator:
                                                   f"p{str(body.get('message_ts', '')).replace('.', '')}"}
         if method == "views.open":
             return 200, {"ok": True, "view": {"id": "V1", **(body.get("view") or {})}}
+        if method == "users.info":
+            user = body.get("user", "")
+            fields = {"id": user, "team_id": "T1", "is_restricted": False, "is_ultra_restricted": False,
+                      **self.users.get(user, {})}
+            return 200, {"ok": True, "user": fields}
+        if method == "conversations.list":
+            return 200, {"ok": True, "channels": [{"id": cid, "name": name} for name, cid in self.channels.items()],
+                         "response_metadata": {"next_cursor": ""}}
         if method == "usergroups.users.list":
             group = body.get("usergroup", "")
             if group not in self.groups:

@@ -40,7 +40,8 @@ MATRIX = {
     "pause SPACE": (OPERATORS, ("POST", "pause")),
     "hw SPACE cpu-basic": (OPERATORS, ("POST", "hardware")),
     "hw SPACE a100-large": (OPERATORS, None),  # an upgrade: a request for approval, no Hub write
-    "sleep SPACE 2h": (OPERATORS, ("POST", "sleeptime")),
+    "sleep SPACE 30m": (OPERATORS, ("POST", "sleeptime")),  # shorter: no approval
+    "sleep SPACE never": (OPERATORS, None),  # longer on paid hardware: a request for approval
     "var set SPACE K=v": (OPERATORS, ("POST", "variables")),
     "var rm SPACE MODEL": (OPERATORS, ("DELETE", "variables")),
     "secret set SPACE API_KEY": (OPERATORS, None),  # opens the modal; its submission is checked below
