@@ -37,6 +37,7 @@ class Situation:
     command: str = ""             # for the sentences: `restart`
     admins: str = "an admin"      # who to ask, for the sentences
     guest: bool = False
+    scope_need: str | None = None  # what the channel's scope must allow, when less than `need` (watches read)
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ def decide(s: Situation) -> Verdict:
         if scope is None:
             return Verdict(False, f"This channel may only name Spaces of {allowed}; `{s.namespace}/*` is not in "
                                   f"its scope. Ask in a channel scoped to it, or in a DM with Space Ops.", reveal)
-        if LEVELS[scope.level] < LEVELS[s.need]:
+        if LEVELS[scope.level] < LEVELS[s.scope_need or s.need]:
             return Verdict(False, f"This channel is read-only for `{scope.pattern}`: changes happen in a channel "
                                   f"scoped to operate on it.", reveal)
     if s.shows_private and not reveal:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import replace
 from typing import Callable
 
 from bot.access import words
@@ -25,6 +26,8 @@ CACHE_SECONDS = 300
 PRIVATE = key("private")  # hash: Space → "1" private / "0" public, the last answer from the Hub
 # Commands whose answer shows what a private Space keeps to itself (variables, secret names, its audit).
 SHOWS_PRIVATE = frozenset({"var.ls", "secret.ls", "audit"})
+# Operator commands that change no Space, only what a channel hears: a read-only channel may still run them.
+CHANNEL_ONLY = frozenset({"watch", "unwatch", "mute", "unmute"})
 
 
 class _Cache:
@@ -176,8 +179,11 @@ class Access:
         same = self.same_workspace(actor)
         spaces = [s for s in (cmd.space, cmd.target) if s]
         for space in spaces or [None]:
-            verdict = decide(self.situation(need, actor, actor.channel, space, cmd.name in SHOWS_PRIVATE and
-                                            bool(space), role, same, cmd.name))
+            situation = self.situation(need, actor, actor.channel, space, cmd.name in SHOWS_PRIVATE and bool(space),
+                                       role, same, cmd.name)
+            if cmd.name in CHANNEL_ONLY:
+                situation = replace(situation, scope_need="read")
+            verdict = decide(situation)
             if not verdict.allowed:
                 raise NotAllowed(verdict.reason)
         if cmd.name == "watch" and cmd.space:
