@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import redis
 from slack_bolt import App
 from slack_bolt.error import BoltError
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from bot.access.service import Access
 from bot.alerts.watcher import Watcher
@@ -56,6 +57,8 @@ def build_context(settings: Settings, redis_client: redis.Redis | None = None, p
     if poster is None:
         client = client or make_web_client(settings)
         poster = SlackPoster(client)
+    if settings.approval_channel.startswith("#") and client is not None:
+        settings = replace(settings, approval_channel=resolve_channel(client, settings.approval_channel))
     roles = Roles(settings, getattr(poster, "group_members", None))
     api = hub.make_api(settings)
     spaces = Spaces(api, settings.hf_endpoint)
@@ -88,6 +91,27 @@ def build_context(settings: Settings, redis_client: redis.Redis | None = None, p
         ops.handle(name, handler)
     return Context(settings, store, poster, background_pool(settings.workers), client, roles, spaces, catalogues,
                    ops, watcher, approvals, access)
+
+
+def resolve_channel(client: WebClient, name: str) -> str:
+    """`#ops` → its channel id (conversations.list, paged), or a ConfigError naming SPACEOPS_APPROVAL_CHANNEL."""
+    wanted = name.lstrip("#").lower()
+    cursor = None
+    try:
+        for _ in range(100):  # at most 100 pages of 1,000 channels
+            page = client.conversations_list(types="public_channel,private_channel", exclude_archived=True,
+                                             limit=1000, cursor=cursor)
+            for channel in page.get("channels") or []:
+                if str(channel.get("name", "")).lower() == wanted:
+                    return str(channel["id"])
+            cursor = (page.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                break
+    except (SlackApiError, OSError) as err:
+        raise ConfigError(f"SPACEOPS_APPROVAL_CHANNEL={name}: Slack could not list channels to find it ({err}). "
+                          f"Give the channel id instead (C…, from the channel's details).") from err
+    raise ConfigError(f"SPACEOPS_APPROVAL_CHANNEL={name}: Space Ops sees no channel of that name. Check the "
+                      f"spelling, invite Space Ops to a private channel, or give the channel id (C…).")
 
 
 def build_app(ctx: Context) -> App:

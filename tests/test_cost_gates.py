@@ -144,3 +144,19 @@ def test_request_from_a_dm_goes_to_the_approval_channel_or_is_refused(make_bot, 
     pending = ask(other, slack, f"hw {SPACE} a100-large", user="U1", channel="D0123")
     assert pending.channel == "CAPPROVE"
     assert writes(hub) == []
+
+
+def test_approval_channel_given_by_name_is_resolved_at_start(make_bot, hub, slack):
+    from bot.core.errors import ConfigError
+    from tests.test_approvals import click
+
+    hub.add_space(SPACE, hardware="t4-small")
+    slack.channels.update({"general": "CGEN", "ops": "COPS1"})
+    bot = make_bot(SPACEOPS_APPROVAL_CHANNEL="#ops", **ROLES)
+    assert bot.ctx.settings.approval_channel == "COPS1"
+    pending = ask(bot, slack, f"hw {SPACE} a100-large", user="U1", channel="D0123")  # from a DM: to #ops
+    assert pending.channel == "COPS1"
+    assert "Approved" in click(bot, slack, pending, "UAPP")
+    assert [(m, p) for m, p, _ in writes(hub)] == [("POST", f"{BASE}/hardware")]
+    with pytest.raises(ConfigError, match="SPACEOPS_APPROVAL_CHANNEL=#nope: Space Ops sees no channel"):
+        make_bot(SPACEOPS_APPROVAL_CHANNEL="#nope", **ROLES)
