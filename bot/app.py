@@ -15,6 +15,7 @@ from slack_sdk.errors import SlackApiError
 from bot.access.service import Access
 from bot.alerts.watcher import Watcher
 from bot.approvals.flow import ApprovalKind, Approvals
+from bot.commands.canonical import Canonical
 from bot.commands.operations import Operations
 from bot.core import hub
 from bot.core.errors import ConfigError
@@ -74,6 +75,7 @@ def build_context(settings: Settings, redis_client: redis.Redis | None = None, p
         approvals.register(action, ApprovalKind(apply, landed))
     # Who may do what, where: channel scopes, private Spaces, the workspace boundary, guests and readers.
     access = Access(settings, store, roles, api, client)
+    ops.rewrites.append(Canonical(api, store.redis).command)
     ops.guards.append(access.check)
     ops.reveals = access.reveals
     watcher.outbox.may_post = access.may_alert

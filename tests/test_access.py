@@ -221,3 +221,22 @@ def test_readers_setting_limits_who_may_read(make_bot, hub, slack):
     assert "is *running*" in bot.command("status acme/chat", user="UREAD")["text"]
     assert "is *running*" in bot.command("status acme/chat", user="UOP")["text"]  # operators read
     assert [r.path for r in hub.requests] == ["/api/spaces/acme/chat/runtime"] * 2
+
+
+# ---------------------------------------------------------------- the Hub's casing
+
+
+def test_watches_store_the_hubs_casing_and_match_batched_reads(make_bot, hub, slack):
+    hub.add_space("acme/chat", hardware="t4-small")
+    hub.add_space("acme/other", hardware="t4-small")
+    bot = make_bot()
+    assert "`acme/chat`" in bot.command("watch Acme/Chat")["text"]
+    assert "`acme/*`" in bot.command("watch ACME/*", channel="C2")["text"]
+    assert sorted(w.target for w in bot.ctx.watcher.store.load().watches) == ["acme/*", "acme/chat"]
+    clock = Clock()
+    tick(bot, clock)
+    hub.set_stage("acme/chat", "RUNTIME_ERROR", error="boom")
+    tick(bot, clock)
+    assert len(slack.posts("C1")) == 1 and len(slack.posts("C2")) == 1
+    assert "Stopped watching" in bot.command("unwatch ACME/chat")["text"] or \
+        not [w for w in bot.ctx.watcher.store.load().watches if w.channel == "C1"]

@@ -475,7 +475,8 @@ def test_hub_429_is_not_a_failure_and_reading_resumes(bot, hub, slack, clock):
     hub.set_stage("acme/a", "PAUSED")
     report = tick(bot, clock)
     assert report.rate_limited and report.failures == 0 and posts(slack) == []
-    assert len(hub.calls("GET", "/api/spaces")) == 2        # no retry loop inside the cycle
+    listings = [c for c in hub.calls("GET", "/api/spaces") if "limit" not in c.query]  # not `watch`'s casing lookup
+    assert len(listings) == 2        # no retry loop inside the cycle
     tick(bot, clock)
     assert len(posts(slack)) == 1 and "paused" in posts(slack)[0]["text"]
 

@@ -87,6 +87,8 @@ class Operations:
         self.hub_url = settings.hf_endpoint
         # Checks other features add at wiring (channel scopes, workspace, guests): each raises NotAllowed.
         self.guards: list[Callable[[Command, Actor], None]] = []
+        # Rewrites before anything else (the Hub's casing of Space ids for stored ones).
+        self.rewrites: list[Callable[[Command], Command]] = []
         # Whether a Space's private details (error text) may be shown where this actor asked.
         self.reveals: Callable[[str, Actor], bool] = lambda space, actor: True
         self.handlers: dict[str, Handler] = {
@@ -115,6 +117,8 @@ class Operations:
     def run(self, cmd: Command, actor: Actor) -> Reply:
         """Check permissions, run, and turn any of our errors into a reply. Bugs still raise."""
         try:
+            for rewrite in self.rewrites:
+                cmd = rewrite(cmd)
             for guard in self.guards:
                 guard(cmd, actor)
             self.roles.check(cmd.name, actor.user, cmd.space)

@@ -234,7 +234,9 @@ class HubEmulator:
             if not match:
                 return self._error(404, "Not Found")
             space_id, rest = f"{match.group(1)}/{match.group(2)}", match.group(3) or ""
-            space = self.spaces.get(space_id)
+            # Repo ids are case-insensitive on the Hub; answers carry the repo's own casing.
+            space = self.spaces.get(space_id) or next(
+                (s for sid, s in self.spaces.items() if sid.lower() == space_id.lower()), None)
             if space is None:
                 return self._error(404, "Repository not found", "RepoNotFound")
             return self._space_route(method, rest, space, query, body, base)
@@ -251,7 +253,7 @@ class HubEmulator:
         if unknown := [e for e in expand if e not in EXPANDABLE]:
             return self._error(400, f"Invalid expand value: {unknown[0]}")
         author = (query.get("author") or [None])[0]
-        spaces = sorted((s for s in self.spaces.values() if author is None or s["author"] == author),
+        spaces = sorted((s for s in self.spaces.values() if author is None or s["author"].lower() == author.lower()),
                         key=lambda s: s["id"])
         limit = int((query.get("limit") or [self.page_size])[0])
         size = min(limit, self.page_size)
