@@ -13,6 +13,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.access.service import Access
+from bot.alerts.retention import Retention
 from bot.alerts.watcher import Watcher
 from bot.approvals.flow import ApprovalKind, Approvals
 from bot.commands.canonical import Canonical
@@ -89,6 +90,9 @@ def build_context(settings: Settings, redis_client: redis.Redis | None = None, p
     # The leader's poll tick expires approvals, so expiry needs no click.
     watcher.periodic.append(approvals.sweep)
     watcher.periodic.append(catalogues.refresh_if_due)
+    # State, usage and history of Spaces nobody watches any more are forgotten after a while.
+    retention = Retention(store.redis, watcher.store, forget=lambda space: watcher.poller.cache.pop(space, None))
+    watcher.periodic.append(retention.run)
     for name, handler in {**watcher.commands(), **approvals.commands()}.items():
         ops.handle(name, handler)
     return Context(settings, store, poster, background_pool(settings.workers), client, roles, spaces, catalogues,
