@@ -59,7 +59,7 @@ def test_decision_matrix_is_exhaustive_and_never_leaks():
         if not same:
             assert "only takes commands from members of Acme" in verdict.reason
     assert leaks == 0 and len(CASES) == 576
-    tally("access decision (need × role × scope × private × channel × workspace)", tried=len(CASES))
+    tally("access rule: need×role×scope×private×DM×team", tried=len(CASES))
 
 
 def test_alerts_go_only_where_scope_and_privacy_allow():
@@ -179,7 +179,7 @@ def test_alerts_of_private_spaces_and_their_logs_only_where_scoped(make_bot, hub
     assert "acme/chat" in in_c1 and "CUDA out of memory" in in_c1  # public: logs on by default
     assert "acme/secret" not in in_c1 and "hunter2" not in in_c1
     assert "acme/secret" in in_scoped and "hunter2" in in_scoped
-    tally("private Space leaks into an unscoped channel", tried=1, lost=int("hunter2" in in_c1))
+    tally("private alerts into an unscoped channel", tried=1, lost=int("hunter2" in in_c1))
 
 
 # ---------------------------------------------------------------- workspace, guests, readers

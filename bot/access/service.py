@@ -92,14 +92,15 @@ class Access:
                 return {"is_restricted": True, "_unknown": True}
         return self._users.get(user, load)
 
-    def is_private(self, space: str) -> bool:
+    def is_private(self, space: str, strict: bool = False) -> bool:
         """Whether the Hub says the Space is private. Asked at most every few minutes per Space; when the Hub
-        can't answer, the last answer any replica got (Redis), else private: never shown by mistake."""
+        can't answer, the last answer any replica got (Redis), else private: never shown by mistake.
+        `strict`: with no answer at all, raise the Hub's error (a command says why it shows nothing)."""
         def load():
             try:
                 info = hub.call(self.api.space_info, space, expand=["private"], space=space)
-            except SpaceOpsError:
-                return None
+            except SpaceOpsError as err:
+                return err
             private = bool(getattr(info, "private", True))
             try:
                 self.records.redis.hset(PRIVATE, space, "1" if private else "0")
@@ -107,13 +108,15 @@ class Access:
                 pass
             return private
         value = self._private.get(space, load)
-        if value is not None:
-            return bool(value)
+        if isinstance(value, bool):
+            return value
         self._private.forget(space)  # ask the Hub again next time
         try:
             known = self.records.redis.hget(PRIVATE, space)
         except REDIS_ERRORS:
             known = None
+        if known is None and strict and isinstance(value, SpaceOpsError):
+            raise value
         return known != "0"
 
     def channel_scopes(self, channel: str) -> tuple[Scope, ...]:
@@ -156,7 +159,7 @@ class Access:
                   role: str | None = None, workspace: bool | None = None, command: str = "") -> Situation:
         namespace = namespace_of(space) if space else None
         private = bool(space and shows_private and not space.endswith("/*") and not is_dm(channel)
-                       and self.is_private(space))
+                       and self.is_private(space, strict=True))
         info = self.user(actor.user)
         return Situation(need=need, role=role or self.role(actor.user), channel=channel,
                          command=command.replace(".", " "), admins=self.roles.who_holds("admin"),
