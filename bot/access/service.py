@@ -63,6 +63,7 @@ class Access:
         self.client = client  # slack_sdk WebClient, or None (console): no workspace or guest checks then
         self.scopes = ScopeStore(store.redis)
         self._users = _Cache()
+        self._last_users: dict[str, dict] = {}
         self._private = _Cache()
         self._home: tuple[str, str] | None = None
 
@@ -80,17 +81,25 @@ class Access:
         return self._home or ("", "")
 
     def user(self, user: str) -> dict:
-        """users.info's user (team_id, is_restricted…), cached; {} when unknown."""
+        """users.info's user (team_id, is_restricted…), cached; the last answer (else {}) when Slack fails.
+
+        Unknown counts as a member of the payload's workspace: a Slack hiccup must not lock operators out
+        mid-incident, and the signed payload's own team is still checked."""
         if self.client is None or not user:
             return {}
 
         def load():
             try:
                 return dict(self.client.users_info(user=user).get("user") or {})
-            except Exception as err:  # noqa: BLE001
-                log.warning("users.info failed for a user (%s); treated as a guest until Slack answers", err)
-                return {"is_restricted": True, "_unknown": True}
-        return self._users.get(user, load)
+            except Exception as err:  # noqa: BLE001 — Slack unreachable or refusing
+                log.warning("users.info failed (%s); using the last answer for this user", err)
+                return None
+        value = self._users.get(user, load)
+        if value is None:
+            self._users.forget(user)
+            return self._last_users.get(user, {})
+        self._last_users[user] = value
+        return value
 
     def is_private(self, space: str, strict: bool = False) -> bool:
         """Whether the Hub says the Space is private. Asked at most every few minutes per Space; when the Hub
