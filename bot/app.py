@@ -50,6 +50,8 @@ class Context:
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
         self.watcher.stop(release=True)
+        if self.access is not None:
+            self.access.close()
 
 
 def build_context(settings: Settings, redis_client: redis.Redis | None = None, poster: Poster | None = None,
@@ -80,6 +82,7 @@ def build_context(settings: Settings, redis_client: redis.Redis | None = None, p
     ops.guards.append(access.check)
     ops.reveals = access.reveals
     watcher.outbox.may_post = access.may_alert
+    watcher.outbox.prepare = access.prefetch
     for name, handler in access.commands().items():
         ops.handle(name, handler)
     for line in settings.warnings():

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Callable
 
@@ -66,6 +67,7 @@ class Access:
         self._last_users: dict[str, dict] = {}
         self._private = _Cache()
         self._home: tuple[str, str] | None = None
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="spaceops-access")
 
     # ------------------------------------------------------------------ facts, cached
 
@@ -127,6 +129,14 @@ class Access:
         if known is None and strict and isinstance(value, SpaceOpsError):
             raise value
         return known != "0"
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def prefetch(self, spaces: set[str]) -> None:
+        """Look up whether these Spaces are private, several at a time (before their alerts are routed)."""
+        if len(spaces) > 1:
+            list(self._pool.map(self.is_private, sorted(spaces)))
 
     def channel_scopes(self, channel: str) -> tuple[Scope, ...]:
         try:

@@ -60,6 +60,8 @@ class Outbox:
         self.handlers: dict[str, Callable[[str, str], None]] = {}
         # Whether an alert about a Space may go to a channel (channel scopes, private Spaces); set at wiring.
         self.may_post: Callable[[str, str], bool] | None = None
+        # Called once with every Space about to be enqueued, so `may_post` can look them up together.
+        self.prepare: Callable[[set[str]], None] | None = None
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ enqueue
@@ -86,6 +88,8 @@ class Outbox:
         return audience
 
     def enqueue(self, alerts: list[Alert], watches: WatchSet) -> int:
+        if self.prepare is not None and alerts:
+            self.prepare({alert.space for alert in alerts})
         mutes = self.watch_store.mutes()
         pipe = self.redis.pipeline(transaction=False)
         count = 0
@@ -104,6 +108,8 @@ class Outbox:
 
     def enqueue_summary(self, alerts: list[Alert], watches: WatchSet, gap: float, now: float) -> int:
         """After downtime: one message per channel listing what changed meanwhile."""
+        if self.prepare is not None and alerts:
+            self.prepare({alert.space for alert in alerts})
         mutes = self.watch_store.mutes()
         per_channel: dict[str, list[Alert]] = {}
         edits: list[tuple[str, Alert]] = []
