@@ -41,7 +41,7 @@ def register(app, ctx) -> None:
 def open_secret_modal(ack, client, ctx, cmd, actor, command) -> None:
     # trigger_id is only valid for 3 s: the permission check and views.open happen here, not on the pool.
     try:
-        ctx.ops.roles.check("secret.set", actor.user, cmd.space)
+        ctx.ops.check(cmd, actor)  # the same checks as every command: roles, channel scope, workspace, guests
     except SpaceOpsError as err:
         reply = error_reply(err.sentence)
         ack(text=reply.text, blocks=reply.blocks, response_type="ephemeral")

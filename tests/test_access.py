@@ -240,3 +240,19 @@ def test_watches_store_the_hubs_casing_and_match_batched_reads(make_bot, hub, sl
     assert len(slack.posts("C1")) == 1 and len(slack.posts("C2")) == 1
     assert "Stopped watching" in bot.command("unwatch ACME/chat")["text"] or \
         not [w for w in bot.ctx.watcher.store.load().watches if w.channel == "C1"]
+
+
+def test_the_secret_form_follows_the_same_rules(make_bot, hub, slack):
+    hub.add_space("acme/chat")
+    slack.users["UEXT"] = {"team_id": "T9"}
+    bot = make_bot(**ADMIN)
+    scope(bot, READONLY, "acme/*", "read")
+    assert "members of Acme" in bot.command("secret set acme/chat API_KEY", user="UEXT")["text"]
+    assert "read-only" in bot.command("secret set acme/chat API_KEY", channel=READONLY)["text"]
+    assert slack.of("views.open") == []
+    # A forged submission from the read-only channel is refused too.
+    meta = json.dumps({"space": "acme/chat", "key": "API_KEY", "channel": READONLY,
+                       "response_url": f"{slack.base}/respond/forged"})
+    bot.submit_view("secret_set", {"value": ("value", "v"), "description": ("description", "")}, meta)
+    assert "read-only" in slack.wait(lambda: slack.responses("forged"))[0]["text"]
+    assert writes(hub) == []

@@ -134,6 +134,13 @@ class Operations:
                 self._audit_refusal(cmd, actor, err)
             return error_reply(err.sentence)
 
+    def check(self, cmd: Command, actor: Actor) -> None:
+        """Every check `run` makes before a handler (guards, roles); raises NotAllowed. For paths that run
+        outside `run`: the secret form."""
+        for guard in self.guards:
+            guard(cmd, actor)
+        self.roles.check(cmd.name, actor.user, cmd.space)
+
     def run_secret_set(self, space: str, key: str, value: str, actor: Actor, description: str | None = None) -> Reply:
         try:
             return self.set_secret(space, key, value, actor, description)
@@ -260,7 +267,7 @@ class Operations:
 
     def set_secret(self, space: str, key: str, value: str, actor: Actor, description: str | None = None) -> Reply:
         """From the secret modal: the value goes to the Hub and nowhere else (not the audit, not a log)."""
-        self.roles.check("secret.set", actor.user, space)
+        self.check(Command("secret.set", space=space, key=key), actor)
         self.store.audited(actor.user, "secret.set", space, {"key": key},
                            lambda: hub.call(self.api.add_space_secret, space, key, value,
                                             description=description or None, space=space))
