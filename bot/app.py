@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import redis
 from slack_bolt import App
 from slack_bolt.error import BoltError
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
+from bot.access.service import Access
+from bot.alerts.retention import Retention
 from bot.alerts.watcher import Watcher
-from bot.approvals.flow import Approvals
+from bot.approvals.flow import ApprovalKind, Approvals
+from bot.commands.canonical import Canonical
 from bot.commands.operations import Operations
 from bot.core import hub
 from bot.core.errors import ConfigError
-from bot.core.flavors import CatalogueSource
+from bot.core.flavors import CatalogueSource, ThrottledCatalogue
 from bot.core.hub import Spaces
 from bot.core.permissions import Roles
 from bot.core.settings import Settings
@@ -45,6 +49,7 @@ class Context:
     watcher: Watcher
     approvals: Approvals
     schedules: Schedules
+    access: Access | None = None
     timers: Timers = field(default_factory=Timers)
     # "Waiting for the Hub…" after the first, an answer (maybe "the Hub did not answer") by the second.
     reply_deadlines: tuple[float, float] = (3.0, 8.0)
@@ -53,6 +58,8 @@ class Context:
         self.pool.shutdown(wait=False, cancel_futures=True)
         self.timers.stop()
         self.watcher.stop(release=True)
+        if self.access is not None:
+            self.access.close()
 
 
 def build_context(settings: Settings, redis_client: redis.Redis | None = None, poster: Poster | None = None,
@@ -63,15 +70,33 @@ def build_context(settings: Settings, redis_client: redis.Redis | None = None, p
     if poster is None:
         client = client or make_web_client(settings)
         poster = SlackPoster(client)
+    if settings.approval_channel.startswith("#") and client is not None:
+        settings = replace(settings, approval_channel=resolve_channel(client, settings.approval_channel))
     roles = Roles(settings, getattr(poster, "group_members", None))
     api = hub.make_api(settings)
     spaces = Spaces(api, settings.hf_endpoint)
-    catalogues = CatalogueSource(spaces.hardware)
+    # One catalogue for every replica, in Redis; the poll leader refreshes it hourly (below).
+    catalogues = CatalogueSource(spaces.hardware, store.redis)
 
-    watcher = Watcher(settings, store, poster, api, spaces, catalogues)
+    # The poller prices every Space it reads: it looks at the shared catalogue at most every few seconds.
+    watcher = Watcher(settings, store, poster, api, spaces, ThrottledCatalogue(catalogues))
     approvals = Approvals(settings, store, spaces, roles, poster, catalogues, later=watcher.outbox.enqueue_one)
     ops = Operations(settings, api, spaces, store, roles, catalogues, upgrades=approvals,
                      budget=watcher.poller.budget)
+    # Every cost increase goes through the same approval flow: commands' own actions (resume, sleep) too.
+    for action, (apply, landed) in ops.approval_appliers().items():
+        approvals.register(action, ApprovalKind(apply, landed))
+    # Who may do what, where: channel scopes, private Spaces, the workspace boundary, guests and readers.
+    access = Access(settings, store, roles, api, client)
+    ops.rewrites.append(Canonical(api, store.redis).command)
+    ops.guards.append(access.check)
+    ops.reveals = access.reveals
+    watcher.outbox.may_post = access.may_alert
+    watcher.outbox.prepare = access.prefetch
+    for name, handler in access.commands().items():
+        ops.handle(name, handler)
+    for line in settings.warnings():
+        log.warning(line)
     schedules = Schedules(settings, store, api, spaces, roles, poster, catalogues, approvals=approvals,
                           timezone_of=SlackZones(client), later=watcher.outbox.enqueue_one)
     schedules.register_kinds(approvals)
@@ -83,16 +108,41 @@ def build_context(settings: Settings, redis_client: redis.Redis | None = None, p
     watcher.outbox.handlers.update(approvals.deliveries())
     # The leader's poll tick expires approvals, so expiry needs no click.
     watcher.periodic.append(approvals.sweep)
+    watcher.periodic.append(catalogues.refresh_if_due)
+    # State, usage and history of Spaces nobody watches any more are forgotten after a while.
+    retention = Retention(store.redis, watcher.store, forget=lambda space: watcher.poller.cache.pop(space, None))
+    watcher.periodic.append(retention.run)
     for name, handler in {**watcher.commands(), **approvals.commands(), **schedules.commands()}.items():
         ops.handle(name, handler)
     ctx = Context(settings, store, poster, WorkPool(settings.workers, settings.queue), client, roles, spaces,
-                  catalogues, ops, watcher, approvals, schedules)
+                  catalogues, ops, watcher, approvals, schedules, access=access)
     if settings.ops_channel:
         from bot.health import SelfReport
 
         # On the leader's tick: the ops channel hears once when the bot's own trouble starts and once when it ends.
         watcher.periodic.append(SelfReport(ctx, settings.ops_channel))
     return ctx
+
+
+def resolve_channel(client: WebClient, name: str) -> str:
+    """`#ops` → its channel id (conversations.list, paged), or a ConfigError naming SPACEOPS_APPROVAL_CHANNEL."""
+    wanted = name.lstrip("#").lower()
+    cursor = None
+    try:
+        for _ in range(100):  # at most 100 pages of 1,000 channels
+            page = client.conversations_list(types="public_channel,private_channel", exclude_archived=True,
+                                             limit=1000, cursor=cursor)
+            for channel in page.get("channels") or []:
+                if str(channel.get("name", "")).lower() == wanted:
+                    return str(channel["id"])
+            cursor = (page.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                break
+    except (SlackApiError, OSError) as err:
+        raise ConfigError(f"SPACEOPS_APPROVAL_CHANNEL={name}: Slack could not list channels to find it ({err}). "
+                          f"Give the channel id instead (C…, from the channel's details).") from err
+    raise ConfigError(f"SPACEOPS_APPROVAL_CHANNEL={name}: Space Ops sees no channel of that name. Check the "
+                      f"spelling, invite Space Ops to a private channel, or give the channel id (C…).")
 
 
 def build_app(ctx: Context) -> App:

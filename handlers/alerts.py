@@ -8,6 +8,7 @@ from bot.alerts.words import ALERT_ACTIONS
 from bot.commands.grammar import Command, parse_space
 from bot.core.errors import BadInput
 from bot.core.permissions import Actor
+from handlers.approvals import team_of
 from handlers.replies import submit
 
 COMMANDS = {
@@ -31,7 +32,7 @@ def _clicked(ctx, make):
             return  # not a value we put on a button
         actor = Actor(user=(body.get("user") or {}).get("id", ""),
                       channel=(body.get("channel") or {}).get("id", ""),
-                      team=(body.get("team") or {}).get("id", ""))
+                      team=team_of(body))
         # Whoever clicked hears back privately; the alert itself stays as it is.
         submit(ctx, lambda: dataclasses.replace(ctx.ops.run(cmd, actor), public=False),
                body.get("response_url", ""), f"alert button {cmd.name}", replace=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.approvals.words import APPROVE_ACTION, DENY_ACTION
 from bot.core.errors import SpaceOpsError
+from bot.core.permissions import Actor
 from bot.core.store import state_errors
 from bot.core.words import error_reply
 from handlers.replies import submit
@@ -18,6 +19,11 @@ def clicked(body: dict) -> tuple[str, str, str, str]:
     return str(action.get("value") or ""), (body.get("user") or {}).get("id", ""), channel, ts
 
 
+def team_of(body: dict) -> str:
+    """The clicking user's own workspace (Slack Connect: not the channel's), else the payload's team."""
+    return (body.get("user") or {}).get("team_id") or (body.get("team") or {}).get("id", "")
+
+
 def register(app, ctx) -> None:
     approvals = ctx.approvals
 
@@ -25,10 +31,14 @@ def register(app, ctx) -> None:
         def listener(ack, body):
             ack()
             request_id, user, channel, ts = clicked(body)
+            actor = Actor(user=user, channel=channel, team=team_of(body))
 
             def work():
                 try:
                     with state_errors():
+                        if ctx.access is not None:  # the workspace boundary and the channel's scope
+                            request = approvals.store.get(request_id)
+                            ctx.access.check_click(actor, request.space if request else None)
                         return decide(request_id, user, channel, ts)
                 except SpaceOpsError as err:
                     return error_reply(err.sentence)

@@ -54,8 +54,9 @@ def register(app, ctx) -> None:
 
 def open_secret_modal(ack, client, ctx, cmd, actor, command) -> None:
     # trigger_id is only valid for 3 s: the permission check and views.open happen here, not on the pool,
-    # each with a deadline (resolving a role's user group asks Slack, which may hang).
-    refusal = within(ROLE_SECONDS, lambda: ctx.ops.roles.check("secret.set", actor.user, cmd.space))
+    # each with a deadline (resolving a role's user group asks Slack, which may hang). The same checks as
+    # every command: roles, channel scope, workspace, guests.
+    refusal = within(ROLE_SECONDS, lambda: ctx.ops.check(cmd, actor))
     if refusal is not None:
         reply = error_reply(refusal)
         ack(text=reply.text, blocks=reply.blocks, response_type="ephemeral")
@@ -71,7 +72,7 @@ def open_secret_modal(ack, client, ctx, cmd, actor, command) -> None:
         log.warning("views.open failed: %s", type(err).__name__)
         opened = False
     if not opened:
-        deliver(command.get("response_url", ""), error_reply(MODAL_FAILED))
+        deliver(command.get("response_url", ""), error_reply(MODAL_FAILED), slack_api_url=ctx.settings.slack_api_url)
 
 
 def within(seconds: float, check) -> str | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from urllib.parse import urlsplit
 
 from slack_sdk.webhook import WebhookClient
 
@@ -18,14 +19,38 @@ log = logging.getLogger(__name__)
 RETRIES = 3
 
 
-def deliver(response_url: str, reply: Reply | None, replace_original: bool = False) -> bool:
+SLACK_HOOK_HOSTS = frozenset({"hooks.slack.com", "hooks.slack-gov.com"})
+
+
+def response_url_allowed(response_url: str, slack_api_url: str = "") -> bool:
+    """Only Slack's own hooks host (https), or the host of SLACK_API_URL when that is not Slack's (an
+    on-prem gateway, the tests' emulator): a forged payload can't make the bot POST anywhere else."""
+    try:
+        url = urlsplit(response_url)
+        host, port = (url.hostname or "").lower(), url.port
+    except ValueError:
+        return False
+    if url.scheme == "https" and host in SLACK_HOOK_HOSTS and port in (None, 443) and not url.username:
+        return True
+    try:
+        api = urlsplit(slack_api_url) if slack_api_url else None
+        api_host = (api.hostname or "").lower() if api else ""
+        api_port = api.port if api else None
+    except ValueError:
+        return False
+    if not api_host or api_host == "slack.com" or api_host.endswith(".slack.com"):
+        return False
+    return (url.scheme, host, port) == (api.scheme, api_host, api_port) and not url.username
+
+
+def deliver(response_url: str, reply: Reply | None, replace_original: bool = False, slack_api_url: str = "") -> bool:
     """POST the reply to `response_url`; retry Slack's 429/5xx and network errors a few times.
     `reply=None` deletes the message this URL posted before."""
     if not response_url:
         log.warning("reply dropped: no response_url")
         return False
-    if not response_url.startswith(("https://", "http://")):
-        log.warning("reply dropped: response_url is not an http(s) URL")  # forged; urllib would open ftp: or file:
+    if not response_url_allowed(response_url, slack_api_url):
+        log.warning("reply dropped: response_url is not on Slack's hooks host")  # forged payload
         return False
     payload = {"delete_original": True} if reply is None else {
         "text": reply.text, "blocks": reply.blocks or None,
@@ -55,8 +80,9 @@ class Answer:
     waiting for a worker, "busy", and it will not start), then the answer, which replaces whatever was shown
     (a public answer deletes the private note and is posted to the channel). Both count from the ack."""
 
-    def __init__(self, response_url: str, change: bool, replace: bool = True):
+    def __init__(self, response_url: str, change: bool, replace: bool = True, slack_api_url: str = ""):
         self.response_url = response_url
+        self.slack_api_url = slack_api_url
         self.change = change
         # A button's response_url "original" is the message holding the button (an approval request, an alert):
         # replies to clicks never replace or delete it, they follow as new private messages.
@@ -75,7 +101,7 @@ class Answer:
     def waiting(self) -> None:
         with self.lock:
             if not self.shown and not self.done:
-                self.shown = deliver(self.response_url, waiting_reply())
+                self.shown = deliver(self.response_url, waiting_reply(), slack_api_url=self.slack_api_url)
 
     def give_up(self) -> None:
         with self.lock:
@@ -84,18 +110,20 @@ class Answer:
             if not self.started:
                 log.warning("no worker free within %.0f s: not started, answered busy", ANSWER_WITHIN)
                 self.done = True
-                deliver(self.response_url, busy_reply(), replace_original=self.shown and self.replace)
+                deliver(self.response_url, busy_reply(), replace_original=self.shown and self.replace,
+                        slack_api_url=self.slack_api_url)
                 return
             log.warning("the Hub did not answer within %.0f s; the user was told", ANSWER_WITHIN)
-            self.shown = deliver(self.response_url, hub_silent_reply(self.change),
+            self.shown = deliver(self.response_url, hub_silent_reply(self.change), slack_api_url=self.slack_api_url,
                                  replace_original=self.shown and self.replace) or self.shown
 
     def final(self, reply: Reply) -> None:
         with self.lock:
             self.done = True
             if self.shown and self.replace and reply.public:
-                deliver(self.response_url, None)
-            deliver(self.response_url, reply, replace_original=self.shown and self.replace and not reply.public)
+                deliver(self.response_url, None, slack_api_url=self.slack_api_url)
+            deliver(self.response_url, reply, replace_original=self.shown and self.replace and not reply.public,
+                    slack_api_url=self.slack_api_url)
 
 
 WAITING_AFTER = 3.0
@@ -126,7 +154,8 @@ def submit(ctx, work, response_url: str, what: str, replace: bool = True) -> Non
     """Run `work` on the pool and deliver its reply; the deadlines (`ctx.reply_deadlines`) start now.
     `replace=False` for clicks: their response_url would replace the message that holds the button."""
     waiting_after, answer_within = getattr(ctx, "reply_deadlines", (WAITING_AFTER, ANSWER_WITHIN))
-    answer = Answer(response_url, change=what not in READS, replace=replace)
+    answer = Answer(response_url, change=what not in READS, replace=replace,
+                    slack_api_url=ctx.settings.slack_api_url)
     timers = [ctx.timers.after(waiting_after, answer.waiting), ctx.timers.after(answer_within, answer.give_up)] \
         if getattr(ctx, "timers", None) else []
     try:
@@ -136,4 +165,4 @@ def submit(ctx, work, response_url: str, what: str, replace: bool = True) -> Non
             timer.cancel()
         log.warning("work pool full: %s refused with a busy reply", what)
         metrics.command_done(what, "busy")
-        deliver(response_url, busy_reply())
+        deliver(response_url, busy_reply(), slack_api_url=ctx.settings.slack_api_url)

@@ -261,7 +261,9 @@ def test_namespace_watch_picks_up_a_new_space(bot, hub, slack, clock):
     hub.set_stage("acme/new", "RUNNING")
     tick(bot, clock)
     assert len(posts(slack)) == 1 and "acme/new" in posts(slack)[0]["text"]
-    assert all(r.path == "/api/spaces" for r in hub.calls("GET"))   # one listing per tick, no per-Space reads
+    # one listing per tick, no per-Space reads (and the hourly hardware catalogue)
+    # (and whether a Space that has an alert is private, asked once, for where its alerts may go)
+    assert all(r.path in ("/api/spaces", "/api/spaces/hardware", "/api/spaces/acme/new") for r in hub.calls("GET"))
 
 
 def test_watches_listing(bot, hub, slack):
@@ -473,7 +475,8 @@ def test_hub_429_is_not_a_failure_and_reading_resumes(bot, hub, slack, clock):
     hub.set_stage("acme/a", "PAUSED")
     report = tick(bot, clock)
     assert report.rate_limited and report.failures == 0 and posts(slack) == []
-    assert len(hub.calls("GET", "/api/spaces")) == 2        # no retry loop inside the cycle
+    listings = [c for c in hub.calls("GET", "/api/spaces") if "limit" not in c.query]  # not `watch`'s casing lookup
+    assert len(listings) == 2        # no retry loop inside the cycle
     tick(bot, clock)
     assert len(posts(slack)) == 1 and "paused" in posts(slack)[0]["text"]
 
@@ -505,3 +508,31 @@ def test_history_and_usage_are_kept_from_the_first_poll(bot, hub, slack, clock, 
     assert seconds["SLEEPING|t4-small"] == pytest.approx(60)
     [(_, entry)] = redis_client.xrange(history_key("acme/gpu"))
     assert '"from":"RUNNING"' in entry["entry"] and '"to":"SLEEPING"' in entry["entry"]
+
+
+def test_state_of_spaces_no_longer_watched_is_forgotten_and_a_rewatch_starts_fresh(bot, hub, slack, clock,
+                                                                                      redis_client):
+    from bot.alerts.poller import history_key, state_key, usage_key
+    from bot.alerts.retention import RETENTION
+
+    hub.add_space("acme/chat", hardware="t4-small")
+    hub.add_space("acme/kept", hardware="t4-small")
+    watch(bot, "watch acme/chat")
+    watch(bot, "watch acme/kept")
+    tick(bot, clock)
+    hub.set_stage("acme/chat", "BUILDING")
+    tick(bot, clock)
+    assert redis_client.exists(state_key("acme/chat"), usage_key("acme/chat"), history_key("acme/chat")) == 3
+    assert redis_client.ttl(state_key("acme/chat")) > 0  # a backstop expiry while watched
+    bot.command("unwatch acme/chat")
+    hub.set_stage("acme/chat", "SLEEPING")
+    tick(bot, clock, RETENTION - 7200)
+    assert redis_client.exists(state_key("acme/chat")) == 1  # not yet
+    tick(bot, clock, 7200)
+    assert redis_client.exists(state_key("acme/chat"), usage_key("acme/chat"), history_key("acme/chat")) == 0
+    assert redis_client.exists(state_key("acme/kept")) == 1  # still watched: kept, however old
+    posted = len(posts(slack))
+    watch(bot, "watch acme/chat")
+    tick(bot, clock)
+    tick(bot, clock)
+    assert len(posts(slack)) == posted  # a fresh baseline: no "went to sleep after 7 d"

@@ -36,7 +36,8 @@ def test_status_shows_stage_hardware_price_sleep_replicas_error_and_link(bot, hu
     assert "CUDA out of memory" in text
     assert f"{hub.base}/spaces/{SPACE}" in text
     assert seen["response_type"] == "ephemeral"
-    assert [(r.method, r.path) for r in hub.requests] == [("GET", f"{BASE}/runtime")]
+    # The runtime, and (since it shows error text) whether the Space is private.
+    assert [(r.method, r.path) for r in hub.requests] == [("GET", f"{BASE}/runtime"), ("GET", BASE)]
 
 
 @pytest.mark.parametrize("sleep,hardware,words", [
@@ -231,12 +232,17 @@ def test_duplicate_onto_an_existing_space(bot, hub):
     assert "conflicts" in seen["text"] and "Traceback" not in seen["text"]
 
 
-def test_flavors_from_the_hub_and_from_the_shipped_table(bot, hub):
+def test_flavors_from_the_hub_and_from_the_shipped_table(bot, make_bot, hub):
     seen = bot.command("flavors")
     assert "`t4-medium` Nvidia T4 - medium — *$0.60/h*" in seen["text"]
     assert "from the Hub" in json.dumps(seen["blocks"])
     hub.hardware_endpoint_up = False
+    # The last good copy from the Hub stays (shared in Redis), and says it is not fresh.
     seen = bot.command("flavors")
+    assert "$0.60/h" in seen["text"] and "last read from the Hub" in json.dumps(seen["blocks"])
+    bot.ctx.store.redis.flushall()
+    other = make_bot()  # a replica that never read the Hub's list: the shipped table
+    seen = other.command("flavors")
     assert "$0.60/h" in seen["text"] and "shipped price list" in json.dumps(seen["blocks"])
 
 

@@ -89,6 +89,10 @@ class Outbox:
         # Other features' deliveries (op → deliver(channel, payload)), e.g. approval message edits that
         # failed when first tried; registered by every replica, since the leader drains for all.
         self.handlers: dict[str, Callable[[str, str], None]] = {}
+        # Whether an alert about a Space may go to a channel (channel scopes, private Spaces); set at wiring.
+        self.may_post: Callable[[str, str], bool] | None = None
+        # Called once with every Space about to be enqueued, so `may_post` can look them up together.
+        self.prepare: Callable[[set[str]], None] | None = None
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ enqueue
@@ -105,7 +109,7 @@ class Outbox:
             channels[watch.channel] = channels.get(watch.channel, False) or alert.matches(watch.only)
         audience = []
         for channel, wanted in channels.items():
-            if not wanted:
+            if not wanted or (self.may_post is not None and not self.may_post(alert.space, channel)):
                 continue
             mute = next(((chan, target) for (chan, target), until in mutes.items()
                          if chan == channel and until > alert.at and covers(target, alert.space)), None)
@@ -116,6 +120,8 @@ class Outbox:
         return audience
 
     def enqueue(self, alerts: list[Alert], watches: WatchSet) -> int:
+        if self.prepare is not None and alerts:
+            self.prepare({alert.space for alert in alerts})
         mutes = self.watch_store.mutes()
         pipe = self.redis.pipeline(transaction=False)
         count = 0
@@ -134,6 +140,8 @@ class Outbox:
 
     def enqueue_summary(self, alerts: list[Alert], watches: WatchSet, gap: float, now: float) -> int:
         """After downtime: one message per channel listing what changed meanwhile."""
+        if self.prepare is not None and alerts:
+            self.prepare({alert.space for alert in alerts})
         mutes = self.watch_store.mutes()
         per_channel: dict[str, list[Alert]] = {}
         edits: list[tuple[str, Alert]] = []

@@ -90,6 +90,9 @@ class Approvals:
             return words.approval_already_pending_reply(same, self.poster.permalink(same.channel, same.ts))
         ttl = self.settings.approval_ttl
         channel = self.settings.approval_channel or actor.channel
+        if channel.startswith("D"):
+            # A DM with the bot: no approver could ever see the request there.
+            return error_reply(words.approval_no_channel_for_dm())
         request = ApprovalRequest(
             id=self.store.new_id(), space=upgrade.space, current=upgrade.current, flavor=upgrade.flavor,
             requester=actor.user, channel=channel, ts="", created_at=now, expires_at=now + ttl,

@@ -147,6 +147,11 @@ def approval_not_posted(channel: str) -> str:
             f"SPACEOPS_APPROVAL_CHANNEL.")
 
 
+def approval_no_channel_for_dm() -> str:
+    return ("This request needs an approver, and approvers can't see a direct message with Space Ops, so nothing "
+            "was changed and nothing is pending. Ask in a channel, or have an admin set SPACEOPS_APPROVAL_CHANNEL.")
+
+
 def approval_apply_failed(request, sentence: str) -> str:
     return (f"You approved, but the Hub refused to {upgrade_words(request)}: {sentence} "
             f"The request is still open; click *Approve* again to retry.")

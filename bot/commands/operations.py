@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ from typing import Callable, Protocol
 
 from huggingface_hub import HfApi
 
-from bot.commands import words
+from bot.commands import costs, words
 from bot.commands.grammar import Command
 from bot.core import hub
 from bot.core.budget import Budget, ShareUsed
@@ -21,8 +22,8 @@ from bot.core.markup import code, escape
 from bot.core.permissions import READS, Actor, Roles
 from bot.core.settings import Settings
 from bot.core.store import Store, state_errors
-from bot.core.words import (Reply, change_reply, error_reply, flavor_words, notice_reply, sleep_words,
-                            stage_words)
+from bot.core.words import (Reply, change_reply, duration_words, error_reply, flavor_words, notice_reply,
+                            sleep_words, stage_words)
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,12 @@ class Operations:
         self.catalogues = catalogues
         self.upgrades = upgrades or NoApprovals(catalogues)
         self.hub_url = settings.hf_endpoint
+        # Checks other features add at wiring (channel scopes, workspace, guests): each raises NotAllowed.
+        self.guards: list[Callable[[Command, Actor], None]] = []
+        # Rewrites before anything else (the Hub's casing of Space ids for stored ones).
+        self.rewrites: list[Callable[[Command], Command]] = []
+        # Whether a Space's private details (error text) may be shown where this actor asked.
+        self.reveals: Callable[[str, Actor], bool] = lambda space, actor: True
         self.handlers: dict[str, Handler] = {
             "help": lambda cmd, actor: words.help_reply(cmd.topic),
             "status": self.status,
@@ -114,6 +121,10 @@ class Operations:
     def run(self, cmd: Command, actor: Actor) -> Reply:
         """Check permissions, run, and turn any of our errors into a reply. Bugs still raise."""
         try:
+            for rewrite in self.rewrites:
+                cmd = rewrite(cmd)
+            for guard in self.guards:
+                guard(cmd, actor)
             self.roles.check(cmd.name, actor.user, cmd.space)
             if cmd.target:
                 self.roles.check(cmd.name, actor.user, cmd.target)
@@ -126,6 +137,13 @@ class Operations:
             if isinstance(err, NotAllowed):
                 self._audit_refusal(cmd, actor, err)
             return error_reply(err.sentence)
+
+    def check(self, cmd: Command, actor: Actor) -> None:
+        """Every check `run` makes before a handler (guards, roles); raises NotAllowed. For paths that run
+        outside `run`: the secret form."""
+        for guard in self.guards:
+            guard(cmd, actor)
+        self.roles.check(cmd.name, actor.user, cmd.space)
 
     def run_secret_set(self, space: str, key: str, value: str, actor: Actor, description: str | None = None) -> Reply:
         try:
@@ -150,7 +168,8 @@ class Operations:
 
     def _audit_refusal(self, cmd: Command, actor: Actor, err: SpaceOpsError) -> None:
         if cmd.name not in READS:
-            self.store.audit(actor.user, cmd.name, cmd.space or "", {}, result=f"refused: {err.sentence[:120]}")
+            self.store.audit(actor.user, cmd.name, cmd.space or "", {}, result=f"refused: {err.sentence[:120]}",
+                             per_space=False)
 
     @property
     def catalogue(self) -> Catalogue:
@@ -162,10 +181,13 @@ class Operations:
         return self.spaces.runtime(space)
 
     def status(self, cmd: Command, actor: Actor) -> Reply:
-        return words.status_reply(cmd.space, self.runtime(cmd.space), self.catalogue, self.hub_url)
+        runtime = self.runtime(cmd.space)
+        hidden = bool((getattr(runtime, "raw", {}) or {}).get("errorMessage")) and not self.reveals(cmd.space, actor)
+        return words.status_reply(cmd.space, runtime, self.catalogue, self.hub_url, hide_error=hidden)
 
     def flavors(self, cmd: Command, actor: Actor) -> Reply:
-        return words.flavors_reply(self.catalogues.refresh())
+        catalogue = self.catalogues.refresh()
+        return words.flavors_reply(catalogue, hub_failed=getattr(self.catalogues, "failed", False))
 
     def var_ls(self, cmd: Command, actor: Actor) -> Reply:
         variables = hub.call(self.api.get_space_variables, cmd.space, space=cmd.space)
@@ -176,12 +198,29 @@ class Operations:
         return words.secrets_reply(cmd.space, secrets)
 
     def audit(self, cmd: Command, actor: Actor) -> Reply:
-        return words.audit_reply(self.store.audit_entries(cmd.space), cmd.space)
+        entries = [e for e in self.store.audit_entries(cmd.space) if not e.space or self.reveals(e.space, actor)]
+        return words.audit_reply(entries, cmd.space)
 
     # ------------------------------------------------------------------ changes
 
+    def _free_below(self) -> float:
+        return getattr(self.settings, "approval_free_below", 0.0)
+
     def restart(self, cmd: Command, actor: Actor) -> Reply:
         action = "resume" if cmd.name == "resume" else "restart"
+        runtime = self.runtime(cmd.space)
+        if runtime.stage == "PAUSED":
+            # Billing starts again: on paid hardware that is an approver's decision.
+            flavor = runtime.requested_hardware or runtime.hardware
+            change = costs.resume_change(cmd.space, flavor, self.catalogue)
+            if costs.needs_approval(change, self._free_below()):
+                self.store.require()
+                verb = "resume" if action == "resume" else ("factory-reboot" if cmd.factory else "restart")
+                return self.upgrades.request(Upgrade(
+                    cmd.space, flavor or "", flavor or "", action="resume",
+                    params=json.dumps({"factory": cmd.factory, "verb": action}, sort_keys=True),
+                    summary=f"{verb} {code(cmd.space)} on {code(flavor or 'unknown hardware')}",
+                    cost_note=change.note), actor)
         runtime = self.store.audited(actor.user, action, cmd.space, {"factory": cmd.factory} if cmd.factory else {},
                                      lambda: hub.call(self.api.restart_space, cmd.space, factory_reboot=cmd.factory,
                                                       space=cmd.space))
@@ -208,7 +247,8 @@ class Operations:
             raise BadInput(f"{code(cmd.space)} is a static Space: it has no hardware to change.")
         if cmd.flavor == current:
             return notice_reply(f"{code(cmd.space)} is already on {flavor_words(current, self.catalogue)}.")
-        if self.catalogue.is_upgrade(current, cmd.flavor):
+        if self.catalogue.is_upgrade(current, cmd.flavor) and costs.needs_approval(
+                costs.hardware_change(current, cmd.flavor, self.catalogue), self._free_below()):
             self.store.require()
             return self.upgrades.request(Upgrade(cmd.space, current, cmd.flavor), actor)
         new = self.store.audited(actor.user, "hw", cmd.space, {"from": current, "flavor": cmd.flavor},
@@ -226,6 +266,13 @@ class Operations:
         if hardware == DEFAULT_FLAVOR:
             raise BadInput(f"{code(cmd.space)} runs on free cpu-basic, which always sleeps after 48 h idle. "
                            f"Only upgraded hardware can change its sleep time (`/space hw {escape(cmd.space)} …`).")
+        change = costs.sleep_change(hardware, runtime.sleep_time, cmd.seconds, self.catalogue)
+        if costs.needs_approval(change, self._free_below()) and change.raises:
+            self.store.require()
+            when = "never sleep" if cmd.seconds < 0 else f"sleep after {duration_words(cmd.seconds)} idle"
+            return self.upgrades.request(Upgrade(
+                cmd.space, hardware, hardware, action="sleep", params=json.dumps({"seconds": cmd.seconds}),
+                summary=f"let {code(cmd.space)} {when}", cost_note=change.note), actor)
         new = self.store.audited(actor.user, "sleep", cmd.space, {"seconds": cmd.seconds},
                                  lambda: hub.call(self.api.set_space_sleep_time, cmd.space, cmd.seconds,
                                                   space=cmd.space))
@@ -233,7 +280,8 @@ class Operations:
                             sleep_words(new.sleep_time if new.sleep_time is not None else cmd.seconds, hardware) + ".")
 
     def var_set(self, cmd: Command, actor: Actor) -> Reply:
-        self.store.audited(actor.user, "var.set", cmd.space, {"key": cmd.key, "value": cmd.value[:200]},
+        # The audit trail keeps the key, never the value (a variable may still hold something private).
+        self.store.audited(actor.user, "var.set", cmd.space, {"key": cmd.key},
                            lambda: hub.call(self.api.add_space_variable, cmd.space, cmd.key, cmd.value,
                                             space=cmd.space))
         return change_reply(actor.user, f"set variable {code(cmd.key)} on", cmd.space,
@@ -244,7 +292,7 @@ class Operations:
 
     def set_secret(self, space: str, key: str, value: str, actor: Actor, description: str | None = None) -> Reply:
         """From the secret modal: the value goes to the Hub and nowhere else (not the audit, not a log)."""
-        self.roles.check("secret.set", actor.user, space)
+        self.check(Command("secret.set", space=space, key=key), actor)
         self.store.audited(actor.user, "secret.set", space, {"key": key},
                            lambda: hub.call(self.api.add_space_secret, space, key, value,
                                             description=description or None, space=space))
@@ -263,7 +311,8 @@ class Operations:
         return change_reply(actor.user, f"removed {kind} {code(cmd.key)} from", cmd.space)
 
     def duplicate(self, cmd: Command, actor: Actor) -> Reply:
-        if cmd.flavor and self.catalogue.is_upgrade(DEFAULT_FLAVOR, cmd.flavor):
+        if cmd.flavor and self.catalogue.is_upgrade(DEFAULT_FLAVOR, cmd.flavor) and costs.needs_approval(
+                costs.hardware_change(DEFAULT_FLAVOR, cmd.flavor, self.catalogue), self._free_below()):
             self.store.require()
             upgrade = Upgrade(cmd.space, DEFAULT_FLAVOR, cmd.flavor, cmd.seconds, cmd.target, cmd.private)
             return self.upgrades.request(upgrade, actor)
@@ -277,3 +326,27 @@ class Operations:
         return change_reply(actor.user, "duplicated", source,
                             f"new Space {link}" + (f" ({', '.join(extras)})" if extras else "")
                             + ". Secrets are not copied.")
+
+    # ------------------------------------------------------------------ approved changes
+
+    def approval_appliers(self) -> dict[str, tuple[Callable, Callable]]:
+        """Actions this feature sends for approval: action → (apply(request, user), landed(request)).
+        The approvals package wraps them as its kinds at wiring (it imports this package, not the reverse)."""
+        return {"resume": (self._apply_resume, self._resume_landed),
+                "sleep": (self._apply_sleep, self._sleep_landed)}
+
+    def _apply_resume(self, request, user: str):
+        factory = bool(request.data.get("factory"))
+        return hub.call(self.api.restart_space, request.space, factory_reboot=factory, space=request.space)
+
+    def _resume_landed(self, request) -> bool:
+        return self.runtime(request.space).stage != "PAUSED"
+
+    def _apply_sleep(self, request, user: str):
+        seconds = int(request.data.get("seconds", 0))
+        return hub.call(self.api.set_space_sleep_time, request.space, seconds, space=request.space)
+
+    def _sleep_landed(self, request) -> bool:
+        seconds = int(request.data.get("seconds", 0))
+        sleep_time = self.runtime(request.space).sleep_time
+        return (sleep_time is None or sleep_time < 0) if seconds < 0 else sleep_time == seconds

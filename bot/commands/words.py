@@ -28,7 +28,7 @@ def help_reply(topic: str | None = None) -> Reply:
     return Reply(text, [section(text)])
 
 
-def status_reply(space: str, runtime, catalogue: Catalogue, hub_url: str) -> Reply:
+def status_reply(space: str, runtime, catalogue: Catalogue, hub_url: str, hide_error: bool = False) -> Reply:
     raw = getattr(runtime, "raw", {}) or {}
     stage = runtime.stage
     current, requested = runtime.hardware, runtime.requested_hardware
@@ -48,16 +48,23 @@ def status_reply(space: str, runtime, catalogue: Catalogue, hub_url: str) -> Rep
         f"*Sleep:* {sleep_words(runtime.sleep_time, requested or current)}",
         f"*Replicas:* {replica_words}",
     ]
-    if raw.get("errorMessage"):
+    if raw.get("errorMessage") and hide_error:
+        lines.append(f"*Error:* hidden here: {code(space)} is private (its error text shows in a channel scoped "
+                     f"to its namespace, or in a DM with Space Ops)")
+    elif raw.get("errorMessage"):
         lines.append(f"*Error:* ```{escape(str(raw['errorMessage'])[:1500])}```")
     text = "\n".join(lines)
     return Reply(text, [section(text), context(f"<{hub_url}/spaces/{space}|Open on Hugging Face>")])
 
 
-def flavors_reply(catalogue: Catalogue) -> Reply:
+def flavors_reply(catalogue: Catalogue, hub_failed: bool = False) -> Reply:
     rows = [f"{code(f.name)} {escape(f.pretty)} — *{price_words(f.price_per_hour)}*"
             + (f" ({escape(f.spec)})" if f.spec else "") for f in catalogue]
     source = "from the Hub" if catalogue.source == "hub" else "shipped price list; the Hub's catalogue was unreachable"
+    if catalogue.source == "hub" and getattr(catalogue, "read_at", 0):
+        source = ("last read from the Hub" if hub_failed else "from the Hub") + f" {when_words(catalogue.read_at)}"
+        if hub_failed:
+            source += "; the Hub's list can't be read right now"
     text = "*Hardware flavors* (USD per hour):\n" + "\n".join(rows)
     return Reply(text, [section(text[:3000]), context(escape(source))])
 

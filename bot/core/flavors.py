@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import difflib
+import json
 import logging
+import time
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
 from bot.core.errors import SpaceOpsError
+from bot.core.store import REDIS_ERRORS, key
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +62,7 @@ class Catalogue:
     def __init__(self, flavors: Iterable[Flavor] = SHIPPED, source: str = "shipped"):
         self._by_name = {flavor.name: flavor for flavor in flavors}
         self.source = source
+        self.read_at = 0.0  # when the Hub's list was read (0: not from the Hub)
 
     def __iter__(self):
         return iter(sorted(self._by_name.values(), key=lambda f: (f.price_per_hour is None, f.price_per_hour or 0, f.name)))
@@ -100,18 +104,131 @@ class Catalogue:
         return cls(flavors, source="hub") if flavors else cls()
 
 
-class CatalogueSource:
-    """The catalogue every part of the bot reads (`current`); `refresh()` reads the Hub's list again,
-    falling back to the shipped table when the Hub can't be read."""
+CATALOGUE_KEY = key("catalogue")  # hash: json (the last good catalogue), at (when read), failed_at
+REFRESH_SECONDS = 3600
+RETRY_SECONDS = 300  # after the Hub failed, the leader tries again this much later, not every tick
 
-    def __init__(self, fetch: Callable[[], Iterable]):
-        self._fetch = fetch
-        self.current = Catalogue()
 
-    def refresh(self) -> Catalogue:
+def catalogue_json(catalogue: Catalogue) -> str:
+    return json.dumps({"v": 1, "flavors": [[f.name, f.pretty, f.price_per_hour, f.spec] for f in catalogue]},
+                      separators=(",", ":"))
+
+
+def catalogue_from_json(raw: str | None, source: str = "hub") -> Catalogue | None:
+    """Tolerant: None for anything unreadable; a row that has not the expected shape is skipped."""
+    try:
+        data = json.loads(raw or "")
+        rows = data.get("flavors") if isinstance(data, dict) else None
+    except ValueError:
+        return None
+    flavors = []
+    for row in rows if isinstance(rows, list) else []:
         try:
-            self.current = Catalogue.from_hub(self._fetch())
+            name, pretty, price, spec = (list(row) + ["", "", None, ""])[:4]
+            flavors.append(Flavor(str(name), str(pretty or name), None if price is None else float(price),
+                                  str(spec or "")))
+        except (TypeError, ValueError):
+            continue
+    return Catalogue(flavors, source=source) if flavors else None
+
+
+class CatalogueSource:
+    """The one catalogue every part of the bot reads (`current`), shared by every replica through Redis.
+
+    The poll leader refreshes it from the Hub in the background (`refresh_if_due`, hourly); `/space flavors`
+    refreshes it on demand. When the Hub fails, the last good copy stays (Redis, else this process's,
+    else the shipped table). Without Redis (console, unit tests) it is this process's copy alone.
+    """
+
+    def __init__(self, fetch: Callable[[], Iterable], redis=None, clock: Callable[[], float] = time.time):
+        self._fetch = fetch
+        self._redis = redis
+        self._clock = clock
+        self._local = Catalogue()
+        self._local_at = ""
+        self.failed = False  # the last refresh this process tried could not read the Hub
+
+    @property
+    def current(self) -> Catalogue:
+        if self._redis is None:
+            return self._local
+        try:
+            at = self._redis.hget(CATALOGUE_KEY, "at")
+            if at and at != self._local_at:
+                stored = catalogue_from_json(self._redis.hget(CATALOGUE_KEY, "json"))
+                if stored is not None:
+                    stored.read_at = float(at)
+                    self._local, self._local_at = stored, at
+        except REDIS_ERRORS:
+            pass  # Redis away: the last copy this process saw
+        return self._local
+
+    @current.setter
+    def current(self, catalogue: Catalogue) -> None:
+        self._local = catalogue
+
+    def refresh(self, now: float | None = None) -> Catalogue:
+        """Read the Hub's list now; on failure keep the last good catalogue."""
+        now = self._clock() if now is None else now
+        try:
+            fresh = Catalogue.from_hub(self._fetch())
         except SpaceOpsError as err:
-            log.warning("hardware catalogue unavailable, using the shipped one: %s", err.sentence)
-            self.current = Catalogue()
-        return self.current
+            log.warning("hardware catalogue not refreshed, keeping the last good one: %s", err.sentence)
+            self.failed = True
+            self._store({"failed_at": repr(now)})
+            return self.current
+        if fresh.source != "hub":
+            return self.current  # the Hub answered an empty list: not a catalogue to replace a good one with
+        fresh.read_at = now
+        self.failed = False
+        self._local = fresh
+        self._store({"json": catalogue_json(fresh), "at": repr(now), "failed_at": ""})
+        self._local_at = repr(now)
+        return fresh
+
+    def refresh_if_due(self, now: float) -> bool:
+        """The leader's tick: refresh when the shared copy is older than an hour (or absent); True if it tried."""
+        if self._redis is None:
+            return False
+        try:
+            at, failed_at = self._redis.hmget(CATALOGUE_KEY, ["at", "failed_at"])
+        except REDIS_ERRORS:
+            return False
+        if at and now - float(at) < REFRESH_SECONDS:
+            return False
+        if failed_at and now - float(failed_at) < RETRY_SECONDS:
+            return False
+        self.refresh(now)
+        return True
+
+    def _store(self, fields: dict) -> None:
+        if self._redis is None:
+            return
+        try:
+            self._redis.hset(CATALOGUE_KEY, mapping=fields)
+        except REDIS_ERRORS:
+            log.warning("hardware catalogue not shared (Redis unreachable); this replica keeps its copy")
+
+
+class ThrottledCatalogue:
+    """A view of a CatalogueSource that looks at Redis at most every `seconds` (for the poller, which
+    prices every Space it reads in a cycle); commands read the source itself, always fresh."""
+
+    def __init__(self, source: CatalogueSource, seconds: float = 5.0,
+                 monotonic: Callable[[], float] = time.monotonic):
+        self.source = source
+        self.seconds = seconds
+        self._monotonic = monotonic
+        self._until = 0.0
+        self._catalogue: Catalogue | None = None
+
+    @property
+    def current(self) -> Catalogue:
+        now = self._monotonic()
+        if self._catalogue is None or now >= self._until:
+            self._catalogue, self._until = self.source.current, now + self.seconds
+        return self._catalogue
+
+    def refresh(self, now: float | None = None) -> Catalogue:
+        self._catalogue = self.source.refresh(now)
+        return self._catalogue

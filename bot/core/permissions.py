@@ -13,14 +13,14 @@ from bot.core.settings import Settings
 
 log = logging.getLogger(__name__)
 
-READS = frozenset({"help", "status", "flavors", "var.ls", "secret.ls", "watches", "approvals", "audit"})
+READS = frozenset({"help", "status", "flavors", "var.ls", "secret.ls", "watches", "approvals", "audit", "scope"})
 CHANGES = frozenset({"restart", "resume", "pause", "hw", "sleep", "var.set", "var.rm", "secret.set", "secret.rm",
                      "duplicate", "watch", "unwatch", "mute", "unmute"})
 # Schedules and timed upgrades (bot/schedules): listing reads, the rest changes.
 READS = READS | {"schedules"}
 CHANGES = CHANGES | {"schedule", "unschedule", "schedule.pause", "schedule.resume"}
 # Checked by the approvals module itself: an admin, or the requester withdrawing their own.
-SELF_CHECKED = frozenset({"approvals.cancel"})
+SELF_CHECKED = frozenset({"approvals.cancel", "scope.set", "unscope"})  # scopes: admins (bot.access)
 GROUP_CACHE_SECONDS = 300
 
 
@@ -74,6 +74,10 @@ class Roles:
         with self._lock:
             self._cache[group] = (time.monotonic() + GROUP_CACHE_SECONDS, members)
         return members
+
+    def members(self, ids: frozenset[str]) -> frozenset[str]:
+        """The users of a list of user and user group ids (groups resolved and cached)."""
+        return self._expand(ids)
 
     def admins(self) -> frozenset[str]:
         return self._expand(self.settings.admins)

@@ -31,12 +31,57 @@ def _ids(raw: str | None) -> frozenset[str]:
 
 
 def _seconds(name: str, raw: str | None, default: int) -> int:
-    if not raw:
+    if not raw or not raw.strip():
         return default
     match = _DURATION.match(raw)
     if not match:
         raise ConfigError(f"{name}={raw!r} is not a duration (examples: 90, 15m, 24h, 1d)")
-    return int(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()]
+    seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()]
+    if seconds <= 0:
+        raise ConfigError(f"{name}={raw!r} must be longer than zero (examples: 90, 15m, 24h, 1d)")
+    return seconds
+
+
+def _number(name: str, raw: str | None, default: float, zero_ok: bool = False) -> float:
+    """A number of seconds or dollars: refused with a sentence naming the variable when it is not one."""
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number (example: {name}={default:g})") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ConfigError(f"{name}={raw!r} is not a number (example: {name}={default:g})")
+    if value < 0 or (value == 0 and not zero_ok):
+        least = "zero or more" if zero_ok else "more than zero"
+        raise ConfigError(f"{name}={raw!r} must be {least} (example: {name}={default:g})")
+    return value
+
+
+# Slack ids: users U…/W…, user groups S…, channels C…/G…/D…, workspaces T…/E…
+_USER_OR_GROUP = re.compile(r"^[UWS][A-Z0-9]{1,20}$")
+_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{1,20}$")
+_CHANNEL_NAME = re.compile(r"^#[a-z0-9][a-z0-9_\-]{0,79}$")
+_TEAM_ID = re.compile(r"^[TE][A-Z0-9]{1,20}$")
+
+
+def _checked_ids(name: str, raw: str | None, pattern: re.Pattern, what: str) -> frozenset[str]:
+    ids = _ids(raw)
+    bad = sorted(i for i in ids if not pattern.match(i))
+    if bad:
+        raise ConfigError(f"{name} has {bad[0]!r}, which is not {what}. Copy ids from Slack "
+                          f"(a profile's ⋮ menu → Copy member ID; a channel's details → Channel ID).")
+    return ids
+
+
+USER_IDS = "a Slack user id (U…/W…) or user group id (S…)"
+
+
+def _approval_channel(raw: str) -> str:
+    """A channel id, or `#name` (resolved to its id at start-up, see bot/app.py)."""
+    if not raw or _CHANNEL_ID.match(raw) or _CHANNEL_NAME.match(raw.lower()):
+        return raw
+    raise ConfigError(f"SPACEOPS_APPROVAL_CHANNEL={raw!r} is neither a channel id (C…) nor a channel name (#ops)")
 
 
 def _count(name: str, raw: str | None, default: int) -> int:
@@ -45,6 +90,8 @@ def _count(name: str, raw: str | None, default: int) -> int:
     if not raw.strip().isdigit():
         raise ConfigError(f"{name}={raw!r} is not a whole number")
     return int(raw)
+
+
 def _flag(name: str, raw: str | None) -> bool:
     value = (raw or "").strip().lower()
     if value in ("", "0", "false", "no", "off"):
@@ -77,6 +124,9 @@ class Settings:
     ops_channel: str = ""
     schedule_grace: int = 15 * 60
     redis_cluster: bool = False  # SPACEOPS_REDIS_CLUSTER=1, or a redis+cluster:// REDIS_URL
+    approval_free_below: float = 0.0  # USD per day: smaller cost increases apply without an approver
+    readers: frozenset[str] = field(default_factory=frozenset)  # who may read; empty = every member
+    allowed_teams: frozenset[str] = field(default_factory=frozenset)  # other workspaces whose members may act
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -92,13 +142,18 @@ class Settings:
             hf_endpoint=get("HF_ENDPOINT", DEFAULT_HF_ENDPOINT).rstrip("/"),
             redis_url=get("REDIS_URL"),
             namespaces=_ids(env.get("SPACEOPS_NAMESPACES")),
-            admins=_ids(env.get("SPACEOPS_ADMINS")),
-            operators=_ids(env.get("SPACEOPS_OPERATORS")),
-            approvers=_ids(env.get("SPACEOPS_APPROVERS")),
-            approval_channel=get("SPACEOPS_APPROVAL_CHANNEL"),
+            admins=_checked_ids("SPACEOPS_ADMINS", env.get("SPACEOPS_ADMINS"), _USER_OR_GROUP, USER_IDS),
+            operators=_checked_ids("SPACEOPS_OPERATORS", env.get("SPACEOPS_OPERATORS"), _USER_OR_GROUP, USER_IDS),
+            approvers=_checked_ids("SPACEOPS_APPROVERS", env.get("SPACEOPS_APPROVERS"), _USER_OR_GROUP, USER_IDS),
+            approval_channel=_approval_channel(get("SPACEOPS_APPROVAL_CHANNEL")),
             approval_ttl=_seconds("SPACEOPS_APPROVAL_TTL", env.get("SPACEOPS_APPROVAL_TTL"), 24 * 3600),
             poll_seconds=_seconds("SPACEOPS_POLL_SECONDS", env.get("SPACEOPS_POLL_SECONDS"), 60),
-            hub_timeout=float(get("SPACEOPS_HUB_TIMEOUT", "10")),
+            hub_timeout=_number("SPACEOPS_HUB_TIMEOUT", env.get("SPACEOPS_HUB_TIMEOUT"), 10.0),
+            readers=_checked_ids("SPACEOPS_READERS", env.get("SPACEOPS_READERS"), _USER_OR_GROUP, USER_IDS),
+            allowed_teams=_checked_ids("SPACEOPS_ALLOWED_TEAMS", env.get("SPACEOPS_ALLOWED_TEAMS"), _TEAM_ID,
+                                       "a Slack workspace id (T…) or organisation id (E…)"),
+            approval_free_below=_number("SPACEOPS_APPROVAL_FREE_BELOW", env.get("SPACEOPS_APPROVAL_FREE_BELOW"),
+                                        0.0, zero_ok=True),
             workers=_count("SPACEOPS_WORKERS", env.get("SPACEOPS_WORKERS"), 16) or 16,
             queue=_count("SPACEOPS_QUEUE", env.get("SPACEOPS_QUEUE"), 64),
             shutdown_seconds=_seconds("SPACEOPS_SHUTDOWN_SECONDS", env.get("SPACEOPS_SHUTDOWN_SECONDS"), 20),
@@ -131,6 +186,13 @@ class Settings:
                 lines += [f"    {name}: {WHERE_TO_GET.get(name, 'see README')}" for name in group]
         if lines:
             raise ConfigError("missing configuration:\n" + "\n".join(lines))
+
+    def warnings(self) -> list[str]:
+        """Configuration that works but that someone should fix: one line each, logged at start-up."""
+        if not self.admins and not self.approvers:
+            return ["No approver or admin is configured (SPACEOPS_APPROVERS, SPACEOPS_ADMINS): requests for paid "
+                    "hardware can be made but never decided."]
+        return []
 
     @property
     def slack_api_base(self) -> str:

@@ -152,23 +152,25 @@ class Store:
             return True  # without Redis we cannot dedupe; better to answer than to drop
 
     def audit(self, user: str, action: str, space: str = "", params: dict | None = None,
-              result: str = "ok", now: float | None = None, attempt: str = "") -> None:
-        """Append to the audit stream; never raises (a lost entry is logged). Never pass secret values."""
+              result: str = "ok", now: float | None = None, attempt: str = "", per_space: bool = True) -> None:
+        """Append to the audit stream; never raises (a lost entry is logged). Never pass secret values.
+        `per_space=False` keeps the entry out of the Space's own stream (refusals: anyone can name any Space,
+        so those keys would grow without bound)."""
         try:
-            self._append(user, action, space, params, result, now, attempt)
+            self._append(user, action, space, params, result, now, attempt, per_space)
         except (*REDIS_ERRORS, TypeError, ValueError) as err:
             log.error("audit entry lost (%s): action=%s space=%s user=%s result=%s", type(err).__name__,
                       action, space, user, result)
 
     def _append(self, user: str, action: str, space: str, params: dict | None, result: str, now: float | None,
-                attempt: str) -> None:
+                attempt: str, per_space: bool = True) -> None:
         fields = {"ts": f"{now or time.time():.3f}", "user": user, "action": action, "space": space,
                   "params": json.dumps(params or {}, sort_keys=True), "result": result, "v": "1"}
         if attempt:
             fields["attempt"] = attempt
         pipe = self.redis.pipeline(transaction=False)
         pipe.xadd(key("audit"), fields, maxlen=AUDIT_MAXLEN, approximate=True)
-        if space:
+        if space and per_space:
             pipe.xadd(key("audit", "space", space), fields, maxlen=AUDIT_PER_SPACE_MAXLEN, approximate=True)
         pipe.execute()
 

@@ -82,6 +82,7 @@ class HubEmulator:
             self.rate_window = 300
             self.rate_quota = 1000
             self.hardware_endpoint_up = True
+            self.added_flavors: list = []  # flavors the Hub offers beyond the shipped table (add_flavor)
             self.logs: dict[str, list[str]] = {}
             self._release_hung()
 
@@ -114,6 +115,13 @@ class HubEmulator:
         with self.lock:
             self.spaces[space_id] = space
         return space
+
+    def add_flavor(self, name: str, price_per_hour: float, pretty: str = "") -> None:
+        """A flavor the Hub started offering (listed by /api/spaces/hardware, accepted by /hardware)."""
+        from bot.core.flavors import Flavor
+
+        with self.lock:
+            self.added_flavors.append(Flavor(name, pretty or name, price_per_hour, "8 vCPU · 64 GB"))
 
     def set_stage(self, space_id: str, stage: str, error: str | None = None, hardware: str | None = None) -> None:
         with self.lock:
@@ -266,14 +274,16 @@ class HubEmulator:
             if path == "/api/spaces/hardware" and method == "GET":
                 if not self.hardware_endpoint_up:
                     return self._error(503, "Service Unavailable")
-                return 200, [self._hardware_item(f) for f in SHIPPED], {}
+                return 200, [self._hardware_item(f) for f in (*SHIPPED, *self.added_flavors)], {}
             if path == "/api/spaces" and method == "GET":
                 return self._list(query, base)
             match = _SPACE_PATH.match(path)
             if not match:
                 return self._error(404, "Not Found")
             space_id, rest = f"{match.group(1)}/{match.group(2)}", match.group(3) or ""
-            space = self.spaces.get(space_id)
+            # Repo ids are case-insensitive on the Hub; answers carry the repo's own casing.
+            space = self.spaces.get(space_id) or next(
+                (s for sid, s in self.spaces.items() if sid.lower() == space_id.lower()), None)
             if space is None:
                 return self._error(404, "Repository not found", "RepoNotFound")
             return self._space_route(method, rest, space, query, body, base)
@@ -290,7 +300,7 @@ class HubEmulator:
         if unknown := [e for e in expand if e not in EXPANDABLE]:
             return self._error(400, f"Invalid expand value: {unknown[0]}")
         author = (query.get("author") or [None])[0]
-        spaces = sorted((s for s in self.spaces.values() if author is None or s["author"] == author),
+        spaces = sorted((s for s in self.spaces.values() if author is None or s["author"].lower() == author.lower()),
                         key=lambda s: s["id"])
         limit = int((query.get("limit") or [self.page_size])[0])
         size = min(limit, self.page_size)
@@ -356,7 +366,7 @@ class HubEmulator:
             return 200, self._runtime(space), {}
         if rest == "hardware" and method == "POST":
             flavor = body.get("flavor")
-            if flavor not in FLAVORS:
+            if flavor not in FLAVORS and flavor not in {f.name for f in self.added_flavors}:
                 return self._error(400, "Invalid flavor")
             space["requested"] = flavor
             if "sleepTimeSeconds" in body:

@@ -47,7 +47,9 @@ class SlackEmulator:
             self.messages: dict[tuple[str, str], dict[str, Any]] = {}
             self.groups: dict[str, list[str]] = {}
             self.faults: list[SlackFault] = []
-            self.users: dict[str, dict[str, Any]] = {}  # user id → profile fields (`tz`…) for users.info
+            # users.info answers: user id → fields (team_id, is_restricted, tz…); others are members of T1
+            self.users: dict[str, dict[str, Any]] = {}
+            self.channels: dict[str, str] = {}  # conversations.list: name → id
             self.slow_calls: list[list] = []
 
     # ------------------------------------------------------------------ test-facing
@@ -218,9 +220,12 @@ class SlackEmulator:
             return 200, self._history(method, body)
         if method == "users.info":
             user = body.get("user", "")
-            if user not in self.users:
-                return 200, {"ok": False, "error": "user_not_found"}
-            return 200, {"ok": True, "user": {"id": user, "name": user.lower(), **self.users[user]}}
+            fields = {"id": user, "team_id": "T1", "is_restricted": False, "is_ultra_restricted": False,
+                      **self.users.get(user, {})}
+            return 200, {"ok": True, "user": fields}
+        if method == "conversations.list":
+            return 200, {"ok": True, "channels": [{"id": cid, "name": name} for name, cid in self.channels.items()],
+                         "response_metadata": {"next_cursor": ""}}
         if method == "usergroups.users.list":
             group = body.get("usergroup", "")
             if group not in self.groups:

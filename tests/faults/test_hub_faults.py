@@ -26,7 +26,7 @@ COMMANDS = {
     "resume": ("resume acme/chat", "POST", f"{BASE}/restart", True),
     "pause": ("pause acme/chat", "POST", f"{BASE}/pause", True),
     "hw (cheaper)": ("hw acme/chat cpu-upgrade", "POST", f"{BASE}/hardware", True),
-    "sleep": ("sleep acme/chat 2h", "POST", f"{BASE}/sleeptime", True),
+    "sleep": ("sleep acme/chat 30m", "POST", f"{BASE}/sleeptime", True),
     "var ls": ("var ls acme/chat", "GET", f"{BASE}/variables", False),
     "var set": ("var set acme/chat MODEL=gpt2", "POST", f"{BASE}/variables", False),
     "var rm": ("var rm acme/chat OLD", "DELETE", f"{BASE}/variables", False),

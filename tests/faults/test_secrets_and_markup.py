@@ -136,8 +136,11 @@ def test_markup_in_variable_values_and_keys_renders_as_text(bot, hub, slack, nas
     hub.spaces[SPACE]["variables"]["X"] = {"value": "1", "description": f"desc {nasty}"}
     no_live_markup(json.dumps(bot.command(f"var ls {SPACE}")))
     no_live_markup(json.dumps(bot.command(f"var set {SPACE} NEW={nasty}")))
-    assert hub.calls("POST", f"/api/spaces/{SPACE}/variables")[-1].body["value"] in (nasty, nasty.replace(
-        "&lt;", "<").replace("&gt;", ">"))  # stored as typed (Slack escapes <>& in command text)
+    from bot.commands.grammar import unwrap_slack
+
+    # Stored as typed: Slack escapes <>& in command text and wraps mentions and links, both undone.
+    assert hub.calls("POST", f"/api/spaces/{SPACE}/variables")[-1].body["value"] in (
+        unwrap_slack(nasty), nasty.replace("&lt;", "<").replace("&gt;", ">"))
     no_live_markup(json.dumps(bot.command("audit")))
     no_live_markup(everything_seen(slack))
     tally("markup injection", tried=3)

@@ -1,0 +1,73 @@
+"""Per-Space state, usage and history are kept while a Space is watched and forgotten a while after it is
+not: the leader marks watched Spaces hourly (`watched_at`, and a Redis EXPIRE as a backstop), and removes
+the keys of Spaces nobody has watched for RETENTION. A Space watched again after that starts from a fresh
+baseline: no "went to sleep after 90 d" alert and no 90 days of phantom spend."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import redis
+
+from bot.alerts.poller import history_key, state_key, usage_key
+from bot.alerts.watches import WatchStore
+from bot.core.store import PREFIX
+
+log = logging.getLogger(__name__)
+RETENTION = 7 * 86400       # forget a Space this long after it was last watched
+EVERY = 3600                # how often the leader looks
+BACKSTOP = 2 * RETENTION    # a real Redis expiry, in case no leader runs for that long
+_STATE = re.compile("^" + re.escape(PREFIX) + r"space:\{(.+)\}:state$")
+
+
+def space_of(state_key_name: str) -> str | None:
+    match = _STATE.match(state_key_name)
+    return match.group(1) if match else None
+
+
+class Retention:
+    def __init__(self, client: redis.Redis, watch_store: WatchStore, forget=None):
+        self.redis = client
+        self.watch_store = watch_store
+        self.forget = forget  # drop a Space from the poller's cache when its keys go
+        self.next_run = 0.0
+
+    def run(self, now: float) -> int:
+        """The leader's tick: at most hourly, mark watched Spaces and remove long-unwatched ones; returns
+        how many Spaces were forgotten."""
+        if now < self.next_run:
+            return 0
+        self.next_run = now + EVERY
+        watches = self.watch_store.load()
+        forgotten = 0
+        names = list(self.redis.scan_iter(match=f"{PREFIX}space:*:state", count=1000))
+        for start in range(0, len(names), 500):
+            chunk = [(name, space_of(name)) for name in names[start:start + 500]]
+            chunk = [(name, space) for name, space in chunk if space]
+            read = self.redis.pipeline(transaction=False)
+            for name, _ in chunk:
+                read.hmget(name, ["watched_at", "ts"])
+            marks = read.execute()
+            write = self.redis.pipeline(transaction=False)
+            for (name, space), (watched_at, ts) in zip(chunk, marks):
+                keys = (state_key(space), usage_key(space), history_key(space))
+                if watches.is_watched(space):
+                    write.hset(name, "watched_at", repr(now))
+                    for k in keys:
+                        write.expire(k, BACKSTOP)
+                    continue
+                try:
+                    last = float(watched_at or ts or 0)
+                except ValueError:
+                    last = 0.0
+                if now - last >= RETENTION:
+                    write.delete(*keys)
+                    forgotten += 1
+                    if self.forget:
+                        self.forget(space)
+            write.execute()
+        if forgotten:
+            log.info("forgot the state of %d Space(s) nobody has watched for %d days", forgotten,
+                     RETENTION // 86400)
+        return forgotten
