@@ -6,7 +6,6 @@ from __future__ import annotations
 import itertools
 import json
 
-import pytest
 
 from bot.access.rules import LEVELS, Scope, Situation, decide, may_alert
 from tests.test_alerts import Clock, tick
