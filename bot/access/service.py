@@ -62,7 +62,7 @@ class Access:
         self.roles = roles
         self.api = api
         self.client = client  # slack_sdk WebClient, or None (console): no workspace or guest checks then
-        self.scopes = ScopeStore(store.redis)
+        self.scopes = ScopeStore(store.redis, reads=store.fast)
         self._users = _Cache()
         self._last_users: dict[str, dict] = {}
         self._private = _Cache()

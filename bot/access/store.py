@@ -13,11 +13,13 @@ SCOPES = key("scopes")
 
 
 class ScopeStore:
-    def __init__(self, client: redis.Redis):
+    def __init__(self, client, reads=None):
         self.redis = client
+        # Every command reads its channel's scopes: a short-timeout client, so a hung Redis costs little.
+        self.reads = reads if reads is not None else client
 
     def get(self, channel: str) -> tuple[Scope, ...]:
-        return decode(self.redis.hget(SCOPES, channel))
+        return decode(self.reads.hget(SCOPES, channel))
 
     def set(self, channel: str, namespace: str, level: str) -> tuple[Scope, ...]:
         current = {s.namespace: s.level for s in self.get(channel)}

@@ -9,6 +9,7 @@ container image and the package hold only the bot.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shutil
 import signal
 import sys
@@ -72,9 +73,10 @@ def main(argv: list[str] | None = None) -> int:
         threading.Thread(target=settling, daemon=True, name="demo-hub").start()
 
         settings = Settings.from_env({
-            "HF_ENDPOINT": base, "HF_TOKEN": "hf_demo", "REDIS_URL": redis.url, "SPACEOPS_APPROVERS": "alice",
-            "SPACEOPS_APPROVAL_CHANNEL": "approvals", "SPACEOPS_POLL_SECONDS": str(args.poll_seconds),
-            "SPACEOPS_HUB_TIMEOUT": "5"})
+            "HF_ENDPOINT": base, "HF_TOKEN": "hf_demo", "REDIS_URL": redis.url,
+            "SPACEOPS_POLL_SECONDS": str(args.poll_seconds), "SPACEOPS_HUB_TIMEOUT": "5"})
+        # Console people and channels go by readable names, not Slack ids (which the settings insist on).
+        settings = dataclasses.replace(settings, approvers=frozenset({"alice"}), approval_channel="approvals")
         ctx = build_context(settings, poster=ConsolePoster(sys.stdout))
         stops.append(ctx.close)
         ctx.watcher.start()
