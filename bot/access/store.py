@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 
-import redis
-
 from bot.access.rules import LEVELS, Scope
 from bot.core.store import key
 
