@@ -22,6 +22,7 @@ from bot.core.permissions import Roles
 from bot.core.settings import Settings
 from bot.core.slack import Poster, SlackPoster, background_pool, make_web_client
 from bot.core.store import Store, connect
+from bot.fleet.service import Fleet
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ class Context:
     ops: Operations
     watcher: Watcher
     approvals: Approvals
+    fleet: Fleet
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
@@ -67,10 +69,17 @@ def build_context(settings: Settings, redis_client: redis.Redis | None = None, p
     watcher.outbox.handlers.update(approvals.deliveries())
     # The leader's poll tick expires approvals, so expiry needs no click.
     watcher.periodic.append(approvals.sweep)
-    for name, handler in {**watcher.commands(), **approvals.commands()}.items():
+    # The fleet reads what the poller records; on the leader's tick it indexes Spaces, refreshes open App
+    # Homes and checks budgets; a cron job on the leader posts digests.
+    fleet = Fleet(settings, store, poster, watcher.store, watcher.outbox, catalogues, roles,
+                  known=lambda: list(watcher.poller.cache), leading=watcher.lease.holds,
+                  pending_requests=approvals.store.open_requests, slack=client)
+    watcher.periodic.append(fleet.tick)
+    watcher.cron.append(("digests", fleet.digest_tick, {"minute": "*", "second": 5}))
+    for name, handler in {**watcher.commands(), **approvals.commands(), **fleet.commands()}.items():
         ops.handle(name, handler)
     return Context(settings, store, poster, background_pool(settings.workers), client, roles, spaces, catalogues,
-                   ops, watcher, approvals)
+                   ops, watcher, approvals, fleet)
 
 
 def build_app(ctx: Context) -> App:

@@ -18,6 +18,10 @@ CHANGES = frozenset({"restart", "resume", "pause", "hw", "sleep", "var.set", "va
                      "duplicate", "watch", "unwatch", "mute", "unmute"})
 # Checked by the approvals module itself: an admin, or the requester withdrawing their own.
 SELF_CHECKED = frozenset({"approvals.cancel"})
+# The fleet (bot/fleet): reports are reads, digests need an operator, budgets are checked there (admins).
+READS = READS | {"cost", "digests", "budget"}
+CHANGES = CHANGES | {"digest", "digest.off"}
+SELF_CHECKED = SELF_CHECKED | {"budget.set", "budget.off"}
 GROUP_CACHE_SECONDS = 300
 
 

@@ -1,0 +1,173 @@
+"""Money and uptime from roll-ups: pure functions over `Facts` (no Redis, no Slack).
+
+The stage a Space is in now has not been rolled up yet (that happens when it ends): `with_open_stint`
+adds it, up to `now`, at today's catalogue price.
+"""
+
+from __future__ import annotations
+
+import calendar
+import time
+from dataclasses import dataclass, field
+
+from bot.alerts.rollups import DAY, DayDelta, day_of, merge_strip, parse_billed, stint
+from bot.alerts.transitions import ERRORS, STUCK_STAGES, UP
+from bot.fleet.store import Day, Facts
+
+IDLE_AFTER = 86400
+
+
+def days_between(start: float, end: float) -> list[str]:
+    """UTC days from the one holding `start` to the one holding `end`, inclusive."""
+    out, at = [], int(start) // DAY * DAY
+    while at <= end:
+        out.append(day_of(at))
+        at += DAY
+    return out
+
+
+def month_bounds(month: str) -> tuple[float, float]:
+    year, mon = int(month[:4]), int(month[5:7])
+    start = calendar.timegm((year, mon, 1, 0, 0, 0))
+    days = calendar.monthrange(year, mon)[1]
+    return float(start), float(start + days * DAY)
+
+
+def month_of(ts: float) -> str:
+    return time.strftime("%Y-%m", time.gmtime(ts))
+
+
+def cost_of(billed: dict[tuple[str, float], int]) -> float:
+    return sum(seconds / 3600 * price for (_, price), seconds in billed.items())
+
+
+def _apply(day: Day, delta: DayDelta) -> Day:
+    billed = dict(day.billed)
+    for name, value in delta.add.items():
+        parsed = parse_billed(name)
+        if parsed:
+            billed[parsed] = billed.get(parsed, 0) + value
+    return Day(billed, day.up + delta.add.get("up", 0), day.incidents + delta.add.get("inc", 0),
+               max(day.longest_outage, delta.peak.get("out", 0)), merge_strip(day.strip, delta.strip))
+
+
+def with_open_stint(facts: Facts, now: float, price: float | None) -> Facts:
+    """Facts including the stage the Space is in now (from `state.since` to `now`), at `price`."""
+    state = facts.state
+    if state is None or not state.stage or now <= state.since:
+        return facts
+    deltas = stint(state.stage, state.hardware, price, state.since, now)
+    days = dict(facts.days)
+    months = {m: dict(b) for m, b in facts.months.items()}
+    for day, delta in deltas.items():
+        days[day] = _apply(days.get(day, Day()), delta)
+        month = months.get(day[:7])
+        if month is not None:
+            for name, value in delta.add.items():
+                parsed = parse_billed(name)
+                if parsed:
+                    month[parsed] = month.get(parsed, 0) + value
+    return Facts(facts.space, state, days, months)
+
+
+@dataclass
+class SpaceCost:
+    """One Space over a period."""
+
+    space: str
+    cost: float = 0.0
+    billed_seconds: int = 0
+    flavors: list[str] = field(default_factory=list)
+    up: int = 0
+    observed: float = 0.0
+    incidents: int = 0
+    longest_outage: int = 0
+    first_seen: float = 0.0
+    stage: str = ""
+    hardware: str | None = None
+    since: float = 0.0
+    sleep_time: int | None = None
+    error: str | None = None
+    daily: dict[str, float] = field(default_factory=dict)
+    strips: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def uptime(self) -> float | None:
+        return self.up / self.observed if self.observed > 0 else None
+
+
+def summarise(facts: Facts, start: float, end: float, now: float) -> SpaceCost:
+    """Spend, billed hours, flavors, uptime and incidents of one Space from `start` to `end`."""
+    state = facts.state
+    out = SpaceCost(facts.space)
+    if state is not None:
+        out.first_seen, out.stage, out.hardware = state.first_seen, state.stage, state.hardware
+        out.since, out.sleep_time, out.error = state.since, state.sleep_time, state.error
+    flavors: dict[str, int] = {}
+    for day in days_between(start, min(end, now) - 1):
+        record = facts.days.get(day)
+        if record is None:
+            continue
+        spend = cost_of(record.billed)
+        out.cost += spend
+        out.daily[day] = spend
+        out.billed_seconds += sum(record.billed.values())
+        for (flavor, _), seconds in record.billed.items():
+            flavors[flavor] = flavors.get(flavor, 0) + seconds
+        out.up += record.up
+        out.incidents += record.incidents
+        out.longest_outage = max(out.longest_outage, record.longest_outage)
+        out.strips[day] = record.strip
+    if state is not None and state.incident is not None:
+        out.longest_outage = max(out.longest_outage, int(now - state.incident))
+    out.flavors = sorted(flavors, key=lambda f: -flavors[f])
+    if state is not None and state.first_seen:
+        out.observed = max(0.0, min(end, now) - max(start, state.first_seen))
+    return out
+
+
+def is_idle_spend(cost: SpaceCost, price: float | None, now: float) -> bool:
+    """Paid, set to never sleep, and running without a break for more than a day."""
+    never_sleeps = cost.sleep_time is None or cost.sleep_time < 0
+    return bool(price and price > 0 and never_sleeps and cost.stage == "RUNNING" and now - cost.since > IDLE_AFTER)
+
+
+def duty(facts: Facts, now: float, window: float = 7 * DAY) -> float:
+    """Share of the recent observed time that was billed (how much of the time it runs)."""
+    state = facts.state
+    if state is None or not state.first_seen:
+        return 0.0
+    start = max(now - window, state.first_seen)
+    billed = sum(sum(d.billed.values()) for day, d in facts.days.items() if day >= day_of(start))
+    observed = max(1.0, now - start)
+    return min(1.0, billed / observed)
+
+
+def month_projection(facts: Facts, now: float, price: float | None) -> tuple[float, float]:
+    """(this month so far, projected month total) at today's hardware and sleep settings."""
+    month = month_of(now)
+    so_far = cost_of(facts.months.get(month, {}))
+    state = facts.state
+    _, end = month_bounds(month)
+    if state is None or not price or state.stage == "PAUSED":
+        return so_far, so_far
+    never_sleeps = state.sleep_time is None or state.sleep_time < 0
+    if never_sleeps and state.stage not in ERRORS and state.stage not in ("SLEEPING", "STOPPED"):
+        share = 1.0  # it runs until someone stops it
+    else:
+        share = duty(facts, now)
+    return so_far, so_far + (end - now) / 3600 * price * share
+
+
+def broken_now(cost: SpaceCost, now: float, stuck_after: float = 30 * 60) -> str | None:
+    """"crashed", "stuck building" or None."""
+    if cost.stage in ERRORS:
+        return "broken"
+    if cost.stage in STUCK_STAGES and now - cost.since > stuck_after:
+        return "stuck"
+    return None
+
+
+def is_up(stage: str) -> bool:
+    return stage in UP
+
