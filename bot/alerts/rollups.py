@@ -73,6 +73,10 @@ def worse(a: str, b: str) -> str:
 def merge_strip(current: str, overlay: str) -> str:
     current = (current or "").ljust(24, UNKNOWN)[:24]
     overlay = (overlay or "").ljust(24, UNKNOWN)[:24]
+    if not overlay.strip(UNKNOWN) or current == overlay:
+        return current
+    if not current.strip(UNKNOWN):
+        return overlay
     return "".join(worse(a, b) for a, b in zip(current, overlay))
 
 

@@ -37,17 +37,15 @@ def month_of(ts: float) -> str:
     return time.strftime("%Y-%m", time.gmtime(ts))
 
 
-def cost_of(billed: dict[tuple[str, float], int]) -> float:
-    return sum(seconds / 3600 * price for (_, price), seconds in billed.items())
-
-
 def _apply(day: Day, delta: DayDelta) -> Day:
-    billed = dict(day.billed)
+    cost, billed, flavors = day.cost, day.billed, dict(day.flavors)
     for name, value in delta.add.items():
         parsed = parse_billed(name)
         if parsed:
-            billed[parsed] = billed.get(parsed, 0) + value
-    return Day(billed, day.up + delta.add.get("up", 0), day.incidents + delta.add.get("inc", 0),
+            cost += value / 3600 * parsed[1]
+            billed += value
+            flavors[parsed[0]] = flavors.get(parsed[0], 0) + value
+    return Day(cost, billed, flavors, day.up + delta.add.get("up", 0), day.incidents + delta.add.get("inc", 0),
                max(day.longest_outage, delta.peak.get("out", 0)), merge_strip(day.strip, delta.strip))
 
 
@@ -58,15 +56,11 @@ def with_open_stint(facts: Facts, now: float, price: float | None) -> Facts:
         return facts
     deltas = stint(state.stage, state.hardware, price, state.since, now)
     days = dict(facts.days)
-    months = {m: dict(b) for m, b in facts.months.items()}
+    months = dict(facts.months)
     for day, delta in deltas.items():
         days[day] = _apply(days.get(day, Day()), delta)
-        month = months.get(day[:7])
-        if month is not None:
-            for name, value in delta.add.items():
-                parsed = parse_billed(name)
-                if parsed:
-                    month[parsed] = month.get(parsed, 0) + value
+        if day[:7] in months:
+            months[day[:7]] += sum(v / 3600 * p[1] for n, v in delta.add.items() if (p := parse_billed(n)))
     return Facts(facts.space, state, days, months)
 
 
@@ -108,11 +102,10 @@ def summarise(facts: Facts, start: float, end: float, now: float) -> SpaceCost:
         record = facts.days.get(day)
         if record is None:
             continue
-        spend = cost_of(record.billed)
-        out.cost += spend
-        out.daily[day] = spend
-        out.billed_seconds += sum(record.billed.values())
-        for (flavor, _), seconds in record.billed.items():
+        out.cost += record.cost
+        out.daily[day] = record.cost
+        out.billed_seconds += record.billed
+        for flavor, seconds in record.flavors.items():
             flavors[flavor] = flavors.get(flavor, 0) + seconds
         out.up += record.up
         out.incidents += record.incidents
@@ -138,7 +131,7 @@ def duty(facts: Facts, now: float, window: float = 7 * DAY) -> float:
     if state is None or not state.first_seen:
         return 0.0
     start = max(now - window, state.first_seen)
-    billed = sum(sum(d.billed.values()) for day, d in facts.days.items() if day >= day_of(start))
+    billed = sum(d.billed for day, d in facts.days.items() if day >= day_of(start))
     observed = max(1.0, now - start)
     return min(1.0, billed / observed)
 
@@ -146,7 +139,7 @@ def duty(facts: Facts, now: float, window: float = 7 * DAY) -> float:
 def month_projection(facts: Facts, now: float, price: float | None) -> tuple[float, float]:
     """(this month so far, projected month total) at today's hardware and sleep settings."""
     month = month_of(now)
-    so_far = cost_of(facts.months.get(month, {}))
+    so_far = facts.months.get(month, 0.0)
     state = facts.state
     _, end = month_bounds(month)
     if state is None or not price or state.stage == "PAUSED":

@@ -149,9 +149,10 @@ class Fleet:
 
     # ------------------------------------------------------------------ figures
 
-    def snapshot(self, spaces: list[str], start: float, end: float, now: float) -> Snapshot:
-        """Figures of `spaces` for [start, end), with this month's and today's, including the current stints."""
-        days = report.days_between(min(start, now - 7 * DAY), min(end, now) - 1)
+    def snapshot(self, spaces: list[str], start: float, end: float, now: float, project: bool = True) -> Snapshot:
+        """Figures of `spaces` for [start, end), with this month's and today's, including the current stints;
+        `project` also reads the last 7 days, which the month's projection needs."""
+        days = report.days_between(min(start, now - 7 * DAY) if project else start, min(end, now) - 1)
         month = report.month_of(now)
         facts = self.store.facts(spaces, days, [month])
         catalogue = self.catalogues.current
@@ -164,11 +165,23 @@ class Fleet:
             facts[space] = item
             prices[space] = price
             rows.append(report.summarise(item, start, end, now))
-            months[space] = report.month_projection(item, now, price)
+            months[space] = report.month_projection(item, now, price) if project else \
+                (item.months.get(month, 0.0),) * 2
             day = item.days.get(today_day)
-            today[space] = report.cost_of(day.billed) if day else 0.0
+            today[space] = day.cost if day else 0.0
         rows.sort(key=lambda r: (-r.cost, r.space))
         return Snapshot(rows, facts, prices, months, today)
+
+    def period_total(self, spaces: list[str], start: float, end: float) -> float:
+        """Estimated spend of `spaces` over whole past days [start, end): the comparison in digests."""
+        days = report.days_between(start, end - 1)
+        total = 0.0
+        catalogue = self.catalogues.current
+        for item in self.store.facts(spaces, days).values():
+            if item.state is not None and item.state.since < end:
+                item = report.with_open_stint(item, end, catalogue.price(item.state.hardware))
+            total += sum(item.days[d].cost for d in days if d in item.days)
+        return total
 
     def idle(self, snap: Snapshot, now: float) -> list[SpaceCost]:
         return [r for r in snap.rows if report.is_idle_spend(r, snap.prices.get(r.space), now)]
@@ -351,7 +364,7 @@ class Fleet:
         start = end - length * DAY
         _, spaces = self.channel_scope(channel)
         snap = self.snapshot(spaces, start, end, now)
-        previous = self.snapshot(spaces, start - length * DAY, start, now).total if spaces else 0.0
+        previous = self.period_total(spaces, start - length * DAY, start)
         label = "Weekly" if weekly else "Daily"
         title = (f"{label} digest — {day_of(start)}" + (f" → {day_of(end - 1)}" if weekly else "") + " (UTC)")
         broken = [r for r in snap.rows if report.broken_now(r, now)]
@@ -368,7 +381,7 @@ class Fleet:
         """The user's App Home: page 0 ranks broken and costly Spaces first; pages 1… list every one."""
         spaces = self.watched()
         start = (int(now) // DAY) * DAY
-        snap = self.snapshot(spaces, start, now + 1, now)
+        snap = self.snapshot(spaces, start, now + 1, now, project=False)
         month = {s: m[0] for s, m in snap.month.items()}
         if page == 0:
             rows = sorted(snap.rows, key=lambda r: (report.broken_now(r, now) is None, -month.get(r.space, 0.0),

@@ -13,7 +13,7 @@ from typing import Iterable
 import redis
 
 from bot.alerts.poller import state_key
-from bot.alerts.rollups import UNKNOWN, day_key, month_key, parse_billed
+from bot.alerts.rollups import UNKNOWN, day_key, month_key
 from bot.alerts.transitions import SpaceState
 from bot.core.store import key
 
@@ -23,50 +23,101 @@ KNOWN = key("fleet", "spaces")          # set of every Space the poller has seen
 BUDGETS = key("fleet", "budgets")       # hash namespace → {"v", "amount", "channel", "by", "at"}
 DIGESTS = key("fleet", "digests")       # hash channel → {"v", "period", "hour", "minute", "tz", "by", "at"}
 HOME_OPENED = key("fleet", "home", "opened")  # zset user → last time they opened the App Home
-CHUNK = 2000
+CHUNK = 1000
 VERSION = 1
+
+
+# KEYS: the Space's state, then its day and month roll-up hashes (one hash tag, one slot). Returns one string:
+# the state's JSON, then per hash "cost;billed seconds;up;incidents;longest outage;strip;flavor:seconds,…" or "".
+# Summing in Redis keeps a 10,000-Space report to one short reply per Space instead of one hash per day.
+_FACTS = """
+local out = {redis.call('HGET', KEYS[1], 'json') or ''}
+for i = 2, #KEYS do
+  local f = redis.call('HGETALL', KEYS[i])
+  if #f == 0 then
+    out[i] = ''
+  else
+    local cost, billed, up, inc, o, h, fl = 0, 0, 0, 0, 0, '', {}
+    for j = 1, #f, 2 do
+      local name, v = f[j], f[j + 1]
+      if name == 'up' then up = v
+      elseif name == 'inc' then inc = v
+      elseif name == 'out' then o = v
+      elseif name == 'h' then h = v
+      else
+        local flavor, price = string.match(name, '^b|(.*)|([^|]*)$')
+        if flavor then
+          local sec = tonumber(v) or 0
+          cost = cost + sec / 3600 * (tonumber(price) or 0)
+          billed = billed + sec
+          fl[#fl + 1] = flavor .. ':' .. sec
+        end
+      end
+    end
+    out[i] = string.format('%.6f', cost) .. ';' .. billed .. ';' .. up .. ';' .. inc .. ';' .. o .. ';' .. h .. ';'
+      .. table.concat(fl, ',')
+  end
+end
+return table.concat(out, '\\n')
+"""
+
+
+def _int(text: str) -> int:
+    try:
+        return int(float(text or 0))
+    except ValueError:
+        return 0
 
 
 @dataclass
 class Day:
-    """One Space-day of roll-up, decoded."""
+    """One Space-day of roll-up, summed: estimated cost, billed seconds (and per flavor), uptime, incidents."""
 
-    billed: dict[tuple[str, float], int] = field(default_factory=dict)  # (flavor, $/h) → seconds
+    cost: float = 0.0
+    billed: int = 0
+    flavors: dict[str, int] = field(default_factory=dict)
     up: int = 0
     incidents: int = 0
     longest_outage: int = 0
     strip: str = UNKNOWN * 24
 
     @classmethod
-    def decode(cls, fields: dict[str, str]) -> "Day":
-        day = cls()
-        for name, value in (fields or {}).items():
+    def decode(cls, line: str) -> "Day | None":
+        """From the `_FACTS` line; None for an empty hash. A mangled field reads as 0, never raises."""
+        if not line:
+            return None
+        parts = line.split(";", 6)
+        if len(parts) < 7:
+            return None
+        try:
+            flavors = {}
+            for item in parts[6].split(",") if parts[6] else ():
+                name, _, seconds = item.rpartition(":")
+                flavors[name] = flavors.get(name, 0) + int(seconds)
+            return cls(float(parts[0]), int(parts[1]), flavors, int(parts[2]), int(parts[3]), int(parts[4]),
+                       parts[5].ljust(24, UNKNOWN)[:24] if len(parts[5]) != 24 else parts[5])
+        except ValueError:
+            # A hand-edited or mangled field: read the slow, forgiving way.
+            flavors = {}
+            for item in parts[6].split(",") if parts[6] else ():
+                name, _, seconds = item.rpartition(":")
+                flavors[name] = flavors.get(name, 0) + _int(seconds)
             try:
-                if name == "up":
-                    day.up = int(float(value))
-                elif name == "inc":
-                    day.incidents = int(float(value))
-                elif name == "out":
-                    day.longest_outage = int(float(value))
-                elif name == "h":
-                    day.strip = value.ljust(24, UNKNOWN)[:24]
-                else:
-                    billed = parse_billed(name)
-                    if billed:
-                        day.billed[billed] = day.billed.get(billed, 0) + int(float(value))
+                cost = float(parts[0])
             except ValueError:
-                log.warning("unreadable roll-up field %s=%r; skipped", name, value)
-        return day
+                cost = 0.0
+            return cls(cost, _int(parts[1]), flavors, _int(parts[2]), _int(parts[3]), _int(parts[4]),
+                       (parts[5] or "").ljust(24, UNKNOWN)[:24])
 
 
 @dataclass
 class Facts:
-    """What is recorded about one Space: its state, the days asked for, and its month hashes."""
+    """What is recorded about one Space: its state, the days asked for, and each month's cost so far."""
 
     space: str
     state: SpaceState | None
     days: dict[str, Day] = field(default_factory=dict)
-    months: dict[str, dict[tuple[str, float], int]] = field(default_factory=dict)
+    months: dict[str, float] = field(default_factory=dict)
 
 
 def _decode_json(raw: str | None) -> dict | None:
@@ -82,37 +133,36 @@ def _decode_json(raw: str | None) -> dict | None:
 class FleetStore:
     def __init__(self, client: redis.Redis):
         self.redis = client
+        self._facts = client.register_script(_FACTS)
 
     # ------------------------------------------------------------------ roll-ups
 
-    def facts(self, spaces: Iterable[str], days: list[str], months: list[str] = ()) -> dict[str, Facts]:
-        """State, day roll-ups and month totals of each Space, pipelined."""
-        spaces = list(spaces)
+    def facts(self, spaces: Iterable[str], days: list[str], months: Iterable[str] = ()) -> dict[str, Facts]:
+        """State, day roll-ups and month costs of each Space: one script call per Space, pipelined."""
+        spaces, months = list(spaces), list(months)
         out: dict[str, Facts] = {}
-        per_space = 1 + len(days) + len(months)
-        step = max(1, CHUNK // per_space)
-        for start in range(0, len(spaces), step):
-            chunk = spaces[start:start + step]
+        for start in range(0, len(spaces), CHUNK):
+            chunk = spaces[start:start + CHUNK]
             pipe = self.redis.pipeline(transaction=False)
             for space in chunk:
-                pipe.hgetall(state_key(space))
-                for day in days:
-                    pipe.hgetall(day_key(space, day))
-                for month in months:
-                    pipe.hgetall(month_key(space, month))
-            results = pipe.execute()
-            for i, space in enumerate(chunk):
-                row = results[i * per_space:(i + 1) * per_space]
-                try:
-                    state = SpaceState.from_fields(space, row[0])
-                except (ValueError, TypeError):
-                    state = None
+                keys = [state_key(space)] + [day_key(space, d) for d in days] + [month_key(space, m) for m in months]
+                self._facts(keys=keys, client=pipe)
+            for space, text in zip(chunk, pipe.execute()):
+                lines = (text or "").split("\n")
+                state = None
+                if lines and lines[0]:
+                    try:
+                        state = SpaceState.from_fields(space, {"json": lines[0]})
+                    except (ValueError, TypeError):
+                        log.warning("unreadable state of %s; reported without it", space)
                 facts = Facts(space, state)
-                for day, fields in zip(days, row[1:1 + len(days)]):
-                    if fields:
-                        facts.days[day] = Day.decode(fields)
-                for month, fields in zip(months, row[1 + len(days):]):
-                    facts.months[month] = Day.decode(fields).billed
+                for day, line in zip(days, lines[1:1 + len(days)]):
+                    record = Day.decode(line)
+                    if record is not None:
+                        facts.days[day] = record
+                for month, line in zip(months, lines[1 + len(days):]):
+                    record = Day.decode(line)
+                    facts.months[month] = record.cost if record else 0.0
                 out[space] = facts
         return out
 
