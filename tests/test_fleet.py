@@ -337,3 +337,33 @@ def test_digest_posted_once_per_period_across_replicas_and_handover(make_bot, hu
     late = [p for p in slack.posts("C7") if "digest" in p["text"]]
     assert len(late) == 2 and "posted late" in str(late[1]["blocks"])
     assert "Stopped the digest" in two.command("/space digest <#C7|ops> off", user="UOP")["text"]
+
+
+def test_rollup_of_a_transition_is_pure_and_split_at_midnight():
+    from bot.alerts.rollups import transition_rollup
+    from bot.alerts.transitions import SpaceState
+    midnight = 1764547200.0                                      # 2025-12-01 00:00 UTC
+    prev = SpaceState("acme/chat", "RUNNING", since=midnight - 2 * HOUR, hardware="t4-medium", incident=None)
+    down = SpaceState("acme/chat", "RUNTIME_ERROR", since=midnight + HOUR, hardware="t4-medium",
+                      incident=midnight + HOUR)
+    deltas = transition_rollup(prev, down, 0.6)
+    assert deltas["2025-11-30"].add == {"up": 7200, "b|t4-medium|0.6": 7200}
+    assert deltas["2025-11-30"].strip == "." * 22 + "rr"
+    assert deltas["2025-12-01"].add == {"up": 3600, "b|t4-medium|0.6": 3600, "inc": 1}
+    back = SpaceState("acme/chat", "RUNNING", since=midnight + 3 * HOUR, hardware="t4-medium", incident=None)
+    deltas = transition_rollup(down, back, 0.6)
+    assert deltas["2025-12-01"].peak == {"out": 7200} and deltas["2025-12-01"].strip[1:3] == "bb"
+    assert "b|t4-medium|0.6" not in deltas["2025-12-01"].add    # an error is not billed
+    free = SpaceState("acme/x", "RUNNING", since=midnight, hardware="cpu-basic")
+    assert transition_rollup(free, SpaceState("acme/x", "SLEEPING", since=midnight + HOUR), 0.0)[
+        "2025-12-01"].add == {"up": 3600}
+
+
+def test_digest_due_follows_the_time_zone_and_mondays():
+    from bot.fleet.service import digest_due
+    import calendar
+    wednesday_noon = calendar.timegm((2026, 12, 2, 12, 0, 0))   # 13:00 in Paris
+    period, due = digest_due({"period": "daily", "time": "09:00", "tz": "Europe/Paris"}, wednesday_noon)
+    assert period == "2026-12-02" and due == calendar.timegm((2026, 12, 2, 8, 0, 0))
+    period, due = digest_due({"period": "weekly", "time": "09:00", "tz": "UTC"}, wednesday_noon)
+    assert period == "2026-W49" and due == calendar.timegm((2026, 11, 30, 9, 0, 0))

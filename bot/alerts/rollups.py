@@ -120,11 +120,9 @@ def stint(stage: str, hardware: str | None, price: float | None, start: float, e
                 delta.add[name] = delta.add.get(name, 0) + seconds
         day_start = int(at) // DAY * DAY
         first = int((at - day_start) // 3600)
-        last = int((max(piece_end - 1e-6, at) - day_start) // 3600)
-        strip = list(delta.strip)
-        for hour in range(first, min(last, 23) + 1):
-            strip[hour] = worse(strip[hour], letter)
-        delta.strip = "".join(strip)
+        last = min(23, int((max(piece_end - 1e-6, at) - day_start) // 3600))
+        # Each day piece of one stint is fresh, so its strip is this stage's letter over the hours it touched.
+        delta.strip = UNKNOWN * first + letter * (last - first + 1) + UNKNOWN * (23 - last)
         at = piece_end
     return out
 

@@ -39,6 +39,7 @@ HOME_RECENT = 3600
 HOME_DEBOUNCE = 10.0
 BUDGET_OP = "fleet:budget"
 DIGEST_LATE_LIMIT = 7 * DAY
+BUDGET_EVERY = 5 * 60
 
 
 @dataclass
@@ -100,6 +101,7 @@ class Fleet:
         self.hub_url = settings.hf_endpoint
         self.store = FleetStore(records.redis)
         self._indexed: set[str] = set()
+        self._budgets_checked = 0.0
         outbox.handlers[BUDGET_OP] = self._deliver_budget
 
     # ------------------------------------------------------------------ wiring
@@ -284,7 +286,11 @@ class Fleet:
         return words.budget_off_reply(actor.user, cmd.space, existed)
 
     def check_budgets(self, now: float) -> int:
-        """Queue each threshold's alert once per month (projected to exceed, 80%, 100%)."""
+        """Queue each threshold's alert once per month (projected to exceed, 80%, 100%); every 5 minutes
+        of the leader's clock at most, since a namespace's month is a read of every one of its Spaces."""
+        if now - self._budgets_checked < BUDGET_EVERY:
+            return 0
+        self._budgets_checked = now
         queued = 0
         month = report.month_of(now)
         for namespace, budget in self.store.budgets().items():
