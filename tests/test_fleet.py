@@ -280,6 +280,7 @@ def test_budget_thresholds_alerted_once_each(make_bot, hub, slack):
         tick(bot, clock, 10 * MIN)
     posts = budget_posts()
     assert len(posts) == 3 and "whole budget" in posts[2]["text"]
+    assert "when the bot first saw acme/gpu" in str(posts[2]["blocks"])
     actions = [e["action_id"] for b in posts[2]["blocks"] if b["type"] == "actions" for e in b["elements"]]
     assert actions == [BUDGET_ACTIONS["pause"], ALERT_ACTIONS["sleep"]]
     shown_budget = bot.command("/space budget acme/*", channel="C9")["text"]

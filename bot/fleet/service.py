@@ -295,7 +295,7 @@ class Fleet:
         month = report.month_of(now)
         for namespace, budget in self.store.budgets().items():
             amount = float(budget["amount"])
-            spent, projected, top, _ = self._month_of_namespace(namespace, now)
+            spent, projected, top, first = self._month_of_namespace(namespace, now)
             crossed = []
             if projected > amount:
                 crossed.append("projected")
@@ -307,7 +307,8 @@ class Fleet:
                 if not self.store.first_alert(namespace, month, threshold):
                     continue
                 payload = json.dumps({"namespace": namespace, "threshold": threshold, "amount": amount,
-                                      "spent": spent, "projected": projected, "top": top[:5]})
+                                      "spent": spent, "projected": projected, "top": top[:5],
+                                      "first": list(first) if first else None})
                 self.outbox.enqueue_one(f"budget:{namespace}:{month}:{threshold}", budget["channel"], BUDGET_OP,
                                         payload)
                 queued += 1
@@ -316,7 +317,8 @@ class Fleet:
     def _deliver_budget(self, channel: str, payload: str) -> None:
         data = json.loads(payload)
         reply = words.budget_alert(f"{data['namespace']}/*", data["threshold"], data["amount"], data["spent"],
-                                   data["projected"], [tuple(t) for t in data["top"]], self.hub_url)
+                                   data["projected"], [tuple(t) for t in data["top"]], self.hub_url,
+                                   tuple(data["first"]) if data.get("first") else None)
         self.poster.post(channel, reply.text, reply.blocks)
 
     # ------------------------------------------------------------------ digests

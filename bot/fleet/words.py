@@ -129,7 +129,7 @@ THRESHOLD_WORDS = {"projected": ":chart_with_upwards_trend: is projected to exce
 
 
 def budget_alert(namespace: str, threshold: str, amount: float, spent: float, projected: float,
-                 top: list[tuple[str, float]], hub_url: str) -> Reply:
+                 top: list[tuple[str, float]], hub_url: str, first: tuple[float, str] | None = None) -> Reply:
     """Once per threshold per month, with the top spenders and Pause / Sleep 1 h buttons."""
     head = f"{code(namespace)} {THRESHOLD_WORDS[threshold]} this month."
     blocks = [section(f"{head}\n{budget_words(namespace, amount, spent, projected)}."),
@@ -139,7 +139,7 @@ def budget_alert(namespace: str, threshold: str, amount: float, spent: float, pr
         blocks.append({"type": "actions", "block_id": f"budget:{space}"[:255], "elements": [
             button("Pause", BUDGET_ACTIONS["pause"], space, "danger"),
             button("Sleep 1 h", ALERT_ACTIONS["sleep"], space)]})
-    blocks.append(context("Estimates from what Space Ops observed. Buttons follow the usual roles."))
+    blocks.append(context(estimate_note(*(first or (None, None))) + " Buttons follow the usual roles."))
     return Reply(head, blocks)
 
 
