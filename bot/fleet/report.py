@@ -10,7 +10,7 @@ import calendar
 import time
 from dataclasses import dataclass, field
 
-from bot.alerts.rollups import DAY, DayDelta, day_of, merge_strip, parse_billed, stint
+from bot.alerts.rollups import BILLED, DAY, DayDelta, day_of, merge_strip, parse_billed, stint
 from bot.alerts.transitions import ERRORS, STUCK_STAGES, UP
 from bot.fleet.store import Day, Facts
 
@@ -62,6 +62,13 @@ def with_open_stint(facts: Facts, now: float, price: float | None) -> Facts:
         if day[:7] in months:
             months[day[:7]] += sum(v / 3600 * p[1] for n, v in delta.add.items() if (p := parse_billed(n)))
     return Facts(facts.space, state, days, months)
+
+
+def open_cost(state, price: float | None, start: float, now: float) -> float:
+    """What the stage a Space is in now has cost since `start` (0 unless billed on paid hardware)."""
+    if state is None or not price or state.stage not in BILLED or now <= state.since:
+        return 0.0
+    return (now - max(start, state.since)) / 3600 * price if now > start else 0.0
 
 
 @dataclass

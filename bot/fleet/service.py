@@ -174,6 +174,31 @@ class Fleet:
         rows.sort(key=lambda r: (-r.cost, r.space))
         return Snapshot(rows, facts, prices, months, today)
 
+    def glance(self, spaces: list[str], now: float) -> Snapshot:
+        """What the App Home needs, cheaply: each Space's state, today's and this month's spend."""
+        today, month = day_of(now), report.month_of(now)
+        today_start = float(int(now) // DAY * DAY)
+        month_start, _ = report.month_bounds(month)
+        facts = self.store.facts(spaces, [today], [month])
+        catalogue = self.catalogues.current
+        rows, prices, months, todays = [], {}, {}, {}
+        for space in spaces:
+            item = facts[space]
+            state = item.state
+            price = catalogue.price(state.hardware) if state else None
+            row = SpaceCost(space)
+            if state is not None:
+                row.first_seen, row.stage, row.hardware = state.first_seen, state.stage, state.hardware
+                row.since, row.sleep_time, row.error = state.since, state.sleep_time, state.error
+            day = item.days.get(today)
+            todays[space] = (day.cost if day else 0.0) + report.open_cost(state, price, today_start, now)
+            so_far = item.months.get(month, 0.0) + report.open_cost(state, price, month_start, now)
+            months[space] = (so_far, so_far)
+            row.cost = todays[space]
+            prices[space] = price
+            rows.append(row)
+        return Snapshot(rows, facts, prices, months, todays)
+
     def period_total(self, spaces: list[str], start: float, end: float) -> float:
         """Estimated spend of `spaces` over whole past days [start, end): the comparison in digests."""
         days = report.days_between(start, end - 1)
@@ -371,7 +396,7 @@ class Fleet:
         end = int(due_at) // DAY * DAY  # whole UTC days before the day it is due
         start = end - length * DAY
         _, spaces = self.channel_scope(channel)
-        snap = self.snapshot(spaces, start, end, now)
+        snap = self.snapshot(spaces, start, end, now, project=False)
         previous = self.period_total(spaces, start - length * DAY, start)
         label = "Weekly" if weekly else "Daily"
         title = (f"{label} digest — {day_of(start)}" + (f" → {day_of(end - 1)}" if weekly else "") + " (UTC)")
@@ -388,8 +413,7 @@ class Fleet:
     def home(self, user: str, page: int, now: float) -> dict:
         """The user's App Home: page 0 ranks broken and costly Spaces first; pages 1… list every one."""
         spaces = self.watched()
-        start = (int(now) // DAY) * DAY
-        snap = self.snapshot(spaces, start, now + 1, now, project=False)
+        snap = self.glance(spaces, now)
         month = {s: m[0] for s, m in snap.month.items()}
         if page == 0:
             rows = sorted(snap.rows, key=lambda r: (report.broken_now(r, now) is None, -month.get(r.space, 0.0),
