@@ -10,8 +10,6 @@ import json
 import struct
 import time
 
-import pytest
-
 from bot.alerts.rollups import day_key, month_key
 from bot.alerts.words import ALERT_ACTIONS
 from bot.core.words import as_text

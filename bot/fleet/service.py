@@ -20,7 +20,7 @@ from slack_sdk.errors import SlackApiError
 from bot.alerts.outbox import Outbox
 from bot.alerts.poller import state_key
 from bot.alerts.rollups import DAY, day_of
-from bot.alerts.watches import WatchStore, covers
+from bot.alerts.watches import WatchStore
 from bot.commands.grammar import Command
 from bot.core.errors import NotAllowed
 from bot.core.flavors import CatalogueSource
@@ -135,19 +135,20 @@ class Fleet:
     def in_scope(self, target: str) -> list[str]:
         if not target.endswith("/*"):
             return [target]
-        spaces = {s for s in self.store.known() if covers(target, s)}
-        spaces |= {s for s in self.watches.load().explicit_spaces() if covers(target, s)}
-        return sorted(spaces)
+        return self._in_namespaces({target[:-2]}, self.store.known(), self.watches.load().explicit_spaces())
+
+    @staticmethod
+    def _in_namespaces(namespaces: set[str], *sources: Iterable[str]) -> list[str]:
+        return sorted({s for source in sources for s in source if namespace_of(s) in namespaces})
 
     def channel_scope(self, channel: str) -> tuple[str, list[str]]:
         """The namespaces watched in a channel, and their known Spaces."""
-        targets = [w.target for w in self.watches.load().watches if w.channel == channel]
-        namespaces = sorted({namespace_of(t) for t in targets})
-        spaces: set[str] = set()
-        for ns in namespaces:
-            spaces |= set(self.in_scope(f"{ns}/*"))
+        watch_set = self.watches.load()
+        targets = [w.target for w in watch_set.watches if w.channel == channel]
+        namespaces = {namespace_of(t) for t in targets}
+        spaces = set(self._in_namespaces(namespaces, self.store.known(), watch_set.explicit_spaces()))
         spaces |= {t for t in targets if not t.endswith("/*")}
-        return ", ".join(f"{ns}/*" for ns in namespaces), sorted(spaces)
+        return ", ".join(f"{ns}/*" for ns in sorted(namespaces)), sorted(spaces)
 
     # ------------------------------------------------------------------ figures
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Iterable
+from typing import Any
 
 from bot.alerts.words import ALERT_ACTIONS
 from bot.approvals.words import APPROVE_ACTION, DENY_ACTION, upgrade_words
@@ -250,7 +250,8 @@ def home_view(rows: list, spend: dict[str, tuple[float, float]], prices: dict[st
               page: int, first: tuple[float, str] | None, now: float, hub_url: str) -> dict[str, Any]:
     """The App Home for one user. `rows` are ordered (broken and costly first); page 0 shows the top
     `HOME_ROWS`, "Show all N" pages through every one; the view always stays under 100 blocks."""
-    blocks: list[dict[str, Any]] = [{"type": "header", "text": {"type": "plain_text", "text": "Space Ops — your fleet"}}]
+    title = {"type": "plain_text", "text": "Space Ops — your fleet"}
+    blocks: list[dict[str, Any]] = [{"type": "header", "text": title}]
     total_month = sum(m for _, m in spend.values())
     blocks.append(section(f"{len(rows)} watched Space{'s' if len(rows) != 1 else ''} · "
                           f"{money_words(total_month)} this month (estimate)"))
@@ -285,6 +286,7 @@ def home_view(rows: list, spend: dict[str, tuple[float, float]], prices: dict[st
         order = "broken and costly first" if page == 0 else "by name"
         blocks.append(context(f"Spaces {start + 1}–{start + len(shown)} of {len(rows)}, {order}."))
         blocks.append({"type": "actions", "block_id": "home:paging", "elements": paging})
-    blocks.append(context(estimate_note(*(first or (None, None))) + f" Updated {time.strftime('%H:%M UTC', time.gmtime(now))}."))
+    updated = time.strftime("%H:%M UTC", time.gmtime(now))
+    blocks.append(context(estimate_note(*(first or (None, None))) + f" Updated {updated}."))
     return {"type": "home", "blocks": blocks[:HOME_MAX_BLOCKS]}
 
