@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from bot.alerts.rollups import BILLED, DAY, DayDelta, day_of, merge_strip, parse_billed, stint
 from bot.alerts.transitions import ERRORS, STUCK_STAGES, UP
-from bot.fleet.store import Day, Facts
+from bot.fleet.store import Day, Facts, Period
 
 IDLE_AFTER = 86400
 
@@ -171,3 +171,37 @@ def broken_now(cost: SpaceCost, now: float, stuck_after: float = 30 * 60) -> str
 def is_up(stage: str) -> bool:
     return stage in UP
 
+
+
+def period_row(period: Period, previous_days: list[str], days: list[str], start: float, end: float, now: float,
+               price: float | None) -> tuple[SpaceCost, float]:
+    """(the Space over [start, end), the period before's cost) from totals summed in Redis, adding the stage
+    the Space is in now where it overlaps either period."""
+    total, state = period.total, period.state
+    row = SpaceCost(period.space, cost=total.cost, billed_seconds=total.billed, up=total.up,
+                    incidents=total.incidents, longest_outage=total.longest_outage)
+    row.daily = dict(zip(days, period.daily))
+    row.strips = {day: period.strips[i * 24:(i + 1) * 24] for i, day in enumerate(days)}
+    flavors, previous = dict(total.flavors), period.previous
+    if state is not None:
+        row.first_seen, row.stage, row.hardware = state.first_seen, state.stage, state.hardware
+        row.since, row.sleep_time, row.error = state.since, state.sleep_time, state.error
+        if state.stage and state.since < min(end, now):
+            for day, delta in stint(state.stage, state.hardware, price, state.since, min(end, now)).items():
+                extra = _apply(Day(), delta)
+                if day in row.daily:
+                    row.cost += extra.cost
+                    row.daily[day] += extra.cost
+                    row.billed_seconds += extra.billed
+                    row.up += extra.up
+                    row.strips[day] = merge_strip(row.strips[day], extra.strip)
+                    for flavor, seconds in extra.flavors.items():
+                        flavors[flavor] = flavors.get(flavor, 0) + seconds
+                elif day in previous_days:
+                    previous += extra.cost
+        if state.incident is not None:
+            row.longest_outage = max(row.longest_outage, int(now - state.incident))
+        if state.first_seen:
+            row.observed = max(0.0, min(end, now) - max(start, state.first_seen))
+    row.flavors = sorted(flavors, key=lambda f: -flavors[f])
+    return row, previous

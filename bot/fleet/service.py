@@ -200,16 +200,20 @@ class Fleet:
             rows.append(row)
         return Snapshot(rows, facts, prices, months, todays)
 
-    def period_total(self, spaces: list[str], start: float, end: float) -> float:
-        """Estimated spend of `spaces` over whole past days [start, end): the comparison in digests."""
+    def period(self, spaces: list[str], start: float, end: float, length: int, now: float) -> tuple[Snapshot, float]:
+        """The Spaces over whole past days [start, end) and the total of the `length` days before."""
         days = report.days_between(start, end - 1)
-        total = 0.0
+        previous_days = report.days_between(start - length * DAY, start - 1)
         catalogue = self.catalogues.current
-        for item in self.store.facts(spaces, days).values():
-            if item.state is not None and item.state.since < end:
-                item = report.with_open_stint(item, end, catalogue.price(item.state.hardware))
-            total += sum(item.days[d].cost for d in days if d in item.days)
-        return total
+        rows, prices, previous = [], {}, 0.0
+        for space, item in self.store.periods(spaces, previous_days, days).items():
+            price = catalogue.price(item.state.hardware) if item.state else None
+            row, before = report.period_row(item, previous_days, days, start, end, now, price)
+            rows.append(row)
+            prices[space] = price
+            previous += before
+        rows.sort(key=lambda r: (-r.cost, r.space))
+        return Snapshot(rows, {}, prices, {}, {}), previous
 
     def idle(self, snap: Snapshot, now: float) -> list[SpaceCost]:
         return [r for r in snap.rows if report.is_idle_spend(r, snap.prices.get(r.space), now)]
@@ -397,8 +401,7 @@ class Fleet:
         end = int(due_at) // DAY * DAY  # whole UTC days before the day it is due
         start = end - length * DAY
         _, spaces = self.channel_scope(channel)
-        snap = self.snapshot(spaces, start, end, now, project=False)
-        previous = self.period_total(spaces, start - length * DAY, start)
+        snap, previous = self.period(spaces, start, end, length, now)
         label = "Weekly" if weekly else "Daily"
         title = (f"{label} digest — {day_of(start)}" + (f" → {day_of(end - 1)}" if weekly else "") + " (UTC)")
         broken = [r for r in snap.rows if report.broken_now(r, now)]

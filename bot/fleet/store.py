@@ -62,6 +62,63 @@ return table.concat(out, '\\n')
 """
 
 
+# KEYS: the Space's state, then day hashes: the first ARGV[1] of the period before, then the period's. Returns
+# the state's JSON, the period before's cost, the period's totals as a `_FACTS` line, its daily costs and
+# its hour strips: a digest of 10,000 Spaces is one short reply per Space.
+_PERIOD = """
+local k = tonumber(ARGV[1])
+local prev, cost, billed, up, inc, o, fl, daily, strips = 0, 0, 0, 0, 0, 0, {}, {}, {}
+for i = 2, #KEYS do
+  local f = redis.call('HGETALL', KEYS[i])
+  local current = (i - 1) > k
+  local dcost, h = 0, '........................'
+  for j = 1, #f, 2 do
+    local name, v = f[j], f[j + 1]
+    if name == 'h' then h = v
+    elseif name == 'up' then if current then up = up + (tonumber(v) or 0) end
+    elseif name == 'inc' then if current then inc = inc + (tonumber(v) or 0) end
+    elseif name == 'out' then if current and (tonumber(v) or 0) > o then o = tonumber(v) end
+    else
+      local flavor, price = string.match(name, '^b|(.*)|([^|]*)$')
+      if flavor then
+        local sec = tonumber(v) or 0
+        dcost = dcost + sec / 3600 * (tonumber(price) or 0)
+        if current then
+          billed = billed + sec
+          fl[flavor] = (fl[flavor] or 0) + sec
+        end
+      end
+    end
+  end
+  if current then
+    cost = cost + dcost
+    daily[#daily + 1] = string.format('%.6f', dcost)
+    strips[#strips + 1] = h
+  else
+    prev = prev + dcost
+  end
+end
+local fls = {}
+for name, sec in pairs(fl) do fls[#fls + 1] = name .. ':' .. sec end
+return table.concat({redis.call('HGET', KEYS[1], 'json') or '', string.format('%.6f', prev),
+  string.format('%.6f', cost) .. ';' .. billed .. ';' .. up .. ';' .. inc .. ';' .. o .. ';;' .. table.concat(fls, ','),
+  table.concat(daily, ','), table.concat(strips)}, '\\n')
+"""
+
+
+@dataclass
+class Period:
+    """One Space over a report period, summed in Redis: totals, each day's cost and hour strip, and the
+    cost of the period before (for the change)."""
+
+    space: str
+    state: "SpaceState | None"
+    previous: float
+    total: "Day"
+    daily: list[float]
+    strips: str
+
+
 def _int(text: str) -> int:
     try:
         return int(float(text or 0))
@@ -134,6 +191,7 @@ class FleetStore:
     def __init__(self, client: redis.Redis):
         self.redis = client
         self._facts = client.register_script(_FACTS)
+        self._period = client.register_script(_PERIOD)
 
     # ------------------------------------------------------------------ roll-ups
 
@@ -164,6 +222,36 @@ class FleetStore:
                     record = Day.decode(line)
                     facts.months[month] = record.cost if record else 0.0
                 out[space] = facts
+        return out
+
+    def periods(self, spaces: Iterable[str], previous_days: list[str], days: list[str]) -> dict[str, Period]:
+        """Each Space's period totals and the period before's cost: one script call per Space, pipelined."""
+        spaces = list(spaces)
+        out: dict[str, Period] = {}
+        for start in range(0, len(spaces), CHUNK):
+            chunk = spaces[start:start + CHUNK]
+            pipe = self.redis.pipeline(transaction=False)
+            for space in chunk:
+                keys = [state_key(space)] + [day_key(space, d) for d in previous_days + days]
+                self._period(keys=keys, args=[len(previous_days)], client=pipe)
+            for space, text in zip(chunk, pipe.execute()):
+                lines = (text or "").split("\n")
+                if len(lines) < 5:
+                    lines += [""] * (5 - len(lines))
+                state = None
+                if lines[0]:
+                    try:
+                        state = SpaceState.from_fields(space, {"json": lines[0]})
+                    except (ValueError, TypeError):
+                        log.warning("unreadable state of %s; reported without it", space)
+                try:
+                    previous = float(lines[1] or 0)
+                    daily = [float(x) for x in lines[3].split(",")] if lines[3] else []
+                except ValueError:
+                    previous, daily = 0.0, []
+                daily = (daily + [0.0] * len(days))[:len(days)]
+                strips = lines[4].ljust(24 * len(days), UNKNOWN)[:24 * len(days)]
+                out[space] = Period(space, state, previous, Day.decode(lines[2]) or Day(), daily, strips)
         return out
 
     # ------------------------------------------------------------------ known Spaces
