@@ -143,6 +143,12 @@ def main() -> None:
             view, _ = timed(f"App Home view ({len(spaces):,} watched Spaces)", lambda: fleet.home("U1", 0, now))
             print(f"    {len(view['blocks'])} blocks, {len(json.dumps(view)):,} bytes")
             config = {"period": "weekly", "time": "09:00", "tz": "UTC"}
+            end = int(now) // 86400 * 86400
+            (snap, _), _ = timed("    of which: the week and the week before, summed",
+                                 lambda: fleet.period(spaces, end - 7 * 86400, end, 7, now))
+            png, _ = timed("    of which: the chart (PNG)",
+                           lambda: fleet.chart_png("bench", snap, end - 7 * 86400, end, now))
+            print(f"    chart: {len(png):,} bytes")
             timed("weekly digest with its chart (10,000 Spaces)", lambda: fleet.post_digest("C1", config, now, now))
             ctx.close()
         finally:
