@@ -110,19 +110,22 @@ class Fleet:
         return {"cost": self.cost, "digest": self.digest, "digest.off": self.digest_off, "digests": self.digests,
                 "budget": self.budget, "budget.set": self.budget_set, "budget.off": self.budget_off}
 
-    def tick(self, now: float) -> None:
-        """On the leader's poll tick: index new Spaces, refresh open dashboards, check budgets."""
+    def tick(self, now: float) -> int:
+        """On the leader's poll tick: index new Spaces, refresh open dashboards, check budgets.
+        Returns how many Homes were published and budget alerts queued."""
         fresh = set(self.known_now()) - self._indexed
         if fresh:
             self.store.remember(fresh)
             self._indexed |= fresh
+        done = 0
         for job in (self.refresh_homes, self.check_budgets):
             try:
-                job(now)
+                done += job(now)
             except REDIS_ERRORS:
                 raise
             except Exception:  # noqa: BLE001 — one failing report must not stop the others or the tick
                 log.exception("fleet job %s failed", job.__name__)
+        return done
 
     # ------------------------------------------------------------------ scopes
 
