@@ -33,6 +33,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/ack.py
 	$(BIN)/python bench/poll.py
+	$(BIN)/python bench/fleet.py
 
 clean:
 	rm -rf $(VENV) var *.egg-info

@@ -29,6 +29,7 @@ from bot.core.store import Store, connect, fast_client
 from bot.core.work import Timers, WorkPool
 from bot.schedules.feature import Schedules
 from bot.schedules.slackzone import SlackZones
+from bot.fleet.service import Fleet
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ class Context:
     watcher: Watcher
     approvals: Approvals
     schedules: Schedules
+    fleet: Fleet
     access: Access | None = None
     timers: Timers = field(default_factory=Timers)
     # "Waiting for the Hub…" after the first, an answer (maybe "the Hub did not answer") by the second.
@@ -112,10 +114,18 @@ def build_context(settings: Settings, redis_client: redis.Redis | None = None, p
     # State, usage and history of Spaces nobody watches any more are forgotten after a while.
     retention = Retention(store.redis, watcher.store, forget=lambda space: watcher.poller.cache.pop(space, None))
     watcher.periodic.append(retention.run)
-    for name, handler in {**watcher.commands(), **approvals.commands(), **schedules.commands()}.items():
+    # The fleet reads what the poller records; on the leader's tick it indexes Spaces, refreshes open App
+    # Homes and checks budgets; a cron job on the leader posts digests.
+    fleet = Fleet(settings, store, poster, watcher.store, watcher.outbox, catalogues, roles,
+                  known=lambda: list(watcher.poller.cache), leading=watcher.lease.holds,
+                  pending_requests=approvals.store.open_requests, slack=client)
+    watcher.periodic.append(fleet.tick)
+    watcher.cron.append(("digests", fleet.digest_tick, {"minute": "*", "second": 5}))
+    for name, handler in {**watcher.commands(), **approvals.commands(), **schedules.commands(),
+                          **fleet.commands()}.items():
         ops.handle(name, handler)
     ctx = Context(settings, store, poster, WorkPool(settings.workers, settings.queue), client, roles, spaces,
-                  catalogues, ops, watcher, approvals, schedules, access=access)
+                  catalogues, ops, watcher, approvals, schedules, fleet, access=access)
     if settings.ops_channel:
         from bot.health import SelfReport
 

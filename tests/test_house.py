@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-FEATURES = ("bot.commands", "bot.approvals", "bot.alerts", "bot.schedules")
+FEATURES = ("bot.commands", "bot.approvals", "bot.alerts", "bot.schedules", "bot.fleet")
 
 
 def package_of(module: str) -> str:
@@ -78,6 +78,6 @@ def test_no_import_cycles_among_packages():
 
 
 def test_every_package_says_what_it_is():
-    for package in ("core", "commands", "approvals", "alerts", "schedules"):
+    for package in ("core", "commands", "approvals", "alerts", "schedules", "fleet"):
         doc = ast.get_docstring(ast.parse((ROOT / "bot" / package / "__init__.py").read_text()))
         assert doc and len(doc) > 60, package

@@ -23,6 +23,7 @@ from huggingface_hub import HfApi, SpaceRuntime
 from huggingface_hub.errors import HfHubHTTPError
 from huggingface_hub.utils import httpx
 
+from bot.alerts import rollups
 from bot.alerts.outbox import Outbox
 from bot.alerts.transitions import (WITH_LOGS, Alert, Observation, Policy, SpaceState, Unreadable, failed, observe,
                                     usage_delta)
@@ -101,9 +102,10 @@ end
 return 0
 """
 
-# KEYS: state, usage, history. ARGV: expected ts ('' = none), new ts, state json, stage, pending alerts json,
-# history entry json ('' = none), history maxlen, guard ('1': a stored ts far ahead of Redis's clock, written
-# by a replica whose clock ran ahead, does not fence), then usage field/seconds pairs.
+# KEYS: state, usage, history, then the day and month roll-up hashes. ARGV: expected ts ('' = none), new ts,
+# state json, stage, pending alerts json, history entry json ('' = none), history maxlen, guard ('1': a stored
+# ts far ahead of Redis's clock, written by a replica whose clock ran ahead, does not fence), roll-up entries
+# json ('' = none; see bot/alerts/rollups.py `cas_rollup`), roll-up TTL, then usage field/seconds pairs.
 # New alerts are appended to those still pending (never overwritten); returns {1, all pending} or 0.
 _CAS = _NOW + """
 local cur = redis.call('HGET', KEYS[1], 'ts')
@@ -131,7 +133,29 @@ end
 if ARGV[6] ~= '' then
   redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], '*', 'entry', ARGV[6])
 end
-for i = 9, #ARGV, 2 do redis.call('HINCRBYFLOAT', KEYS[2], ARGV[i], ARGV[i + 1]) end
+if ARGV[9] ~= '' then
+  for _, e in ipairs(cjson.decode(ARGV[9])) do
+    local k = KEYS[3 + e.k]
+    if e.add then for f, v in pairs(e.add) do redis.call('HINCRBY', k, f, v) end end
+    if e.peak then
+      for f, v in pairs(e.peak) do
+        if v > tonumber(redis.call('HGET', k, f) or '0') then redis.call('HSET', k, f, v) end
+      end
+    end
+    if e.h then
+      local cur, rank, out = redis.call('HGET', k, 'h') or '', '.spurb', {}
+      for i = 1, 24 do
+        local a, b = string.sub(cur, i, i), string.sub(e.h, i, i)
+        if a == '' then a = '.' end
+        if (string.find(rank, b, 1, true) or 1) > (string.find(rank, a, 1, true) or 1) then a = b end
+        out[i] = a
+      end
+      redis.call('HSET', k, 'h', table.concat(out))
+    end
+    redis.call('EXPIRE', k, ARGV[10])
+  end
+end
+for i = 11, #ARGV, 2 do redis.call('HINCRBYFLOAT', KEYS[2], ARGV[i], ARGV[i + 1]) end
 return {1, pending}
 """
 
@@ -441,10 +465,13 @@ class Poller:
                               "hardware": state.hardware, "error": (state.error or "")[:300]})
         pending = _dumps([a.to_json() for a in alerts]) if alerts else ""
         usage = [x for item in usage_delta(prev, state).items() for x in (item[0], repr(item[1]))]
+        price = self.catalogues.current.price(prev.hardware) if prev is not None else None
+        rollup_keys, rollup = rollups.cas_rollup(space, rollups.transition_rollup(prev, state, price))
         fields = state.to_fields()
-        ok = self._cas(keys=[state_key(space), usage_key(space), history_key(space)],
+        ok = self._cas(keys=[state_key(space), usage_key(space), history_key(space), *rollup_keys],
                        args=[expected, new_ts, fields["json"], state.stage, pending, history, HISTORY_MAXLEN,
-                             "1" if self.server_clock else "", *usage])
+                             "1" if self.server_clock else "", _dumps(rollup) if rollup else "", rollups.TTL,
+                             *usage])
         if ok:
             self.cache[space] = (new_ts, state)
             if ok[1]:

@@ -55,6 +55,9 @@ class Watcher:
         self.scheduler: BackgroundScheduler | None = None
         # Jobs other features run on the leader's tick, with its clock (approval expiry).
         self.periodic: list[Callable[[float], object]] = []
+        # Cron jobs other features add to this process's scheduler: (id, job, trigger fields). Every replica
+        # runs them; the job checks the lease itself (digests).
+        self.cron: list[tuple[str, Callable[[], object], dict]] = []
 
     # ------------------------------------------------------------------ one tick
 
@@ -132,6 +135,8 @@ class Watcher:
         scheduler.add_job(self._scheduled, "interval", args=[self.tick], seconds=interval, id="poll",
                           next_run_time=datetime.now())
         scheduler.add_job(self._scheduled, "interval", args=[self.drain], seconds=DRAIN_SECONDS, id="drain")
+        for job_id, job, trigger in self.cron:
+            scheduler.add_job(self._scheduled, "cron", args=[job], id=job_id, **trigger)
         scheduler.start()
         self.scheduler = scheduler
         log.info("alert poller started: every %d s, lease %.0f s", interval, self.lease.ttl)

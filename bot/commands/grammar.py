@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import html
 import re
+import zoneinfo
 from dataclasses import dataclass, field
 
 from bot.core.errors import BadInput
@@ -44,12 +45,19 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "scope": ("scope [#channel] [NAMESPACE/* [read|operate]]", "scope #alerts acme/* read",
               "what a channel may see and do (admins set it)"),
     "unscope": ("unscope #channel NAMESPACE/*", "unscope #alerts acme/*", "remove one of a channel's scopes"),
+    "cost": ("cost [SPACE|NAMESPACE/*] [--days N | --month [YYYY-MM]] [--chart]", "cost acme/* --days 30",
+             "estimated spend per Space, highest first, with the month's projection"),
+    "digest": ("digest #channel daily|weekly [HH:MM] [--tz Area/City] | digest #channel off",
+               "digest #ops weekly 09:00 --tz Europe/Paris", "a scheduled uptime and spend summary with a chart"),
+    "digests": ("digests", "digests", "the scheduled digests"),
+    "budget": ("budget NAMESPACE/* [AMOUNT/month | off]", "budget acme/* 500/month",
+               "a monthly budget with alerts at 80%, 100% and when the projection exceeds it"),
     "help": ("help [COMMAND]", "help hw", "this help"),
 }
 ALIASES = {"hardware": "hw", "restore": "resume", "start": "resume", "vars": "var", "variable": "var",
            "variables": "var", "secrets": "secret", "dup": "duplicate", "clone": "duplicate", "fork": "duplicate",
            "flavours": "flavors", "hardwares": "flavors", "stop": "pause", "?": "help", "approval": "approvals",
-           "info": "status", "reboot": "restart"}
+           "info": "status", "reboot": "restart", "costs": "cost", "spend": "cost", "budgets": "budget"}
 SUBCOMMANDS = {"var": ("ls", "set", "rm"), "secret": ("ls", "set", "rm")}
 SUB_ALIASES = {"list": "ls", "get": "ls", "show": "ls", "add": "set", "put": "set", "delete": "rm",
                "del": "rm", "remove": "rm", "unset": "rm"}
@@ -93,6 +101,13 @@ class Command:
     tz: str | None = None           # schedule: --tz Area/City
     for_seconds: int | None = None  # hw --for DURATION
     level: str | None = None  # `scope`: read | operate
+    # cost, digest and budget (bot/fleet)
+    days: int | None = None
+    month: str | None = None       # YYYY-MM, or "" for the current month
+    chart: bool = False
+    period: str | None = None      # daily | weekly
+    at: str | None = None          # HH:MM
+    amount: float | None = None    # budget per month in USD
 
     @property
     def is_pattern(self) -> bool:
@@ -510,6 +525,88 @@ def _parse_unscope(args, _text, _catalogue):
     return Command("unscope", channel=_channel(args[0]), space=pattern)
 
 
+_MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$", re.ASCII)
+_HHMM = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$", re.ASCII)
+_AMOUNT = re.compile(r"^\$?(\d{1,9}(?:\.\d{1,2})?)(?:/(?:month|mo|m))?$", re.ASCII | re.I)
+
+
+def _parse_cost(args, _text, _catalogue):
+    # `--month` takes an optional YYYY-MM, which _split_flags can't express: read it here.
+    rest, month = [], None
+    i = 0
+    while i < len(args):
+        if args[i].lower().lstrip("-—–") == "month" and args[i].startswith(("--", "—", "–")):
+            month = ""
+            if i + 1 < len(args) and _MONTH.match(args[i + 1]):
+                month = args[i + 1]
+                i += 1
+        elif args[i].lower().startswith("--month="):
+            month = args[i].split("=", 1)[1]
+            if not _MONTH.match(month):
+                raise BadInput(f"`{_clip(month)}` is not a month: use YYYY-MM (example: 2026-11).")
+        else:
+            rest.append(args[i])
+        i += 1
+    positional, flags = _split_flags(rest, "cost", ("days",), ("chart",))
+    _too_many(positional, 1, "cost")
+    days = None
+    if "days" in flags:
+        raw = str(flags["days"])
+        if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 400:
+            raise BadInput(f"`--days {_clip(raw)}` is out of range: give a number of days from 1 to 400.")
+        days = int(raw)
+    if days is not None and month is not None:
+        raise BadInput("Give `--days N` or `--month [YYYY-MM]`, not both.")
+    space = parse_space(positional[0], allow_pattern=True) if positional else None
+    return Command("cost", space=space, days=days, month=month, chart=bool(flags.get("chart")))
+
+
+def _parse_digest(args, _text, _catalogue):
+    positional, flags = _split_flags(args, "digest", ("tz",))
+    _need(positional, 2, "digest")
+    _too_many(positional, 3, "digest")
+    channel = _channel(positional[0])
+    period = positional[1].lower()
+    if period in ("off", "stop", "none"):
+        _too_many(positional, 2, "digest")
+        return Command("digest.off", channel=channel)
+    if period not in ("daily", "weekly"):
+        raise BadInput(f"`{_clip(positional[1])}` is not a digest period: use daily, weekly or off.")
+    at = "09:00"
+    if len(positional) > 2:
+        match = _HHMM.match(positional[2])
+        if not match:
+            raise BadInput(f"`{_clip(positional[2])}` is not a time of day: use HH:MM (example: 09:00).")
+        at = f"{int(match.group(1)):02d}:{match.group(2)}"
+    tz = str(flags.get("tz") or "UTC")
+    try:
+        zoneinfo.ZoneInfo(tz)
+    except (ValueError, KeyError, zoneinfo.ZoneInfoNotFoundError):
+        raise BadInput(f"`{_clip(tz)}` is not a time zone: use Area/City (example: Europe/Paris) or UTC.") from None
+    return Command("digest", channel=channel, period=period, at=at, tz=tz)
+
+
+def _parse_digests(args, _text, _catalogue):
+    _too_many(args, 0, "digests")
+    return Command("digests")
+
+
+def _parse_budget(args, _text, _catalogue):
+    _need(args, 1, "budget")
+    _too_many(args, 2, "budget")
+    target = parse_space(args[0], allow_pattern=True)
+    if not target.endswith("/*"):
+        raise BadInput(f"Budgets are per namespace: use `{escape(target.split('/')[0])}/*`.")
+    if len(args) == 1:
+        return Command("budget", space=target)
+    if args[1].lower() in ("off", "none", "remove"):
+        return Command("budget.off", space=target)
+    match = _AMOUNT.match(args[1].replace(",", ""))
+    if not match or float(match.group(1)) <= 0:
+        raise BadInput(f"`{_clip(args[1])}` is not a monthly amount: use dollars per month (example: 500/month).")
+    return Command("budget.set", space=target, amount=float(match.group(1)))
+
+
 _PARSERS = {
     "scope": _parse_scope,
     "unscope": _parse_unscope,
@@ -530,6 +627,10 @@ _PARSERS = {
     "unmute": _parse_unmute,
     "approvals": _parse_approvals,
     "audit": _parse_audit,
+    "cost": _parse_cost,
+    "digest": _parse_digest,
+    "digests": _parse_digests,
+    "budget": _parse_budget,
     "help": _parse_help,
     "schedule": _parse_schedule,
     "schedules": _parse_schedules,

@@ -21,6 +21,10 @@ READS = READS | {"schedules"}
 CHANGES = CHANGES | {"schedule", "unschedule", "schedule.pause", "schedule.resume"}
 # Checked by the approvals module itself: an admin, or the requester withdrawing their own.
 SELF_CHECKED = frozenset({"approvals.cancel", "scope.set", "unscope"})  # scopes: admins (bot.access)
+# The fleet (bot/fleet): reports are reads, digests need an operator, budgets are checked there (admins).
+READS = READS | {"cost", "digests", "budget"}
+CHANGES = CHANGES | {"digest", "digest.off"}
+SELF_CHECKED = SELF_CHECKED | {"budget.set", "budget.off"}
 GROUP_CACHE_SECONDS = 300
 
 

@@ -51,6 +51,9 @@ class SlackEmulator:
             self.users: dict[str, dict[str, Any]] = {}
             self.channels: dict[str, str] = {}  # conversations.list: name → id
             self.slow_calls: list[list] = []
+            self.views: dict[str, dict[str, Any]] = {}     # user → {"view", "hash"} (views.publish)
+            self.uploads: dict[str, dict[str, Any]] = {}   # file id → {"filename", "length", "bytes"}
+            self.files: list[dict[str, Any]] = []          # completed uploads: id, title, channel, thread_ts, bytes
 
     # ------------------------------------------------------------------ test-facing
 
@@ -132,6 +135,8 @@ class SlackEmulator:
         if delay:
             time.sleep(delay)
         length = int(environ.get("CONTENT_LENGTH") or 0)
+        if path.startswith("/upload/"):
+            return self._upload(path[len("/upload/"):], environ["wsgi.input"].read(length), start_response)
         raw = environ["wsgi.input"].read(length).decode() if length else ""
         ctype = environ.get("CONTENT_TYPE", "")
         if "json" in ctype:
@@ -168,6 +173,18 @@ class SlackEmulator:
             payload = fault.body if fault.body is not None else {"ok": False, "error": "ratelimited" if fault.status == 429 else "fatal_error"}
             return self._send(start_response, fault.status, payload, fault.headers)
         return self._send(start_response, status, payload, {})
+
+    def _upload(self, file_id: str, data: bytes, start_response):
+        """Step 2 of files_upload_v2: the bytes go to the URL files.getUploadURLExternal gave."""
+        with self.changed:
+            upload = self.uploads.get(file_id)
+            if upload is not None:
+                upload["bytes"] = data
+            self.calls.append(Call(f"upload/{file_id}", {"length": len(data)}, {}))
+            self.changed.notify_all()
+        if upload is None:
+            return self._send(start_response, 404, "no such upload", {})
+        return self._send(start_response, 200, f"OK - {len(data)}", {})
 
     @staticmethod
     def _dropped(start_response, payload):
@@ -226,6 +243,36 @@ class SlackEmulator:
         if method == "conversations.list":
             return 200, {"ok": True, "channels": [{"id": cid, "name": name} for name, cid in self.channels.items()],
                          "response_metadata": {"next_cursor": ""}}
+        if method == "views.publish":
+            user = body.get("user_id", "")
+            view = body.get("view") if isinstance(body.get("view"), dict) else json.loads(body.get("view") or "{}")
+            current = self.views.get(user)
+            if body.get("hash") and current and body["hash"] != current["hash"]:
+                return 200, {"ok": False, "error": "hash_conflict"}
+            if len(view.get("blocks") or []) > 100:
+                return 200, {"ok": False, "error": "invalid_arguments", "response_metadata": {
+                    "messages": ["[ERROR] must be less than 101 items [json-pointer:/view/blocks]"]}}
+            new_hash = f"{time.time():.6f}.{next(self._ts)}"
+            self.views[user] = {"view": view, "hash": new_hash}
+            return 200, {"ok": True, "view": {"id": f"V{user}", **view, "hash": new_hash}}
+        if method == "files.getUploadURLExternal":
+            file_id = f"F{next(self._ts):08d}"
+            self.uploads[file_id] = {"filename": body.get("filename"), "length": int(body.get("length") or 0),
+                                     "bytes": None}
+            return 200, {"ok": True, "upload_url": f"{self.base}/upload/{file_id}", "file_id": file_id}
+        if method == "files.completeUploadExternal":
+            files = body.get("files")
+            files = json.loads(files) if isinstance(files, str) else (files or [])
+            done = []
+            for item in files:
+                upload = self.uploads.get(item.get("id"))
+                if upload is None or upload["bytes"] is None:
+                    return 200, {"ok": False, "error": "file_not_found"}
+                self.files.append({"id": item["id"], "title": item.get("title"), "channel": body.get("channel_id"),
+                                   "thread_ts": body.get("thread_ts"), "bytes": upload["bytes"],
+                                   "filename": upload["filename"]})
+                done.append({"id": item["id"], "title": item.get("title"), "name": upload["filename"]})
+            return 200, {"ok": True, "files": done}
         if method == "usergroups.users.list":
             group = body.get("usergroup", "")
             if group not in self.groups:

@@ -1,0 +1,337 @@
+"""Reading the roll-ups and keeping the fleet's own records: known Spaces, budgets, digests, App Home.
+
+Every record is JSON with a version `v` and read tolerantly; reads are pipelined in chunks.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Iterable
+
+import redis
+
+from bot.alerts.poller import state_key
+from bot.alerts.rollups import UNKNOWN, day_key, month_key
+from bot.alerts.transitions import SpaceState
+from bot.core.store import key
+
+log = logging.getLogger(__name__)
+
+KNOWN = key("fleet", "spaces")          # set of every Space the poller has seen
+BUDGETS = key("fleet", "budgets")       # hash namespace → {"v", "amount", "channel", "by", "at"}
+DIGESTS = key("fleet", "digests")       # hash channel → {"v", "period", "hour", "minute", "tz", "by", "at"}
+HOME_OPENED = key("fleet", "home", "opened")  # zset user → last time they opened the App Home
+CHUNK = 1000
+VERSION = 1
+
+
+# KEYS: the Space's state, then its day and month roll-up hashes (one hash tag, one slot). Returns one string:
+# the state's JSON, then per hash "cost;billed seconds;up;incidents;longest outage;strip;flavor:seconds,…" or "".
+# Summing in Redis keeps a 10,000-Space report to one short reply per Space instead of one hash per day.
+_FACTS = """
+local out = {redis.call('HGET', KEYS[1], 'json') or ''}
+for i = 2, #KEYS do
+  local f = redis.call('HGETALL', KEYS[i])
+  if #f == 0 then
+    out[i] = ''
+  else
+    local cost, billed, up, inc, o, h, fl = 0, 0, 0, 0, 0, '', {}
+    for j = 1, #f, 2 do
+      local name, v = f[j], f[j + 1]
+      if name == 'up' then up = v
+      elseif name == 'inc' then inc = v
+      elseif name == 'out' then o = v
+      elseif name == 'h' then h = v
+      else
+        local flavor, price = string.match(name, '^b|(.*)|([^|]*)$')
+        if flavor then
+          local sec = tonumber(v) or 0
+          cost = cost + sec / 3600 * (tonumber(price) or 0)
+          billed = billed + sec
+          fl[#fl + 1] = flavor .. ':' .. sec
+        end
+      end
+    end
+    out[i] = string.format('%.6f', cost) .. ';' .. billed .. ';' .. up .. ';' .. inc .. ';' .. o .. ';' .. h .. ';'
+      .. table.concat(fl, ',')
+  end
+end
+return table.concat(out, '\\n')
+"""
+
+
+# KEYS: the Space's state, then day hashes: the first ARGV[1] of the period before, then the period's. Returns
+# the state's JSON, the period before's cost, the period's totals as a `_FACTS` line, its daily costs and
+# its hour strips: a digest of 10,000 Spaces is one short reply per Space.
+_PERIOD = """
+local k = tonumber(ARGV[1])
+local prev, cost, billed, up, inc, o, fl, daily, strips = 0, 0, 0, 0, 0, 0, {}, {}, {}
+for i = 2, #KEYS do
+  local f = redis.call('HGETALL', KEYS[i])
+  local current = (i - 1) > k
+  local dcost, h = 0, '........................'
+  for j = 1, #f, 2 do
+    local name, v = f[j], f[j + 1]
+    if name == 'h' then h = v
+    elseif name == 'up' then if current then up = up + (tonumber(v) or 0) end
+    elseif name == 'inc' then if current then inc = inc + (tonumber(v) or 0) end
+    elseif name == 'out' then if current and (tonumber(v) or 0) > o then o = tonumber(v) end
+    else
+      local flavor, price = string.match(name, '^b|(.*)|([^|]*)$')
+      if flavor then
+        local sec = tonumber(v) or 0
+        dcost = dcost + sec / 3600 * (tonumber(price) or 0)
+        if current then
+          billed = billed + sec
+          fl[flavor] = (fl[flavor] or 0) + sec
+        end
+      end
+    end
+  end
+  if current then
+    cost = cost + dcost
+    daily[#daily + 1] = string.format('%.6f', dcost)
+    strips[#strips + 1] = h
+  else
+    prev = prev + dcost
+  end
+end
+local fls = {}
+for name, sec in pairs(fl) do fls[#fls + 1] = name .. ':' .. sec end
+return table.concat({redis.call('HGET', KEYS[1], 'json') or '', string.format('%.6f', prev),
+  string.format('%.6f', cost) .. ';' .. billed .. ';' .. up .. ';' .. inc .. ';' .. o .. ';;' .. table.concat(fls, ','),
+  table.concat(daily, ','), table.concat(strips)}, '\\n')
+"""
+
+
+@dataclass
+class Period:
+    """One Space over a report period, summed in Redis: totals, each day's cost and hour strip, and the
+    cost of the period before (for the change)."""
+
+    space: str
+    state: "SpaceState | None"
+    previous: float
+    total: "Day"
+    daily: list[float]
+    strips: str
+
+
+def _int(text: str) -> int:
+    try:
+        return int(float(text or 0))
+    except ValueError:
+        return 0
+
+
+@dataclass
+class Day:
+    """One Space-day of roll-up, summed: estimated cost, billed seconds (and per flavor), uptime, incidents."""
+
+    cost: float = 0.0
+    billed: int = 0
+    flavors: dict[str, int] = field(default_factory=dict)
+    up: int = 0
+    incidents: int = 0
+    longest_outage: int = 0
+    strip: str = UNKNOWN * 24
+
+    @classmethod
+    def decode(cls, line: str) -> "Day | None":
+        """From the `_FACTS` line; None for an empty hash. A mangled field reads as 0, never raises."""
+        if not line:
+            return None
+        parts = line.split(";", 6)
+        if len(parts) < 7:
+            return None
+        try:
+            flavors = {}
+            for item in parts[6].split(",") if parts[6] else ():
+                name, _, seconds = item.rpartition(":")
+                flavors[name] = flavors.get(name, 0) + int(seconds)
+            return cls(float(parts[0]), int(parts[1]), flavors, int(parts[2]), int(parts[3]), int(parts[4]),
+                       parts[5].ljust(24, UNKNOWN)[:24] if len(parts[5]) != 24 else parts[5])
+        except ValueError:
+            # A hand-edited or mangled field: read the slow, forgiving way.
+            flavors = {}
+            for item in parts[6].split(",") if parts[6] else ():
+                name, _, seconds = item.rpartition(":")
+                flavors[name] = flavors.get(name, 0) + _int(seconds)
+            try:
+                cost = float(parts[0])
+            except ValueError:
+                cost = 0.0
+            return cls(cost, _int(parts[1]), flavors, _int(parts[2]), _int(parts[3]), _int(parts[4]),
+                       (parts[5] or "").ljust(24, UNKNOWN)[:24])
+
+
+@dataclass
+class Facts:
+    """What is recorded about one Space: its state, the days asked for, and each month's cost so far."""
+
+    space: str
+    state: SpaceState | None
+    days: dict[str, Day] = field(default_factory=dict)
+    months: dict[str, float] = field(default_factory=dict)
+
+
+def _decode_json(raw: str | None) -> dict | None:
+    if not raw:
+        return None
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+class FleetStore:
+    def __init__(self, client: redis.Redis):
+        self.redis = client
+        self._facts = client.register_script(_FACTS)
+        self._period = client.register_script(_PERIOD)
+
+    # ------------------------------------------------------------------ roll-ups
+
+    def facts(self, spaces: Iterable[str], days: list[str], months: Iterable[str] = ()) -> dict[str, Facts]:
+        """State, day roll-ups and month costs of each Space: one script call per Space, pipelined."""
+        spaces, months = list(spaces), list(months)
+        out: dict[str, Facts] = {}
+        for start in range(0, len(spaces), CHUNK):
+            chunk = spaces[start:start + CHUNK]
+            pipe = self.redis.pipeline(transaction=False)
+            for space in chunk:
+                keys = [state_key(space)] + [day_key(space, d) for d in days] + [month_key(space, m) for m in months]
+                self._facts(keys=keys, client=pipe)
+            for space, text in zip(chunk, pipe.execute()):
+                lines = (text or "").split("\n")
+                state = None
+                if lines and lines[0]:
+                    try:
+                        state = SpaceState.from_fields(space, {"json": lines[0]})
+                    except (ValueError, TypeError):
+                        log.warning("unreadable state of %s; reported without it", space)
+                facts = Facts(space, state)
+                for day, line in zip(days, lines[1:1 + len(days)]):
+                    record = Day.decode(line)
+                    if record is not None:
+                        facts.days[day] = record
+                for month, line in zip(months, lines[1 + len(days):]):
+                    record = Day.decode(line)
+                    facts.months[month] = record.cost if record else 0.0
+                out[space] = facts
+        return out
+
+    def periods(self, spaces: Iterable[str], previous_days: list[str], days: list[str]) -> dict[str, Period]:
+        """Each Space's period totals and the period before's cost: one script call per Space, pipelined."""
+        spaces = list(spaces)
+        out: dict[str, Period] = {}
+        for start in range(0, len(spaces), CHUNK):
+            chunk = spaces[start:start + CHUNK]
+            pipe = self.redis.pipeline(transaction=False)
+            for space in chunk:
+                keys = [state_key(space)] + [day_key(space, d) for d in previous_days + days]
+                self._period(keys=keys, args=[len(previous_days)], client=pipe)
+            for space, text in zip(chunk, pipe.execute()):
+                lines = (text or "").split("\n")
+                if len(lines) < 5:
+                    lines += [""] * (5 - len(lines))
+                state = None
+                if lines[0]:
+                    try:
+                        state = SpaceState.from_fields(space, {"json": lines[0]})
+                    except (ValueError, TypeError):
+                        log.warning("unreadable state of %s; reported without it", space)
+                try:
+                    previous = float(lines[1] or 0)
+                    daily = [float(x) for x in lines[3].split(",")] if lines[3] else []
+                except ValueError:
+                    previous, daily = 0.0, []
+                daily = (daily + [0.0] * len(days))[:len(days)]
+                strips = lines[4].ljust(24 * len(days), UNKNOWN)[:24 * len(days)]
+                out[space] = Period(space, state, previous, Day.decode(lines[2]) or Day(), daily, strips)
+        return out
+
+    # ------------------------------------------------------------------ known Spaces
+
+    def remember(self, spaces: Iterable[str]) -> None:
+        spaces = list(spaces)
+        for start in range(0, len(spaces), 5000):
+            self.redis.sadd(KNOWN, *spaces[start:start + 5000])
+
+    def known(self) -> set[str]:
+        return set(self.redis.smembers(KNOWN))
+
+    # ------------------------------------------------------------------ budgets
+
+    def set_budget(self, namespace: str, amount: float, channel: str, user: str, now: float) -> None:
+        self.redis.hset(BUDGETS, namespace, json.dumps({"v": VERSION, "amount": amount, "channel": channel,
+                                                        "by": user, "at": now}))
+
+    def remove_budget(self, namespace: str) -> bool:
+        return bool(self.redis.hdel(BUDGETS, namespace))
+
+    def budgets(self) -> dict[str, dict]:
+        out = {}
+        for namespace, raw in self.redis.hgetall(BUDGETS).items():
+            data = _decode_json(raw)
+            if data and isinstance(data.get("amount"), (int, float)) and data.get("channel"):
+                out[namespace] = data
+        return out
+
+    def first_alert(self, namespace: str, month: str, threshold: str) -> bool:
+        """True once per namespace, month and threshold (projected, 80, 100)."""
+        return bool(self.redis.set(key("fleet", "budget-alerted", namespace, month, threshold), "1", nx=True,
+                                   ex=40 * 86400))
+
+    # ------------------------------------------------------------------ digests
+
+    def set_digest(self, channel: str, config: dict) -> None:
+        self.redis.hset(DIGESTS, channel, json.dumps({"v": VERSION, **config}))
+
+    def remove_digest(self, channel: str) -> bool:
+        return bool(self.redis.hdel(DIGESTS, channel))
+
+    def digests(self) -> dict[str, dict]:
+        out = {}
+        for channel, raw in self.redis.hgetall(DIGESTS).items():
+            data = _decode_json(raw)
+            if data and data.get("period") in ("daily", "weekly"):
+                out[channel] = data
+        return out
+
+    def claim_digest(self, channel: str, period: str) -> bool:
+        """SET NX on channel + period: whichever replica gets it posts; nobody posts twice."""
+        return bool(self.redis.set(key("fleet", "digest-posted", channel, period), "1", nx=True, ex=60 * 86400))
+
+    def unclaim_digest(self, channel: str, period: str) -> None:
+        self.redis.delete(key("fleet", "digest-posted", channel, period))
+
+    # ------------------------------------------------------------------ App Home
+
+    def opened_home(self, user: str, now: float) -> None:
+        self.redis.zadd(HOME_OPENED, {user: now})
+
+    def recent_home_users(self, since: float) -> list[str]:
+        self.redis.zremrangebyscore(HOME_OPENED, "-inf", since)
+        return list(self.redis.zrangebyscore(HOME_OPENED, since, "+inf"))
+
+    def home_hash(self, user: str) -> tuple[str, str]:
+        """(Slack's view hash, our content fingerprint) of the user's last published Home."""
+        data = _decode_json(self.redis.get(key("fleet", "home", "view", user))) or {}
+        return str(data.get("hash") or ""), str(data.get("content") or "")
+
+    def save_home_hash(self, user: str, view_hash: str, content: str) -> None:
+        self.redis.set(key("fleet", "home", "view", user),
+                       json.dumps({"v": VERSION, "hash": view_hash, "content": content}), ex=7 * 86400)
+
+    def debounce(self, user: str, now: float, seconds: float) -> bool:
+        """True if the user's Home may be published at `now` (at most once per `seconds`), and note it."""
+        name = key("fleet", "home", "published", user)
+        last = self.redis.get(name)
+        if last and now - float(last) < seconds:
+            return False
+        self.redis.set(name, repr(now), ex=3600)
+        return True

@@ -1,0 +1,120 @@
+"""The App Home tab and the fleet's buttons: publish on `app_home_opened`, page, and act from the dashboard.
+
+Dashboard buttons run as commands (`ctx.ops.run`), under the same roles and cost gates; the outcome goes
+to the user's messages with the bot, and the Home is published again. Approve/Deny clicked on the Home
+are matched here first (their container is a view, not a message) and decided by the approvals feature.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from bot.approvals.words import APPROVE_ACTION, DENY_ACTION
+from bot.commands.grammar import Command, parse_space
+from bot.core.errors import BadInput, SpaceOpsError
+from bot.core.permissions import Actor
+from bot.core.store import state_errors
+from bot.core.words import error_reply
+from bot.fleet.words import BUDGET_ACTIONS, HOME_ACTIONS
+from handlers.replies import submit
+
+log = logging.getLogger(__name__)
+
+HOME_COMMANDS = {
+    HOME_ACTIONS["restart"]: lambda space: Command("restart", space=space),
+    HOME_ACTIONS["pause"]: lambda space: Command("pause", space=space),
+    HOME_ACTIONS["resume"]: lambda space: Command("resume", space=space),
+    HOME_ACTIONS["sleep"]: lambda space: Command("sleep", space=space, seconds=3600),
+}
+
+
+def _user(body: dict) -> str:
+    return (body.get("user") or {}).get("id", "")
+
+
+def _from_home(body: dict) -> bool:
+    return (body.get("container") or {}).get("type") == "view"
+
+
+def register(app, ctx) -> None:
+    fleet = ctx.fleet
+
+    def publish(user: str, page: int = 0, opened: bool = False) -> None:
+        try:
+            fleet.publish_home(user, page, opened=opened)
+        except Exception:  # noqa: BLE001 — a failed publish is logged; the next open or change retries
+            log.exception("App Home not published for %s", user)
+
+    @app.event("app_home_opened")
+    def home_opened(event):
+        if event.get("tab", "home") != "home" or not event.get("user"):
+            return
+        ctx.pool.submit(publish, event["user"], 0, True)
+
+    @app.action(HOME_ACTIONS["page"])
+    def page(ack, body, action):
+        ack()
+        raw = str(action.get("value") or "0")
+        ctx.pool.submit(publish, _user(body), int(raw) if raw.isascii() and raw.isdigit() else 0)
+
+    @app.action(re.compile(r"^home:open:"))
+    def open_link(ack):
+        ack()  # a link button: Slack opens the URL; nothing to do but acknowledge
+
+    def run_from_home(make):
+        def clicked(ack, body, action):
+            ack()
+            try:
+                cmd = make(parse_space(str(action.get("value") or "")))
+            except BadInput:
+                return
+            actor = Actor(user=_user(body), channel=_user(body), team=(body.get("team") or {}).get("id", ""))
+
+            def work():
+                reply = ctx.ops.run(cmd, actor)
+                ctx.poster.post(actor.user, reply.text, reply.blocks)
+                publish(actor.user)
+            ctx.pool.submit(work)
+        return clicked
+
+    for action_id, make in HOME_COMMANDS.items():
+        app.action(action_id)(run_from_home(make))
+
+    def decide_from_home(decide):
+        def clicked(ack, body, action):
+            ack()
+            request_id, user = str(action.get("value") or ""), _user(body)
+
+            def work():
+                try:
+                    with state_errors():
+                        request = ctx.approvals.store.get(request_id)
+                        # The Home's button stands for the request's own message, so the same checks apply.
+                        channel, ts = (request.channel, request.ts) if request else ("", "")
+                        reply = decide(request_id, user, channel, ts)
+                except SpaceOpsError as err:
+                    reply = error_reply(err.sentence)
+                ctx.poster.post(user, reply.text, reply.blocks)
+                publish(user)
+            ctx.pool.submit(work)
+        return clicked
+
+    app.action(APPROVE_ACTION, matchers=[_from_home])(decide_from_home(ctx.approvals.approve))
+    app.action(DENY_ACTION, matchers=[_from_home])(decide_from_home(ctx.approvals.deny))
+
+    @app.action(BUDGET_ACTIONS["pause"])
+    def budget_pause(ack, body, action):
+        ack()
+        try:
+            cmd = Command("pause", space=parse_space(str(action.get("value") or "")))
+        except BadInput:
+            return
+        actor = Actor(user=_user(body), channel=(body.get("channel") or {}).get("id", ""),
+                      team=(body.get("team") or {}).get("id", ""))
+        submit(ctx, lambda: _private(ctx.ops.run(cmd, actor)), body.get("response_url", ""), "budget pause")
+
+
+def _private(reply):
+    reply.public = False
+    return reply
