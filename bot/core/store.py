@@ -80,6 +80,19 @@ def fast_client(client: redis.Redis) -> redis.Redis:
     return redis.Redis(connection_pool=pool)
 
 
+def script_each(client, source: str, calls: list[tuple[list[str], list]]) -> list:
+    """Run one Lua script once per (keys, args), each call's keys in one slot: pipelined on one server
+    (or Sentinel's primary), one call at a time on a Redis Cluster, whose pipelines cannot carry scripts."""
+    if not isinstance(client, redis.Redis):
+        script = client.register_script(source)
+        return [script(keys=keys, args=args) for keys, args in calls]
+    sha = client.script_load(source)  # loaded now, so EVALSHA in the pipeline finds it after a restart too
+    pipe = client.pipeline(transaction=False)
+    for keys, args in calls:
+        pipe.evalsha(sha, len(keys), *keys, *args)
+    return pipe.execute()
+
+
 UNREACHABLE = ("Space Ops cannot reach its database right now, so it can't do this: it makes no change without "
                "a record of it. `status`, `flavors`, `var ls`, `secret ls` and `help` still work; "
                "try again in a minute.")

@@ -15,7 +15,7 @@ import redis
 from bot.alerts.poller import state_key
 from bot.alerts.rollups import UNKNOWN, day_key, month_key
 from bot.alerts.transitions import SpaceState
-from bot.core.store import key
+from bot.core.store import key, script_each
 
 log = logging.getLogger(__name__)
 
@@ -190,8 +190,6 @@ def _decode_json(raw: str | None) -> dict | None:
 class FleetStore:
     def __init__(self, client: redis.Redis):
         self.redis = client
-        self._facts = client.register_script(_FACTS)
-        self._period = client.register_script(_PERIOD)
 
     # ------------------------------------------------------------------ roll-ups
 
@@ -201,11 +199,9 @@ class FleetStore:
         out: dict[str, Facts] = {}
         for start in range(0, len(spaces), CHUNK):
             chunk = spaces[start:start + CHUNK]
-            pipe = self.redis.pipeline(transaction=False)
-            for space in chunk:
-                keys = [state_key(space)] + [day_key(space, d) for d in days] + [month_key(space, m) for m in months]
-                self._facts(keys=keys, client=pipe)
-            for space, text in zip(chunk, pipe.execute()):
+            calls = [([state_key(space)] + [day_key(space, d) for d in days] + [month_key(space, m) for m in months],
+                      []) for space in chunk]
+            for space, text in zip(chunk, script_each(self.redis, _FACTS, calls)):
                 lines = (text or "").split("\n")
                 state = None
                 if lines and lines[0]:
@@ -230,11 +226,9 @@ class FleetStore:
         out: dict[str, Period] = {}
         for start in range(0, len(spaces), CHUNK):
             chunk = spaces[start:start + CHUNK]
-            pipe = self.redis.pipeline(transaction=False)
-            for space in chunk:
-                keys = [state_key(space)] + [day_key(space, d) for d in previous_days + days]
-                self._period(keys=keys, args=[len(previous_days)], client=pipe)
-            for space, text in zip(chunk, pipe.execute()):
+            calls = [([state_key(space)] + [day_key(space, d) for d in previous_days + days], [len(previous_days)])
+                     for space in chunk]
+            for space, text in zip(chunk, script_each(self.redis, _PERIOD, calls)):
                 lines = (text or "").split("\n")
                 if len(lines) < 5:
                     lines += [""] * (5 - len(lines))
