@@ -449,7 +449,7 @@ class Poller:
         if downtime:
             return
         wanted = [(space, i, alert) for space, (_, alerts) in decided.items() for i, alert in enumerate(alerts)
-                  if alert.kind == "transition" and alert.new in WITH_LOGS]
+                  if alert.kind in ("transition", "crashloop") and alert.new in WITH_LOGS]
         futures = [(space, i, alert, self.pool.submit(self.reader.last_log_lines, space, alert.new == "BUILD_ERROR"))
                    for space, i, alert in wanted]
         for space, i, alert, future in futures:

@@ -17,7 +17,7 @@ from huggingface_hub import HfApi
 from bot.alerts import words
 from bot.alerts.outbox import Outbox
 from bot.alerts.poller import CycleReport, Lease, Poller
-from bot.alerts.transitions import Policy
+from bot.alerts.transitions import Policy, policy_of
 from bot.alerts.watches import WatchStore
 from bot.commands.grammar import Command
 from bot.core.flavors import CatalogueSource
@@ -45,7 +45,8 @@ class Watcher:
         interval = settings.poll_seconds
         self.store = WatchStore(client)
         self.outbox = Outbox(client, poster, self.store, settings.hf_endpoint)
-        self.poller = Poller(client, api, self.outbox, self.store, catalogues, interval, policy)
+        self.poller = Poller(client, api, self.outbox, self.store, catalogues, interval,
+                             policy or policy_of(settings))
         self.lease = Lease(client, ttl=LEASE_INTERVALS * interval)
         self.leading = False
         self.scheduler: BackgroundScheduler | None = None

@@ -31,9 +31,9 @@ def _change_words(old: str | None, new: str | None) -> str:
 
 
 def _alert_buttons(alert) -> list[dict[str, Any]]:
-    if alert.kind in ("transition", "settled") and alert.new in ("RUNTIME_ERROR", "BUILD_ERROR"):
+    if alert.kind in ("transition", "crashloop") and alert.new in ("RUNTIME_ERROR", "BUILD_ERROR"):
         return [button("Restart", ALERT_ACTIONS["restart"], alert.space, "danger")]
-    if alert.kind in ("transition", "settled") and alert.new == "PAUSED":
+    if alert.kind == "transition" and alert.new == "PAUSED":
         return [button("Resume", ALERT_ACTIONS["resume"], alert.space, "primary")]
     if alert.kind == "cost":
         return [button("Set 1 h sleep", ALERT_ACTIONS["sleep"], alert.space, "primary")]
@@ -43,21 +43,25 @@ def _alert_buttons(alert) -> list[dict[str, Any]]:
 def alert_line(alert, hub_url: str) -> str:
     """One line for an alert: used alone, in summaries and in mute-ended notes."""
     link = f"*{space_link(alert.space, hub_url)}*"
-    if alert.kind in ("transition", "settled"):
+    if alert.kind == "settled":
+        loop = duration_words(alert.extra.get("loop") or 0)
+        return (f"{STAGE_EMOJI.get(alert.new or '', ':large_blue_circle:')} {link} has settled: "
+                f"{stage_words(alert.new)} for {duration_words(alert.seconds or 0)}, after a crash loop of {loop}")
+    if alert.kind == "transition":
         emoji = STAGE_EMOJI.get(alert.new or "", ":large_blue_circle:")
         was = (f" after {duration_words(alert.seconds)} {stage_words(alert.old)}"
                if alert.seconds and alert.old else "")
-        lead = "settled: " if alert.kind == "settled" else ""
-        return f"{emoji} {lead}{link} {_change_words(alert.old, alert.new)}{was}"
+        return f"{emoji} {link} {_change_words(alert.old, alert.new)}{was}"
     if alert.kind == "hardware":
         return f":gear: {link} now runs on {code(alert.hardware)}: the requested hardware is applied"
     if alert.kind == "stuck":
         return (f":hourglass: {link} has been {stage_words(alert.new)} for {duration_words(alert.seconds or 0)}; "
-                f"it may be stuck")
-    if alert.kind == "flapping":
+                f"it may be stuck. {_billing_words(alert)}")
+    if alert.kind == "crashloop":
         window = duration_words(alert.extra.get("window", 0))
-        return (f":warning: {link} is flapping: {alert.extra.get('changes')} stage changes in {window} "
-                f"(now {stage_words(alert.new)}). Further changes are held back until it settles")
+        return (f":rotating_light: {link} is in a crash loop: {alert.extra.get('errors')} crashes in {window} "
+                f"(now {stage_words(alert.new)}). What follows goes in this thread until it has run for "
+                f"{duration_words(alert.extra.get('settle', 600))}")
     if alert.kind == "cost":
         return (f":moneybag: {link} runs on paid {code(alert.hardware)} and never sleeps: "
                 f"about ${alert.extra.get('per_day', 0):,.2f}/day, running for "
@@ -70,6 +74,18 @@ def alert_line(alert, hub_url: str) -> str:
     return f"{link}: {escape(alert.kind)}"
 
 
+def _billing_words(alert) -> str:
+    """Stuck alerts say whether the wait costs money: the Hub bills starting and running, not building."""
+    price = alert.extra.get("per_hour")
+    if not alert.extra.get("billed"):
+        return "Building is not billed."
+    if price:
+        return f"It is billed meanwhile: {code(alert.hardware or '?')} at ${price:,.2f}/h."
+    if price == 0:
+        return f"It is billed while starting, but {code(alert.hardware or '?')} is free."
+    return "It is billed meanwhile at its hardware's hourly price."
+
+
 def alert_message(alert, hub_url: str) -> Reply:
     """The message a watching channel gets for one alert."""
     line = alert_line(alert, hub_url)
@@ -77,7 +93,7 @@ def alert_message(alert, hub_url: str) -> Reply:
     if alert.kind == "transition" and alert.hardware:
         details.append(f"Hardware: {code(alert.hardware)}"
                        + (" (requested hardware applied)" if alert.extra.get("hardware_applied") else ""))
-    if alert.error and alert.kind in ("transition", "settled", "flapping"):
+    if alert.error and alert.kind in ("transition", "crashloop"):
         details.append(f"Error: ```{escape(str(alert.error)[:1500])}```")
     blocks = [section(line + ("\n" + "\n".join(details) if details else ""))]
     if alert.logs:

@@ -38,6 +38,18 @@ def _seconds(name: str, raw: str | None, default: int) -> int:
     return int(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()]
 
 
+def _count(name: str, raw: str | None, default: int, minimum: int = 1, maximum: int = 10_000) -> int:
+    if not raw or not raw.strip():
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a whole number (default {default})") from None
+    if not minimum <= value <= maximum:
+        raise ConfigError(f"{name}={raw!r} must be between {minimum} and {maximum} (default {default})")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     slack_bot_token: str = ""
@@ -56,6 +68,13 @@ class Settings:
     poll_seconds: int = 60
     hub_timeout: float = 10.0
     workers: int = 16
+    # Alert thresholds (bot.alerts.transitions.Policy) and hot polling.
+    stuck_minutes: int = 30
+    crashloop_errors: int = 3
+    crashloop_minutes: int = 15
+    cost_warning_hours: int = 24
+    unreadable_after: int = 3
+    hot_seconds: int = 5
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -78,6 +97,14 @@ class Settings:
             approval_ttl=_seconds("SPACEOPS_APPROVAL_TTL", env.get("SPACEOPS_APPROVAL_TTL"), 24 * 3600),
             poll_seconds=_seconds("SPACEOPS_POLL_SECONDS", env.get("SPACEOPS_POLL_SECONDS"), 60),
             hub_timeout=float(get("SPACEOPS_HUB_TIMEOUT", "10")),
+            stuck_minutes=_count("SPACEOPS_STUCK_MINUTES", env.get("SPACEOPS_STUCK_MINUTES"), 30, 1, 24 * 60),
+            crashloop_errors=_count("SPACEOPS_CRASHLOOP_ERRORS", env.get("SPACEOPS_CRASHLOOP_ERRORS"), 3, 2, 100),
+            crashloop_minutes=_count("SPACEOPS_CRASHLOOP_MINUTES", env.get("SPACEOPS_CRASHLOOP_MINUTES"), 15, 1,
+                                     24 * 60),
+            cost_warning_hours=_count("SPACEOPS_COST_WARNING_HOURS", env.get("SPACEOPS_COST_WARNING_HOURS"), 24, 1,
+                                      24 * 30),
+            unreadable_after=_count("SPACEOPS_UNREADABLE_AFTER", env.get("SPACEOPS_UNREADABLE_AFTER"), 3, 1, 1000),
+            hot_seconds=_count("SPACEOPS_HOT_SECONDS", env.get("SPACEOPS_HOT_SECONDS"), 5, 1, 3600),
         )
         settings.check_formats()
         return settings
