@@ -62,6 +62,8 @@ def build_context(settings: Settings, redis_client: redis.Redis | None = None, p
     watcher = Watcher(settings, store, poster, api, spaces, catalogues)
     approvals = Approvals(settings, store, spaces, roles, poster, catalogues, later=watcher.outbox.enqueue_one)
     ops = Operations(settings, api, spaces, store, roles, catalogues, upgrades=approvals)
+    # Changes made through the bot make the Space hot and are followed in their announcement.
+    ops.changes = watcher.follow
 
     # Approval edits that Slack refused are retried by the outbox, whichever replica drains it.
     watcher.outbox.handlers.update(approvals.deliveries())

@@ -51,7 +51,8 @@ def run_and_reply(ctx, work, response_url: str, what: str) -> None:
     except Exception:  # noqa: BLE001 — the one place a bug is turned into a message for the user
         log.exception("unexpected error while running %s", what)
         reply = internal_error_reply()
-    deliver(response_url, reply)
+    if not reply.posted:  # a followed change was announced in the channel by the bot already
+        deliver(response_url, reply)
 
 
 def submit(ctx, work, response_url: str, what: str) -> None:

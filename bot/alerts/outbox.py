@@ -58,6 +58,8 @@ class Outbox:
         # Other features' deliveries (op → deliver(channel, payload)), e.g. approval message edits that
         # failed when first tried; registered by every replica, since the leader drains for all.
         self.handlers: dict[str, Callable[[str, str], None]] = {}
+        # A channel that already sees this change another way (the command's follow-through message).
+        self.skip: Callable[[Alert, str], bool] | None = None
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ enqueue
@@ -73,7 +75,7 @@ class Outbox:
             channels[watch.channel] = channels.get(watch.channel, False) or alert.matches(watch.only)
         audience = []
         for channel, wanted in channels.items():
-            if not wanted:
+            if not wanted or (self.skip is not None and self.skip(alert, channel)):
                 continue
             mute = next(((chan, target) for (chan, target), until in mutes.items()
                          if chan == channel and until > alert.at and covers(target, alert.space)), None)

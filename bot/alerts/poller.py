@@ -182,6 +182,7 @@ class HubReader:
         self.budget = budget
         self.requests = 0
         self._count_lock = threading.Lock()
+        self.shas: dict[str, str] = {}  # Space → commit, from the batched read (a new one makes it hot)
 
     def _before_request(self, now: float) -> None:
         self.budget.spend(now)
@@ -221,7 +222,14 @@ class HubReader:
     def namespace(self, namespace: str, now: float) -> tuple[list[tuple[str, SpaceRuntime | None]], int]:
         """Every Space of a namespace with its runtime: ([(id, runtime)], pages used)."""
         return self._read(lambda: [(info.id, info.runtime)
-                                   for info in self.api.list_spaces(author=namespace, expand=["runtime"])], now)
+                                   for info in self._listing(namespace)], now)
+
+    def _listing(self, namespace: str):
+        """`list_spaces` with the runtime and the commit of each Space; notes the commits in `shas`."""
+        for info in self.api.list_spaces(author=namespace, expand=["runtime", "sha"]):
+            if info.sha:
+                self.shas[info.id] = info.sha
+            yield info
 
     def space(self, space: str, now: float) -> SpaceRuntime:
         runtime, _ = self._read(lambda: self.api.get_space_runtime(space), now)
@@ -457,6 +465,28 @@ class Poller:
             lines = future.result()
             alerts[i] = replace(alert, logs=lines) if lines is not None else \
                 replace(alert, extra={**alert.extra, "logs": "unreadable"})
+
+
+    def apply(self, results: dict[str, Observation | str], now: float) -> list[Alert]:
+        """Decide, commit and enqueue reads made outside the cycle (hot reads): the same CAS and outbox, so a
+        hot read and a batched one can never both post the same change. Returns the committed alerts."""
+        watches = self.watch_store.load()
+        self._load(list(results))
+        decided = {}
+        for space, result in results.items():
+            outcome = self._decide(space, result, now, True)
+            if outcome:
+                decided[space] = outcome
+        self._attach_logs(decided, False)
+        committed: list[Alert] = []
+        for space, (state, alerts) in decided.items():
+            if self._commit(space, self.cache.get(space, ("", None))[1], state, alerts):
+                committed += alerts
+        if committed:
+            self.outbox.enqueue(committed, watches)
+            for space in {a.space for a in committed}:
+                self._clear(keys=[state_key(space)], args=[self.cache[space][0]])
+        return committed
 
 
 def _dumps(value) -> str:

@@ -7,6 +7,7 @@ instance at a time); the Redis lease in bot/alerts/poller.py makes only one of t
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from datetime import datetime
 from typing import Callable
@@ -15,6 +16,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from huggingface_hub import HfApi
 
 from bot.alerts import words
+from bot.alerts.followthrough import FollowThrough
+from bot.alerts.hot import HotPoller, HotReport, HotSet
 from bot.alerts.outbox import Outbox
 from bot.alerts.poller import CycleReport, Lease, Poller
 from bot.alerts.transitions import Policy, policy_of
@@ -48,6 +51,14 @@ class Watcher:
         self.poller = Poller(client, api, self.outbox, self.store, catalogues, interval,
                              policy or policy_of(settings))
         self.lease = Lease(client, ttl=LEASE_INTERVALS * interval)
+        # Hot polling and command follow-through (bot/alerts/hot.py, followthrough.py).
+        self.hot = HotSet(client)
+        self.hot_poller = HotPoller(self.hot, self.poller, settings.hot_seconds)
+        self.follow = FollowThrough(client, poster, self.hot, settings.hf_endpoint,
+                                    self.poller.reader.last_log_lines)
+        self.hot_poller.listeners.append(self.follow.observed)
+        self.outbox.skip = self.follow.covers
+        self._reading = threading.Lock()  # the batched cycle and hot reads share the poller's state cache
         self.leading = False
         self.scheduler: BackgroundScheduler | None = None
         # Jobs other features run on the leader's tick, with its clock (approval expiry).
@@ -68,10 +79,23 @@ class Watcher:
             self.poller.forget()
             self.leading = True
         self.end_mutes(now)
-        report = self.poller.cycle(now)
+        with self._reading:
+            report = self.poller.cycle(now)
+            self.hot_poller.after_cycle(now)
         self.outbox.drain(now)
         for job in self.periodic:
             job(now)
+        return report
+
+    def hot_tick(self, now: float | None = None) -> HotReport:
+        """Read the hot Spaces that are due (leader only), then deliver; every `SPACEOPS_HOT_SECONDS`."""
+        now = time.time() if now is None else now
+        if not self.leading or not self.lease.holds(now):
+            return HotReport()
+        with self._reading:
+            report = self.hot_poller.tick(now)
+        self.follow.sweep(now)
+        self.outbox.drain(now)
         return report
 
     def drain(self, now: float | None = None) -> int:
@@ -106,6 +130,8 @@ class Watcher:
         scheduler.add_job(self._scheduled, "interval", args=[self.tick], seconds=interval, id="poll",
                           next_run_time=datetime.now())
         scheduler.add_job(self._scheduled, "interval", args=[self.drain], seconds=DRAIN_SECONDS, id="drain")
+        scheduler.add_job(self._scheduled, "interval", args=[self.hot_tick], seconds=self.settings.hot_seconds,
+                          id="hot")
         scheduler.start()
         self.scheduler = scheduler
         log.info("alert poller started: every %d s, lease %.0f s", interval, self.lease.ttl)

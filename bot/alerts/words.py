@@ -176,3 +176,47 @@ def unmute_reply(target: str, channel: str, existed: bool) -> Reply:
     if not existed:
         return notice_reply(f"{code(target)} is not muted in <#{escape(channel)}>.")
     return notice_reply(f"Unmuted {code(target)} in <#{escape(channel)}>.")
+
+
+# ---------------------------------------------------------------------- command follow-through
+
+
+def precise_duration(seconds: float) -> str:
+    """"40 s", "2 min 13 s", "1 h 5 min": how long a change took, to the second while it is short."""
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        minutes, rest = divmod(seconds, 60)
+        return f"{minutes} min" + (f" {rest} s" if rest else "")
+    return duration_words(seconds)
+
+
+def follow_status(stage: str, elapsed: float, moved: bool, error: str | None = None,
+                  stopped: bool = False) -> str:
+    """One line under a change announcement saying where the Space is now."""
+    took = precise_duration(elapsed)
+    if stopped:
+        return f":hourglass: still {stage_words(stage)} after {duration_words(elapsed)}: stuck?"
+    if stage == "RUNTIME_ERROR":
+        return f":red_circle: crashed after {took}" + (f": {escape(error[:300])}" if error else "")
+    if stage in ("BUILD_ERROR", "CONFIG_ERROR", "NO_APP_FILE"):
+        return f":red_circle: {stage_words(stage)} after {took}" + (f": {escape(error[:300])}" if error else "")
+    if stage == "RUNNING":
+        return f":large_green_circle: running again after {took}" if moved else ":large_green_circle: running"
+    if stage in ("BUILDING", "APP_STARTING", "RUNNING_BUILDING", "RUNNING_APP_STARTING"):
+        return f":hammer_and_wrench: {stage_words(stage)}… ({duration_words(elapsed)})"
+    return f"{STAGE_EMOJI.get(stage, ':large_blue_circle:')} now {stage_words(stage)}"
+
+
+def follow_message(text: str, space: str, status: str, hub_url: str, logs: tuple[str, ...] | None = None,
+                   restart: bool = False) -> Reply:
+    """The announcement of a change, edited as the Space moves on (`text` is the original announcement)."""
+    blocks = [section(f"{text}\n{status}")]
+    if logs:
+        blocks.append(section(f"Last log lines:\n```{escape(chr(10).join(logs)[-LOG_CHARS:])}```"))
+    if restart:
+        blocks.append({"type": "actions", "block_id": f"follow:{space}"[:255],
+                       "elements": [button("Restart", ALERT_ACTIONS["restart"], space, "danger")]})
+    blocks.append(context(f"<{hub_url}/spaces/{space}|Open on Hugging Face>"))
+    return Reply(f"{text} {status}", blocks, public=True)

@@ -272,6 +272,8 @@ class HubEmulator:
                        "replicas": {"requested": 1, "current": 1}}
         if space["errorMessage"]:
             runtime["errorMessage"] = space["errorMessage"]
+        if space["sdk"] != "static":
+            runtime["sha"] = space["sha"]  # optional in the Hub's runtime (hub-api §6.1)
         return runtime
 
     def _info(self, space) -> dict:
