@@ -12,6 +12,7 @@ from slack_bolt.error import BoltError
 from slack_sdk import WebClient
 
 from bot.alerts.watcher import Watcher
+from bot.alerts.webhooks import WebhookCommands
 from bot.approvals.flow import Approvals
 from bot.commands.operations import Operations
 from bot.core import hub
@@ -69,7 +70,8 @@ def build_context(settings: Settings, redis_client: redis.Redis | None = None, p
     watcher.outbox.handlers.update(approvals.deliveries())
     # The leader's poll tick expires approvals, so expiry needs no click.
     watcher.periodic.append(approvals.sweep)
-    for name, handler in {**watcher.commands(), **approvals.commands()}.items():
+    webhook = WebhookCommands(settings, api, store, watcher.store, roles.is_admin)
+    for name, handler in {**watcher.commands(), **approvals.commands(), **webhook.commands()}.items():
         ops.handle(name, handler)
     return Context(settings, store, poster, background_pool(settings.workers), client, roles, spaces, catalogues,
                    ops, watcher, approvals)

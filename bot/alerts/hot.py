@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Callable
 
 import redis
@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 
 HOT = key("{poll}", "hot")      # hash space → HotEntry json
 SHAS = key("{poll}", "shas")    # hash space → last commit seen in a read
+PUSHES = key("{poll}", "pushes")  # hash space → {"sha", "at"}: the last push, for naming the commit in alerts
+PUSH_FOR = 30 * 60              # alerts this long after a push name its commit
 HOT_FOR = 30 * 60               # a Space stays hot at most this long
 GRACE = 3 * 60                  # a change that has not moved the Space after this long has nothing to show
 HOT_SHARE = 0.5                 # hot reads may use this share of what the budget has above its reserve
@@ -211,4 +213,32 @@ class HotPoller:
         self.hot.redis.hset(SHAS, mapping=changed)
         for space, sha in changed.items():
             if known.get(space) is not None:      # a first sighting is a baseline, not a push
+                note_push(self.hot.redis, space, sha, now)
                 self.hot.heat(space, now, "push", sha=sha)
+
+    def name_commit(self, alert):
+        """Build and crash alerts within 30 min of a push name its commit (the poller's `annotate` hook)."""
+        if alert.kind not in ("transition", "crashloop") or alert.new not in ERRORS | STARTING:
+            return alert
+        sha = commit_of(self.hot.redis, alert.space, alert.at)
+        if sha is None:
+            # The push and the stage change may show in the same batched read (after_cycle comes next).
+            current, known = self.poller.reader.shas.get(alert.space), self.hot.redis.hget(SHAS, alert.space)
+            sha = current if current and known and current != known else None
+        return replace(alert, extra={**alert.extra, "commit": sha}) if sha else alert
+
+
+def note_push(client: redis.Redis, space: str, sha: str, now: float) -> None:
+    """A push seen in the batched read (no webhook): remembered for naming the commit in alerts."""
+    client.hset(PUSHES, space, json.dumps({"sha": sha, "at": now}))
+
+
+def commit_of(client: redis.Redis, space: str, now: float) -> str | None:
+    """The commit of a push to this Space in the last 30 min, if any."""
+    try:
+        data = json.loads(client.hget(PUSHES, space) or "null")
+        if data and now - float(data["at"]) <= PUSH_FOR and str(data["sha"]).isalnum():
+            return str(data["sha"])
+    except (ValueError, TypeError, KeyError):
+        pass
+    return None

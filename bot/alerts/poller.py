@@ -282,6 +282,7 @@ class Poller:
         self.cache: dict[str, tuple[str, SpaceState]] = {}  # space → (stored ts, state), valid while leader
         self._cas = client.register_script(_CAS)
         self._clear = client.register_script(_CLEAR_PENDING)
+        self.annotate = None  # Alert → Alert before commit (the commit a push brought, bot/alerts/hot.py)
 
     def forget(self) -> None:
         """Drop cached states (leadership was lost: another replica may have written since)."""
@@ -454,6 +455,9 @@ class Poller:
 
     def _attach_logs(self, decided: dict, downtime: bool) -> None:
         """Crash and build-failure alerts carry the last log lines (read concurrently, bounded)."""
+        if self.annotate is not None:
+            for space, (_, alerts) in decided.items():
+                alerts[:] = [self.annotate(alert) for alert in alerts]
         if downtime:
             return
         wanted = [(space, i, alert) for space, (_, alerts) in decided.items() for i, alert in enumerate(alerts)

@@ -19,6 +19,7 @@ from bot.alerts import words
 from bot.alerts.followthrough import FollowThrough
 from bot.alerts.hot import HotPoller, HotReport, HotSet
 from bot.alerts.outbox import Outbox
+from bot.alerts.webhooks import WebhookReceiver
 from bot.alerts.poller import CycleReport, Lease, Poller
 from bot.alerts.transitions import Policy, policy_of
 from bot.alerts.watches import WatchStore
@@ -58,6 +59,9 @@ class Watcher:
                                     self.poller.reader.last_log_lines)
         self.hot_poller.listeners.append(self.follow.observed)
         self.outbox.skip = self.follow.covers
+        self.poller.annotate = self.hot_poller.name_commit
+        self.webhooks = WebhookReceiver(client, self.hot, settings.hub_webhook_secret,
+                                        lambda space: self.store.load().is_watched(space))
         self._reading = threading.Lock()  # the batched cycle and hot reads share the poller's state cache
         self.leading = False
         self.scheduler: BackgroundScheduler | None = None

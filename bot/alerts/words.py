@@ -51,7 +51,7 @@ def alert_line(alert, hub_url: str) -> str:
         emoji = STAGE_EMOJI.get(alert.new or "", ":large_blue_circle:")
         was = (f" after {duration_words(alert.seconds)} {stage_words(alert.old)}"
                if alert.seconds and alert.old else "")
-        return f"{emoji} {link} {_change_words(alert.old, alert.new)}{was}"
+        return f"{emoji} {link} {_change_words(alert.old, alert.new)}{was}{_commit_words(alert, hub_url)}"
     if alert.kind == "hardware":
         return f":gear: {link} now runs on {code(alert.hardware)}: the requested hardware is applied"
     if alert.kind == "stuck":
@@ -59,7 +59,8 @@ def alert_line(alert, hub_url: str) -> str:
                 f"it may be stuck. {_billing_words(alert)}")
     if alert.kind == "crashloop":
         window = duration_words(alert.extra.get("window", 0))
-        return (f":rotating_light: {link} is in a crash loop: {alert.extra.get('errors')} crashes in {window} "
+        return (f":rotating_light: {link} is in a crash loop{_commit_words(alert, hub_url)}: "
+                f"{alert.extra.get('errors')} crashes in {window} "
                 f"(now {stage_words(alert.new)}). What follows goes in this thread until it has run for "
                 f"{duration_words(alert.extra.get('settle', 600))}")
     if alert.kind == "cost":
@@ -72,6 +73,14 @@ def alert_line(alert, hub_url: str) -> str:
     if alert.kind == "readable":
         return f":white_check_mark: {link} can be read again; it is {stage_words(alert.new)}"
     return f"{link}: {escape(alert.kind)}"
+
+
+def _commit_words(alert, hub_url: str) -> str:
+    """" after push 3f2a1c9" with a link to the commit, when a push came shortly before."""
+    sha = str(alert.extra.get("commit") or "")
+    if not sha.isalnum():
+        return ""
+    return f" after push <{hub_url}/spaces/{alert.space}/commit/{sha}|`{sha[:7]}`>"
 
 
 def _billing_words(alert) -> str:
@@ -220,3 +229,31 @@ def follow_message(text: str, space: str, status: str, hub_url: str, logs: tuple
                        "elements": [button("Restart", ALERT_ACTIONS["restart"], space, "danger")]})
     blocks.append(context(f"<{hub_url}/spaces/{space}|Open on Hugging Face>"))
     return Reply(f"{text} {status}", blocks, public=True)
+
+
+# ---------------------------------------------------------------------- the Hub webhook
+
+
+def webhook_state_reply(state: dict, has_url: bool, has_secret: bool) -> Reply:
+    if state.get("id"):
+        namespaces = ", ".join(code(ns) for ns in (state.get("namespaces") or "").split(",") if ns)
+        text = (f"The Hub webhook is on: pushes to Spaces of {namespaces} reach {escape(state.get('url', ''))} "
+                f"and are read at once (set up by <@{escape(state.get('by', '?'))}>).")
+    elif has_url and has_secret:
+        text = ("The Hub webhook is off: pushes are noticed from each Space's commit in the next poll. "
+                "An admin can turn it on with `/space webhook enable`.")
+    else:
+        text = ("The Hub webhook is off: pushes are noticed from each Space's commit in the next poll. It needs "
+                "SPACEOPS_PUBLIC_URL and SPACEOPS_HUB_WEBHOOK_SECRET (HTTP mode).")
+    return notice_reply(text)
+
+
+def webhook_enabled_reply(user: str, url: str, namespaces: list[str]) -> Reply:
+    text = (f"<@{escape(user)}> turned on the Hub webhook: pushes to Spaces of "
+            f"{', '.join(code(ns) for ns in namespaces)} reach {escape(url)} and are read at once.")
+    return Reply(text, [section(text)], public=True)
+
+
+def webhook_disabled_reply(user: str) -> Reply:
+    text = f"<@{escape(user)}> turned off the Hub webhook: pushes are noticed in the next poll again."
+    return Reply(text, [section(text)], public=True)

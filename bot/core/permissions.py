@@ -17,7 +17,7 @@ READS = frozenset({"help", "status", "flavors", "var.ls", "secret.ls", "watches"
 CHANGES = frozenset({"restart", "resume", "pause", "hw", "sleep", "var.set", "var.rm", "secret.set", "secret.rm",
                      "duplicate", "watch", "unwatch", "mute", "unmute"})
 # Checked by the approvals module itself: an admin, or the requester withdrawing their own.
-SELF_CHECKED = frozenset({"approvals.cancel"})
+SELF_CHECKED = frozenset({"approvals.cancel", "webhook", "webhook.enable", "webhook.disable"})
 GROUP_CACHE_SECONDS = 300
 
 

@@ -75,6 +75,8 @@ class Settings:
     cost_warning_hours: int = 24
     unreadable_after: int = 3
     hot_seconds: int = 5
+    hub_webhook_secret: str = ""
+    public_url: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -105,6 +107,8 @@ class Settings:
                                       24 * 30),
             unreadable_after=_count("SPACEOPS_UNREADABLE_AFTER", env.get("SPACEOPS_UNREADABLE_AFTER"), 3, 1, 1000),
             hot_seconds=_count("SPACEOPS_HOT_SECONDS", env.get("SPACEOPS_HOT_SECONDS"), 5, 1, 3600),
+            hub_webhook_secret=get("SPACEOPS_HUB_WEBHOOK_SECRET"),
+            public_url=get("SPACEOPS_PUBLIC_URL").rstrip("/"),
         )
         settings.check_formats()
         return settings
@@ -116,6 +120,10 @@ class Settings:
             raise ConfigError("SLACK_APP_TOKEN must be an app-level token starting with xapp-")
         if self.redis_url and not re.match(r"^rediss?://|^unix://", self.redis_url):
             raise ConfigError(f"REDIS_URL must start with redis://, rediss:// or unix:// (got {self.redis_url!r})")
+        if self.public_url and not re.match(r"^https?://[^\s/]+", self.public_url):
+            raise ConfigError(f"SPACEOPS_PUBLIC_URL must be the bot's public http(s) URL (got {self.public_url!r})")
+        if self.hub_webhook_secret and len(self.hub_webhook_secret) < 16:
+            raise ConfigError("SPACEOPS_HUB_WEBHOOK_SECRET must be at least 16 characters (a random string)")
         if not re.match(r"^https?://", self.hf_endpoint):
             raise ConfigError(f"HF_ENDPOINT must be an http(s) URL (got {self.hf_endpoint!r})")
 
