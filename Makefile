@@ -28,6 +28,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/ack.py
 	$(BIN)/python bench/poll.py
+	$(BIN)/python bench/alert_delay.py
 
 clean:
 	rm -rf $(VENV) var *.egg-info

@@ -6,9 +6,11 @@ tick and the hot tick are called directly with the clock's time, nothing sleeps 
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
-from bot.alerts.hot import HOT_FOR, hot_interval
+from bot.alerts.hot import HOT_CEILING, HOT_FOR, hot_interval
 
 from tests.test_alerts import MIN, clock, posts, tick, watch  # noqa: F401 — the clock fixture
 
@@ -31,6 +33,14 @@ def runtime_reads(hub, space="acme/chat"):
 
 def message(slack, channel, ts):
     return slack.messages[(channel, ts)]
+
+
+def followed(bot, space="acme/chat"):
+    """The command's reply is seen once posted; its follow record is stored right after: wait for it."""
+    deadline = time.monotonic() + 5
+    while bot.ctx.watcher.follow.get(space) is None:
+        assert time.monotonic() < deadline, "the change was not followed"
+        time.sleep(0.01)
 
 
 def announced(slack, channel="C1"):
@@ -113,12 +123,15 @@ def test_hot_reads_stop_after_30_minutes(bot, hub, slack, clock):
 
 
 def test_hot_interval_stretches_when_the_budget_runs_low():
-    assert hot_interval(5, 10, None, 200, 0) == 5                    # no RateLimit header seen: base interval
-    assert hot_interval(5, 10, 900, 200, 300) == 5 * 600 / 350       # 600 wanted, 350 spare: stretched
-    assert hot_interval(5, 2, 900, 200, 300) == 5
-    stretched = hot_interval(5, 20, 900, 200, 300)                   # 1,200 reads wanted, 350 may be spent
-    assert 5 < stretched and 20 * 300 / stretched <= 350 + 1e-6
-    assert hot_interval(5, 20, 200, 200, 120) == 120                 # at the reserve: wait for the reset
+    # A window of 1,000 with 100 spent: hot reads may bring its use up to HOT_CEILING of the quota.
+    allowance = HOT_CEILING * 1000 - 100
+    assert hot_interval(5, 10, None, 200, 0) == 5                          # no RateLimit header: base interval
+    assert hot_interval(5, 2, 900, 200, 300, 1000) == 5                    # 120 reads wanted: fits
+    assert hot_interval(5, 10, 900, 200, 300, 1000) == 5 * 600 / allowance  # 600 wanted: stretched
+    stretched = hot_interval(5, 20, 900, 200, 300, 1000)
+    assert 5 < stretched and 20 * 300 / stretched <= allowance + 1e-6
+    assert hot_interval(5, 20, 550, 200, 120, 1000) == 120                 # ceiling reached: wait for the reset
+    assert hot_interval(5, 1, 200, 200, 120, 1000) == 120                  # at the reserve: wait for the reset
 
 
 def test_a_429_on_a_hot_read_means_reading_less_never_an_alert(bot, hub, slack, clock):
@@ -144,6 +157,7 @@ def test_restart_is_followed_in_its_announcement_until_running(bot, hub, slack, 
     hub.add_space("acme/chat")
     tick(bot, clock)
     bot.command("/space restart acme/chat", user="UALICE")
+    followed(bot)
     ts, first = announced(slack)
     assert first["text"] == "<@UALICE> restarted `acme/chat`: now building."
     hot_tick(bot, clock, 60)
@@ -165,6 +179,7 @@ def test_a_crash_after_a_change_shows_the_error_logs_and_a_restart_button(bot, h
     watch(bot, "watch acme/chat <#C2|ops>", "C1")               # and another one
     tick(bot, clock)
     bot.command("/space var set acme/chat BATCH=64")
+    followed(bot)
     hub.set_stage("acme/chat", "BUILDING")
     hot_tick(bot, clock)
     hub.set_stage("acme/chat", "RUNTIME_ERROR", error="CUDA out of memory")
@@ -182,6 +197,7 @@ def test_following_stops_after_30_minutes_saying_it_may_be_stuck(bot, hub, slack
     hub.add_space("acme/chat")
     tick(bot, clock)
     bot.command("/space restart acme/chat")
+    followed(bot)
     ts, _ = announced(slack)
     for _ in range(31):
         tick(bot, clock)

@@ -21,6 +21,7 @@ from typing import Callable
 import redis
 
 from bot.alerts.transitions import ERRORS, STARTING, Observation
+from bot.core.permissions import namespace_of
 from bot.core.store import key
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ PUSHES = key("{poll}", "pushes")  # hash space → {"sha", "at"}: the last push,
 PUSH_FOR = 30 * 60              # alerts this long after a push name its commit
 HOT_FOR = 30 * 60               # a Space stays hot at most this long
 GRACE = 3 * 60                  # a change that has not moved the Space after this long has nothing to show
-HOT_SHARE = 0.5                 # hot reads may use this share of what the budget has above its reserve
+HOT_CEILING = 0.4               # hot reads stop stretching the window's use past this share of the quota
 SETTLED = frozenset({"RUNNING", "PAUSED", "SLEEPING", "STOPPED"}) | ERRORS
 
 
@@ -96,16 +97,19 @@ class HotSet:
         self.redis.hdel(HOT, space)
 
 
-def hot_interval(base: float, count: int, remaining: int | None, reserve: int, reset_in: float) -> float:
-    """Seconds between reads of each hot Space: `base`, stretched so that `count` hot Spaces read until the
-    window resets use at most `HOT_SHARE` of what the budget holds above the commands' reserve (pure)."""
+def hot_interval(base: float, count: int, remaining: int | None, reserve: int, reset_in: float,
+                 quota: int | None = None) -> float:
+    """Seconds between reads of each hot Space (pure): `base`, stretched so that reading `count` hot Spaces
+    until the window resets keeps the window's use under `HOT_CEILING` of the quota and never touches the
+    commands' reserve; when nothing is left, wait for the reset (the batched read still covers them)."""
     if remaining is None or reset_in <= 0 or count <= 0:
         return base
-    spare = (remaining - reserve) * HOT_SHARE
-    if spare < 1:
-        return max(base, reset_in)     # nothing to spare: wait for the window to reset
+    quota = quota or max(remaining, 1000)
+    allowance = min(remaining - reserve, HOT_CEILING * quota - (quota - remaining))
+    if allowance < 1:
+        return max(base, reset_in)
     wanted = count * reset_in / base   # reads at the base interval until the reset
-    return base if wanted <= spare else base * wanted / spare
+    return base if wanted <= allowance else base * wanted / allowance
 
 
 def is_done(entry: HotEntry, stage: str, now: float) -> bool:
@@ -140,7 +144,7 @@ class HotPoller:
     def interval(self, now: float, count: int) -> float:
         budget = self.poller.budget
         return hot_interval(self.base, count, budget.remaining, budget.reserve,
-                            budget.reset_at - now if budget.remaining is not None else 0)
+                            budget.reset_at - now if budget.remaining is not None else 0, budget.quota)
 
     def tick(self, now: float) -> HotReport:
         from bot.alerts.poller import RateLimitHit, ReadFailed  # the poller imports nothing of this module
@@ -153,19 +157,29 @@ class HotPoller:
             return report
         report.interval = self.interval(now, len(entries))
         due = [s for s in entries if self.next_read.get(s, 0) <= now]
-        futures = {space: self.poller.pool.submit(self.poller.reader.space, space, now) for space in due}
+        singles, batches = self.plan(due)
+        reader, pool = self.poller.reader, self.poller.pool
+        futures = {space: pool.submit(reader.space, space, now) for space in singles}
+        futures.update({ns: pool.submit(reader.namespace, ns, now) for ns in batches})
         results: dict[str, Observation | str] = {}
-        for space, future in futures.items():
-            self.next_read[space] = now + report.interval
+        for name, future in futures.items():
+            wanted = batches.get(name, [name])
+            for space in wanted:
+                self.next_read[space] = now + report.interval
             try:
-                runtime = future.result()
+                value = future.result()
             except RateLimitHit:
                 report.rate_limited = True
                 continue
             except ReadFailed as err:
-                results[space] = err.reason
+                results.update({space: err.reason for space in wanted})
                 continue
-            results[space] = self.poller._observation(space, runtime, now)
+            if name not in batches:
+                results[name] = self.poller._observation(name, value, now)
+                continue
+            listed = {space: runtime for space, runtime in value[0] if runtime}
+            for space in wanted:
+                results[space] = self.poller._observation(space, listed[space], now) if space in listed else "404"
         report.read = len(results)
         watches = self.poller.watch_store.load()
         watched = {s: r for s, r in results.items() if watches.is_watched(s)}
@@ -177,6 +191,20 @@ class HotPoller:
             if space not in results and now >= entry.until:
                 self.hot.cool(space)
         return report
+
+    def plan(self, due: list[str]) -> tuple[list[str], dict[str, list[str]]]:
+        """(Spaces to read alone, namespace → its due Spaces to read with one listing): a namespace whose
+        listing takes fewer requests than its hot Spaces is listed, like the batched read's planner."""
+        by_ns: dict[str, list[str]] = {}
+        for space in due:
+            by_ns.setdefault(namespace_of(space), []).append(space)
+        singles, batches = [], {}
+        for ns, spaces in by_ns.items():
+            if len(spaces) > self.poller.pages.get(ns, 1):
+                batches[ns] = spaces
+            else:
+                singles += spaces
+        return singles, batches
 
     def _after(self, entry: HotEntry, result: Observation | str, now: float) -> None:
         for listener in self.listeners:
