@@ -12,7 +12,7 @@ import pytest
 
 from bot.alerts.hot import HOT_CEILING, HOT_FOR, hot_interval
 
-from tests.test_alerts import MIN, clock, posts, tick, watch  # noqa: F401 — the clock fixture
+from tests.test_alerts import clock, posts, tick, watch  # noqa: F401 — the clock fixture
 
 RATE = {"RateLimit": '"api";r=0;t=120', "RateLimit-Policy": '"fixed window";"api";q=1000;w=300'}
 

@@ -12,7 +12,7 @@ import pytest
 from bot.alerts.hot import PUSHES
 from bot.alerts.webhooks import parse_push
 
-from tests.test_alerts import MIN, clock, posts, tick, watch  # noqa: F401 — the clock fixture
+from tests.test_alerts import clock, posts, tick, watch  # noqa: F401 — the clock fixture
 
 SECRET = "whsec-" + "x" * 26
 SHA = "3f2a1c9" + "ab" * 16 + "0"

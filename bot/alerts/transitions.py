@@ -224,7 +224,9 @@ def _steady(prev: SpaceState, state: SpaceState, obs: Observation, policy: Polic
                             incident=prev.incident))
     if (prev.crashloop is not None and obs.stage in SETTLED and obs.stage not in ERRORS
             and obs.at - prev.since >= policy.settle_after):
-        alerts.append(Alert("settled", obs.space, obs.at, kinds_of(None, obs.stage), new=obs.stage,
+        # "errors" too: a channel that heard the crash loop hears that it is over.
+        kinds = ("errors",) + kinds_of(None, obs.stage)
+        alerts.append(Alert("settled", obs.space, obs.at, kinds, new=obs.stage,
                             seconds=obs.at - prev.since, hardware=obs.hardware, incident=prev.crashloop,
                             closes=obs.stage == "RUNNING", extra={"loop": obs.at - prev.crashloop}))
         state = replace(state, crashloop=None, incident=None, errors=())
