@@ -416,6 +416,26 @@ def test_crash_loop_and_unreadable_thresholds_are_settings(make_bot, hub, slack,
         hub.set_stage("acme/chat", stage)
         tick(bot, clock)
     assert len([p for p in posts(slack) if "crash loop" in p["text"]]) == 1
+    hub.add_space("bob/other")
+    watch(bot, "watch bob/other")
+    tick(bot, clock)
+    hub.inject("GET", "/api/spaces/bob/other/runtime", status=403)
+    tick(bot, clock)                        # one failed read is enough with SPACEOPS_UNREADABLE_AFTER=1
+    assert len([p for p in posts(slack) if "can't read" in p["text"] and "bob/other" in p["text"]]) == 1
+
+
+def test_cost_warning_threshold_is_a_setting(make_bot, hub, slack, clock):
+    bot = make_bot(SPACEOPS_COST_WARNING_HOURS="2")
+    hub.add_space("acme/gpu", hardware="a10g-large")
+    hub.spaces["acme/gpu"]["gcTimeout"] = None                        # never sleeps
+    watch(bot, "watch acme/gpu --only cost")
+    tick(bot, clock)
+    bot.ctx.watcher.poller.interval = 3600                            # coarse ticks, not a downtime
+    tick(bot, clock, 60 * MIN)
+    assert posts(slack) == []
+    tick(bot, clock, 70 * MIN)                                        # over 2 h running
+    [warning] = posts(slack)
+    assert "never sleeps" in warning["text"]
 
 
 def test_downtime_summary_is_one_message_per_channel(make_bot, hub, slack, clock):
