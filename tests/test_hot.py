@@ -222,3 +222,22 @@ def test_sleep_time_makes_it_hot_but_is_announced_as_before(bot, hub, slack, clo
     assert seen["via"] == "response_url" and "sleeps after 2 h idle" in seen["text"]
     assert bot.ctx.watcher.hot.get("acme/gpu").reason == "sleep"
     assert HOT_FOR == 30 * 60
+
+
+def test_a_follow_through_edit_slack_refused_is_retried_and_lands_once(bot, hub, slack, clock):
+    hub.add_space("acme/chat")
+    tick(bot, clock)
+    bot.command("/space restart acme/chat")
+    followed(bot)
+    ts, _ = announced(slack)
+    hot_tick(bot, clock)                                        # building… (5 s)
+    hub.set_stage("acme/chat", "RUNNING")
+    slack.fail("chat.update", 503)
+    hot_tick(bot, clock, 30)
+    assert "running again" not in message(slack, "C1", ts)["text"]
+    hot_tick(bot, clock)                                        # the outbox retries it
+    assert "running again after 35 s" in message(slack, "C1", ts)["text"]
+    assert message(slack, "C1", ts)["updates"] == 2
+    for _ in range(3):
+        hot_tick(bot, clock)
+    assert message(slack, "C1", ts)["updates"] == 2

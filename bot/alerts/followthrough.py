@@ -9,6 +9,7 @@ that watches the Space and is the channel of the change gets no second message f
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 
 FOLLOWS = key("{poll}", "follows")  # hash space → Follow json
 FOLLOW_FOR = 30 * 60
+EDIT_OP = "follow.edit"
 # The changes whose effect shows in the Space's stage (a sleep time or a removed key does not restart it).
 FOLLOWED = frozenset({"restart", "resume", "hw", "var.set", "secret.set", "duplicate"})
 HEATED = FOLLOWED | {"sleep"}
@@ -65,13 +67,16 @@ class FollowThrough:
 
     def __init__(self, client: redis.Redis, poster, hot: HotSet, hub_url: str,
                  log_lines: Callable[[str, bool], tuple[str, ...] | None] | None = None,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, later: Callable[[str, str, str, str], None] | None = None):
         self.redis = client
         self.poster = poster
         self.hot = hot
         self.hub_url = hub_url
         self.log_lines = log_lines
         self.clock = clock
+        # Edits go through the outbox (`later(delivery_id, channel, op, payload)`): Slack's pace, retried on
+        # 429/5xx, each once. Without one (a bare FollowThrough), they are made at once.
+        self.later = later
 
     # ------------------------------------------------------------------ from the commands
 
@@ -129,12 +134,22 @@ class FollowThrough:
             follow = replace(follow, status=status)
         self.redis.hset(FOLLOWS, follow.space, follow.to_json())
 
+    def deliver(self, channel: str, payload: str) -> None:
+        """The outbox's `follow.edit` op (raises Slack's errors so the outbox retries)."""
+        data = json.loads(payload)
+        self.poster.update(channel, data["ts"], data["text"], data["blocks"])
+
     def _finish(self, follow: Follow, status: str, logs=None, restart: bool = False) -> None:
         self._edit(follow, status, logs, restart)
         self.redis.hdel(FOLLOWS, follow.space)
 
     def _edit(self, follow: Follow, status: str, logs=None, restart: bool = False) -> bool:
         reply = words.follow_message(follow.text, follow.space, status, self.hub_url, logs, restart)
+        if self.later is not None:
+            digest = hashlib.sha1(reply.text.encode()).hexdigest()[:12]
+            self.later(f"follow:{follow.space}:{follow.ts}:{digest}", follow.channel, EDIT_OP,
+                       json.dumps({"ts": follow.ts, "text": reply.text, "blocks": reply.blocks}))
+            return True
         try:
             self.poster.update(follow.channel, follow.ts, reply.text, reply.blocks)
             return True

@@ -16,7 +16,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from huggingface_hub import HfApi
 
 from bot.alerts import words
-from bot.alerts.followthrough import FollowThrough
+from bot.alerts.followthrough import EDIT_OP, FollowThrough
 from bot.alerts.hot import HotPoller, HotReport, HotSet
 from bot.alerts.outbox import Outbox
 from bot.alerts.webhooks import WebhookReceiver
@@ -56,7 +56,8 @@ class Watcher:
         self.hot = HotSet(client)
         self.hot_poller = HotPoller(self.hot, self.poller, settings.hot_seconds)
         self.follow = FollowThrough(client, poster, self.hot, settings.hf_endpoint,
-                                    self.poller.reader.last_log_lines)
+                                    self.poller.reader.last_log_lines, later=self.outbox.enqueue_one)
+        self.outbox.handlers[EDIT_OP] = self.follow.deliver
         self.hot_poller.listeners.append(self.follow.observed)
         self.outbox.skip = self.follow.covers
         self.poller.annotate = self.hot_poller.name_commit
