@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -63,8 +64,10 @@ def build_context(settings: Settings, redis_client: redis.Redis | None = None, p
     watcher = Watcher(settings, store, poster, api, spaces, catalogues)
     approvals = Approvals(settings, store, spaces, roles, poster, catalogues, later=watcher.outbox.enqueue_one)
     ops = Operations(settings, api, spaces, store, roles, catalogues, upgrades=approvals)
-    # Changes made through the bot make the Space hot and are followed in their announcement.
+    # Changes made through the bot make the Space hot and are followed in their announcement; an approved
+    # upgrade makes it hot too (its message is the approval's, edited by the approvals flow).
     ops.changes = watcher.follow
+    approvals.applied = lambda space: watcher.hot.heat(space, time.time(), "hw")
 
     # Approval edits that Slack refused are retried by the outbox, whichever replica drains it.
     watcher.outbox.handlers.update(approvals.deliveries())

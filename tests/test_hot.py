@@ -241,3 +241,14 @@ def test_a_follow_through_edit_slack_refused_is_retried_and_lands_once(bot, hub,
     for _ in range(3):
         hot_tick(bot, clock)
     assert message(slack, "C1", ts)["updates"] == 2
+
+
+def test_an_approved_upgrade_makes_the_space_hot(make_bot, hub, slack):
+    from tests.test_approvals import ask, click
+
+    hub.add_space("acme/chat", hardware="cpu-basic")
+    bot = make_bot(SPACEOPS_APPROVERS="UAPP")
+    pending = ask(bot, slack, user="U1")
+    assert bot.ctx.watcher.hot.get("acme/chat") is None          # a request changes nothing yet
+    assert click(bot, slack, pending, "UAPP").startswith("Approved")
+    assert bot.ctx.watcher.hot.get("acme/chat").reason == "hw"

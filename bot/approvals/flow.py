@@ -49,6 +49,8 @@ class Approvals:
         self.hub_url = settings.hf_endpoint
         self.store = ApprovalStore(records.redis, settings.approval_ttl, apply_lease(settings.hub_timeout))
         self.clock = clock
+        # Told of each approved change once applied (the Space id), so alerts read it often (bot/app.py).
+        self.applied: Callable[[str], None] = lambda space: None
 
     @property
     def catalogue(self):
@@ -156,6 +158,7 @@ class Approvals:
                               request.flavor, request.sleep_seconds)
         else:
             self.spaces.request_hardware(request.space, request.flavor, request.sleep_seconds)
+        self.applied(request.duplicate_to or request.space)
 
     def deny(self, request_id: str, user: str, channel: str, ts: str) -> Reply:
         request = self._clicked(request_id, channel, ts)
