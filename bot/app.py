@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -67,7 +66,7 @@ def build_context(settings: Settings, redis_client: redis.Redis | None = None, p
     # Changes made through the bot make the Space hot and are followed in their announcement; an approved
     # upgrade makes it hot too (its message is the approval's, edited by the approvals flow).
     ops.changes = watcher.follow
-    approvals.applied = lambda space: watcher.hot.heat(space, time.time(), "hw")
+    approvals.applied = watcher.follow.heat_applied
 
     # Approval edits that Slack refused are retried by the outbox, whichever replica drains it.
     watcher.outbox.handlers.update(approvals.deliveries())

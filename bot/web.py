@@ -68,7 +68,7 @@ def make_wsgi_app(app: App, ctx):
 
 
 _STATUS = {200: "200 OK", 400: "400 Bad Request", 401: "401 Unauthorized", 403: "403 Forbidden",
-           404: "404 Not Found", 413: "413 Payload Too Large"}
+           404: "404 Not Found", 413: "413 Payload Too Large", 503: "503 Service Unavailable"}
 
 # Objects Bolt dereferences before any listener runs (to build its kwargs); Slack always sends them as objects.
 _OBJECTS = ("user", "view", "event", "container", "channel", "message", "team", "enterprise", "state")

@@ -23,7 +23,7 @@ from bot.alerts import words
 from bot.alerts.hot import GRACE, HotSet
 from bot.alerts.transitions import ERRORS, STARTING, WITH_LOGS, Alert, Observation
 from bot.core.permissions import Actor
-from bot.core.store import key
+from bot.core.store import REDIS_ERRORS, key
 from bot.core.words import Reply
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,12 @@ class FollowThrough:
         now = self.clock()
         if name not in HEATED or not space:
             return reply
-        self.hot.heat(space, now, name)
+        try:
+            self.hot.heat(space, now, name)
+        except REDIS_ERRORS as err:
+            # The change went through; without Redis it is simply not followed (the reply stays true).
+            log.warning("change to %s not followed: Redis unreachable (%s)", space, type(err).__name__)
+            return reply
         if name not in FOLLOWED or not actor.channel or not reply.public:
             return reply
         try:
@@ -95,8 +100,19 @@ class FollowThrough:
             log.info("follow-through not posted in %s (%s); answering through response_url", actor.channel,
                      type(err).__name__)
             return reply
-        self.redis.hset(FOLLOWS, space, Follow(space, actor.channel, ts, reply.text, now).to_json())
+        try:
+            self.redis.hset(FOLLOWS, space, Follow(space, actor.channel, ts, reply.text, now).to_json())
+        except REDIS_ERRORS as err:
+            log.warning("change to %s announced but not followed: Redis unreachable (%s)", space,
+                        type(err).__name__)
         return replace(reply, posted=True)
+
+    def heat_applied(self, space: str) -> None:
+        """An approved change was applied: read the Space often (never fails the approval)."""
+        try:
+            self.hot.heat(space, self.clock(), "hw")
+        except REDIS_ERRORS as err:
+            log.warning("approved change to %s not read often: Redis unreachable (%s)", space, type(err).__name__)
 
     # ------------------------------------------------------------------ from hot reads
 

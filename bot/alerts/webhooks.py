@@ -25,7 +25,7 @@ from bot.alerts.hot import PUSHES, HotSet
 from bot.core import hub
 from bot.core.errors import BadInput, NotAllowed, NotFound
 from bot.core.permissions import namespace_of
-from bot.core.store import key
+from bot.core.store import REDIS_ERRORS, key
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +110,14 @@ class WebhookReceiver:
             return 400, {"error": f"malformed payload: {err}"}
         if push is None:
             return 200, {"ok": True, "ignored": "not a push to a Space's main branch"}
+        try:
+            return self._apply(push, now)
+        except REDIS_ERRORS as err:
+            # Nothing was recorded: the Hub may deliver again, and the batched read sees the commit anyway.
+            log.warning("push to %s not taken: Redis unreachable (%s)", push.space, type(err).__name__)
+            return 503, {"error": "state store unreachable; try again"}
+
+    def _apply(self, push: Push, now: float) -> tuple[int, dict]:
         if not self.redis.set(seen_key(push.space, push.sha), repr(now), nx=True, ex=SEEN_TTL):
             return 200, {"ok": True, "duplicate": True}
         if not self.is_watched(push.space):

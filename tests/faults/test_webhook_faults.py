@@ -94,3 +94,21 @@ def test_fuzzed_deliveries_never_fail(hook_bot, hub, redis_client, event, repo, 
     assert status < 500
     assert nothing_changed(hook_bot, hub, redis_client)
     tally("webhook: fuzzed body")
+
+
+def test_a_delivery_while_redis_is_down_gets_503_and_counts_later(make_bot, hub, tmp_path):
+    from tests.emulators.redisserver import RedisServer
+
+    server = RedisServer(tmp_path, persistent=True)
+    try:
+        bot = make_bot(redis_url=server.url, **ENV)
+        hub.add_space("acme/chat")
+        watch(bot, "watch acme/chat")
+        server.stop()
+        status, _ = deliver(bot, payload())
+        assert status == 503                                 # the Hub's retry (or the next poll) brings it
+        server.start()
+        assert deliver(bot, payload())[1].get("hot") == "acme/chat"
+        tally("webhook: Redis down")
+    finally:
+        server.stop()
