@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/ack.py
 	$(BIN)/python bench/poll.py
 	$(BIN)/python bench/fleet.py
+	$(BIN)/python bench/alert_delay.py
 
 clean:
 	rm -rf $(VENV) var *.egg-info

@@ -15,6 +15,7 @@ from slack_sdk.errors import SlackApiError
 from bot.access.service import Access
 from bot.alerts.retention import Retention
 from bot.alerts.watcher import Watcher
+from bot.alerts.webhooks import WebhookCommands
 from bot.approvals.flow import ApprovalKind, Approvals
 from bot.commands.canonical import Canonical
 from bot.commands.operations import Operations
@@ -85,6 +86,10 @@ def build_context(settings: Settings, redis_client: redis.Redis | None = None, p
     approvals = Approvals(settings, store, spaces, roles, poster, catalogues, later=watcher.outbox.enqueue_one)
     ops = Operations(settings, api, spaces, store, roles, catalogues, upgrades=approvals,
                      budget=watcher.poller.budget)
+    # Changes made through the bot make the Space hot and are followed in their announcement; an approved
+    # upgrade makes it hot too (its message is the approval's, edited by the approvals flow).
+    ops.changes = watcher.follow
+    approvals.applied = watcher.follow.heat_applied
     # Every cost increase goes through the same approval flow: commands' own actions (resume, sleep) too.
     for action, (apply, landed) in ops.approval_appliers().items():
         approvals.register(action, ApprovalKind(apply, landed))
@@ -121,8 +126,9 @@ def build_context(settings: Settings, redis_client: redis.Redis | None = None, p
                   pending_requests=approvals.store.open_requests, slack=client)
     watcher.periodic.append(fleet.tick)
     watcher.cron.append(("digests", fleet.digest_tick, {"minute": "*", "second": 5}))
+    webhook = WebhookCommands(settings, api, store, watcher.store, roles.is_admin)
     for name, handler in {**watcher.commands(), **approvals.commands(), **schedules.commands(),
-                          **fleet.commands()}.items():
+                          **fleet.commands(), **webhook.commands()}.items():
         ops.handle(name, handler)
     ctx = Context(settings, store, poster, WorkPool(settings.workers, settings.queue), client, roles, spaces,
                   catalogues, ops, watcher, approvals, schedules, fleet, access=access)

@@ -65,6 +65,8 @@ def answer(ctx, line: str, actor: Actor, read_secret=getpass.getpass) -> str:
         reply = ctx.ops.run_secret_set(cmd.space, cmd.key, value, actor)
     else:
         reply = ctx.ops.run(cmd, actor)
+    if reply.posted:
+        return ""  # the console poster printed the announcement already
     where = "[in channel] " if reply.public else ""
     return where + as_text(reply.text, reply.blocks)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import time
 
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
@@ -24,10 +25,26 @@ def make_wsgi_app(app: App, ctx):
         start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
         return [data]
 
+    def hub_webhook(environ, start_response):
+        """Hub push webhooks (bot/alerts/webhooks.py): checked, deduplicated, answered at once."""
+        if environ.get("REQUEST_METHOD") != "POST":
+            return respond(start_response, "405 Method Not Allowed", {"error": "POST only"})
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = -1
+        if length < 0 or length > MAX_BODY:
+            return respond(start_response, "413 Payload Too Large", {"error": "body too large"})
+        body = environ["wsgi.input"].read(length) if length else b""
+        status, answer = ctx.watcher.webhooks.receive(environ.get("HTTP_X_WEBHOOK_SECRET"), body, time.time())
+        return respond(start_response, _STATUS.get(status, f"{status} Error"), answer)
+
     def wsgi(environ, start_response):
         path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "")
         if path in ("/healthz", "/metrics") and method in ("GET", "HEAD"):
             return health.wsgi(environ, start_response)
+        if path == "/hub/webhook":
+            return hub_webhook(environ, start_response)
         if path == "/slack/events":
             if method != "POST":
                 return respond(start_response, "405 Method Not Allowed", {"error": "POST only"})
@@ -50,6 +67,9 @@ def make_wsgi_app(app: App, ctx):
 
     return wsgi
 
+
+_STATUS = {200: "200 OK", 400: "400 Bad Request", 401: "401 Unauthorized", 403: "403 Forbidden",
+           404: "404 Not Found", 413: "413 Payload Too Large", 503: "503 Service Unavailable"}
 
 # Objects Bolt dereferences before any listener runs (to build its kwargs); Slack always sends them as objects.
 _OBJECTS = ("user", "view", "event", "container", "channel", "message", "team", "enterprise", "state")

@@ -34,6 +34,6 @@ def _clicked(ctx, make):
                       channel=(body.get("channel") or {}).get("id", ""),
                       team=team_of(body))
         # Whoever clicked hears back privately; the alert itself stays as it is.
-        submit(ctx, lambda: dataclasses.replace(ctx.ops.run(cmd, actor), public=False),
+        submit(ctx, lambda: dataclasses.replace(ctx.ops.run(cmd, actor), public=False, posted=False),
                body.get("response_url", ""), f"alert button {cmd.name}", replace=False)
     return clicked

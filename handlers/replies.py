@@ -120,6 +120,10 @@ class Answer:
     def final(self, reply: Reply) -> None:
         with self.lock:
             self.done = True
+            if reply.posted:  # a followed change: the bot announced it in the channel already
+                if self.shown and self.replace:
+                    deliver(self.response_url, None, slack_api_url=self.slack_api_url)
+                return
             if self.shown and self.replace and reply.public:
                 deliver(self.response_url, None, slack_api_url=self.slack_api_url)
             deliver(self.response_url, reply, replace_original=self.shown and self.replace and not reply.public,

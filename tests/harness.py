@@ -84,7 +84,8 @@ class Bot:
         return answer
 
     def command(self, text: str, user: str = "U1", channel: str = "C1", timeout: float = 5.0) -> dict:
-        """Run a command and return what the user saw: the ack text, or the first response_url post."""
+        """Run a command and return what the user saw: the ack text, the first response_url post, or the
+        bot's own announcement of a followed change in the channel."""
         text = text.removeprefix("/space").strip()
         answer = self.send_command(text, user, channel)
         assert answer.status == 200, (answer.status, answer.body)
@@ -94,9 +95,17 @@ class Bot:
                     "blocks": ack.get("blocks"), "via": "ack"}
         if text.startswith("secret set"):
             return {"text": "", "via": "modal"}
-        posted = self.slack.wait(lambda: self.slack.responses(answer.response_id), timeout)
+        before = len(self.slack.posts(channel))
+
+        def announced():
+            # A followed change is announced by the bot itself with chat.postMessage, so it can be edited.
+            return [{**p, "response_type": "in_channel", "via": "chat.postMessage"}
+                    for p in self.slack.posts(channel)[before:]
+                    if not p.get("thread_ts") and str(p.get("text", "")).startswith(f"<@{user}> ")]
+
+        posted = self.slack.wait(lambda: self.slack.responses(answer.response_id) or announced(), timeout)
         assert posted, f"no reply to {text!r} within {timeout}s"
-        return {**posted[0], "via": "response_url"}
+        return {"via": "response_url", **posted[0]}
 
     def interact(self, payload: dict, **sign) -> HttpAnswer:
         body = urlencode({"payload": json.dumps(payload)}).encode()

@@ -343,20 +343,101 @@ def test_restart_button(bot, hub, slack):
     assert hub.spaces["acme/chat"]["stage"] == "BUILDING"
 
 
-def test_flapping_is_one_message(bot, hub, slack, clock):
+def test_crash_loop_is_one_message_with_the_rest_in_its_thread(bot, hub, slack, clock):
     hub.add_space("acme/chat")
     watch(bot, "watch acme/chat")
     tick(bot, clock)
-    for i in range(12):
-        hub.set_stage("acme/chat", "RUNTIME_ERROR" if i % 2 == 0 else "RUNNING")
+    for i in range(6):                      # crashes, comes back, crashes again: every minute
+        hub.set_stage("acme/chat", "RUNTIME_ERROR" if i % 2 == 0 else "RUNNING", error="CUDA out of memory")
         tick(bot, clock)
-    flapping = [p for p in posts(slack) if "flapping" in p["text"]]
-    assert len(flapping) == 1
-    assert len(posts(slack)) <= 6          # the first few changes, then one flapping message
+    loop = [p for p in posts(slack) if "crash loop" in p["text"]]
+    assert len(loop) == 1 and not loop[0].get("thread_ts") and "alert:restart" in str(loop[0]["blocks"])
+    loop_ts = next(ts for (chan, ts), m in slack.messages.items() if "crash loop" in m["text"])
+    hub.set_stage("acme/chat", "RUNTIME_ERROR")
+    tick(bot, clock)
+    hub.set_stage("acme/chat", "RUNNING")
+    tick(bot, clock)
+    threaded = [p for p in posts(slack) if p.get("thread_ts") == loop_ts]
+    heads = [p["text"].split(" after ")[0].split("acme/chat")[-1] for p in threaded]
+    assert heads == [">* is back up", ">* crashed", ">* is back up"], heads
     for _ in range(12):
-        tick(bot, clock)                   # quiet for longer than the window: it settles, once
-    settled = [p for p in posts(slack) if "settled" in p["text"]]
-    assert len(settled) == 1
+        tick(bot, clock)                    # runs for more than 10 min: settled, once, and the root is edited
+    settled = [p for p in posts(slack) if "has settled" in p["text"]]
+    assert len(settled) == 1 and settled[0]["thread_ts"] == loop_ts
+    edited = [u.body for u in slack.of("chat.update")]   # the two single crashes before it recovered too
+    assert [e["ts"] for e in edited].count(loop_ts) == 1 and "recovered after" in edited[-1]["text"]
+
+
+def test_sleep_and_wake_twenty_times_a_day_never_loops(bot, hub, slack, clock):
+    hub.add_space("acme/chat")
+    watch(bot, "watch acme/chat --only sleep", "C1")
+    watch(bot, "watch acme/chat --only errors", "C2")
+    tick(bot, clock)
+    bot.ctx.watcher.poller.interval = 3600             # coarse ticks, not a downtime
+    for _ in range(20):
+        hub.set_stage("acme/chat", "SLEEPING")
+        tick(bot, clock, 30 * MIN)
+        hub.set_stage("acme/chat", "RUNNING")
+        tick(bot, clock, 30 * MIN)
+    assert len(posts(slack, "C1")) == 40
+    assert posts(slack, "C2") == []
+    assert not [p for p in posts(slack) if "crash loop" in p["text"]]
+
+
+def test_stuck_starting_says_it_is_billed_with_its_price(bot, hub, slack, clock):
+    hub.add_space("acme/chat", hardware="t4-small")
+    watch(bot, "watch acme/chat --only stuck")
+    tick(bot, clock)
+    hub.set_stage("acme/chat", "APP_STARTING")
+    for _ in range(12):
+        tick(bot, clock, 3 * MIN)
+    [stuck] = posts(slack)
+    assert "may be stuck" in stuck["text"] and "billed meanwhile" in stuck["text"] and "$0.40/h" in stuck["text"]
+
+
+def test_stuck_threshold_is_a_setting(make_bot, hub, slack, clock):
+    bot = make_bot(SPACEOPS_STUCK_MINUTES="10")
+    hub.add_space("acme/chat")
+    watch(bot, "watch acme/chat --only stuck")
+    tick(bot, clock)
+    hub.set_stage("acme/chat", "BUILDING")
+    for _ in range(5):
+        tick(bot, clock, 3 * MIN)
+    [stuck] = posts(slack)
+    assert "building for 12 min" in stuck["text"] and "Building is not billed" in stuck["text"]
+
+
+def test_crash_loop_and_unreadable_thresholds_are_settings(make_bot, hub, slack, clock):
+    bot = make_bot(SPACEOPS_CRASHLOOP_ERRORS="2", SPACEOPS_CRASHLOOP_MINUTES="5", SPACEOPS_UNREADABLE_AFTER="1")
+    policy = bot.ctx.watcher.poller.policy
+    assert (policy.crashloop_errors, policy.crashloop_window, policy.fail_report_after) == (2, 300, 1)
+    hub.add_space("acme/chat")
+    watch(bot, "watch acme/chat")
+    tick(bot, clock)
+    for stage in ("RUNTIME_ERROR", "RUNNING", "RUNTIME_ERROR"):
+        hub.set_stage("acme/chat", stage)
+        tick(bot, clock)
+    assert len([p for p in posts(slack) if "crash loop" in p["text"]]) == 1
+    hub.add_space("bob/other")
+    watch(bot, "watch bob/other")
+    tick(bot, clock)
+    hub.inject("GET", "/api/spaces/bob/other/runtime", status=403)
+    tick(bot, clock)                        # one failed read is enough with SPACEOPS_UNREADABLE_AFTER=1
+    assert len([p for p in posts(slack) if "can't read" in p["text"] and "bob/other" in p["text"]]) == 1
+
+
+def test_cost_warning_threshold_is_a_setting(make_bot, hub, slack, clock):
+    bot = make_bot(SPACEOPS_COST_WARNING_HOURS="2")
+    hub.add_space("acme/gpu", hardware="a10g-large")
+    hub.spaces["acme/gpu"]["gcTimeout"] = None                        # never sleeps
+    watch(bot, "watch acme/gpu --only cost")
+    tick(bot, clock)
+    bot.ctx.watcher.poller.interval = 3600                            # coarse ticks, not a downtime
+    tick(bot, clock, 60 * MIN)
+    assert posts(slack) == []
+    tick(bot, clock, 70 * MIN)                                        # over 2 h running
+    [warning] = posts(slack)
+    assert "never sleeps" in warning["text"]
 
 
 def test_downtime_summary_is_one_message_per_channel(make_bot, hub, slack, clock):

@@ -17,6 +17,6 @@ def test_socket_mode_envelope_runs_the_command(bot, hub, slack):
         "response_url": f"{slack.base}/respond/sock", "trigger_id": "trig.sock"}}
     handler.handle(handler.client, SocketModeRequest.from_dict(envelope))
     assert sent and sent[0].envelope_id == "E1"
-    reply = slack.wait(lambda: slack.responses("sock"))
+    reply = slack.wait(lambda: slack.posts("C1"))          # a followed change: posted by the bot itself
     assert reply[0]["text"] == "<@U1> restarted `acme/chat`: now building."
     assert len(hub.calls("POST", "/api/spaces/acme/chat/restart")) == 1

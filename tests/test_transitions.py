@@ -72,14 +72,67 @@ def test_cost_warning_once_a_day():
     assert not any(quiet)
 
 
-def test_flapping_is_said_once_then_settled_once():
-    stages = ["RUNNING", "RUNTIME_ERROR"] * 6
-    steps = [obs(stage, T + i * 60) for i, stage in enumerate(stages)]
-    steps += [obs("RUNTIME_ERROR", T + 60 * (12 + i)) for i in range(15)]
+def test_three_crashes_in_15_min_are_one_crash_loop_then_thread_then_settled():
+    steps = [obs("RUNNING", T)]
+    for i in range(4):                                     # crash, rebuild, run: four times, 4 min apart
+        steps += [obs("RUNTIME_ERROR", T + 240 * i + 60, error="oom"), obs("BUILDING", T + 240 * i + 120),
+                  obs("RUNNING", T + 240 * i + 180)]
+    steps += [obs("RUNNING", T + 1200 + 60 * i) for i in range(15)]
     _, out = run(*steps)
-    kinds = [a.kind for step in out for a in step]
-    assert kinds.count("flapping") == 1 and kinds.count("settled") == 1
-    assert kinds.count("transition") == POLICY.flap_changes
+    said = [a for step in out for a in step]
+    kinds = [a.kind for a in said]
+    assert kinds.count("crashloop") == 1 and kinds.count("settled") == 1
+    loop = next(a for a in said if a.kind == "crashloop")
+    assert loop.opens and loop.extra["errors"] == 3 and loop.error == "oom"
+    after = said[said.index(loop) + 1:]
+    assert after and all(a.incident == loop.incident and not a.opens for a in after)   # in its thread, not dropped
+    assert [a.closes for a in after if a.kind == "transition"] == [False] * (len(after) - 1)
+    settled = after[-1]
+    assert settled.kind == "settled" and settled.closes and settled.seconds >= 600
+
+
+def test_sleep_wake_builds_restarts_and_reloads_never_make_a_crash_loop():
+    steps, t = [obs("RUNNING", T)], T
+    for _ in range(20):                                    # sleeps and wakes twenty times a day
+        steps += [obs("SLEEPING", t + 1800), obs("APP_STARTING", t + 3000), obs("RUNNING", t + 3030)]
+        t += 3600
+    for _ in range(10):                                    # restarts and dev-mode reloads while debugging
+        steps += [obs("BUILDING", t + 10), obs("APP_STARTING", t + 60), obs("RUNNING", t + 70),
+                  obs("RUNNING_APP_STARTING", t + 80), obs("RUNNING", t + 90)]
+        t += 100
+    _, out = run(*steps)
+    said = [a for step in out for a in step]
+    assert not [a for a in said if a.kind in ("crashloop", "settled")]
+    assert len([a for a in said if a.kinds == ("sleep",)]) == 40
+
+
+def test_errors_spread_wider_than_the_window_are_single_crashes():
+    steps = [obs("RUNNING", T)]
+    for i in range(5):
+        steps += [obs("RUNTIME_ERROR", T + 1000 * i + 60), obs("RUNNING", T + 1000 * i + 120)]
+    _, out = run(*steps)
+    assert [a.kind for step in out for a in step].count("crashloop") == 0
+    _, out = run(*steps, policy=Policy(crashloop_window=3600))
+    assert [a.kind for step in out for a in step].count("crashloop") == 1
+
+
+def test_stuck_says_whether_it_is_billed():
+    _, out = run(obs("RUNNING", T), obs("APP_STARTING", T + 60), obs("APP_STARTING", T + 60 + 31 * 60),
+                 price=0.4)
+    [stuck] = out[-1]
+    assert stuck.extra == {"billed": True, "per_hour": 0.4}
+    _, out = run(obs("RUNNING", T), obs("BUILDING", T + 60), obs("BUILDING", T + 60 + 31 * 60), price=0.4)
+    assert out[-1][0].extra["billed"] is False
+    _, out = run(obs("RUNNING", T), obs("BUILDING", T + 60), obs("BUILDING", T + 60 + 11 * 60),
+                 policy=Policy(stuck_after=600))
+    assert [a.kind for a in out[-1]] == ["stuck"]
+
+
+def test_old_stored_state_with_flapping_fields_still_decodes():
+    state, _ = run(obs("RUNNING", T))
+    fields = state.to_fields()
+    fields["json"] = fields["json"][:-1] + ',"changes":[1.0],"flapping":true,"from_the_future":1}'
+    assert SpaceState.from_fields("acme/chat", fields) == state
 
 
 def test_failures_are_reported_once_and_never_change_the_stage():
@@ -117,10 +170,10 @@ def test_one_alert_at_most_per_change_and_none_without(stages):
         before = state
         state, alerts = observe(state, obs(stage, T + i * 60), POLICY)
         changed = before is not None and before.stage != stage
-        stage_alerts = [a for a in alerts if a.kind in ("transition", "flapping")]
+        stage_alerts = [a for a in alerts if a.kind in ("transition", "crashloop")]
         assert len(stage_alerts) <= 1
         if not changed:
             assert stage_alerts == []
         # An incident is open exactly while the Space has not come back to RUNNING since it opened.
         if stage == "RUNNING":
-            assert state.incident is None or state.flapping
+            assert state.incident is None or state.crashloop is not None

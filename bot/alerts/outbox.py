@@ -93,6 +93,8 @@ class Outbox:
         self.may_post: Callable[[str, str], bool] | None = None
         # Called once with every Space about to be enqueued, so `may_post` can look them up together.
         self.prepare: Callable[[set[str]], None] | None = None
+        # A channel that already sees this change another way (the command's follow-through message).
+        self.skip: Callable[[Alert, str], bool] | None = None
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ enqueue
@@ -109,7 +111,8 @@ class Outbox:
             channels[watch.channel] = channels.get(watch.channel, False) or alert.matches(watch.only)
         audience = []
         for channel, wanted in channels.items():
-            if not wanted or (self.may_post is not None and not self.may_post(alert.space, channel)):
+            if not wanted or (self.may_post is not None and not self.may_post(alert.space, channel)) \
+                    or (self.skip is not None and self.skip(alert, channel)):
                 continue
             mute = next(((chan, target) for (chan, target), until in mutes.items()
                          if chan == channel and until > alert.at and covers(target, alert.space)), None)

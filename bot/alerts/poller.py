@@ -213,6 +213,7 @@ class HubReader:
         self.log_seconds = log_seconds
         self.requests = 0
         self._count_lock = threading.Lock()
+        self.shas: dict[str, str] = {}  # Space → commit, from the batched read (a new one makes it hot)
 
     def _before_request(self, now: float) -> None:
         self.budget.spend(now)
@@ -252,7 +253,14 @@ class HubReader:
     def namespace(self, namespace: str, now: float) -> tuple[list[tuple[str, SpaceRuntime | None]], int]:
         """Every Space of a namespace with its runtime: ([(id, runtime)], pages used)."""
         return self._read(lambda: [(info.id, info.runtime)
-                                   for info in self.api.list_spaces(author=namespace, expand=["runtime"])], now)
+                                   for info in self._listing(namespace)], now)
+
+    def _listing(self, namespace: str):
+        """`list_spaces` with the runtime and the commit of each Space; notes the commits in `shas`."""
+        for info in self.api.list_spaces(author=namespace, expand=["runtime", "sha"]):
+            if info.sha:
+                self.shas[info.id] = info.sha
+            yield info
 
     def space(self, space: str, now: float) -> SpaceRuntime:
         runtime, _ = self._read(lambda: self.api.get_space_runtime(space), now)
@@ -318,6 +326,7 @@ class Poller:
         self.cache: dict[str, tuple[str, SpaceState]] = {}  # space → (stored ts, state), valid while leader
         self._cas = client.register_script(_CAS)
         self._clear = client.register_script(_CLEAR_PENDING)
+        self.annotate = None  # Alert → Alert before commit (the commit a push brought, bot/alerts/hot.py)
 
     def forget(self) -> None:
         """Drop cached states (leadership was lost: another replica may have written since)."""
@@ -549,11 +558,15 @@ class Poller:
         return report
 
     def _attach_logs(self, decided: dict, downtime: bool, deadline: float | None = None) -> None:
-        """Crash and build-failure alerts carry the last log lines (read concurrently, bounded in time)."""
+        """Crash and build-failure alerts carry the last log lines (read concurrently, bounded in time); the
+        commit behind a build or crash is named first (`annotate`)."""
+        if self.annotate is not None:
+            for space, (_, alerts) in decided.items():
+                alerts[:] = [self.annotate(alert) for alert in alerts]
         if downtime:
             return
         wanted = [(space, i, alert) for space, (_, alerts) in decided.items() for i, alert in enumerate(alerts)
-                  if alert.kind == "transition" and alert.new in WITH_LOGS]
+                  if alert.kind in ("transition", "crashloop") and alert.new in WITH_LOGS]
         if len(wanted) > LOG_FETCH_MAX:
             # A mass event: the alerts are folded into one message per channel, which shows no log lines.
             log.info("%d Spaces failed at once; their alerts go without log lines", len(wanted))
@@ -572,6 +585,25 @@ class Poller:
                 lines = None
             alerts[i] = replace(alert, logs=lines) if lines is not None else \
                 replace(alert, extra={**alert.extra, "logs": "unreadable"})
+
+
+    def apply(self, results: dict[str, Observation | str], now: float) -> list[Alert]:
+        """Decide, commit and enqueue reads made outside the cycle (hot reads): the same CAS and outbox, so a
+        hot read and a batched one can never both post the same change. Returns the committed alerts."""
+        watches = self.watch_store.load()
+        self._load(list(results))
+        decided = {}
+        for space, result in results.items():
+            outcome = self._decide(space, result, now, True)
+            if outcome:
+                decided[space] = outcome
+        self._attach_logs(decided, False)
+        committed: list[Alert] = []
+        for space, (state, alerts) in decided.items():
+            if self._commit(space, self.cache.get(space, ("", None))[1], state, alerts):
+                committed += alerts
+        self.requeue(watches)
+        return committed
 
 
 def hub_failure(result: Observation | str) -> bool:

@@ -16,6 +16,9 @@ ERRORS = frozenset({"RUNTIME_ERROR", "BUILD_ERROR", "CONFIG_ERROR", "NO_APP_FILE
 ASLEEP = frozenset({"SLEEPING", "STOPPED"})
 STARTING = frozenset({"BUILDING", "APP_STARTING", "RUNNING_BUILDING", "RUNNING_APP_STARTING"})
 STUCK_STAGES = frozenset({"BUILDING", "APP_STARTING", "RUNNING_BUILDING"})
+SETTLED = frozenset({"RUNNING", "PAUSED"}) | ASLEEP
+# Since late 2025 the Hub bills a Space while it starts or runs, not while it builds its image.
+BILLED = frozenset({"APP_STARTING", "RUNNING", "RUNNING_BUILDING", "RUNNING_APP_STARTING"})
 WITH_LOGS = frozenset({"RUNTIME_ERROR", "BUILD_ERROR"})
 SCHEMA = 1  # the `v` of every stored alert and state; readers ignore fields they do not know
 
@@ -44,13 +47,21 @@ def _loads(text) -> dict:
 
 @dataclass(frozen=True)
 class Policy:
-    """Thresholds. Defaults follow the issue: 30 min is the Hub's own launch timeout."""
+    """Thresholds (settings `SPACEOPS_*`, see `policy_of`). 30 min is the Hub's own launch timeout."""
 
     stuck_after: float = 30 * 60
-    flap_changes: int = 4          # more than this many changes…
-    flap_window: float = 10 * 60   # …within this window is flapping
-    cost_after: float = 24 * 3600  # a paid never-sleeping Space running longer than this gets a daily warning
-    fail_report_after: int = 3     # consecutive failed reads before "can't read" is said (once)
+    crashloop_errors: int = 3          # this many errors…
+    crashloop_window: float = 15 * 60  # …within this window is a crash loop (sleep, builds, restarts never count)
+    settle_after: float = 10 * 60      # a crash loop is over once the Space has run this long
+    cost_after: float = 24 * 3600      # a paid never-sleeping Space running longer than this gets a daily warning
+    fail_report_after: int = 3         # consecutive failed reads before "can't read" is said (once)
+
+
+def policy_of(settings) -> Policy:
+    """The thresholds from the settings (already validated there)."""
+    return Policy(stuck_after=settings.stuck_minutes * 60, crashloop_errors=settings.crashloop_errors,
+                  crashloop_window=settings.crashloop_minutes * 60, cost_after=settings.cost_warning_hours * 3600,
+                  fail_report_after=settings.unreadable_after)
 
 
 @dataclass(frozen=True)
@@ -76,7 +87,7 @@ class Observation:
 class Alert:
     """Something a channel should hear about one Space. `kinds` are the `--only` words it matches."""
 
-    kind: str                      # transition, hardware, stuck, cost, flapping, settled, unreadable, readable
+    kind: str                      # transition, hardware, stuck, cost, crashloop, settled, unreadable, readable
     space: str
     at: float
     kinds: tuple[str, ...]
@@ -132,8 +143,8 @@ class SpaceState:
     sleep_time: int | None = None
     error: str | None = None
     incident: float | None = None  # start of an open incident (left RUNNING, not yet back)
-    changes: tuple[float, ...] = ()
-    flapping: bool = False
+    errors: tuple[float, ...] = ()   # when it entered an error stage, within the crash-loop window
+    crashloop: float | None = None   # start of the crash loop it is in
     stuck: bool = False            # stuck alert already sent for this stint
     cost_day: str = ""             # UTC day of the last cost warning
     fail_since: float | None = None
@@ -154,7 +165,7 @@ class SpaceState:
             return None
         data = _known(cls, _loads(stored["json"]))
         try:
-            data["changes"] = tuple(float(t) for t in data.get("changes") or ())
+            data["errors"] = tuple(float(t) for t in data.get("errors") or ())
             state = cls(**{**data, "space": space})
             state = replace(state, version=float(state.version), since=float(state.since), stage=str(state.stage))
         except (TypeError, ValueError) as err:
@@ -200,28 +211,34 @@ def observe(prev: SpaceState | None, obs: Observation, policy: Policy,
         state, change_alerts = _stage_change(prev, state, obs, policy)
         alerts += change_alerts
     else:
-        state, alerts = _steady(prev, state, obs, policy, alerts)
+        state, alerts = _steady(prev, state, obs, policy, alerts, price_per_hour)
     state, alerts = _cost(state, obs, policy, price_per_hour, alerts)
     return state, alerts
 
 
 def _stage_change(prev: SpaceState, state: SpaceState, obs: Observation,
                   policy: Policy) -> tuple[SpaceState, list[Alert]]:
-    changes = tuple(t for t in prev.changes if t > obs.at - policy.flap_window) + (obs.at,)
-    state = replace(state, stage=obs.stage, since=obs.at, changes=changes, stuck=False)
+    """A new stage. Only entering an error counts towards a crash loop; sleep, wake, builds, restarts and
+    dev-mode reloads never do. In a crash loop, the changes go on in its thread and RUNNING closes nothing
+    until the Space has run for `settle_after`."""
+    errors = tuple(t for t in prev.errors if t > obs.at - policy.crashloop_window)
+    if obs.stage in ERRORS and prev.stage not in ERRORS:
+        errors += (obs.at,)
+    state = replace(state, stage=obs.stage, since=obs.at, errors=errors, stuck=False)
     applied = (prev.requested is not None and prev.hardware != prev.requested
                and obs.hardware == obs.requested == prev.requested)
-    if prev.flapping:
-        return state, []
-    if len(changes) > policy.flap_changes:
-        alert = Alert("flapping", obs.space, obs.at, ("errors",), old=prev.stage, new=obs.stage,
-                      hardware=obs.hardware, error=obs.error, incident=prev.incident,
-                      extra={"changes": len(changes), "window": policy.flap_window})
-        return replace(state, flapping=True), [alert]
+    if prev.crashloop is None and len(errors) >= policy.crashloop_errors:
+        alert = Alert("crashloop", obs.space, obs.at, ("errors",), old=prev.stage, new=obs.stage,
+                      seconds=obs.at - prev.since, hardware=obs.hardware, error=obs.error, incident=obs.at,
+                      opens=True, extra={"errors": len(errors), "window": policy.crashloop_window,
+                             "settle": policy.settle_after})
+        return replace(state, crashloop=obs.at, incident=obs.at), [alert]
     kinds = kinds_of(prev.stage, obs.stage) + (("hardware",) if applied else ())
     incident, opens, closes = prev.incident, False, False
-    if incident is None and ((prev.stage in UP and obs.stage not in UP | ASLEEP | {"PAUSED"})
-                             or obs.stage in ERRORS):
+    if prev.crashloop is not None:
+        incident = prev.crashloop
+    elif incident is None and ((prev.stage in UP and obs.stage not in UP | ASLEEP | {"PAUSED"})
+                               or obs.stage in ERRORS):
         incident, opens = obs.at, True
     elif incident is not None and obs.stage == "RUNNING":
         closes = True
@@ -232,22 +249,26 @@ def _stage_change(prev: SpaceState, state: SpaceState, obs: Observation,
 
 
 def _steady(prev: SpaceState, state: SpaceState, obs: Observation, policy: Policy,
-            alerts: list[Alert]) -> tuple[SpaceState, list[Alert]]:
+            alerts: list[Alert], price: float | None = None) -> tuple[SpaceState, list[Alert]]:
     alerts = list(alerts)
     applied = (prev.requested is not None and prev.hardware != prev.requested
                and obs.hardware == obs.requested == prev.requested)
     if applied:
         alerts.append(Alert("hardware", obs.space, obs.at, ("hardware",), new=obs.stage, hardware=obs.hardware,
                             incident=prev.incident))
-    if prev.flapping and (not prev.changes or obs.at - prev.changes[-1] > policy.flap_window):
-        closes = prev.incident is not None and obs.stage == "RUNNING"
-        alerts.append(Alert("settled", obs.space, obs.at, kinds_of(None, obs.stage), new=obs.stage,
-                            seconds=obs.at - prev.since, hardware=obs.hardware, error=obs.error,
-                            incident=prev.incident, closes=closes))
-        state = replace(state, flapping=False, incident=None if closes else prev.incident)
+    if (prev.crashloop is not None and obs.stage in SETTLED and obs.stage not in ERRORS
+            and obs.at - prev.since >= policy.settle_after):
+        # "errors" too: a channel that heard the crash loop hears that it is over.
+        kinds = ("errors",) + kinds_of(None, obs.stage)
+        alerts.append(Alert("settled", obs.space, obs.at, kinds, new=obs.stage,
+                            seconds=obs.at - prev.since, hardware=obs.hardware, incident=prev.crashloop,
+                            closes=obs.stage == "RUNNING", extra={"loop": obs.at - prev.crashloop}))
+        state = replace(state, crashloop=None, incident=None, errors=())
     if obs.stage in STUCK_STAGES and not prev.stuck and obs.at - prev.since > policy.stuck_after:
+        billed = obs.stage in BILLED
         alerts.append(Alert("stuck", obs.space, obs.at, ("stuck",), new=obs.stage, seconds=obs.at - prev.since,
-                            hardware=obs.hardware, incident=prev.incident))
+                            hardware=obs.hardware, incident=prev.incident,
+                            extra={"billed": billed, "per_hour": price if price is not None else None}))
         state = replace(state, stuck=True)
     return state, alerts
 

@@ -7,6 +7,7 @@ instance at a time); the Redis lease in bot/alerts/poller.py makes only one of t
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from datetime import datetime
 from typing import Callable
@@ -15,9 +16,12 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from huggingface_hub import HfApi
 
 from bot.alerts import words
+from bot.alerts.followthrough import EDIT_OP, FollowThrough
+from bot.alerts.hot import HotPoller, HotReport, HotSet
 from bot.alerts.outbox import Outbox
+from bot.alerts.webhooks import WebhookReceiver
 from bot.alerts.poller import CycleReport, Lease, Poller
-from bot.alerts.transitions import Policy
+from bot.alerts.transitions import Policy, policy_of
 from bot.alerts.watches import WatchStore
 from bot.commands.grammar import Command
 from bot.core import metrics
@@ -46,9 +50,21 @@ class Watcher:
         interval = settings.poll_seconds
         self.store = WatchStore(client)
         self.outbox = Outbox(client, poster, self.store, settings.hf_endpoint)
-        self.poller = Poller(client, api, self.outbox, self.store, catalogues, interval, policy,
-                             hub_timeout=settings.hub_timeout)
+        self.poller = Poller(client, api, self.outbox, self.store, catalogues, interval,
+                             policy or policy_of(settings), hub_timeout=settings.hub_timeout)
         self.lease = Lease(client, ttl=LEASE_INTERVALS * interval)
+        # Hot polling and command follow-through (bot/alerts/hot.py, followthrough.py).
+        self.hot = HotSet(client)
+        self.hot_poller = HotPoller(self.hot, self.poller, settings.hot_seconds)
+        self.follow = FollowThrough(client, poster, self.hot, settings.hf_endpoint,
+                                    self.poller.reader.last_log_lines, later=self.outbox.enqueue_one)
+        self.outbox.handlers[EDIT_OP] = self.follow.deliver
+        self.hot_poller.listeners.append(self.follow.observed)
+        self.outbox.skip = self.follow.covers
+        self.poller.annotate = self.hot_poller.name_commit
+        self.webhooks = WebhookReceiver(client, self.hot, settings.hub_webhook_secret,
+                                        lambda space: self.store.load().is_watched(space))
+        self._reading = threading.Lock()  # the batched cycle and hot reads share the poller's state cache
         self.leading = False
         # This machine's clock: only for when a watch was added. Ticks run on Redis's clock (see tick()).
         self.clock: Callable[[], float] = time.time
@@ -89,12 +105,25 @@ class Watcher:
         self.end_mutes(now)
         leading = (lambda: self.lease.holds(now)) if injected else self.lease.holds
         started = time.monotonic()
-        report = self.poller.cycle(now, leading=leading)
+        with self._reading:
+            report = self.poller.cycle(now, leading=leading)
+            self.hot_poller.after_cycle(now)
         metrics.POLL_CYCLE.observe(time.monotonic() - started)
         metrics.alerts("decided", report.alerts)
         metrics.alerts("delivered", self.outbox.drain(now, leading=leading))
         for job in self.periodic:
             job(now)
+        return report
+
+    def hot_tick(self, now: float | None = None) -> HotReport:
+        """Read the hot Spaces that are due (leader only), then deliver; every `SPACEOPS_HOT_SECONDS`."""
+        now = time.time() if now is None else now
+        if not self.leading or not self.lease.holds(now):
+            return HotReport()
+        with self._reading:
+            report = self.hot_poller.tick(now)
+        self.follow.sweep(now)
+        self.outbox.drain(now)
         return report
 
     def drain(self, now: float | None = None) -> int:
@@ -137,6 +166,8 @@ class Watcher:
         scheduler.add_job(self._scheduled, "interval", args=[self.drain], seconds=DRAIN_SECONDS, id="drain")
         for job_id, job, trigger in self.cron:
             scheduler.add_job(self._scheduled, "cron", args=[job], id=job_id, **trigger)
+        scheduler.add_job(self._scheduled, "interval", args=[self.hot_tick], seconds=self.settings.hot_seconds,
+                          id="hot")
         scheduler.start()
         self.scheduler = scheduler
         log.info("alert poller started: every %d s, lease %.0f s", interval, self.lease.ttl)

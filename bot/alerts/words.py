@@ -32,9 +32,9 @@ def _change_words(old: str | None, new: str | None) -> str:
 
 
 def _alert_buttons(alert) -> list[dict[str, Any]]:
-    if alert.kind in ("transition", "settled") and alert.new in ("RUNTIME_ERROR", "BUILD_ERROR"):
+    if alert.kind in ("transition", "crashloop") and alert.new in ("RUNTIME_ERROR", "BUILD_ERROR"):
         return [button("Restart", ALERT_ACTIONS["restart"], alert.space, "danger")]
-    if alert.kind in ("transition", "settled") and alert.new == "PAUSED":
+    if alert.kind == "transition" and alert.new == "PAUSED":
         return [button("Resume", ALERT_ACTIONS["resume"], alert.space, "primary")]
     if alert.kind == "cost":
         return [button("Set 1 h sleep", ALERT_ACTIONS["sleep"], alert.space, "primary")]
@@ -44,21 +44,26 @@ def _alert_buttons(alert) -> list[dict[str, Any]]:
 def alert_line(alert, hub_url: str) -> str:
     """One line for an alert: used alone, in summaries and in mute-ended notes."""
     link = f"*{space_link(alert.space, hub_url)}*"
-    if alert.kind in ("transition", "settled"):
+    if alert.kind == "settled":
+        loop = duration_words(alert.extra.get("loop") or 0)
+        return (f"{STAGE_EMOJI.get(alert.new or '', ':large_blue_circle:')} {link} has settled: "
+                f"{stage_words(alert.new)} for {duration_words(alert.seconds or 0)}, after a crash loop of {loop}")
+    if alert.kind == "transition":
         emoji = STAGE_EMOJI.get(alert.new or "", ":large_blue_circle:")
         was = (f" after {duration_words(alert.seconds)} {stage_words(alert.old)}"
                if alert.seconds and alert.old else "")
-        lead = "settled: " if alert.kind == "settled" else ""
-        return f"{emoji} {lead}{link} {_change_words(alert.old, alert.new)}{was}"
+        return f"{emoji} {link} {_change_words(alert.old, alert.new)}{was}{_commit_words(alert, hub_url)}"
     if alert.kind == "hardware":
         return f":gear: {link} now runs on {code(alert.hardware)}: the requested hardware is applied"
     if alert.kind == "stuck":
         return (f":hourglass: {link} has been {stage_words(alert.new)} for {duration_words(alert.seconds or 0)}; "
-                f"it may be stuck")
-    if alert.kind == "flapping":
+                f"it may be stuck. {_billing_words(alert)}")
+    if alert.kind == "crashloop":
         window = duration_words(alert.extra.get("window", 0))
-        return (f":warning: {link} is flapping: {alert.extra.get('changes')} stage changes in {window} "
-                f"(now {stage_words(alert.new)}). Further changes are held back until it settles")
+        return (f":rotating_light: {link} is in a crash loop{_commit_words(alert, hub_url)}: "
+                f"{alert.extra.get('errors')} crashes in {window} "
+                f"(now {stage_words(alert.new)}). What follows goes in this thread until it has run for "
+                f"{duration_words(alert.extra.get('settle', 600))}")
     if alert.kind == "cost":
         return (f":moneybag: {link} runs on paid {code(alert.hardware)} and never sleeps: "
                 f"about ${alert.extra.get('per_day', 0):,.2f}/day, running for "
@@ -76,6 +81,26 @@ def alert_line(alert, hub_url: str) -> str:
     return f"{link}: {escape(alert.kind)}"
 
 
+def _commit_words(alert, hub_url: str) -> str:
+    """" after push 3f2a1c9" with a link to the commit, when a push came shortly before."""
+    sha = str(alert.extra.get("commit") or "")
+    if not sha.isalnum():
+        return ""
+    return f" after push <{hub_url}/spaces/{alert.space}/commit/{sha}|`{sha[:7]}`>"
+
+
+def _billing_words(alert) -> str:
+    """Stuck alerts say whether the wait costs money: the Hub bills starting and running, not building."""
+    price = alert.extra.get("per_hour")
+    if not alert.extra.get("billed"):
+        return "Building is not billed."
+    if price:
+        return f"It is billed meanwhile: {code(alert.hardware or '?')} at ${price:,.2f}/h."
+    if price == 0:
+        return f"It is billed while starting, but {code(alert.hardware or '?')} is free."
+    return "It is billed meanwhile at its hardware's hourly price."
+
+
 def alert_message(alert, hub_url: str) -> Reply:
     """The message a watching channel gets for one alert."""
     line = alert_line(alert, hub_url)
@@ -83,7 +108,7 @@ def alert_message(alert, hub_url: str) -> Reply:
     if alert.kind == "transition" and alert.hardware:
         details.append(f"Hardware: {code(alert.hardware)}"
                        + (" (requested hardware applied)" if alert.extra.get("hardware_applied") else ""))
-    if alert.error and alert.kind in ("transition", "settled", "flapping"):
+    if alert.error and alert.kind in ("transition", "crashloop"):
         details.append(f"Error: ```{escape(str(alert.error)[:1500])}```")
     blocks = [section(line + ("\n" + "\n".join(details) if details else ""))]
     if alert.logs:
@@ -203,3 +228,75 @@ def unmute_reply(target: str, channel: str, existed: bool) -> Reply:
     if not existed:
         return notice_reply(f"{code(target)} is not muted in <#{escape(channel)}>.")
     return notice_reply(f"Unmuted {code(target)} in <#{escape(channel)}>.")
+
+
+# ---------------------------------------------------------------------- command follow-through
+
+
+def precise_duration(seconds: float) -> str:
+    """"40 s", "2 min 13 s", "1 h 5 min": how long a change took, to the second while it is short."""
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        minutes, rest = divmod(seconds, 60)
+        return f"{minutes} min" + (f" {rest} s" if rest else "")
+    return duration_words(seconds)
+
+
+def follow_status(stage: str, elapsed: float, moved: bool, error: str | None = None,
+                  stopped: bool = False) -> str:
+    """One line under a change announcement saying where the Space is now."""
+    took = precise_duration(elapsed)
+    if stopped:
+        return f":hourglass: still {stage_words(stage)} after {duration_words(elapsed)}: stuck?"
+    if stage == "RUNTIME_ERROR":
+        return f":red_circle: crashed after {took}" + (f": {escape(error[:300])}" if error else "")
+    if stage in ("BUILD_ERROR", "CONFIG_ERROR", "NO_APP_FILE"):
+        return f":red_circle: {stage_words(stage)} after {took}" + (f": {escape(error[:300])}" if error else "")
+    if stage == "RUNNING":
+        return f":large_green_circle: running again after {took}" if moved else ":large_green_circle: running"
+    if stage in ("BUILDING", "APP_STARTING", "RUNNING_BUILDING", "RUNNING_APP_STARTING"):
+        return f":hammer_and_wrench: {stage_words(stage)}… ({duration_words(elapsed)})"
+    return f"{STAGE_EMOJI.get(stage, ':large_blue_circle:')} now {stage_words(stage)}"
+
+
+def follow_message(text: str, space: str, status: str, hub_url: str, logs: tuple[str, ...] | None = None,
+                   restart: bool = False) -> Reply:
+    """The announcement of a change, edited as the Space moves on (`text` is the original announcement)."""
+    blocks = [section(f"{text}\n{status}")]
+    if logs:
+        blocks.append(section(f"Last log lines:\n```{escape(chr(10).join(logs)[-LOG_CHARS:])}```"))
+    if restart:
+        blocks.append({"type": "actions", "block_id": f"follow:{space}"[:255],
+                       "elements": [button("Restart", ALERT_ACTIONS["restart"], space, "danger")]})
+    blocks.append(context(f"<{hub_url}/spaces/{space}|Open on Hugging Face>"))
+    return Reply(f"{text} {status}", blocks, public=True)
+
+
+# ---------------------------------------------------------------------- the Hub webhook
+
+
+def webhook_state_reply(state: dict, has_url: bool, has_secret: bool) -> Reply:
+    if state.get("id"):
+        namespaces = ", ".join(code(ns) for ns in (state.get("namespaces") or "").split(",") if ns)
+        text = (f"The Hub webhook is on: pushes to Spaces of {namespaces} reach {escape(state.get('url', ''))} "
+                f"and are read at once (set up by <@{escape(state.get('by', '?'))}>).")
+    elif has_url and has_secret:
+        text = ("The Hub webhook is off: pushes are noticed from each Space's commit in the next poll. "
+                "An admin can turn it on with `/space webhook enable`.")
+    else:
+        text = ("The Hub webhook is off: pushes are noticed from each Space's commit in the next poll. It needs "
+                "SPACEOPS_PUBLIC_URL and SPACEOPS_HUB_WEBHOOK_SECRET (HTTP mode).")
+    return notice_reply(text)
+
+
+def webhook_enabled_reply(user: str, url: str, namespaces: list[str]) -> Reply:
+    text = (f"<@{escape(user)}> turned on the Hub webhook: pushes to Spaces of "
+            f"{', '.join(code(ns) for ns in namespaces)} reach {escape(url)} and are read at once.")
+    return Reply(text, [section(text)], public=True)
+
+
+def webhook_disabled_reply(user: str) -> Reply:
+    text = f"<@{escape(user)}> turned off the Hub webhook: pushes are noticed in the next poll again."
+    return Reply(text, [section(text)], public=True)

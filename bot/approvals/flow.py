@@ -66,6 +66,8 @@ class Approvals:
     def register(self, action: str, kind: ApprovalKind) -> None:
         """Let another feature's changes go through approvals (`Upgrade.action == action`)."""
         self.kinds[action] = kind
+        # Told of each approved change once applied (the Space id), so alerts read it often (bot/app.py).
+        self.applied: Callable[[str], None] = lambda space: None
 
     @property
     def catalogue(self):
@@ -188,6 +190,7 @@ class Approvals:
                               request.flavor, request.sleep_seconds)
         else:
             self.spaces.request_hardware(request.space, request.flavor, request.sleep_seconds)
+        self.applied(request.duplicate_to or request.space)
 
     def deny(self, request_id: str, user: str, channel: str, ts: str) -> Reply:
         request = self._clicked(request_id, channel, ts)

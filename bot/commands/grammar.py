@@ -33,6 +33,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "watches": ("watches [all]", "watches", "what this channel (or the workspace) watches"),
     "mute": ("mute SPACE|NAMESPACE/* DURATION", "mute acme/chat 2h", "silence this channel's alerts for a while"),
     "unmute": ("unmute SPACE|NAMESPACE/*", "unmute acme/chat", "end a mute"),
+    "webhook": ("webhook [enable|disable]", "webhook enable",
+                "Hub push webhook: pushed Spaces are read at once (admins; needs a public URL)"),
     "approvals": ("approvals [cancel ID]", "approvals", "pending hardware requests; cancel or withdraw one"),
     "audit": ("audit [SPACE]", "audit acme/chat", "who did what, newest first"),
     "schedule": ("schedule SPACE|NAMESPACE/* ACTION WHEN [--tz Area/City]",
@@ -446,6 +448,15 @@ def _parse_approvals(args, _text, _catalogue):
     raise BadInput("Usage: `/space approvals` to list, `/space approvals cancel ID` to cancel or withdraw one.")
 
 
+def _parse_webhook(args, _text, _catalogue):
+    _too_many(args, 1, "webhook")
+    if not args or args[0].lower() in ("show", "status"):
+        return Command("webhook")
+    if args[0].lower() in ("enable", "on", "disable", "off"):
+        return Command("webhook.enable" if args[0].lower() in ("enable", "on") else "webhook.disable")
+    raise BadInput("Usage: `/space webhook` shows it, `/space webhook enable` or `disable` changes it.")
+
+
 def _parse_audit(args, _text, _catalogue):
     _too_many(args, 1, "audit")
     return Command("audit", space=parse_space(args[0]) if args else None)
@@ -626,6 +637,7 @@ _PARSERS = {
     "mute": _parse_mute,
     "unmute": _parse_unmute,
     "approvals": _parse_approvals,
+    "webhook": _parse_webhook,
     "audit": _parse_audit,
     "cost": _parse_cost,
     "digest": _parse_digest,

@@ -67,6 +67,18 @@ class NoApprovals:
 Handler = Callable[[Command, Actor], Reply]
 
 
+class ChangeListener(Protocol):
+    """Told of every change that went through (the alerts package follows the Space and may post the
+    announcement itself, returning the reply marked `posted`)."""
+
+    def changed(self, name: str, space: str, actor: Actor, reply: Reply) -> Reply: ...
+
+
+class NoListener:
+    def changed(self, name: str, space: str, actor: Actor, reply: Reply) -> Reply:
+        return reply
+
+
 def duplicate_audited(store: Store, spaces: Spaces, user: str, source: str, target: str, private: bool = False,
                       flavor: str | None = None, sleep_seconds: int | None = None):
     """Duplicate a Space on the Hub with its audit entry: from `/space duplicate` and from an approval."""
@@ -88,6 +100,7 @@ class Operations:
         self.roles = roles
         self.catalogues = catalogues
         self.upgrades = upgrades or NoApprovals(catalogues)
+        self.changes: ChangeListener = NoListener()  # wired in bot/app.py
         self.hub_url = settings.hf_endpoint
         # Checks other features add at wiring (channel scopes, workspace, guests): each raises NotAllowed.
         self.guards: list[Callable[[Command, Actor], None]] = []
@@ -132,7 +145,11 @@ class Operations:
             if handler is None:
                 return notice_reply(f"`{cmd.name.replace('.', ' ')}` is not available yet in this version.")
             with state_errors(), self.metered(actor.user):
-                return handler(cmd, actor)
+                reply = handler(cmd, actor)
+            if reply.public:
+                reply = self.changes.changed(cmd.name, cmd.target if cmd.name == "duplicate" else cmd.space,
+                                             actor, reply)
+            return reply
         except SpaceOpsError as err:
             if isinstance(err, NotAllowed):
                 self._audit_refusal(cmd, actor, err)
@@ -148,7 +165,8 @@ class Operations:
     def run_secret_set(self, space: str, key: str, value: str, actor: Actor, description: str | None = None) -> Reply:
         try:
             with self.metered(actor.user):
-                return self.set_secret(space, key, value, actor, description)
+                reply = self.set_secret(space, key, value, actor, description)
+            return self.changes.changed("secret.set", space, actor, reply) if reply.public else reply
         except SpaceOpsError as err:
             return error_reply(err.sentence)
 

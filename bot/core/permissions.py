@@ -20,7 +20,8 @@ CHANGES = frozenset({"restart", "resume", "pause", "hw", "sleep", "var.set", "va
 READS = READS | {"schedules"}
 CHANGES = CHANGES | {"schedule", "unschedule", "schedule.pause", "schedule.resume"}
 # Checked by the approvals module itself: an admin, or the requester withdrawing their own.
-SELF_CHECKED = frozenset({"approvals.cancel", "scope.set", "unscope"})  # scopes: admins (bot.access)
+SELF_CHECKED = frozenset({"approvals.cancel", "scope.set", "unscope",  # scopes: admins (bot.access)
+                          "webhook", "webhook.enable", "webhook.disable"})  # webhooks: admins
 # The fleet (bot/fleet): reports are reads, digests need an operator, budgets are checked there (admins).
 READS = READS | {"cost", "digests", "budget"}
 CHANGES = CHANGES | {"digest", "digest.off"}

@@ -84,14 +84,6 @@ def _approval_channel(raw: str) -> str:
     raise ConfigError(f"SPACEOPS_APPROVAL_CHANNEL={raw!r} is neither a channel id (C…) nor a channel name (#ops)")
 
 
-def _count(name: str, raw: str | None, default: int) -> int:
-    if not raw or not raw.strip():
-        return default
-    if not raw.strip().isdigit():
-        raise ConfigError(f"{name}={raw!r} is not a whole number")
-    return int(raw)
-
-
 def _flag(name: str, raw: str | None) -> bool:
     value = (raw or "").strip().lower()
     if value in ("", "0", "false", "no", "off"):
@@ -99,6 +91,18 @@ def _flag(name: str, raw: str | None) -> bool:
     if value in ("1", "true", "yes", "on"):
         return True
     raise ConfigError(f"{name}={raw!r} must be 1 or 0")
+
+
+def _count(name: str, raw: str | None, default: int, minimum: int = 1, maximum: int = 10_000) -> int:
+    if not raw or not raw.strip():
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a whole number (default {default})") from None
+    if not minimum <= value <= maximum:
+        raise ConfigError(f"{name}={raw!r} must be between {minimum} and {maximum} (default {default})")
+    return value
 
 
 @dataclass(frozen=True)
@@ -127,6 +131,15 @@ class Settings:
     approval_free_below: float = 0.0  # USD per day: smaller cost increases apply without an approver
     readers: frozenset[str] = field(default_factory=frozenset)  # who may read; empty = every member
     allowed_teams: frozenset[str] = field(default_factory=frozenset)  # other workspaces whose members may act
+    # Alert thresholds (bot.alerts.transitions.Policy) and hot polling.
+    stuck_minutes: int = 30
+    crashloop_errors: int = 3
+    crashloop_minutes: int = 15
+    cost_warning_hours: int = 24
+    unreadable_after: int = 3
+    hot_seconds: int = 5
+    hub_webhook_secret: str = ""
+    public_url: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -161,6 +174,16 @@ class Settings:
             schedule_grace=_seconds("SPACEOPS_SCHEDULE_GRACE", env.get("SPACEOPS_SCHEDULE_GRACE"), 15 * 60),
             redis_cluster=_flag("SPACEOPS_REDIS_CLUSTER", env.get("SPACEOPS_REDIS_CLUSTER"))
             or get("REDIS_URL").lower().startswith(("redis+cluster://", "rediss+cluster://")),
+            stuck_minutes=_count("SPACEOPS_STUCK_MINUTES", env.get("SPACEOPS_STUCK_MINUTES"), 30, 1, 24 * 60),
+            crashloop_errors=_count("SPACEOPS_CRASHLOOP_ERRORS", env.get("SPACEOPS_CRASHLOOP_ERRORS"), 3, 2, 100),
+            crashloop_minutes=_count("SPACEOPS_CRASHLOOP_MINUTES", env.get("SPACEOPS_CRASHLOOP_MINUTES"), 15, 1,
+                                     24 * 60),
+            cost_warning_hours=_count("SPACEOPS_COST_WARNING_HOURS", env.get("SPACEOPS_COST_WARNING_HOURS"), 24, 1,
+                                      24 * 30),
+            unreadable_after=_count("SPACEOPS_UNREADABLE_AFTER", env.get("SPACEOPS_UNREADABLE_AFTER"), 3, 1, 1000),
+            hot_seconds=_count("SPACEOPS_HOT_SECONDS", env.get("SPACEOPS_HOT_SECONDS"), 5, 1, 3600),
+            hub_webhook_secret=get("SPACEOPS_HUB_WEBHOOK_SECRET"),
+            public_url=get("SPACEOPS_PUBLIC_URL").rstrip("/"),
         )
         settings.check_formats()
         return settings
@@ -172,6 +195,10 @@ class Settings:
             raise ConfigError("SLACK_APP_TOKEN must be an app-level token starting with xapp-")
         if self.redis_url:
             parse_redis_url(self.redis_url, self.redis_cluster)  # a ConfigError names what is wrong
+        if self.public_url and not re.match(r"^https?://[^\s/]+", self.public_url):
+            raise ConfigError(f"SPACEOPS_PUBLIC_URL must be the bot's public http(s) URL (got {self.public_url!r})")
+        if self.hub_webhook_secret and len(self.hub_webhook_secret) < 16:
+            raise ConfigError("SPACEOPS_HUB_WEBHOOK_SECRET must be at least 16 characters (a random string)")
         if not re.match(r"^https?://", self.hf_endpoint):
             raise ConfigError(f"HF_ENDPOINT must be an http(s) URL (got {self.hf_endpoint!r})")
 

@@ -47,6 +47,7 @@ class Reply:
     text: str
     blocks: list[dict[str, Any]] = field(default_factory=list)
     public: bool = False
+    posted: bool = False  # already posted in the channel by the bot (a followed change): nothing to respond
 
 
 def stage_words(stage: str | None) -> str:

@@ -84,6 +84,7 @@ class HubEmulator:
             self.hardware_endpoint_up = True
             self.added_flavors: list = []  # flavors the Hub offers beyond the shipped table (add_flavor)
             self.logs: dict[str, list[str]] = {}
+            self.webhooks: dict[str, dict[str, Any]] = {}
             self._release_hung()
 
     def _release_hung(self) -> None:
@@ -277,6 +278,8 @@ class HubEmulator:
                 return 200, [self._hardware_item(f) for f in (*SHIPPED, *self.added_flavors)], {}
             if path == "/api/spaces" and method == "GET":
                 return self._list(query, base)
+            if path.startswith("/api/settings/webhooks"):
+                return self._webhooks(method, path, body)
             match = _SPACE_PATH.match(path)
             if not match:
                 return self._error(404, "Not Found")
@@ -287,6 +290,42 @@ class HubEmulator:
             if space is None:
                 return self._error(404, "Repository not found", "RepoNotFound")
             return self._space_route(method, rest, space, query, body, base)
+
+    COMMITS_PAGE = 50  # the real page size is not documented [unverified]; the client follows `Link`
+
+    def _commits(self, space, query, base):
+        """`list_repo_commits`: newest first, `space["history"]` commits (default 1), paged with `Link`."""
+        total = int(space.get("history") or 1)
+        start = int((query.get("p") or ["0"])[0]) * self.COMMITS_PAGE
+        items = [{"id": (space["sha"] if i == 0 else f"{i:040x}"), "title": f"commit {total - i}",
+                  "message": "", "authors": [{"user": "julien"}], "date": now_iso()}
+                 for i in range(start, min(total, start + self.COMMITS_PAGE))]
+        headers = {}
+        if start + self.COMMITS_PAGE < total:
+            page = start // self.COMMITS_PAGE + 1
+            headers["Link"] = f'<{base}/api/spaces/{space["id"]}/commits/main?p={page}>; rel="next"'
+        return 200, items, headers
+
+    def _webhooks(self, method, path, body):
+        """`/api/settings/webhooks` (create) and `/{id}` (get, delete): the shapes `HfApi` reads."""
+        hooks = self.webhooks
+        if path == "/api/settings/webhooks" and method == "POST":
+            if not isinstance(body, dict) or not body.get("url") or not isinstance(body.get("watched"), list):
+                return self._error(400, "Invalid webhook")
+            hook = {"id": uuid.uuid4().hex[:24], "url": body["url"], "watched": body["watched"],
+                    "domains": body.get("domains") or ["repo", "discussion"], "secret": body.get("secret"),
+                    "disabled": False}
+            hooks[hook["id"]] = hook
+            return 200, {"webhook": hook}, {}
+        hook_id = path.rsplit("/", 1)[-1]
+        if hook_id not in hooks:
+            return self._error(404, "Webhook not found")
+        if method == "DELETE":
+            del hooks[hook_id]
+            return 200, {}, {}
+        if method == "GET":
+            return 200, {"webhook": hooks[hook_id]}, {}
+        return self._error(405, "Method not allowed")
 
     def _hardware_item(self, flavor) -> dict:
         cpu, ram = (flavor.spec.split(" · ") + ["", ""])[:2]
@@ -329,6 +368,8 @@ class HubEmulator:
                        "replicas": {"requested": 1, "current": 1}}
         if space["errorMessage"]:
             runtime["errorMessage"] = space["errorMessage"]
+        if space["sdk"] != "static":
+            runtime["sha"] = space["sha"]  # optional in the Hub's runtime (hub-api §6.1)
         return runtime
 
     def _info(self, space) -> dict:
@@ -347,6 +388,8 @@ class HubEmulator:
             return 200, self._info(space), {}
         if rest == "runtime" and method == "GET":
             return 200, self._runtime(space), {}
+        if rest.startswith("commits/") and method == "GET":
+            return self._commits(space, query, base)
         if rest in ("variables", "secrets") and method == "GET":
             if rest == "secrets" and not self._may_write(space):
                 return self._error(403, "You don't have the rights to read secrets of this Space")

@@ -105,7 +105,8 @@ def test_secret_submission_by_role(matrix_bot, hub, slack, role):
     answer = matrix_bot.submit_view("secret_set", {"value": ("value", "v"), "description": ("description", "")},
                                     meta, user=USERS[role])
     assert answer.status == 200
-    text = slack.wait(lambda: slack.responses(f"sub-{role}"))[0]["text"]
+    # A refusal answers privately; an allowed change is announced in C1 by the bot itself (followed).
+    text = slack.wait(lambda: slack.responses(f"sub-{role}") or slack.posts("C1"))[0]["text"]
     allowed = OPERATORS[role]
     assert any(words in text for words in REFUSALS) is not allowed, text
     assert hub_writes(hub) == ([("POST", f"/api/spaces/{space}/secrets")] if allowed else [])

@@ -54,15 +54,16 @@ def test_command_reply_arrives_later_exactly_once(own_slack, bot_on, hub, fault)
     bot = bot_on(own_slack)
     slack = own_slack.emulator
     inject(own_slack, "respond", fault)
-    answer = bot.send_command("restart acme/chat")
+    # pause: a change announced through response_url (a restart is announced and followed by chat.postMessage)
+    answer = bot.send_command("pause acme/chat")
     assert answer.status == 200
     if fault == "refused":
         own_slack.up_after(0.8)
     assert slack.wait(lambda: slack.responses(answer.response_id), timeout=10)
     time.sleep(0.5)
     seen = slack.responses(answer.response_id)
-    assert len(seen) == 1 and "restarted" in seen[0]["text"]
-    assert len(hub.calls("POST", f"/api/spaces/{SPACE}/restart")) == 1
+    assert len(seen) == 1 and "paused" in seen[0]["text"]
+    assert len(hub.calls("POST", f"/api/spaces/{SPACE}/pause")) == 1
     tally(f"Slack {fault} on response_url")
 
 

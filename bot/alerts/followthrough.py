@@ -1,0 +1,184 @@
+"""Command follow-through: the announcement of a change is posted by the bot and edited as the Space moves.
+
+"@alice restarted acme/chat: now building." is posted with `chat.postMessage` (a `response_url` message
+cannot be edited later), the Space becomes hot, and each hot read edits the message: "building… (1 min)",
+then "running again after 2 min 13 s", or "crashed after 40 s: CUDA out of memory" with the last log
+lines and a Restart button. It stops after 30 min ("still building after 30 min: stuck?"). A channel
+that watches the Space and is the channel of the change gets no second message for the same transition.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, replace
+from typing import Callable
+
+import redis
+from slack_sdk.errors import SlackApiError
+
+from bot.alerts import words
+from bot.alerts.hot import GRACE, HotSet
+from bot.alerts.transitions import ERRORS, STARTING, WITH_LOGS, Alert, Observation
+from bot.core.permissions import Actor
+from bot.core.store import REDIS_ERRORS, key
+from bot.core.words import Reply
+
+log = logging.getLogger(__name__)
+
+FOLLOWS = key("{poll}", "follows")  # hash space → Follow json
+FOLLOW_FOR = 30 * 60
+EDIT_OP = "follow.edit"
+# The changes whose effect shows in the Space's stage (a sleep time or a removed key does not restart it).
+FOLLOWED = frozenset({"restart", "resume", "hw", "var.set", "secret.set", "duplicate"})
+HEATED = FOLLOWED | {"sleep"}
+
+
+@dataclass(frozen=True)
+class Follow:
+    space: str
+    channel: str
+    ts: str
+    text: str
+    started: float
+    stage: str = ""        # last stage seen
+    status: str = ""       # last status line shown
+    moved: bool = False    # seen in a transitional stage since the change
+    v: int = 1
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def decode(cls, space: str, raw: str | None) -> "Follow | None":
+        try:
+            data = json.loads(raw or "")
+            return cls(space=space, channel=str(data["channel"]), ts=str(data["ts"]), text=str(data["text"]),
+                       started=float(data["started"]), stage=str(data.get("stage") or ""),
+                       status=str(data.get("status") or ""), moved=bool(data.get("moved")))
+        except (ValueError, TypeError, KeyError):
+            return None
+
+
+class FollowThrough:
+    """Implements the commands' change listener; listens to hot reads; tells the outbox what to skip."""
+
+    def __init__(self, client: redis.Redis, poster, hot: HotSet, hub_url: str,
+                 log_lines: Callable[[str, bool], tuple[str, ...] | None] | None = None,
+                 clock: Callable[[], float] = time.time, later: Callable[[str, str, str, str], None] | None = None):
+        self.redis = client
+        self.poster = poster
+        self.hot = hot
+        self.hub_url = hub_url
+        self.log_lines = log_lines
+        self.clock = clock
+        # Edits go through the outbox (`later(delivery_id, channel, op, payload)`): Slack's pace, retried on
+        # 429/5xx, each once. Without one (a bare FollowThrough), they are made at once.
+        self.later = later
+
+    # ------------------------------------------------------------------ from the commands
+
+    def changed(self, name: str, space: str, actor: Actor, reply: Reply) -> Reply:
+        """A change went through: heat the Space and, for changes that move it, post the announcement
+        ourselves so it can be edited. If Slack refuses the post, the reply goes the usual way."""
+        now = self.clock()
+        if name not in HEATED or not space:
+            return reply
+        try:
+            self.hot.heat(space, now, name)
+        except REDIS_ERRORS as err:
+            # The change went through; without Redis it is simply not followed (the reply stays true).
+            log.warning("change to %s not followed: Redis unreachable (%s)", space, type(err).__name__)
+            return reply
+        if name not in FOLLOWED or not actor.channel or not reply.public:
+            return reply
+        try:
+            ts = self.poster.post(actor.channel, reply.text, reply.blocks)
+        except (SlackApiError, OSError) as err:
+            log.info("follow-through not posted in %s (%s); answering through response_url", actor.channel,
+                     type(err).__name__)
+            return reply
+        try:
+            self.redis.hset(FOLLOWS, space, Follow(space, actor.channel, ts, reply.text, now).to_json())
+        except REDIS_ERRORS as err:
+            log.warning("change to %s announced but not followed: Redis unreachable (%s)", space,
+                        type(err).__name__)
+        return replace(reply, posted=True)
+
+    def heat_applied(self, space: str) -> None:
+        """An approved change was applied: read the Space often (never fails the approval)."""
+        try:
+            self.hot.heat(space, self.clock(), "hw")
+        except REDIS_ERRORS as err:
+            log.warning("approved change to %s not read often: Redis unreachable (%s)", space, type(err).__name__)
+
+    # ------------------------------------------------------------------ from hot reads
+
+    def get(self, space: str) -> Follow | None:
+        return Follow.decode(space, self.redis.hget(FOLLOWS, space))
+
+    def observed(self, result: Observation | str, space: str, now: float) -> None:
+        follow = self.get(space)
+        if follow is None or not isinstance(result, Observation):
+            return
+        stage, elapsed = result.stage, now - follow.started
+        moved = follow.moved or stage in STARTING or stage in ERRORS
+        if elapsed >= FOLLOW_FOR:
+            self._finish(follow, words.follow_status(stage, elapsed, moved, stopped=True))
+        elif stage in STARTING:
+            self._show(replace(follow, stage=stage, moved=True), words.follow_status(stage, elapsed, True))
+        elif stage in ERRORS:
+            logs = self.log_lines(space, stage == "BUILD_ERROR") if self.log_lines and stage in WITH_LOGS else None
+            self._finish(follow, words.follow_status(stage, elapsed, True, result.error), logs=logs, restart=True)
+        elif follow.moved or elapsed >= GRACE or stage != "RUNNING":
+            self._finish(follow, words.follow_status(stage, elapsed, follow.moved))
+
+    def sweep(self, now: float) -> None:
+        """Stop following after 30 min even when no read came (the budget ran low, the Hub was away)."""
+        for space, raw in self.redis.hgetall(FOLLOWS).items():
+            follow = Follow.decode(space, raw)
+            if follow is None:
+                self.redis.hdel(FOLLOWS, space)
+            elif now - follow.started >= FOLLOW_FOR:
+                self._finish(follow, words.follow_status(follow.stage or "BUILDING", now - follow.started,
+                                                         follow.moved, stopped=True))
+
+    def _show(self, follow: Follow, status: str) -> None:
+        if status != follow.status and self._edit(follow, status):
+            follow = replace(follow, status=status)
+        self.redis.hset(FOLLOWS, follow.space, follow.to_json())
+
+    def deliver(self, channel: str, payload: str) -> None:
+        """The outbox's `follow.edit` op (raises Slack's errors so the outbox retries)."""
+        data = json.loads(payload)
+        self.poster.update(channel, data["ts"], data["text"], data["blocks"])
+
+    def _finish(self, follow: Follow, status: str, logs=None, restart: bool = False) -> None:
+        self._edit(follow, status, logs, restart)
+        self.redis.hdel(FOLLOWS, follow.space)
+
+    def _edit(self, follow: Follow, status: str, logs=None, restart: bool = False) -> bool:
+        reply = words.follow_message(follow.text, follow.space, status, self.hub_url, logs, restart)
+        if self.later is not None:
+            digest = hashlib.sha1(reply.text.encode()).hexdigest()[:12]
+            self.later(f"follow:{follow.space}:{follow.ts}:{digest}", follow.channel, EDIT_OP,
+                       json.dumps({"ts": follow.ts, "text": reply.text, "blocks": reply.blocks}))
+            return True
+        try:
+            self.poster.update(follow.channel, follow.ts, reply.text, reply.blocks)
+            return True
+        except (SlackApiError, OSError) as err:
+            log.warning("follow-through edit of %s in %s failed (%s)", follow.space, follow.channel,
+                        type(err).__name__)
+            return False
+
+    # ------------------------------------------------------------------ for the outbox
+
+    def covers(self, alert: Alert, channel: str) -> bool:
+        """True when this channel already sees this change in the follow-through message."""
+        if alert.kind != "transition":
+            return False
+        follow = self.get(alert.space)
+        return follow is not None and follow.channel == channel

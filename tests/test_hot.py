@@ -1,0 +1,254 @@
+"""Hot polling and command follow-through, end to end with an injected clock.
+
+A real Redis, the Hub emulator driving stages, the Slack emulator recording posts and edits; the base
+tick and the hot tick are called directly with the clock's time, nothing sleeps for an interval.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from bot.alerts.hot import HOT_CEILING, HOT_FOR, hot_interval
+
+from tests.test_alerts import clock, posts, tick, watch  # noqa: F401 — the clock fixture
+
+RATE = {"RateLimit": '"api";r=0;t=120', "RateLimit-Policy": '"fixed window";"api";q=1000;w=300'}
+
+
+@pytest.fixture(autouse=True)
+def same_clock(bot, clock):
+    """Changes made through commands are dated by the injected clock too."""
+    bot.ctx.watcher.follow.clock = lambda: clock.now
+
+
+def hot_tick(bot, clock, seconds: float = 5):
+    return bot.ctx.watcher.hot_tick(clock.step(seconds))
+
+
+def runtime_reads(hub, space="acme/chat"):
+    return len(hub.calls("GET", f"/api/spaces/{space}/runtime"))
+
+
+def message(slack, channel, ts):
+    return slack.messages[(channel, ts)]
+
+
+def followed(bot, space="acme/chat"):
+    """The command's reply is seen once posted; its follow record is stored right after: wait for it."""
+    deadline = time.monotonic() + 5
+    while bot.ctx.watcher.follow.get(space) is None:
+        assert time.monotonic() < deadline, "the change was not followed"
+        time.sleep(0.01)
+
+
+def announced(slack, channel="C1"):
+    """(ts, message) of the bot's own announcement of a change in `channel`."""
+    return next((ts, m) for (chan, ts), m in slack.messages.items() if chan == channel and m["text"].startswith("<@"))
+
+
+# ---------------------------------------------------------------------- hot polling
+
+
+def test_a_change_through_the_bot_is_read_every_few_seconds_until_it_settles(bot, hub, slack, clock):
+    hub.add_space("acme/chat")
+    watch(bot, "watch acme/chat", "C2")
+    tick(bot, clock)                                           # baseline, and this replica leads
+    seen = bot.command("/space restart acme/chat", channel="C1")
+    assert seen["via"] == "chat.postMessage" and "now building" in seen["text"]
+    reads = runtime_reads(hub)
+    hot_tick(bot, clock)
+    assert runtime_reads(hub) == reads + 1
+    assert "is building" in posts(slack, "C2")[-1]["text"]     # seconds after the change, not a minute
+    hub.set_stage("acme/chat", "RUNNING")
+    hot_tick(bot, clock)
+    assert "is back up after 5 s building" in posts(slack, "C2")[-1]["text"]
+    assert bot.ctx.watcher.hot.get("acme/chat") is None        # settled: back on the batched interval
+    reads = runtime_reads(hub)
+    for _ in range(5):
+        hot_tick(bot, clock)
+    assert runtime_reads(hub) == reads
+
+
+def test_a_transitional_stage_seen_in_the_batched_read_makes_the_space_hot(bot, hub, slack, clock):
+    hub.add_space("acme/chat")
+    hub.add_space("acme/other")
+    watch(bot, "watch acme/chat")
+    watch(bot, "watch acme/other")
+    tick(bot, clock)
+    hub.set_stage("acme/chat", "BUILDING")
+    tick(bot, clock)
+    assert bot.ctx.watcher.hot.get("acme/chat").reason == "stage"
+    assert bot.ctx.watcher.hot.get("acme/other") is None
+    other_reads = runtime_reads(hub, "acme/other")
+    hub.set_stage("acme/chat", "RUNTIME_ERROR", error="CUDA out of memory")
+    hot_tick(bot, clock, 3)
+    crash = posts(slack, "C1")[-1]
+    assert "crashed after 3 s building" in crash["text"] and "alert:restart" in str(crash["blocks"])
+    assert runtime_reads(hub, "acme/other") == other_reads    # not hot: stays on the batched read
+
+
+def test_a_new_commit_in_the_batched_read_makes_the_space_hot(bot, hub, slack, clock):
+    for i in range(3):
+        hub.add_space(f"acme/s{i}")
+    watch(bot, "watch acme/*")
+    tick(bot, clock)
+    listing = [c for c in hub.calls("GET", "/api/spaces") if c.query.get("author") == ["acme"]]
+    assert set(listing[-1].query["expand"]) == {"runtime", "sha"}
+    tick(bot, clock)
+    assert bot.ctx.watcher.hot.entries() == {}                  # the first sighting of a commit is a baseline
+    hub.spaces["acme/s1"]["sha"] = "3f2a1c9" + "0" * 33        # a push
+    tick(bot, clock)
+    entry = bot.ctx.watcher.hot.get("acme/s1")
+    assert entry.reason == "push" and entry.sha.startswith("3f2a1c9")
+    hub.set_stage("acme/s1", "BUILDING")
+    hot_tick(bot, clock)
+    assert "acme/s1" in posts(slack, "C1")[-1]["text"] and "building" in posts(slack, "C1")[-1]["text"]
+
+
+def test_hot_reads_stop_after_30_minutes(bot, hub, slack, clock):
+    hub.add_space("acme/chat")
+    watch(bot, "watch acme/chat", "C2")
+    tick(bot, clock)
+    hub.set_stage("acme/chat", "BUILDING")
+    tick(bot, clock)
+    for _ in range(32):
+        tick(bot, clock)                                       # the base tick keeps the lease
+        hot_tick(bot, clock, 1)
+    assert bot.ctx.watcher.hot.get("acme/chat") is None
+    reads = runtime_reads(hub)
+    hot_tick(bot, clock)
+    assert runtime_reads(hub) == reads
+
+
+def test_hot_interval_stretches_when_the_budget_runs_low():
+    # A window of 1,000 with 100 spent: hot reads may bring its use up to HOT_CEILING of the quota.
+    allowance = HOT_CEILING * 1000 - 100
+    assert hot_interval(5, 10, None, 200, 0) == 5                          # no RateLimit header: base interval
+    assert hot_interval(5, 2, 900, 200, 300, 1000) == 5                    # 120 reads wanted: fits
+    assert hot_interval(5, 10, 900, 200, 300, 1000) == 5 * 600 / allowance  # 600 wanted: stretched
+    stretched = hot_interval(5, 20, 900, 200, 300, 1000)
+    assert 5 < stretched and 20 * 300 / stretched <= allowance + 1e-6
+    assert hot_interval(5, 20, 550, 200, 120, 1000) == 120                 # ceiling reached: wait for the reset
+    assert hot_interval(5, 1, 200, 200, 120, 1000) == 120                  # at the reserve: wait for the reset
+
+
+def test_a_429_on_a_hot_read_means_reading_less_never_an_alert(bot, hub, slack, clock):
+    hub.add_space("acme/chat")
+    watch(bot, "watch acme/chat")
+    tick(bot, clock)
+    bot.command("/space restart acme/chat")
+    hub.inject("GET", "/api/spaces/acme/chat/runtime", status=429, headers=RATE)
+    report = hot_tick(bot, clock)
+    assert report.rate_limited and report.read == 0
+    reads = runtime_reads(hub)
+    report = hot_tick(bot, clock)                               # the window has not reset: no request at all
+    assert runtime_reads(hub) == reads
+    assert [p for p in posts(slack, "C1") if "can't read" in p["text"]] == []
+    budget = bot.ctx.watcher.poller.budget
+    assert budget.remaining == 0 and budget.reserve == 200      # the commands' reserve is not spent
+
+
+# ---------------------------------------------------------------------- command follow-through
+
+
+def test_restart_is_followed_in_its_announcement_until_running(bot, hub, slack, clock):
+    hub.add_space("acme/chat")
+    tick(bot, clock)
+    bot.command("/space restart acme/chat", user="UALICE")
+    followed(bot)
+    ts, first = announced(slack)
+    assert first["text"] == "<@UALICE> restarted `acme/chat`: now building."
+    hot_tick(bot, clock, 60)
+    assert "building… (1 min)" in message(slack, "C1", ts)["text"]
+    edits = message(slack, "C1", ts)["updates"]
+    hot_tick(bot, clock, 5)
+    assert message(slack, "C1", ts)["updates"] == edits         # same words: no edit every 5 s
+    hub.set_stage("acme/chat", "RUNNING")
+    hot_tick(bot, clock, 68)
+    assert "running again after 2 min 13 s" in message(slack, "C1", ts)["text"]
+    done = message(slack, "C1", ts)["updates"]
+    hot_tick(bot, clock)
+    assert message(slack, "C1", ts)["updates"] == done          # followed no more
+
+
+def test_a_crash_after_a_change_shows_the_error_logs_and_a_restart_button(bot, hub, slack, clock):
+    hub.add_space("acme/chat", hardware="t4-small")
+    watch(bot, "watch acme/chat", "C1")                         # the same channel watches it
+    watch(bot, "watch acme/chat <#C2|ops>", "C1")               # and another one
+    tick(bot, clock)
+    bot.command("/space var set acme/chat BATCH=64")
+    followed(bot)
+    hub.set_stage("acme/chat", "BUILDING")
+    hot_tick(bot, clock)
+    hub.set_stage("acme/chat", "RUNTIME_ERROR", error="CUDA out of memory")
+    hub.logs["acme/chat"] = ["Loading model...", "torch.OutOfMemoryError: CUDA out of memory"]
+    hot_tick(bot, clock, 35)
+    ts, _ = announced(slack)
+    edited = message(slack, "C1", ts)
+    assert "crashed after 40 s: CUDA out of memory" in edited["text"]
+    assert "torch.OutOfMemoryError" in str(edited["blocks"]) and "alert:restart" in str(edited["blocks"])
+    assert not [p for p in posts(slack, "C1") if "crashed" in p["text"]]    # no second message in C1
+    assert [p for p in posts(slack, "C2") if "crashed" in p["text"]]        # the other channel hears it
+
+
+def test_following_stops_after_30_minutes_saying_it_may_be_stuck(bot, hub, slack, clock):
+    hub.add_space("acme/chat")
+    tick(bot, clock)
+    bot.command("/space restart acme/chat")
+    followed(bot)
+    ts, _ = announced(slack)
+    for _ in range(31):
+        tick(bot, clock)
+        hot_tick(bot, clock, 1)
+    assert "still building after 3" in message(slack, "C1", ts)["text"]
+    assert "stuck?" in message(slack, "C1", ts)["text"]
+    assert bot.ctx.watcher.follow.get("acme/chat") is None
+
+
+def test_when_the_bot_may_not_post_the_announcement_goes_through_response_url(bot, hub, slack, clock):
+    hub.add_space("acme/chat")
+    slack.fail("chat.postMessage", 200, {"ok": False, "error": "not_in_channel"})
+    seen = bot.command("/space restart acme/chat")
+    assert seen["via"] == "response_url" and seen["response_type"] == "in_channel"
+    assert bot.ctx.watcher.follow.get("acme/chat") is None
+    assert bot.ctx.watcher.hot.get("acme/chat") is not None     # still read often: watchers hear it fast
+
+
+def test_sleep_time_makes_it_hot_but_is_announced_as_before(bot, hub, slack, clock):
+    hub.add_space("acme/gpu", hardware="t4-small", sleep=3600)
+    seen = bot.command("/space sleep acme/gpu 2h")
+    assert seen["via"] == "response_url" and "sleeps after 2 h idle" in seen["text"]
+    assert bot.ctx.watcher.hot.get("acme/gpu").reason == "sleep"
+    assert HOT_FOR == 30 * 60
+
+
+def test_a_follow_through_edit_slack_refused_is_retried_and_lands_once(bot, hub, slack, clock):
+    hub.add_space("acme/chat")
+    tick(bot, clock)
+    bot.command("/space restart acme/chat")
+    followed(bot)
+    ts, _ = announced(slack)
+    hot_tick(bot, clock)                                        # building… (5 s)
+    hub.set_stage("acme/chat", "RUNNING")
+    slack.fail("chat.update", 503)
+    hot_tick(bot, clock, 30)
+    assert "running again" not in message(slack, "C1", ts)["text"]
+    hot_tick(bot, clock)                                        # the outbox retries it
+    assert "running again after 35 s" in message(slack, "C1", ts)["text"]
+    assert message(slack, "C1", ts)["updates"] == 2
+    for _ in range(3):
+        hot_tick(bot, clock)
+    assert message(slack, "C1", ts)["updates"] == 2
+
+
+def test_an_approved_upgrade_makes_the_space_hot(make_bot, hub, slack):
+    from tests.test_approvals import ask, click
+
+    hub.add_space("acme/chat", hardware="cpu-basic")
+    bot = make_bot(SPACEOPS_APPROVERS="UAPP")
+    pending = ask(bot, slack, user="U1")
+    assert bot.ctx.watcher.hot.get("acme/chat") is None          # a request changes nothing yet
+    assert click(bot, slack, pending, "UAPP").startswith("Approved")
+    assert bot.ctx.watcher.hot.get("acme/chat").reason == "hw"
