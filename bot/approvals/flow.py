@@ -62,12 +62,12 @@ class Approvals:
         self.store = ApprovalStore(records.redis, settings.approval_ttl, apply_lease(settings.hub_timeout))
         self.clock = clock
         self.kinds: dict[str, ApprovalKind] = {"hw": ApprovalKind(self._apply_hardware, self._hardware_landed)}
+        # Told of each approved change once applied (the Space id), so alerts read it often (bot/app.py).
+        self.applied: Callable[[str], None] = lambda space: None
 
     def register(self, action: str, kind: ApprovalKind) -> None:
         """Let another feature's changes go through approvals (`Upgrade.action == action`)."""
         self.kinds[action] = kind
-        # Told of each approved change once applied (the Space id), so alerts read it often (bot/app.py).
-        self.applied: Callable[[str], None] = lambda space: None
 
     @property
     def catalogue(self):

@@ -35,8 +35,9 @@ def test_sigterm_mid_command_finishes_it_audits_it_and_hands_over_the_lease(serv
     proc.proc.send_signal(signal.SIGTERM)
     assert proc.proc.wait(15) == 0, proc.output()
 
-    said = slack.responses(answer.response_id)
-    assert said and "restarted" in said[-1]["text"], said
+    # The change is announced in the channel by the bot (followed as the Space moves), not via response_url.
+    said = [m["text"] for m in slack.responses(answer.response_id) + slack.posts("C1")]
+    assert any("restarted" in text for text in said), said
     audit = [f for _, f in redis_client.xrange(f"spaceops:audit:space:{SPACE}")]
     assert [(f["action"], f["result"]) for f in audit] == [("restart", "attempt"), ("restart", "ok")]
     assert audit[0]["attempt"] == audit[1]["attempt"]
