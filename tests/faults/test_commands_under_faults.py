@@ -51,7 +51,8 @@ def test_a_hung_hub_gets_an_honest_sentence_before_the_deadline(make_bot, hub, s
     seed(hub)
     bot = make_bot(SPACEOPS_HUB_TIMEOUT="30")
     bot.ctx.reply_deadlines = (0.3, 1.0)
-    hub.inject("GET", RUNTIME_PATH, status=0, delay=3.0)
+    # Both commands read the runtime (a restart first checks the Space is not paused on paid hardware).
+    hub.inject("GET", RUNTIME_PATH, status=0, delay=3.0, times=2)
     hub.inject("POST", RESTART_PATH, status=0, delay=3.0)
     read = bot.send_command("status acme/chat")
     change = bot.send_command("restart acme/chat")
