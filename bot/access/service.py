@@ -109,15 +109,9 @@ class Access:
         `strict`: with no answer at all, raise the Hub's error (a command says why it shows nothing)."""
         def load():
             try:
-                info = hub.call(self.api.space_info, space, expand=["private"], space=space)
+                return self._watched_private(space)
             except SpaceOpsError as err:
                 return err
-            private = bool(getattr(info, "private", True))
-            try:
-                self.records.redis.hset(PRIVATE, space, "1" if private else "0")
-            except REDIS_ERRORS:
-                pass
-            return private
         value = self._private.get(space, load)
         if isinstance(value, bool):
             return value
@@ -223,7 +217,8 @@ class Access:
             raise NotAllowed(words.private_watch_refused(cmd.space, channel, namespace_of(cmd.space)))
 
     def _watched_private(self, space: str) -> bool:
-        """Asked of the Hub now (a typo'd Space is "not found", not "private")."""
+        """Asked of the Hub now (a typo'd Space is "not found", not "private"); the answer is kept in Redis
+        for replicas that later can't ask."""
         info = hub.call(self.api.space_info, space, expand=["private"], space=space)
         private = bool(getattr(info, "private", True))
         try:
