@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 import secrets
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import redis
 
-from bot.core.store import key
+from bot.core.store import key, record_from_redis
 
 OPEN = ("pending", "failed")  # an approver may still click
 TERMINAL = ("approved", "denied", "cancelled", "expired")  # out of the pending index
@@ -128,24 +128,7 @@ class ApprovalRequest:
     @classmethod
     def from_redis(cls, raw: dict[str, str]) -> "ApprovalRequest":
         """Tolerant: unknown fields are ignored, missing ones take their defaults, a garbled number is 0."""
-        values: dict = {}
-        for f in fields(cls):
-            if f.name not in raw:
-                continue
-            text = raw[f.name]
-            try:
-                if f.type == "float":
-                    values[f.name] = float(text or 0)
-                elif f.type == "int":
-                    values[f.name] = int(text or 0)
-                elif f.type == "int | None":
-                    values[f.name] = int(text) if text else None
-                elif f.type == "bool":
-                    values[f.name] = text == "1"
-                else:
-                    values[f.name] = text
-            except ValueError:
-                values[f.name] = 0 if f.type in ("float", "int") else None
+        values = record_from_redis(cls, raw)
         for name in ("id", "space", "current", "flavor", "requester", "channel", "ts"):
             values.setdefault(name, "")
         values.setdefault("created_at", 0.0)

@@ -11,7 +11,7 @@ import json
 import logging
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Callable, Iterator, TypeVar
 
 import redis
@@ -78,6 +78,30 @@ def fast_client(client: redis.Redis) -> redis.Redis:
         ExponentialWithJitterBackoff(base=0.01, cap=0.01), 0), health_check_interval=0)
     pool = redis.ConnectionPool(connection_class=client.connection_pool.connection_class, **kwargs)
     return redis.Redis(connection_pool=pool)
+
+
+def record_from_redis(cls, raw: dict[str, str]) -> dict:
+    """A stored hash as the field values of dataclass `cls`, tolerantly: unknown fields are ignored, missing
+    ones left out (their defaults apply), a garbled number is 0. Types are read from the annotations."""
+    values: dict = {}
+    for f in fields(cls):
+        if f.name not in raw:
+            continue
+        text = raw[f.name]
+        try:
+            if f.type == "float":
+                values[f.name] = float(text or 0)
+            elif f.type == "int":
+                values[f.name] = int(text or 0)
+            elif f.type == "int | None":
+                values[f.name] = int(text) if text else None
+            elif f.type == "bool":
+                values[f.name] = text == "1"
+            else:
+                values[f.name] = text
+        except ValueError:
+            values[f.name] = 0 if f.type in ("float", "int") else None
+    return values
 
 
 def script_each(client, source: str, calls: list[tuple[list[str], list]]) -> list:

@@ -15,7 +15,7 @@ from dataclasses import MISSING, asdict, dataclass, fields, replace
 
 import redis
 
-from bot.core.store import key
+from bot.core.store import key, record_from_redis
 
 log = logging.getLogger(__name__)
 CLAIM_KEEP = 8 * 24 * 3600  # a claim outlives any grace window or retry by far
@@ -116,23 +116,8 @@ def to_redis(record) -> dict[str, str]:
 
 
 def from_redis(cls, raw: dict[str, str]):
-    """Tolerant: unknown fields ignored, missing ones default, a garbled number is 0."""
-    values: dict = {}
-    for f in fields(cls):
-        if f.name not in raw:
-            continue
-        text = raw[f.name]
-        try:
-            if f.type == "float":
-                values[f.name] = float(text or 0)
-            elif f.type == "int":
-                values[f.name] = int(text or 0)
-            elif f.type == "int | None":
-                values[f.name] = int(text) if text else None
-            else:
-                values[f.name] = text
-        except ValueError:
-            values[f.name] = 0 if f.type in ("float", "int") else None
+    """Tolerant (see `record_from_redis`); a required field that is absent gets an empty value."""
+    values = record_from_redis(cls, raw)
     for f in fields(cls):
         if f.name not in values and f.default is MISSING and f.default_factory is MISSING:  # required, absent
             values[f.name] = 0.0 if f.type == "float" else (None if f.type == "int | None" else "")
