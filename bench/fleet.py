@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bot.alerts.poller import state_key  # noqa: E402
-from bot.alerts.rollups import TTL, DayDelta, cas_rollup, day_key, stint  # noqa: E402
+from bot.alerts.rollups import TTL, DayDelta, cas_rollup, day_key, format_summary, month_key, stint  # noqa: E402
 from bot.alerts.transitions import SpaceState  # noqa: E402
 from bot.alerts.watches import WATCHES  # noqa: E402
 from bot.app import build_context  # noqa: E402
@@ -81,6 +81,7 @@ def fill(client, spaces: list[str], days: int, now: float) -> int:
             fields = {**entry.get("add", {}), **entry.get("peak", {})}
             if "h" in entry:
                 fields["h"] = entry["h"]
+            fields.update({name: format_summary(values) for name, values in entry.get("sum", {}).items()})
             pipe.hset(name, mapping=fields)
             pipe.expire(name, TTL)
             day_keys += ":d:" in name
@@ -125,10 +126,19 @@ def main() -> None:
             day_keys = fill(client, spaces, args.days, now)
             print(f"filled {len(spaces):,} Spaces × {args.days} days ({day_keys:,} day hashes) "
                   f"in {time.perf_counter() - start:.1f} s")
-            sample = [day_key(s, time.strftime("%Y-%m-%d", time.gmtime(now - 5 * 86400))) for s in spaces[:2000]]
+            sample_day = time.strftime("%Y-%m-%d", time.gmtime(now - 5 * 86400))
+            sample = [day_key(s, sample_day) for s in spaces[:2000]]
             per_day = sum(client.memory_usage(k) or 0 for k in sample) / len(sample)
+            # Each month hash holds the month's billed fields and one summary per day: its share per day.
+            shares = []
+            for space in spaces[:2000]:
+                name = month_key(space, sample_day[:7])
+                summaries = sum(1 for f in client.hkeys(name) if f.startswith("d|"))
+                shares.append((client.memory_usage(name) or 0) / max(1, summaries))
+            per_month_day = sum(shares) / len(shares)
             total = int(client.info("memory")["used_memory"]) - before
-            print(f"Redis memory per Space-day of roll-up (MEMORY USAGE of day hashes): {per_day:,.0f} bytes")
+            print(f"Redis memory per Space-day of roll-up: {per_day + per_month_day:,.0f} bytes "
+                  f"(day hash {per_day:,.0f}, its share of the month hash {per_month_day:,.0f})")
             print(f"Redis memory, everything written / Space-days: {total / (len(spaces) * args.days):,.0f} bytes")
 
             settings = Settings.from_env({"REDIS_URL": server.url, "HF_TOKEN": "hf_bench",

@@ -142,6 +142,18 @@ if ARGV[9] ~= '' then
         if v > tonumber(redis.call('HGET', k, f) or '0') then redis.call('HSET', k, f, v) end
       end
     end
+    if e.sum then
+      for f, v in pairs(e.sum) do
+        local cur, i = {0, 0, 0, 0, 0}, 0
+        for n in string.gmatch(redis.call('HGET', k, f) or '', '%-?%d+') do
+          i = i + 1
+          if i <= 5 then cur[i] = tonumber(n) end
+        end
+        for j = 1, 4 do cur[j] = cur[j] + (tonumber(v[j]) or 0) end
+        if (tonumber(v[5]) or 0) > cur[5] then cur[5] = tonumber(v[5]) end
+        redis.call('HSET', k, f, table.concat(cur, ' '))
+      end
+    end
     if e.h then
       local cur, rank, out = redis.call('HGET', k, 'h') or '', '.spurb', {}
       for i = 1, 24 do

@@ -3,7 +3,9 @@
 Per Space and UTC day: billed seconds per flavor with the price per hour of the time (`b|t4-medium|0.6`),
 uptime seconds (`up`), incidents opened (`inc`), the longest outage that ended that day (`out`) and an
 hour strip (`h`, 24 letters, the worst stage seen in each hour). Per Space and month: the billed fields
-again, so a month's spend is one read. The poller's CAS writes them when a stage ends; reports add the
+again, so a month's spend is one read, and one summary field per day (`d|05`: micro-dollars, billed
+seconds, uptime seconds, incidents, longest outage), so a report over many Spaces reads one hash per
+Space and month instead of one per day. The poller's CAS writes them when a stage ends; reports add the
 stage a Space is in now with the same functions.
 """
 
@@ -35,6 +37,45 @@ def month_key(space: str, month: str) -> str:
 
 def day_of(ts: float) -> str:
     return time.strftime("%Y-%m-%d", time.gmtime(ts))
+
+
+def summary_field(day: str) -> str:
+    """The month hash's field for one day: `d|05` for 2026-11-05."""
+    return "d|" + day[8:10]
+
+
+def summary_of(delta: "DayDelta") -> list[int]:
+    """[micro-dollars, billed seconds, uptime seconds, incidents, longest outage] that a day delta adds;
+    the CAS adds the first four to the stored summary and keeps the larger fifth."""
+    micro, billed = 0.0, 0
+    for name, seconds in delta.add.items():
+        parsed = parse_billed(name)
+        if parsed:
+            micro += seconds * parsed[1] / 3600 * 1_000_000
+            billed += seconds
+    return [int(round(micro)), billed, delta.add.get("up", 0), delta.add.get("inc", 0), delta.peak.get("out", 0)]
+
+
+def format_summary(numbers: list[int]) -> str:
+    """The stored `d|DD` value: always five numbers (`"1800000 10800 10800 0 0"`), so a reader splits all the
+    days of a period at once."""
+    return " ".join(str(n) for n in (list(numbers) + [0] * 5)[:5])
+
+
+def parse_summary(text: str | None) -> list[int] | None:
+    """A stored `d|DD` value → its five numbers; None when absent or mangled (the reader then sums the day hash)."""
+    if not text:
+        return None
+    parts = text.split(" ")
+    if len(parts) > 5:
+        return None
+    try:
+        numbers = [int(p) for p in parts]
+    except ValueError:
+        return None
+    if any(n < 0 for n in numbers):
+        return None
+    return numbers + [0] * (5 - len(numbers))
 
 
 def billed_field(flavor: str | None, price: float) -> str:
@@ -151,11 +192,13 @@ def transition_rollup(prev, state, price: float | None) -> dict[str, DayDelta]:
 
 
 def cas_rollup(space: str, deltas: dict[str, DayDelta]) -> tuple[list[str], list[dict]]:
-    """(extra keys, entries) for the poller's CAS: one entry per day hash, one per month hash (billed only).
-    Each entry: {"k": index into the extra keys (1-based), "add": {...}, "peak": {...}, "h": strip}."""
+    """(extra keys, entries) for the poller's CAS: one entry per day hash, one per month hash (its billed
+    fields and each day's summary). Each entry: {"k": index into the extra keys (1-based), "add": {...},
+    "peak": {...}, "h": strip, "sum": {"d|05": [five numbers, see `summary_of`]}}."""
     keys: list[str] = []
     entries: list[dict] = []
     months: dict[str, dict[str, int]] = {}
+    summaries: dict[str, dict[str, list[int]]] = {}
     for day, delta in sorted(deltas.items()):
         keys.append(day_key(space, day))
         entry: dict = {"k": len(keys)}
@@ -166,12 +209,15 @@ def cas_rollup(space: str, deltas: dict[str, DayDelta]) -> tuple[list[str], list
         if delta.strip.strip(UNKNOWN):
             entry["h"] = delta.strip
         entries.append(entry)
-        billed = {n: v for n, v in delta.add.items() if n.startswith("b|")}
-        if billed:
-            month = months.setdefault(day[:7], {})
-            for name, value in billed.items():
+        month = months.setdefault(day[:7], {})
+        for name, value in delta.add.items():
+            if name.startswith("b|"):
                 month[name] = month.get(name, 0) + value
+        summaries.setdefault(day[:7], {})[summary_field(day)] = summary_of(delta)
     for month, billed in sorted(months.items()):
         keys.append(month_key(space, month))
-        entries.append({"k": len(keys), "add": billed})
+        entry = {"k": len(keys), "sum": summaries[month]}
+        if billed:
+            entry["add"] = billed
+        entries.append(entry)
     return keys, entries

@@ -7,6 +7,7 @@ Stages are compared as strings: the Hub reports stages (`SLEEPING`) the Python e
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -31,8 +32,13 @@ def _known(cls, data) -> dict:
     """The fields of `data` that `cls` has: a record written by a newer replica still decodes."""
     if not isinstance(data, dict):
         raise Unreadable(f"{cls.__name__}: not an object")
-    names = {f.name for f in fields(cls)}
+    names = _names(cls)
     return {k: v for k, v in data.items() if k in names}
+
+
+@functools.cache
+def _names(cls) -> frozenset[str]:
+    return frozenset(f.name for f in fields(cls))
 
 
 def _loads(text) -> dict:
@@ -166,8 +172,13 @@ class SpaceState:
         data = _known(cls, _loads(stored["json"]))
         try:
             data["errors"] = tuple(float(t) for t in data.get("errors") or ())
-            state = cls(**{**data, "space": space})
-            state = replace(state, version=float(state.version), since=float(state.since), stage=str(state.stage))
+            data["space"] = space
+            for name in ("version", "since"):
+                if name in data:
+                    data[name] = float(data[name])
+            if "stage" in data:
+                data["stage"] = str(data["stage"])
+            state = cls(**data)
         except (TypeError, ValueError) as err:
             raise Unreadable(f"state of {space}: {err}") from err
         return state

@@ -6,6 +6,7 @@ so the same code runs on Redis Cluster.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import json
 import logging
@@ -115,6 +116,29 @@ def script_each(client, source: str, calls: list[tuple[list[str], list]]) -> lis
     for keys, args in calls:
         pipe.evalsha(sha, len(keys), *keys, *args)
     return pipe.execute()
+
+
+def script_groups(client, source: str, groups: list[list[str]], args: list, per_call: int = 200,
+                  per_read: int = 10) -> Iterator[str]:
+    """One Lua script over many groups of keys of the same size, each group in one slot, with the same args;
+    yields one result per group, in order. The script loops over its KEYS in groups (`#KEYS / #group`). On one
+    server (or Sentinel's primary) `per_call` groups go in each call, `per_read` calls per pipeline; on a Redis
+    Cluster, one group per call, so that every call's keys share a slot. The next pipeline is read on a second
+    connection while the caller works through this one's results: Redis works while Python decodes."""
+    if not groups:
+        return
+    batch = per_call if isinstance(client, redis.Redis) else 1
+    calls = [([k for group in groups[start:start + batch] for k in group], args)
+             for start in range(0, len(groups), batch)]
+    reads = [calls[start:start + per_read] for start in range(0, len(calls), per_read)]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="redis-read") as reader:
+        pending = reader.submit(script_each, client, source, reads[0])
+        for following in reads[1:] + [None]:
+            results = pending.result()
+            if following is not None:
+                pending = reader.submit(script_each, client, source, following)
+            for result in results:
+                yield from result
 
 
 UNREACHABLE = ("Space Ops cannot reach its database right now, so it can't do this: it makes no change without "

@@ -181,7 +181,8 @@ def period_row(period: Period, previous_days: list[str], days: list[str], start:
     row = SpaceCost(period.space, cost=total.cost, billed_seconds=total.billed, up=total.up,
                     incidents=total.incidents, longest_outage=total.longest_outage)
     row.daily = dict(zip(days, period.daily))
-    row.strips = {day: period.strips[i * 24:(i + 1) * 24] for i, day in enumerate(days)}
+    if period.strips is not None:
+        row.strips = {day: period.strips[i * 24:(i + 1) * 24] for i, day in enumerate(days)}
     flavors, previous = dict(total.flavors), period.previous
     if state is not None:
         row.first_seen, row.stage, row.hardware = state.first_seen, state.stage, state.hardware
@@ -194,7 +195,8 @@ def period_row(period: Period, previous_days: list[str], days: list[str], start:
                     row.daily[day] += extra.cost
                     row.billed_seconds += extra.billed
                     row.up += extra.up
-                    row.strips[day] = merge_strip(row.strips[day], extra.strip)
+                    if day in row.strips:
+                        row.strips[day] = merge_strip(row.strips[day], extra.strip)
                     for flavor, seconds in extra.flavors.items():
                         flavors[flavor] = flavors.get(flavor, 0) + seconds
                 elif day in previous_days:

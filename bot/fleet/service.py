@@ -209,7 +209,7 @@ class Fleet:
         previous_days = report.days_between(start - length * DAY, start - 1)
         catalogue = self.catalogues.current
         rows, prices, previous = [], {}, 0.0
-        for space, item in self.store.periods(spaces, previous_days, days).items():
+        for space, item in self.store.summaries(spaces, previous_days, days).items():
             price = catalogue.price(item.state.hardware) if item.state else None
             row, before = report.period_row(item, previous_days, days, start, end, now, price)
             rows.append(row)
@@ -264,10 +264,22 @@ class Fleet:
         top = [r.space for r in snap.rows]
         strips = {}
         broken_first = sorted(snap.rows, key=lambda r: (report.broken_now(r, now) is None, -r.cost, r.space))
-        for row in broken_first[:chart.STRIP_ROWS]:
+        drawn = broken_first[:chart.STRIP_ROWS]
+        self._read_strips([r for r in drawn if not r.strips], days, start, end, now, snap.prices)
+        for row in drawn:
             strips[row.space] = "".join(row.strips.get(day, "." * 24) for day in days)
         daily = {space: snap.rows[i].daily for i, space in enumerate(top)}
         return chart.render(title, days, daily, strips)
+
+    def _read_strips(self, rows: list[SpaceCost], days: list[str], start: float, end: float, now: float,
+                     prices: dict[str, float | None]) -> None:
+        """Hour strips for rows summed from day summaries (which have none): the day hashes of just these."""
+        if not rows:
+            return
+        detailed = self.store.periods([r.space for r in rows], [], days)
+        for row in rows:
+            full, _ = report.period_row(detailed[row.space], [], days, start, end, now, prices.get(row.space))
+            row.strips = full.strips
 
     def upload(self, channel: str, thread_ts: str | None, png: bytes, filename: str, title: str) -> bool:
         if self.slack is None:

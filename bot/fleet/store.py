@@ -5,17 +5,20 @@ Every record is JSON with a version `v` and read tolerantly; reads are pipelined
 
 from __future__ import annotations
 
+import calendar
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Iterable
 
 import redis
 
 from bot.alerts.poller import state_key
-from bot.alerts.rollups import UNKNOWN, day_key, month_key
+from bot.alerts.rollups import (DAY, UNKNOWN, day_key, format_summary, month_key, parse_summary,
+                                summary_field)
 from bot.alerts.transitions import SpaceState
-from bot.core.store import key, script_each
+from bot.core.store import key, script_each, script_groups
 
 log = logging.getLogger(__name__)
 
@@ -106,17 +109,79 @@ return table.concat({redis.call('HGET', KEYS[1], 'json') or '', string.format('%
 """
 
 
+# KEYS: per Space, its state then its month hashes (`script_groups`). ARGV: the number of months, then per
+# month its number of days and their summary fields (`d|05`), in day order. Returns per Space the state's
+# JSON, a newline, then the days' summaries joined by commas ('' when absent): one HMGET per month rather than one read per
+# day, so a digest over 10,000 Spaces costs Redis two reads per Space; the caller does the sums (Lua's string
+# parsing cost more than the reads).
+_SUMMARY = """
+local size, out = 1 + tonumber(ARGV[1]), {}
+for g = 0, #KEYS / size - 1 do
+  local base, days, a = g * size, {}, 2
+  for m = 2, size do
+    local n = tonumber(ARGV[a])
+    local got = redis.call('HMGET', KEYS[base + m], unpack(ARGV, a + 1, a + n))
+    for j = 1, n do days[#days + 1] = got[j] or '' end
+    a = a + n + 1
+  end
+  out[g + 1] = (redis.call('HGET', KEYS[base + 1], 'json') or '') .. '\\n' .. table.concat(days, ',')
+end
+return out
+"""
+
+
 @dataclass
 class Period:
     """One Space over a report period, summed in Redis: totals, each day's cost and hour strip, and the
-    cost of the period before (for the change)."""
+    cost of the period before (for the change). `strips` is None when read from the day summaries, which
+    carry no hour strips (the chart reads the few it draws from the day hashes)."""
 
     space: str
     state: "SpaceState | None"
     previous: float
     total: "Day"
     daily: list[float]
-    strips: str
+    strips: str | None
+
+
+def _state(space: str, text: str) -> "SpaceState | None":
+    if not text:
+        return None
+    try:
+        return SpaceState.from_fields(space, {"json": text})
+    except (ValueError, TypeError):
+        log.warning("unreadable state of %s; reported without it", space)
+        return None
+
+
+def _summed(values: str, count: int, before: int) -> "tuple[float, Day, list[float]] | None":
+    """(the period before's cost, the period's totals, its daily costs) from `count` day summaries joined by
+    commas, the first `before` of them the period before's; None unless every one is present and well formed."""
+    if count == 0:
+        return 0.0, Day(), []
+    flat = values.replace(",", " ").split(" ")
+    if len(flat) != 5 * count:
+        return None
+    try:
+        n = list(map(int, flat))
+    except ValueError:
+        return None
+    if min(n, default=0) < 0:
+        return None
+    cut = 5 * before
+    daily = [c / 1e6 for c in n[cut::5]]
+    return (sum(n[0:cut:5]) / 1e6, Day(sum(n[cut::5]) / 1e6, sum(n[cut + 1::5]), {}, sum(n[cut + 2::5]),
+                                       sum(n[cut + 3::5]), max(n[cut + 4::5], default=0)), daily)
+
+
+def _needs_day_hash(state: "SpaceState | None", day: str) -> bool:
+    """Whether a day without a summary may hold roll-ups: only if it overlaps the time between the bot first
+    seeing the Space and the start of its current stage (which the report adds itself); those were then
+    written before summaries existed."""
+    if state is None:
+        return True
+    start = calendar.timegm(time.strptime(day, "%Y-%m-%d"))
+    return max(start, state.first_seen or 0) < min(start + DAY, state.since)
 
 
 def _int(text: str) -> int:
@@ -232,12 +297,7 @@ class FleetStore:
                 lines = (text or "").split("\n")
                 if len(lines) < 5:
                     lines += [""] * (5 - len(lines))
-                state = None
-                if lines[0]:
-                    try:
-                        state = SpaceState.from_fields(space, {"json": lines[0]})
-                    except (ValueError, TypeError):
-                        log.warning("unreadable state of %s; reported without it", space)
+                state = _state(space, lines[0])
                 try:
                     previous = float(lines[1] or 0)
                     daily = [float(x) for x in lines[3].split(",")] if lines[3] else []
@@ -246,6 +306,38 @@ class FleetStore:
                 daily = (daily + [0.0] * len(days))[:len(days)]
                 strips = lines[4].ljust(24 * len(days), UNKNOWN)[:24 * len(days)]
                 out[space] = Period(space, state, previous, Day.decode(lines[2]) or Day(), daily, strips)
+        return out
+
+    def summaries(self, spaces: Iterable[str], previous_days: list[str], days: list[str]) -> dict[str, Period]:
+        """Like `periods`, from the month hashes' day summaries (no hour strips): a script call per 200 Spaces
+        (per Space on a cluster), pipelined. A Space with days written before summaries existed is read the `periods` way."""
+        spaces = list(spaces)
+        every = previous_days + days
+        before = len(previous_days)
+        months: dict[str, list[str]] = {}
+        for day in every:
+            months.setdefault(day[:7], []).append(summary_field(day))
+        args: list = [len(months)]
+        for fields in months.values():
+            args += [len(fields), *fields]
+        out: dict[str, Period] = {}
+        fallback: list[str] = []
+        groups = [[state_key(space)] + [month_key(space, m) for m in months] for space in spaces]
+        for space, text in zip(spaces, script_groups(self.redis, _SUMMARY, groups, args)):
+            head, _, values = (text or "").partition("\n")
+            state = _state(space, head)
+            numbers = _summed(values, len(every), before)
+            if numbers is None:  # a day without its summary (or a mangled one): one at a time
+                parsed = (values.split(",") + [""] * len(every))[:len(every)]
+                parsed = [parse_summary(v) for v in parsed]
+                if any(n is None and _needs_day_hash(state, every[i]) for i, n in enumerate(parsed)):
+                    fallback.append(space)
+                    continue
+                numbers = _summed(",".join(format_summary(n or [0]) for n in parsed), len(every), before)
+            previous, total, daily = numbers
+            out[space] = Period(space, state, previous, total, daily, None)
+        if fallback:
+            out.update(self.periods(fallback, previous_days, days))
         return out
 
     # ------------------------------------------------------------------ known Spaces
