@@ -124,6 +124,7 @@ def build_context(settings: Settings, redis_client: redis.Redis | None = None, p
     fleet = Fleet(settings, store, poster, watcher.store, watcher.outbox, catalogues, roles,
                   known=lambda: list(watcher.poller.cache), leading=watcher.lease.holds,
                   pending_requests=approvals.store.open_requests, slack=client)
+    fleet.reveals = access.reveals
     watcher.periodic.append(fleet.tick)
     watcher.cron.append(("digests", fleet.digest_tick, {"minute": "*", "second": 5}))
     webhook = WebhookCommands(settings, api, store, watcher.store, roles.is_admin)

@@ -366,3 +366,26 @@ def test_digest_due_follows_the_time_zone_and_mondays():
     assert period == "2026-12-02" and due == calendar.timegm((2026, 12, 2, 8, 0, 0))
     period, due = digest_due({"period": "weekly", "time": "09:00", "tz": "UTC"}, wednesday_noon)
     assert period == "2026-W49" and due == calendar.timegm((2026, 11, 30, 9, 0, 0))
+
+
+def test_digest_shows_a_private_spaces_error_text_only_where_its_namespace_is_in_scope(make_bot, hub, slack):
+    """As `/space status` does: a private Space's error text goes to a channel scoped to its namespace (or a
+    DM), never into an unscoped one; a public Space's error text goes everywhere."""
+    bot = make_bot(SPACEOPS_ADMINS="UADM")
+    hub.add_space("acme/secret", stage="RUNTIME_ERROR", hardware="t4-small", private=True,
+                  error="KeyError: 'HF_PRIVATE_DATASET_ROW'")
+    hub.add_space("acme/open", stage="RUNTIME_ERROR", hardware="t4-small", error="boom in public")
+    assert "scoped" in bot.command("scope <#C8|acme-ops> acme/*", user="UADM")["text"]
+    watch(bot, "acme/* <#C7|general>")
+    watch(bot, "acme/* <#C8|acme-ops>")
+    now = time.time()
+    bot.ctx.watcher.tick(now)
+    config = {"period": "daily", "time": "09:00", "tz": "UTC"}
+    bot.ctx.fleet.post_digest("C7", config, now, now + MIN)
+    bot.ctx.fleet.post_digest("C8", config, now, now + MIN)
+    [unscoped] = [as_text(p["text"], p["blocks"]) for p in slack.posts("C7") if "digest" in p["text"]]
+    [scoped] = [as_text(p["text"], p["blocks"]) for p in slack.posts("C8") if "digest" in p["text"]]
+    assert "acme/secret" in unscoped and "HF_PRIVATE_DATASET_ROW" not in unscoped
+    assert "private: its error text is shown in a channel scoped to its namespace" in unscoped
+    assert "boom in public" in unscoped
+    assert "HF_PRIVATE_DATASET_ROW" in scoped and "boom in public" in scoped and "private:" not in scoped

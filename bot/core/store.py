@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import gc
 import json
 import logging
 import time
@@ -116,6 +117,19 @@ def script_each(client, source: str, calls: list[tuple[list[str], list]]) -> lis
     for keys, args in calls:
         pipe.evalsha(sha, len(keys), *keys, *args)
     return pipe.execute()
+
+
+@contextlib.contextmanager
+def bulk_decoding() -> Iterator[None]:
+    """Python's cyclic garbage collector paused while tens of thousands of acyclic records are decoded (it
+    would otherwise walk all of them again and again as they pile up); resumed after, if it was on."""
+    was_on = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_on:
+            gc.enable()
 
 
 def script_groups(client, source: str, groups: list[list[str]], args: list, per_call: int = 200,

@@ -91,6 +91,7 @@ class SpaceCost:
     error: str | None = None
     daily: dict[str, float] = field(default_factory=dict)
     strips: dict[str, str] = field(default_factory=dict)
+    hidden: bool = False  # a private Space's details left out where they may not be shown
 
     @property
     def uptime(self) -> float | None:

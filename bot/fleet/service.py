@@ -10,7 +10,7 @@ import hashlib
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Callable, Iterable
 from zoneinfo import ZoneInfo
@@ -27,7 +27,7 @@ from bot.core.flavors import CatalogueSource
 from bot.core.permissions import Actor, Roles, namespace_of
 from bot.core.settings import Settings
 from bot.core.slack import Poster
-from bot.core.store import REDIS_ERRORS, Store
+from bot.core.store import REDIS_ERRORS, Store, bulk_decoding
 from bot.core.words import Reply
 from bot.fleet import chart, report, words
 from bot.fleet.report import SpaceCost
@@ -102,6 +102,8 @@ class Fleet:
         self.store = FleetStore(records.redis)
         self._indexed: set[str] = set()
         self._budgets_checked = 0.0
+        # Whether a private Space's details (its error text) may be shown to a channel; set at wiring (access).
+        self.reveals: Callable[[str, Actor], bool] = lambda space, actor: True
         outbox.handlers[BUDGET_OP] = self._deliver_budget
 
     # ------------------------------------------------------------------ wiring
@@ -160,6 +162,11 @@ class Fleet:
         `project` also reads the last 7 days, which the month's projection needs."""
         days = report.days_between(min(start, now - 7 * DAY) if project else start, min(end, now) - 1)
         month = report.month_of(now)
+        with bulk_decoding():
+            return self._snapshot(spaces, days, month, start, end, now, project)
+
+    def _snapshot(self, spaces: list[str], days: list[str], month: str, start: float, end: float, now: float,
+                  project: bool) -> Snapshot:
         facts = self.store.facts(spaces, days, [month])
         catalogue = self.catalogues.current
         rows, prices, months, today = [], {}, {}, {}
@@ -183,7 +190,8 @@ class Fleet:
         today, month = day_of(now), report.month_of(now)
         today_start = float(int(now) // DAY * DAY)
         month_start, _ = report.month_bounds(month)
-        facts = self.store.facts(spaces, [today], [month])
+        with bulk_decoding():
+            facts = self.store.facts(spaces, [today], [month])
         catalogue = self.catalogues.current
         rows, prices, months, todays = [], {}, {}, {}
         for space in spaces:
@@ -209,12 +217,13 @@ class Fleet:
         previous_days = report.days_between(start - length * DAY, start - 1)
         catalogue = self.catalogues.current
         rows, prices, previous = [], {}, 0.0
-        for space, item in self.store.summaries(spaces, previous_days, days).items():
-            price = catalogue.price(item.state.hardware) if item.state else None
-            row, before = report.period_row(item, previous_days, days, start, end, now, price)
-            rows.append(row)
-            prices[space] = price
-            previous += before
+        with bulk_decoding():
+            for space, item in self.store.summaries(spaces, previous_days, days).items():
+                price = catalogue.price(item.state.hardware) if item.state else None
+                row, before = report.period_row(item, previous_days, days, start, end, now, price)
+                rows.append(row)
+                prices[space] = price
+                previous += before
         rows.sort(key=lambda r: (-r.cost, r.space))
         return Snapshot(rows, {}, prices, {}, {}), previous
 
@@ -419,13 +428,25 @@ class Fleet:
         snap, previous = self.period(spaces, start, end, length, now)
         label = "Weekly" if weekly else "Daily"
         title = (f"{label} digest — {day_of(start)}" + (f" → {day_of(end - 1)}" if weekly else "") + " (UTC)")
-        broken = [r for r in snap.rows if report.broken_now(r, now)]
+        broken = [self._shown_to(r, channel) for r in snap.rows if report.broken_now(r, now)][:words.MAX_ROWS]
         reply = words.digest_message(title, snap.rows, snap.total, previous, self.idle(snap, now), broken,
                                      snap.prices, snap.first_seen(), now, self.hub_url,
                                      late=now - due_at > 15 * 60)
         ts = self.poster.post(channel, reply.text, reply.blocks)
         self.upload(channel, ts, self.chart_png(title, snap, start, end, now), "digest.png", title)
         return ts
+
+    def _shown_to(self, row: SpaceCost, channel: str) -> SpaceCost:
+        """The row as `channel` may see it: a private Space's error text only where its namespace is in
+        scope (or in a DM), as `/space status` shows it."""
+        if not row.error:
+            return row
+        try:
+            if self.reveals(row.space, Actor("", channel)):
+                return row
+        except Exception:  # noqa: BLE001 — when privacy can't be known, the details stay hidden
+            log.warning("could not tell whether %s is private; its error text is left out", row.space)
+        return replace(row, error=None, hidden=True)
 
     # ------------------------------------------------------------------ App Home
 

@@ -197,6 +197,8 @@ def digest_message(title: str, rows: list, total: float, previous: float, idle: 
         blocks.append(section("*Broken or stuck now:*\n" + "\n".join(
             f"{STAGE_EMOJI.get(r.stage, ':hourglass:')} {space_link(r.space, hub_url)} {stage_words(r.stage)} for "
             f"{duration_words(now - r.since)}" + (f": {escape((r.error or '')[:120])}" if r.error else "")
+            + (" (private: its error text is shown in a channel scoped to its namespace, or in a DM)"
+               if r.hidden else "")
             for r in broken[:MAX_ROWS])))
     if idle:
         blocks.append(section(f"*Possible idle spend* ({len(idle)}):"))
