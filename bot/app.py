@@ -100,6 +100,7 @@ def build_context(settings: Settings, redis_client: redis.Redis | None = None, p
     ops.reveals = access.reveals
     watcher.outbox.may_post = access.may_alert
     watcher.outbox.prepare = access.prefetch
+    watcher.poller.privacy = access.observed
     for name, handler in access.commands().items():
         ops.handle(name, handler)
     for line in settings.warnings():
@@ -124,7 +125,7 @@ def build_context(settings: Settings, redis_client: redis.Redis | None = None, p
     fleet = Fleet(settings, store, poster, watcher.store, watcher.outbox, catalogues, roles,
                   known=lambda: list(watcher.poller.cache), leading=watcher.lease.holds,
                   pending_requests=approvals.store.open_requests, slack=client)
-    fleet.reveals = access.reveals
+    fleet.reveals, fleet.prefetch = access.reveals, access.prefetch
     watcher.periodic.append(fleet.tick)
     watcher.cron.append(("digests", fleet.digest_tick, {"minute": "*", "second": 5}))
     webhook = WebhookCommands(settings, api, store, watcher.store, roles.is_admin)

@@ -95,7 +95,7 @@ def test_a_new_commit_in_the_batched_read_makes_the_space_hot(bot, hub, slack, c
     watch(bot, "watch acme/*")
     tick(bot, clock)
     listing = [c for c in hub.calls("GET", "/api/spaces") if c.query.get("author") == ["acme"]]
-    assert set(listing[-1].query["expand"]) == {"runtime", "sha"}
+    assert set(listing[-1].query["expand"]) == {"runtime", "sha", "private"}
     tick(bot, clock)
     assert bot.ctx.watcher.hot.entries() == {}                  # the first sighting of a commit is a baseline
     hub.spaces["acme/s1"]["sha"] = "3f2a1c9" + "0" * 33        # a push

@@ -50,6 +50,10 @@ class _Cache:
             self._items[name] = (now + self.seconds, value)
         return value
 
+    def put(self, name: str, value: object) -> None:
+        with self._lock:
+            self._items[name] = (time.monotonic() + self.seconds, value)
+
     def forget(self, name: str) -> None:
         with self._lock:
             self._items.pop(name, None)
@@ -66,6 +70,7 @@ class Access:
         self._users = _Cache()
         self._last_users: dict[str, dict] = {}
         self._private = _Cache()
+        self._seen_private: dict[str, bool] = {}  # what this process last wrote to PRIVATE
         self._home: tuple[str, str] | None = None
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="spaceops-access")
 
@@ -123,6 +128,17 @@ class Access:
         if known is None and strict and isinstance(value, SpaceOpsError):
             raise value
         return known != "0"
+
+    def observed(self, space: str, private: bool) -> None:
+        """The poller's batched read saw this Space's visibility: kept as a fresh answer (no Hub request of
+        its own for a while), and in Redis for the replicas when it changed."""
+        self._private.put(space, private)
+        if self._seen_private.get(space) is not private:
+            try:
+                self.records.redis.hset(PRIVATE, space, "1" if private else "0")
+                self._seen_private[space] = private
+            except REDIS_ERRORS:
+                pass
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -5,6 +5,7 @@ matplotlib's Agg canvas (no display, no pyplot); PNG bytes out.
 
 from __future__ import annotations
 
+import heapq
 import io
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -24,18 +25,18 @@ STRIP_LABELS = {"r": "running", "u": "starting", "s": "asleep", "p": "paused", "
 def spend_series(days: list[str], daily: dict[str, dict[str, float]]) -> dict[str, list[float]]:
     """Space → spend per day, the top 8 by total and the rest summed as "others" (pure)."""
     sums = {space: sum(values.values()) for space, values in daily.items()}
-    totals = sorted(daily, key=lambda s: (-sums[s], s))
-    series = {space: [daily[space].get(day, 0.0) for day in days] for space in totals[:TOP] if sums[space] > 0}
-    rest = totals[TOP:]
-    if rest:
-        index = {day: i for i, day in enumerate(days)}
+    top = heapq.nsmallest(TOP, daily, key=lambda s: (-sums[s], s))
+    series = {space: [daily[space].get(day, 0.0) for day in days] for space in top if sums[space] > 0}
+    if len(daily) > len(top):
+        index, chosen = {day: i for i, day in enumerate(days)}, set(top)
         others = [0.0] * len(days)
-        for space in rest:
-            for day, value in daily[space].items():
-                if day in index:
-                    others[index[day]] += value
+        for space, values in daily.items():
+            if space not in chosen:
+                for day, value in values.items():
+                    if day in index:
+                        others[index[day]] += value
         if sum(others) > 0:
-            series[f"others ({len(rest)})"] = others
+            series[f"others ({len(daily) - len(top)})"] = others
     return series
 
 

@@ -104,6 +104,7 @@ class Fleet:
         self._budgets_checked = 0.0
         # Whether a private Space's details (its error text) may be shown to a channel; set at wiring (access).
         self.reveals: Callable[[str, Actor], bool] = lambda space, actor: True
+        self.prefetch: Callable[[set[str]], None] = lambda spaces: None  # looks visibilities up, several at once
         outbox.handlers[BUDGET_OP] = self._deliver_budget
 
     # ------------------------------------------------------------------ wiring
@@ -428,7 +429,12 @@ class Fleet:
         snap, previous = self.period(spaces, start, end, length, now)
         label = "Weekly" if weekly else "Daily"
         title = (f"{label} digest — {day_of(start)}" + (f" → {day_of(end - 1)}" if weekly else "") + " (UTC)")
-        broken = [self._shown_to(r, channel) for r in snap.rows if report.broken_now(r, now)][:words.MAX_ROWS]
+        broken = [r for r in snap.rows if report.broken_now(r, now)][:words.MAX_ROWS]
+        try:
+            self.prefetch({r.space for r in broken if r.error})
+        except Exception:  # noqa: BLE001 — each one is then looked up (or hidden) on its own
+            log.warning("visibilities of broken Spaces not prefetched", exc_info=True)
+        broken = [self._shown_to(r, channel) for r in broken]
         reply = words.digest_message(title, snap.rows, snap.total, previous, self.idle(snap, now), broken,
                                      snap.prices, snap.first_seen(), now, self.hub_url,
                                      late=now - due_at > 15 * 60)
