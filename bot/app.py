@@ -100,7 +100,7 @@ def build_context(settings: Settings, redis_client: redis.Redis | None = None, p
     ops.reveals = access.reveals
     watcher.outbox.may_post = access.may_alert
     watcher.outbox.prepare = access.prefetch
-    watcher.poller.privacy = access.observed
+    watcher.poller.reader.privacy = access.observed
     for name, handler in access.commands().items():
         ops.handle(name, handler)
     for line in settings.warnings():

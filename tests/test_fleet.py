@@ -380,9 +380,12 @@ def test_digest_shows_a_private_spaces_error_text_only_where_its_namespace_is_in
     watch(bot, "acme/* <#C8|acme-ops>")
     now = time.time()
     bot.ctx.watcher.tick(now)
+    asked = len(hub.requests)
     config = {"period": "daily", "time": "09:00", "tz": "UTC"}
     bot.ctx.fleet.post_digest("C7", config, now, now + MIN)
     bot.ctx.fleet.post_digest("C8", config, now, now + MIN)
+    # Whether each is private came with the poller's batched read: the digests asked the Hub nothing.
+    assert hub.requests[asked:] == []
     [unscoped] = [as_text(p["text"], p["blocks"]) for p in slack.posts("C7") if "digest" in p["text"]]
     [scoped] = [as_text(p["text"], p["blocks"]) for p in slack.posts("C8") if "digest" in p["text"]]
     assert "acme/secret" in unscoped and "HF_PRIVATE_DATASET_ROW" not in unscoped
