@@ -147,8 +147,7 @@ def main() -> None:
             fleet = ctx.fleet
             fleet.clock = lambda: now
             # What the leader's batched reads keep telling access: which Spaces are private (1 in 50 here).
-            for n, space in enumerate(spaces):
-                ctx.access.observed(space, n % 50 == 49)
+            ctx.access.observed({space: n % 50 == 49 for n, space in enumerate(spaces)})
             actor = Actor("U1", "C1")
             reply, _ = timed("/space cost acme/* (1,000 Spaces, 7 days)",
                              lambda: fleet.cost(Command("cost", space="acme/*"), actor))

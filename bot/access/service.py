@@ -129,16 +129,21 @@ class Access:
             raise value
         return known != "0"
 
-    def observed(self, space: str, private: bool) -> None:
-        """The poller's batched read saw this Space's visibility: kept as a fresh answer (no Hub request of
-        its own for a while), and in Redis for the replicas when it changed."""
-        self._private.put(space, private)
-        if self._seen_private.get(space) is not private:
-            try:
-                self.records.redis.hset(PRIVATE, space, "1" if private else "0")
-                self._seen_private[space] = private
-            except REDIS_ERRORS:
-                pass
+    def observed(self, seen: dict[str, bool]) -> None:
+        """The poller's batched read saw these Spaces' visibility: kept as fresh answers (no Hub request of
+        their own for a while), and in Redis for the replicas, in one write, for those that changed."""
+        changed = {}
+        for space, private in seen.items():
+            self._private.put(space, private)
+            if self._seen_private.get(space) is not private:
+                changed[space] = private
+        if not changed:
+            return
+        try:
+            self.records.redis.hset(PRIVATE, mapping={s: "1" if p else "0" for s, p in changed.items()})
+            self._seen_private.update(changed)
+        except REDIS_ERRORS:
+            pass
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

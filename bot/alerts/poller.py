@@ -226,8 +226,8 @@ class HubReader:
         self.requests = 0
         self._count_lock = threading.Lock()
         self.shas: dict[str, str] = {}  # Space → commit, from the batched read (a new one makes it hot)
-        # Space, private? → None: told each visibility the batched read sees; set at wiring (access).
-        self.privacy: Callable[[str, bool], None] = lambda space, private: None
+        # {Space: private?} → None: told the visibilities each batched read saw; set at wiring (access).
+        self.privacy: Callable[[dict[str, bool]], None] = lambda seen: None
 
     def _before_request(self, now: float) -> None:
         self.budget.spend(now)
@@ -272,15 +272,17 @@ class HubReader:
     def _listing(self, namespace: str):
         """`list_spaces` with the runtime, the commit and the visibility of each Space (in the same pages);
         notes the commits in `shas` and hands each visibility to `privacy` (access keeps it)."""
+        seen: dict[str, bool] = {}
         for info in self.api.list_spaces(author=namespace, expand=["runtime", "sha", "private"]):
             if info.sha:
                 self.shas[info.id] = info.sha
             if info.private is not None:
-                try:
-                    self.privacy(info.id, bool(info.private))
-                except Exception:  # noqa: BLE001 — a visibility not kept is asked of the Hub when needed
-                    log.warning("visibility of %s not kept", info.id, exc_info=True)
+                seen[info.id] = bool(info.private)
             yield info
+        try:
+            self.privacy(seen)
+        except Exception:  # noqa: BLE001 — a visibility not kept is asked of the Hub when needed
+            log.warning("visibilities of %s not kept", namespace, exc_info=True)
 
     def space(self, space: str, now: float) -> SpaceRuntime:
         runtime, _ = self._read(lambda: self.api.get_space_runtime(space), now)
