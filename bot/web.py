@@ -25,17 +25,23 @@ def make_wsgi_app(app: App, ctx):
         start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
         return [data]
 
-    def hub_webhook(environ, start_response):
-        """Hub push webhooks (bot/alerts/webhooks.py): checked, deduplicated, answered at once."""
+    def posted_body(environ, start_response) -> tuple[bytes | None, list | None]:
+        """(the body, None) of a POST of at most MAX_BODY bytes; else (None, the 405 or 413 answer)."""
         if environ.get("REQUEST_METHOD") != "POST":
-            return respond(start_response, "405 Method Not Allowed", {"error": "POST only"})
+            return None, respond(start_response, "405 Method Not Allowed", {"error": "POST only"})
         try:
             length = int(environ.get("CONTENT_LENGTH") or 0)
         except ValueError:
             length = -1
         if length < 0 or length > MAX_BODY:
-            return respond(start_response, "413 Payload Too Large", {"error": "body too large"})
-        body = environ["wsgi.input"].read(length) if length else b""
+            return None, respond(start_response, "413 Payload Too Large", {"error": "body too large"})
+        return (environ["wsgi.input"].read(length) if length else b""), None
+
+    def hub_webhook(environ, start_response):
+        """Hub push webhooks (bot/alerts/webhooks.py): checked, deduplicated, answered at once."""
+        body, refused = posted_body(environ, start_response)
+        if refused is not None:
+            return refused
         status, answer = ctx.watcher.webhooks.receive(environ.get("HTTP_X_WEBHOOK_SECRET"), body, time.time())
         return respond(start_response, _STATUS.get(status, f"{status} Error"), answer)
 
@@ -46,19 +52,13 @@ def make_wsgi_app(app: App, ctx):
         if path == "/hub/webhook":
             return hub_webhook(environ, start_response)
         if path == "/slack/events":
-            if method != "POST":
-                return respond(start_response, "405 Method Not Allowed", {"error": "POST only"})
-            try:
-                length = int(environ.get("CONTENT_LENGTH") or 0)
-            except ValueError:
-                length = -1
-            if length < 0 or length > MAX_BODY:
-                return respond(start_response, "413 Payload Too Large", {"error": "body too large"})
+            body, refused = posted_body(environ, start_response)
+            if refused is not None:
+                return refused
             stamp = environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP", "0").strip().lstrip("-")
             if not (stamp.isascii() and stamp.isdigit()):
                 # Bolt's verifier does int() on it and answers 500; it is simply an unsigned request.
                 return respond(start_response, "401 Unauthorized", {"error": "invalid request"})
-            body = environ["wsgi.input"].read(length) if length else b""
             environ["wsgi.input"] = io.BytesIO(body)
             if not parses(body, environ.get("CONTENT_TYPE")):
                 return respond(start_response, "400 Bad Request", {"error": "malformed body"})

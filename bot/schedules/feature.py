@@ -361,7 +361,9 @@ class Schedules:
 
     # ------------------------------------------------------------------ buttons
 
-    def extend_clicked(self, timed_id: str, actor: Actor) -> Reply:
+    def _clicked(self, timed_id: str, actor: Actor) -> "Timed | Reply":
+        """The timed upgrade a button names, if this actor may change it and it is still active (else the
+        reply that says why not)."""
         t = self._find(timed_id)
         if not isinstance(t, Timed):
             raise NotFound(words.not_found(escape(timed_id)))
@@ -369,6 +371,12 @@ class Schedules:
         if t.status != "active":
             return words.not_active(t)
         self.records.require()
+        return t
+
+    def extend_clicked(self, timed_id: str, actor: Actor) -> Reply:
+        t = self._clicked(timed_id, actor)
+        if not isinstance(t, Timed):
+            return t
         if self.catalogue.is_upgrade(t.revert_flavor, t.flavor) and self.approvals is not None:
             total = cost.window_cost(self.catalogue.price(t.flavor), EXTEND_SECONDS)
             params = {"extend": t.id, "seconds": EXTEND_SECONDS}
@@ -381,13 +389,9 @@ class Schedules:
         return notice_reply(f"Extended: {code(t.space)} stays on {code(t.flavor)} 1 h longer.")
 
     def revert_clicked(self, timed_id: str, actor: Actor) -> Reply:
-        t = self._find(timed_id)
+        t = self._clicked(timed_id, actor)
         if not isinstance(t, Timed):
-            raise NotFound(words.not_found(escape(timed_id)))
-        self.roles.check("hw", actor.user, t.space)
-        if t.status != "active":
-            return words.not_active(t)
-        self.records.require()
+            return t
         if not self.runner.revert(t, self.clock(), by=actor.user):
             return words.not_active(self.store.get(t.id) or t)
         done = self.store.get(t.id) or t
