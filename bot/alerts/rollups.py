@@ -44,16 +44,25 @@ def summary_field(day: str) -> str:
     return "d|" + day[8:10]
 
 
+def billed_of(add: dict[str, int]) -> tuple[float, int, dict[str, int]]:
+    """(USD, billed seconds, billed seconds per flavor) of a day's `add` fields (`b|t4-medium|0.6` → seconds
+    at $0.60/h); other fields are not billing."""
+    cost, billed, flavors = 0.0, 0, {}
+    for name, seconds in add.items():
+        parsed = parse_billed(name)
+        if parsed:
+            cost += seconds / 3600 * parsed[1]
+            billed += seconds
+            flavors[parsed[0]] = flavors.get(parsed[0], 0) + seconds
+    return cost, billed, flavors
+
+
 def summary_of(delta: "DayDelta") -> list[int]:
     """[micro-dollars, billed seconds, uptime seconds, incidents, longest outage] that a day delta adds;
     the CAS adds the first four to the stored summary and keeps the larger fifth."""
-    micro, billed = 0.0, 0
-    for name, seconds in delta.add.items():
-        parsed = parse_billed(name)
-        if parsed:
-            micro += seconds * parsed[1] / 3600 * 1_000_000
-            billed += seconds
-    return [int(round(micro)), billed, delta.add.get("up", 0), delta.add.get("inc", 0), delta.peak.get("out", 0)]
+    cost, billed, _ = billed_of(delta.add)
+    return [int(round(cost * 1_000_000)), billed, delta.add.get("up", 0), delta.add.get("inc", 0),
+            delta.peak.get("out", 0)]
 
 
 def format_summary(numbers: list[int]) -> str:

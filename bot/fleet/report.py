@@ -10,7 +10,7 @@ import calendar
 import time
 from dataclasses import dataclass, field
 
-from bot.alerts.rollups import BILLED, DAY, DayDelta, day_of, merge_strip, parse_billed, stint
+from bot.alerts.rollups import BILLED, DAY, DayDelta, billed_of, day_of, merge_strip, stint
 from bot.alerts.transitions import ERRORS, STUCK_STAGES, UP
 from bot.fleet.store import Day, Facts, Period
 
@@ -38,14 +38,12 @@ def month_of(ts: float) -> str:
 
 
 def _apply(day: Day, delta: DayDelta) -> Day:
-    cost, billed, flavors = day.cost, day.billed, dict(day.flavors)
-    for name, value in delta.add.items():
-        parsed = parse_billed(name)
-        if parsed:
-            cost += value / 3600 * parsed[1]
-            billed += value
-            flavors[parsed[0]] = flavors.get(parsed[0], 0) + value
-    return Day(cost, billed, flavors, day.up + delta.add.get("up", 0), day.incidents + delta.add.get("inc", 0),
+    cost, billed, more = billed_of(delta.add)
+    flavors = dict(day.flavors)
+    for flavor, seconds in more.items():
+        flavors[flavor] = flavors.get(flavor, 0) + seconds
+    return Day(day.cost + cost, day.billed + billed, flavors, day.up + delta.add.get("up", 0),
+               day.incidents + delta.add.get("inc", 0),
                max(day.longest_outage, delta.peak.get("out", 0)), merge_strip(day.strip, delta.strip))
 
 
@@ -60,7 +58,7 @@ def with_open_stint(facts: Facts, now: float, price: float | None) -> Facts:
     for day, delta in deltas.items():
         days[day] = _apply(days.get(day, Day()), delta)
         if day[:7] in months:
-            months[day[:7]] += sum(v / 3600 * p[1] for n, v in delta.add.items() if (p := parse_billed(n)))
+            months[day[:7]] += billed_of(delta.add)[0]
     return Facts(facts.space, state, days, months)
 
 
