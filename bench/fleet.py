@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.alerts.poller import state_key  # noqa: E402
+from bot.alerts.keys import state_key  # noqa: E402
 from bot.alerts.rollups import TTL, DayDelta, cas_rollup, day_key, format_summary, month_key, stint  # noqa: E402
 from bot.alerts.transitions import SpaceState  # noqa: E402
 from bot.alerts.watches import WATCHES  # noqa: E402

@@ -11,7 +11,7 @@ import logging
 import time
 
 from bot.alerts.outbox import STREAM
-from bot.alerts.poller import LAST_OK
+from bot.alerts.keys import LAST_OK
 from bot.core import metrics
 from bot.core.store import REDIS_ERRORS, key
 

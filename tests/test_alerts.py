@@ -575,7 +575,8 @@ def test_build_error_without_readable_logs_says_so(bot, hub, slack, clock):
 
 
 def test_history_and_usage_are_kept_from_the_first_poll(bot, hub, slack, clock, redis_client):
-    from bot.alerts.poller import history_key, usage
+    from bot.alerts.keys import history_key
+    from bot.alerts.poller import usage
 
     hub.add_space("acme/gpu", hardware="t4-small", sleep=3600)
     watch(bot, "watch acme/gpu")
@@ -593,7 +594,7 @@ def test_history_and_usage_are_kept_from_the_first_poll(bot, hub, slack, clock, 
 
 def test_state_of_spaces_no_longer_watched_is_forgotten_and_a_rewatch_starts_fresh(bot, hub, slack, clock,
                                                                                       redis_client):
-    from bot.alerts.poller import history_key, state_key, usage_key
+    from bot.alerts.keys import history_key, state_key, usage_key
     from bot.alerts.retention import RETENTION
 
     hub.add_space("acme/chat", hardware="t4-small")

@@ -13,7 +13,7 @@ import time
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.alerts.poller import state_key
+from bot.alerts.keys import state_key
 from bot.alerts.rollups import DayDelta, format_summary, month_key, parse_summary, summary_field, summary_of
 from bot.alerts.transitions import SpaceState
 from bot.fleet import report

@@ -147,7 +147,7 @@ class HotPoller:
                             budget.reset_at - now if budget.remaining is not None else 0, budget.quota)
 
     def tick(self, now: float) -> HotReport:
-        from bot.alerts.poller import RateLimitHit, ReadFailed  # the poller imports nothing of this module
+        from bot.alerts.reader import RateLimitHit, ReadFailed
 
         report = HotReport()
         entries = self.hot.entries()

@@ -9,303 +9,31 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field, replace
-from itertools import islice
 from typing import Callable
 
 import redis
 from huggingface_hub import HfApi, SpaceRuntime
-from huggingface_hub.errors import HfHubHTTPError
-from huggingface_hub.utils import httpx
 
 from bot.alerts import rollups
+from bot.alerts.keys import HISTORY_MAXLEN, LAST_OK, history_key, state_key, usage_key
 from bot.alerts.outbox import Outbox
+from bot.alerts.reader import HubReader, ReadFailed
+from bot.alerts.scripts import CAS, CLEAR_PENDING
 from bot.alerts.transitions import (WITH_LOGS, Alert, Observation, Policy, SpaceState, Unreadable, failed, observe,
                                     usage_delta)
 from bot.alerts.watches import WatchSet, WatchStore
-from bot.core.budget import Budget, RateLimitHit  # noqa: F401 — RateLimitHit is re-exported
+from bot.core.budget import Budget, RateLimitHit
 from bot.core.flavors import CatalogueSource
-from bot.core.hub import CallAborted, observed
 from bot.core.permissions import namespace_of
-from bot.core.store import key
 
 log = logging.getLogger(__name__)
-
-LEASE = key("{poll}", "leader")
-LAST_OK = key("{poll}", "last_ok")
-HISTORY_MAXLEN = 500
-LOG_LINES = 20
-LOG_SCAN = 2000
-LOG_LINE_CHARS = 300
 DOWNTIME_INTERVALS = 5  # more than a lease handover (2.5 intervals + one tick) takes
 READ_TIMEOUTS = 3       # a whole read (every page of a listing) ends within this many Hub timeouts
-LOG_SECONDS = 3.0       # an alert waits at most this long for its log lines
 LOG_FETCH_MAX = 20      # more failures than this in one cycle: no log lines (one request each)
-
-
-def state_key(space: str) -> str:
-    # The Space id is the hash tag: its state, usage and history live in one slot for the CAS script.
-    return key("space", "{" + space + "}", "state")
-
-
-def usage_key(space: str) -> str:
-    return key("space", "{" + space + "}", "usage")
-
-
-def history_key(space: str) -> str:
-    return key("space", "{" + space + "}", "history")
-
-
-# Redis's own clock inside a script (ARGV[i] = '' asks for it): the same for every replica, however far
-# their clocks drift. Tests pass an injected time instead.
-_NOW = """
-local function clock(given)
-  local now = tonumber(given)
-  if now then return now end
-  local t = redis.call('TIME')
-  return tonumber(t[1]) + tonumber(t[2]) / 1000000
-end
-"""
-
-# Renew if mine, take if free or expired; the lease value carries its expiry (on Redis's clock, or the
-# injected one in tests), and PEXPIRE still removes it in real time when every replica is gone.
-# ARGV: owner, now ('' = Redis TIME), ttl seconds, ttl ms.
-_LEASE = _NOW + """
-local now = clock(ARGV[2])
-local cur = redis.call('GET', KEYS[1])
-if cur then
-  local owner, expires = string.match(cur, '^(.*)|([0-9.]+)$')
-  if owner ~= ARGV[1] and expires and tonumber(expires) > now then return 0 end
-end
-redis.call('SET', KEYS[1], ARGV[1] .. '|' .. string.format('%.3f', now + tonumber(ARGV[3])), 'PX', ARGV[4])
-return 1
-"""
-
-_HOLDS = _NOW + """
-local cur = redis.call('GET', KEYS[1])
-if not cur then return 0 end
-local owner, expires = string.match(cur, '^(.*)|([0-9.]+)$')
-if owner == ARGV[1] and expires and tonumber(expires) > clock(ARGV[2]) then return 1 end
-return 0
-"""
-
-_RELEASE = """
-local cur = redis.call('GET', KEYS[1])
-if cur and string.sub(cur, 1, string.len(ARGV[1]) + 1) == ARGV[1] .. '|' then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
-
-# KEYS: state, usage, history, then the day and month roll-up hashes. ARGV: expected ts ('' = none), new ts,
-# state json, stage, pending alerts json, history entry json ('' = none), history maxlen, guard ('1': a stored
-# ts far ahead of Redis's clock, written by a replica whose clock ran ahead, does not fence), roll-up entries
-# json ('' = none; see bot/alerts/rollups.py `cas_rollup`), roll-up TTL, then usage field/seconds pairs.
-# New alerts are appended to those still pending (never overwritten); returns {1, all pending} or 0.
-_CAS = _NOW + """
-local cur = redis.call('HGET', KEYS[1], 'ts')
-if (cur or '') ~= ARGV[1] then return 0 end
-local curn = cur and tonumber(cur)
-if curn and ARGV[8] == '1' and curn > clock('') + 60 then curn = nil end
-if curn and tonumber(ARGV[2]) <= curn then return 0 end
-redis.call('HSET', KEYS[1], 'json', ARGV[3], 'stage', ARGV[4], 'ts', ARGV[2], 'v', '1')
-local pending = ''
-if ARGV[5] ~= '' then
-  pending = redis.call('HGET', KEYS[1], 'pending') or ''
-  if pending ~= '' then
-    local ok, old = pcall(cjson.decode, pending)
-    if ok and type(old) == 'table' then
-      for _, a in ipairs(cjson.decode(ARGV[5])) do table.insert(old, a) end
-      pending = cjson.encode(old)
-    else
-      pending = ARGV[5]
-    end
-  else
-    pending = ARGV[5]
-  end
-  redis.call('HSET', KEYS[1], 'pending', pending)
-end
-if ARGV[6] ~= '' then
-  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], '*', 'entry', ARGV[6])
-end
-if ARGV[9] ~= '' then
-  for _, e in ipairs(cjson.decode(ARGV[9])) do
-    local k = KEYS[3 + e.k]
-    if e.add then for f, v in pairs(e.add) do redis.call('HINCRBY', k, f, v) end end
-    if e.peak then
-      for f, v in pairs(e.peak) do
-        if v > tonumber(redis.call('HGET', k, f) or '0') then redis.call('HSET', k, f, v) end
-      end
-    end
-    if e.sum then
-      for f, v in pairs(e.sum) do
-        local cur, i = {0, 0, 0, 0, 0}, 0
-        for n in string.gmatch(redis.call('HGET', k, f) or '', '%-?%d+') do
-          i = i + 1
-          if i <= 5 then cur[i] = tonumber(n) end
-        end
-        for j = 1, 4 do cur[j] = cur[j] + (tonumber(v[j]) or 0) end
-        if (tonumber(v[5]) or 0) > cur[5] then cur[5] = tonumber(v[5]) end
-        redis.call('HSET', k, f, table.concat(cur, ' '))
-      end
-    end
-    if e.h then
-      local cur, rank, out = redis.call('HGET', k, 'h') or '', '.spurb', {}
-      for i = 1, 24 do
-        local a, b = string.sub(cur, i, i), string.sub(e.h, i, i)
-        if a == '' then a = '.' end
-        if (string.find(rank, b, 1, true) or 1) > (string.find(rank, a, 1, true) or 1) then a = b end
-        out[i] = a
-      end
-      redis.call('HSET', k, 'h', table.concat(out))
-    end
-    redis.call('EXPIRE', k, ARGV[10])
-  end
-end
-for i = 11, #ARGV, 2 do redis.call('HINCRBYFLOAT', KEYS[2], ARGV[i], ARGV[i + 1]) end
-return {1, pending}
-"""
-
-# Remove the pending alerts only if they are still exactly those that were queued.
-_CLEAR_PENDING = """
-if redis.call('HGET', KEYS[1], 'pending') == ARGV[1] then return redis.call('HDEL', KEYS[1], 'pending') end
-return 0
-"""
-
-
-class Lease:
-    """Leader lease on one Redis key: `acquire()` renews or takes it; only the holder polls.
-
-    Expiry is on Redis's clock (`TIME` inside the script), so replicas whose clocks differ by minutes
-    still agree on who leads; `now` is for tests with an injected clock."""
-
-    def __init__(self, client: redis.Redis, ttl: float, owner: str | None = None):
-        self.redis = client
-        self.ttl = ttl
-        self.owner = owner or uuid.uuid4().hex
-        self._acquire = client.register_script(_LEASE)
-        self._holds = client.register_script(_HOLDS)
-        self._release = client.register_script(_RELEASE)
-
-    def acquire(self, now: float | None = None) -> bool:
-        return bool(self._acquire(keys=[LEASE], args=[self.owner, "" if now is None else repr(now), repr(self.ttl),
-                                                      int(self.ttl * 1000)]))
-
-    def holds(self, now: float | None = None) -> bool:
-        return bool(self._holds(keys=[LEASE], args=[self.owner, "" if now is None else repr(now)]))
-
-    def release(self) -> None:
-        self._release(keys=[LEASE], args=[self.owner])
-
-
-class ReadFailed(Exception):
-    """A read that did not work; `reason` is short ("403", "timeout")."""
-
-    def __init__(self, reason: str):
-        super().__init__(reason)
-        self.reason = reason
-
-
-class HubReader:
-    """Runtimes through HfApi: `list_spaces(author=…, expand=["runtime"])` for a namespace,
-    `get_space_runtime` for one Space. Each read runs inside `hub.observed()`, so the budget sees every
-    `RateLimit` header and pays for every page, and a 429/5xx ends the read at once instead of
-    `list_spaces`' own sleep-and-retry.
-    """
-
-    def __init__(self, api: HfApi, budget: Budget, read_seconds: float = 30.0, log_seconds: float = LOG_SECONDS):
-        self.api = api
-        self.budget = budget
-        self.read_seconds = read_seconds
-        self.log_seconds = log_seconds
-        self.requests = 0
-        self._count_lock = threading.Lock()
-        self.shas: dict[str, str] = {}  # Space → commit, from the batched read (a new one makes it hot)
-        # {Space: private?} → None: told the visibilities each batched read saw; set at wiring (access).
-        self.privacy: Callable[[dict[str, bool]], None] = lambda seen: None
-
-    def _before_request(self, now: float) -> None:
-        self.budget.spend(now)
-        with self._count_lock:
-            self.requests += 1
-
-    def _read(self, fn, now: float):
-        """Run one HfApi read under `observed()`: (its result, how many HTTP responses it took)."""
-        responses: list = []
-        try:
-            with observed(lambda: self._before_request(now), self.read_seconds) as responses:
-                result = fn()
-        except (CallAborted, HfHubHTTPError, httpx.HTTPError, ValueError, KeyError, TypeError,
-                AttributeError) as err:
-            self._note(responses, now)
-            raise self._failure(err, now) from err
-        self._note(responses, now)
-        return result, len(responses)
-
-    def _failure(self, err: Exception, now: float) -> Exception:
-        if isinstance(err, CallAborted):
-            if err.reason == "429":
-                self.budget.exhausted(now)
-                return RateLimitHit("429 from the Hub")
-            return ReadFailed(err.reason)
-        if isinstance(err, HfHubHTTPError):
-            status = getattr(getattr(err, "response", None), "status_code", None)
-            return ReadFailed(str(status or "HTTP error"))
-        if isinstance(err, httpx.HTTPError):
-            return ReadFailed("Hub unreachable")
-        return ReadFailed("unexpected answer")  # a 200 whose JSON does not have the shape the client expects
-
-    def _note(self, responses: list, now: float) -> None:
-        for response in responses:
-            self.budget.note(response, now)
-
-    def namespace(self, namespace: str, now: float) -> tuple[list[tuple[str, SpaceRuntime | None]], int]:
-        """Every Space of a namespace with its runtime: ([(id, runtime)], pages used)."""
-        return self._read(lambda: [(info.id, info.runtime)
-                                   for info in self._listing(namespace)], now)
-
-    def _listing(self, namespace: str):
-        """`list_spaces` with the runtime, the commit and the visibility of each Space (in the same pages);
-        notes the commits in `shas` and hands each visibility to `privacy` (access keeps it)."""
-        seen: dict[str, bool] = {}
-        for info in self.api.list_spaces(author=namespace, expand=["runtime", "sha", "private"]):
-            if info.sha:
-                self.shas[info.id] = info.sha
-            if info.private is not None:
-                seen[info.id] = bool(info.private)
-            yield info
-        try:
-            self.privacy(seen)
-        except Exception:  # noqa: BLE001 — a visibility not kept is asked of the Hub when needed
-            log.warning("visibilities of %s not kept", namespace, exc_info=True)
-
-    def space(self, space: str, now: float) -> SpaceRuntime:
-        runtime, _ = self._read(lambda: self.api.get_space_runtime(space), now)
-        return runtime
-
-    def last_log_lines(self, space: str, build: bool) -> tuple[str, ...] | None:
-        """The last lines of the run or build log, bounded in count, size and time (`log_seconds`: a stream
-        that keeps sending keep-alive events ends there with what it gave); None when unreadable."""
-        lines: list[str] = []
-        try:
-            with observed(None, self.log_seconds):
-                for line in islice(self.api.fetch_space_logs(space, build=build), LOG_SCAN):
-                    lines.append(line.rstrip("\n")[:LOG_LINE_CHARS])
-                    del lines[:-LOG_LINES]
-            return tuple(lines)
-        except CallAborted as err:
-            if err.reason == "timeout" and lines:
-                return tuple(lines)
-            log.info("logs of %s not readable: %s", space, err.reason)
-            return None
-        except (HfHubHTTPError, httpx.HTTPError, ValueError, KeyError) as err:
-            log.info("logs of %s not readable: %s", space, type(err).__name__)
-            return None
 
 
 @dataclass
@@ -346,8 +74,8 @@ class Poller:
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="spaceops-poll")
         self.pages: dict[str, int] = {}  # pages a namespace listing took last time
         self.cache: dict[str, tuple[str, SpaceState]] = {}  # space → (stored ts, state), valid while leader
-        self._cas = client.register_script(_CAS)
-        self._clear = client.register_script(_CLEAR_PENDING)
+        self._cas = client.register_script(CAS)
+        self._clear = client.register_script(CLEAR_PENDING)
         self.annotate = None  # Alert → Alert before commit (the commit a push brought, bot/alerts/hot.py)
 
     def forget(self) -> None:

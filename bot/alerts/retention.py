@@ -10,7 +10,7 @@ import re
 
 import redis
 
-from bot.alerts.poller import history_key, state_key, usage_key
+from bot.alerts.keys import history_key, state_key, usage_key
 from bot.alerts.watches import WatchStore
 from bot.core.store import PREFIX
 

@@ -1,7 +1,7 @@
 """Watches and stage-change alerts: the `watch`/`mute` commands and the scheduler that polls.
 
 Each replica runs an APScheduler 3.11 `BackgroundScheduler` (memory job store, coalesce, one
-instance at a time); the Redis lease in bot/alerts/poller.py makes only one of them poll and deliver.
+instance at a time); the Redis lease in bot/alerts/lease.py makes only one of them poll and deliver.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from bot.alerts.followthrough import EDIT_OP, FollowThrough
 from bot.alerts.hot import HotPoller, HotReport, HotSet
 from bot.alerts.outbox import Outbox
 from bot.alerts.webhooks import WebhookReceiver
-from bot.alerts.poller import CycleReport, Lease, Poller
+from bot.alerts.lease import Lease
+from bot.alerts.poller import CycleReport, Poller
 from bot.alerts.transitions import Policy, policy_of
 from bot.alerts.watches import WatchStore
 from bot.commands.grammar import Command

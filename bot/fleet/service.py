@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 from slack_sdk.errors import SlackApiError
 
 from bot.alerts.outbox import Outbox
-from bot.alerts.poller import state_key
+from bot.alerts.keys import state_key
 from bot.alerts.rollups import DAY, day_of
 from bot.alerts.watches import WatchStore
 from bot.commands.grammar import Command

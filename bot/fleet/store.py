@@ -14,7 +14,7 @@ from typing import Iterable
 
 import redis
 
-from bot.alerts.poller import state_key
+from bot.alerts.keys import state_key
 from bot.alerts.rollups import (DAY, UNKNOWN, day_key, format_summary, month_key, parse_summary,
                                 summary_field)
 from bot.alerts.transitions import SpaceState

@@ -171,7 +171,7 @@ def test_a_poison_outbox_entry_is_dead_lettered_and_the_others_go_on(bot, hub, s
 def test_a_poison_state_is_started_afresh_not_a_crash(bot, hub, slack, redis_client, caplog):
     import json
 
-    from bot.alerts.poller import state_key
+    from bot.alerts.keys import state_key
 
     for space in ("acme/chat", "acme/newer", "acme/fine"):
         hub.add_space(space)
@@ -369,7 +369,7 @@ def test_two_drainers_never_post_one_entry(make_bot, hub, slack):
 def test_replicas_with_clocks_240_s_apart_have_one_leader_and_every_write_lands(make_bot, hub, slack, redis_client):
     """±120 s of clock skew between two replicas, on the production path (no injected `now`): the lease and
     the CAS fence run on Redis's clock."""
-    from bot.alerts.poller import LEASE, state_key
+    from bot.alerts.keys import LEASE, state_key
 
     fast, slow = make_bot(SPACEOPS_POLL_SECONDS="2"), make_bot(SPACEOPS_POLL_SECONDS="2")
     fast.ctx.watcher.clock = lambda: time.time() + 120

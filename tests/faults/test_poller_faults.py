@@ -45,7 +45,7 @@ def stage_alerts(slack) -> list[dict]:
 
 
 def stored_stage(redis_client, space: str = SPACE) -> str | None:
-    from bot.alerts.poller import state_key
+    from bot.alerts.keys import state_key
 
     return redis_client.hget(state_key(space), "stage")
 

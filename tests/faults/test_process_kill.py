@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from bot.alerts.poller import LEASE
+from bot.alerts.keys import LEASE
 from tests.faults.conftest import tally
 
 SPACE = "acme/chat"

@@ -23,7 +23,7 @@ LAST_OK = "spaceops:{poll}:last_ok"
 
 @pytest.mark.slow
 def test_sigterm_mid_command_finishes_it_audits_it_and_hands_over_the_lease(serve_bot, hub, slack, redis_client):
-    from bot.alerts.poller import Lease
+    from bot.alerts.lease import Lease
 
     hub.add_space(SPACE, hardware="t4-small")
     proc = serve_bot(scheduler=True, SPACEOPS_POLL_SECONDS="1", SPACEOPS_HUB_TIMEOUT="10")

@@ -1,0 +1,128 @@
+"""Reading runtimes from the Hub for the poller: batched namespace listings, single Spaces, log excerpts."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from itertools import islice
+from typing import Callable
+
+from huggingface_hub import HfApi, SpaceRuntime
+from huggingface_hub.errors import HfHubHTTPError
+from huggingface_hub.utils import httpx
+
+from bot.core.budget import Budget, RateLimitHit
+from bot.core.hub import CallAborted, observed
+
+log = logging.getLogger(__name__)
+
+LOG_LINES = 20
+LOG_SCAN = 2000
+LOG_LINE_CHARS = 300
+LOG_SECONDS = 3.0       # an alert waits at most this long for its log lines
+
+
+class ReadFailed(Exception):
+    """A read that did not work; `reason` is short ("403", "timeout")."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class HubReader:
+    """Runtimes through HfApi: `list_spaces(author=…, expand=["runtime"])` for a namespace,
+    `get_space_runtime` for one Space. Each read runs inside `hub.observed()`, so the budget sees every
+    `RateLimit` header and pays for every page, and a 429/5xx ends the read at once instead of
+    `list_spaces`' own sleep-and-retry.
+    """
+
+    def __init__(self, api: HfApi, budget: Budget, read_seconds: float = 30.0, log_seconds: float = LOG_SECONDS):
+        self.api = api
+        self.budget = budget
+        self.read_seconds = read_seconds
+        self.log_seconds = log_seconds
+        self.requests = 0
+        self._count_lock = threading.Lock()
+        self.shas: dict[str, str] = {}  # Space → commit, from the batched read (a new one makes it hot)
+        # {Space: private?} → None: told the visibilities each batched read saw; set at wiring (access).
+        self.privacy: Callable[[dict[str, bool]], None] = lambda seen: None
+
+    def _before_request(self, now: float) -> None:
+        self.budget.spend(now)
+        with self._count_lock:
+            self.requests += 1
+
+    def _read(self, fn, now: float):
+        """Run one HfApi read under `observed()`: (its result, how many HTTP responses it took)."""
+        responses: list = []
+        try:
+            with observed(lambda: self._before_request(now), self.read_seconds) as responses:
+                result = fn()
+        except (CallAborted, HfHubHTTPError, httpx.HTTPError, ValueError, KeyError, TypeError,
+                AttributeError) as err:
+            self._note(responses, now)
+            raise self._failure(err, now) from err
+        self._note(responses, now)
+        return result, len(responses)
+
+    def _failure(self, err: Exception, now: float) -> Exception:
+        if isinstance(err, CallAborted):
+            if err.reason == "429":
+                self.budget.exhausted(now)
+                return RateLimitHit("429 from the Hub")
+            return ReadFailed(err.reason)
+        if isinstance(err, HfHubHTTPError):
+            status = getattr(getattr(err, "response", None), "status_code", None)
+            return ReadFailed(str(status or "HTTP error"))
+        if isinstance(err, httpx.HTTPError):
+            return ReadFailed("Hub unreachable")
+        return ReadFailed("unexpected answer")  # a 200 whose JSON does not have the shape the client expects
+
+    def _note(self, responses: list, now: float) -> None:
+        for response in responses:
+            self.budget.note(response, now)
+
+    def namespace(self, namespace: str, now: float) -> tuple[list[tuple[str, SpaceRuntime | None]], int]:
+        """Every Space of a namespace with its runtime: ([(id, runtime)], pages used)."""
+        return self._read(lambda: [(info.id, info.runtime)
+                                   for info in self._listing(namespace)], now)
+
+    def _listing(self, namespace: str):
+        """`list_spaces` with the runtime, the commit and the visibility of each Space (in the same pages);
+        notes the commits in `shas` and hands each visibility to `privacy` (access keeps it)."""
+        seen: dict[str, bool] = {}
+        for info in self.api.list_spaces(author=namespace, expand=["runtime", "sha", "private"]):
+            if info.sha:
+                self.shas[info.id] = info.sha
+            if info.private is not None:
+                seen[info.id] = bool(info.private)
+            yield info
+        try:
+            self.privacy(seen)
+        except Exception:  # noqa: BLE001 — a visibility not kept is asked of the Hub when needed
+            log.warning("visibilities of %s not kept", namespace, exc_info=True)
+
+    def space(self, space: str, now: float) -> SpaceRuntime:
+        runtime, _ = self._read(lambda: self.api.get_space_runtime(space), now)
+        return runtime
+
+    def last_log_lines(self, space: str, build: bool) -> tuple[str, ...] | None:
+        """The last lines of the run or build log, bounded in count, size and time (`log_seconds`: a stream
+        that keeps sending keep-alive events ends there with what it gave); None when unreadable."""
+        lines: list[str] = []
+        try:
+            with observed(None, self.log_seconds):
+                for line in islice(self.api.fetch_space_logs(space, build=build), LOG_SCAN):
+                    lines.append(line.rstrip("\n")[:LOG_LINE_CHARS])
+                    del lines[:-LOG_LINES]
+            return tuple(lines)
+        except CallAborted as err:
+            if err.reason == "timeout" and lines:
+                return tuple(lines)
+            log.info("logs of %s not readable: %s", space, err.reason)
+            return None
+        except (HfHubHTTPError, httpx.HTTPError, ValueError, KeyError) as err:
+            log.info("logs of %s not readable: %s", space, type(err).__name__)
+            return None
+
