@@ -124,8 +124,8 @@ def build_context(settings: Settings, redis_client: redis.Redis | None = None, p
     # Homes and checks budgets; a cron job on the leader posts digests.
     fleet = Fleet(settings, store, poster, watcher.store, watcher.outbox, catalogues, roles,
                   known=lambda: list(watcher.poller.cache), leading=watcher.lease.holds,
-                  pending_requests=approvals.store.open_requests, slack=client)
-    fleet.reveals, fleet.prefetch = access.reveals, access.prefetch
+                  pending_requests=approvals.store.open_requests, slack=client, reveals=access.reveals,
+                  prefetch=access.prefetch)
     watcher.periodic.append(fleet.tick)
     watcher.cron.append(("digests", fleet.digest_tick, {"minute": "*", "second": 5}))
     webhook = WebhookCommands(settings, api, store, watcher.store, roles.is_admin)

@@ -307,7 +307,7 @@ def test_digest_posted_once_per_period_across_replicas_and_handover(make_bot, hu
     hub.set_stage("acme/chat", "SLEEPING")
     one.ctx.watcher.tick(clock.step(3 * HOUR))
     # The next 09:00 in Paris, a minute later.
-    from bot.fleet.service import digest_due
+    from bot.fleet.digests import digest_due
     period, due = digest_due({"period": "daily", "time": "09:00", "tz": "Europe/Paris"}, clock.now + DAY)
     clock.now = due + MIN
     one.ctx.watcher.tick(clock.now)
@@ -359,7 +359,7 @@ def test_rollup_of_a_transition_is_pure_and_split_at_midnight():
 
 
 def test_digest_due_follows_the_time_zone_and_mondays():
-    from bot.fleet.service import digest_due
+    from bot.fleet.digests import digest_due
     import calendar
     wednesday_noon = calendar.timegm((2026, 12, 2, 12, 0, 0))   # 13:00 in Paris
     period, due = digest_due({"period": "daily", "time": "09:00", "tz": "Europe/Paris"}, wednesday_noon)

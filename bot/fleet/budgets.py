@@ -1,0 +1,104 @@
+"""Monthly budgets per namespace: `/space budget`, and the leader's check that alerts each threshold once a month."""
+
+from __future__ import annotations
+
+import json
+from typing import Callable
+
+from bot.alerts.outbox import Outbox
+from bot.commands.grammar import Command
+from bot.core.errors import NotAllowed
+from bot.core.permissions import Actor, Roles, namespace_of
+from bot.core.slack import Poster
+from bot.core.store import Store
+from bot.core.words import Reply
+from bot.fleet import report, words
+from bot.fleet.reads import FleetReads
+
+BUDGET_OP = "fleet:budget"
+BUDGET_EVERY = 5 * 60
+
+
+class Budgets:
+    def __init__(self, records: Store, reads: FleetReads, roles: Roles, outbox: Outbox, poster: Poster,
+                 clock: Callable[[], float], hub_url: str):
+        self.records = records
+        self.reads = reads
+        self.roles = roles
+        self.outbox = outbox
+        self.poster = poster
+        self.clock = clock
+        self.hub_url = hub_url
+        self._budgets_checked = 0.0
+        outbox.handlers[BUDGET_OP] = self._deliver_budget
+
+    def _month_of_namespace(self, namespace: str, now: float) -> tuple[float, float, list[tuple[str, float]],
+                                                                         tuple[float, str] | None]:
+        spaces = self.reads.in_scope(f"{namespace}/*")
+        start, end = report.month_bounds(report.month_of(now))
+        snap = self.reads.snapshot(spaces, start, end, now)
+        spent = sum(m[0] for m in snap.month.values())
+        projected = sum(m[1] for m in snap.month.values())
+        top = sorted(((s, m[0]) for s, m in snap.month.items() if m[0] > 0), key=lambda x: -x[1])
+        return spent, projected, top, snap.first_seen()
+
+    def budget(self, cmd: Command, actor: Actor) -> Reply:
+        namespace = namespace_of(cmd.space)
+        spent, projected, _, first = self._month_of_namespace(namespace, self.clock())
+        return words.budget_show_reply(cmd.space, self.reads.store.budgets().get(namespace), spent, projected, first)
+
+    def _require_admin(self, actor: Actor) -> None:
+        if not self.roles.is_admin(actor.user):
+            raise NotAllowed(f"Budgets are set by admins, which you are not. Admins: {self.roles.who_holds('admin')}.")
+
+    def budget_set(self, cmd: Command, actor: Actor) -> Reply:
+        self._require_admin(actor)
+        namespace = namespace_of(cmd.space)
+        self.records.require()
+        self.reads.store.set_budget(namespace, float(cmd.amount or 0), actor.channel, actor.user, self.clock())
+        self.records.audit(actor.user, "budget.set", cmd.space, {"amount": cmd.amount, "channel": actor.channel})
+        return words.budget_set_reply(actor.user, cmd.space, float(cmd.amount or 0), actor.channel)
+
+    def budget_off(self, cmd: Command, actor: Actor) -> Reply:
+        self._require_admin(actor)
+        self.records.require()
+        existed = self.reads.store.remove_budget(namespace_of(cmd.space))
+        if existed:
+            self.records.audit(actor.user, "budget.off", cmd.space, {})
+        return words.budget_off_reply(actor.user, cmd.space, existed)
+
+    def check_budgets(self, now: float) -> int:
+        """Queue each threshold's alert once per month (projected to exceed, 80%, 100%); every 5 minutes
+        of the leader's clock at most, since a namespace's month is a read of every one of its Spaces."""
+        if now - self._budgets_checked < BUDGET_EVERY:
+            return 0
+        self._budgets_checked = now
+        queued = 0
+        month = report.month_of(now)
+        for namespace, budget in self.reads.store.budgets().items():
+            amount = float(budget["amount"])
+            spent, projected, top, first = self._month_of_namespace(namespace, now)
+            crossed = []
+            if projected > amount:
+                crossed.append("projected")
+            if spent >= 0.8 * amount:
+                crossed.append("80")
+            if spent >= amount:
+                crossed.append("100")
+            for threshold in crossed:
+                if not self.reads.store.first_alert(namespace, month, threshold):
+                    continue
+                payload = json.dumps({"namespace": namespace, "threshold": threshold, "amount": amount,
+                                      "spent": spent, "projected": projected, "top": top[:5],
+                                      "first": list(first) if first else None})
+                self.outbox.enqueue_one(f"budget:{namespace}:{month}:{threshold}", budget["channel"], BUDGET_OP,
+                                        payload)
+                queued += 1
+        return queued
+
+    def _deliver_budget(self, channel: str, payload: str) -> None:
+        data = json.loads(payload)
+        reply = words.budget_alert(f"{data['namespace']}/*", data["threshold"], data["amount"], data["spent"],
+                                   data["projected"], [tuple(t) for t in data["top"]], self.hub_url,
+                                   tuple(data["first"]) if data.get("first") else None)
+        self.poster.post(channel, reply.text, reply.blocks)

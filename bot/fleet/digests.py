@@ -1,0 +1,136 @@
+"""Daily and weekly digests of a channel's watched Spaces: set with `/space digest`, posted once per period by the leader."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Callable
+from zoneinfo import ZoneInfo
+
+from bot.alerts.rollups import DAY, day_of
+from bot.commands.grammar import Command
+from bot.core.permissions import Actor
+from bot.core.slack import Poster
+from bot.core.store import Store
+from bot.core.words import Reply
+from bot.fleet import report, words
+from bot.fleet.reads import FleetReads
+from bot.fleet.report import SpaceCost
+from bot.fleet.uploads import Charts
+
+log = logging.getLogger(__name__)
+
+DIGEST_LATE_LIMIT = 7 * DAY
+
+
+def digest_due(config: dict, now: float) -> tuple[str, float] | None:
+    """(period id, due time) of the latest digest due at or before `now` in the config's time zone (pure)."""
+    try:
+        tz = ZoneInfo(config.get("tz") or "UTC")
+        hour, minute = (int(x) for x in str(config.get("time") or "09:00").split(":"))
+    except (ValueError, KeyError):
+        return None
+    local = datetime.fromtimestamp(now, tz)
+    due = local.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    if due > local:
+        due -= timedelta(days=1)
+    if config.get("period") == "weekly":
+        due -= timedelta(days=due.weekday())  # Mondays
+        year, week, _ = due.isocalendar()
+        period = f"{year}-W{week:02d}"
+    else:
+        period = due.strftime("%Y-%m-%d")
+    return period, due.timestamp()
+
+
+class Digests:
+    def __init__(self, records: Store, reads: FleetReads, charts: Charts, poster: Poster,
+                 leading: Callable[[float], bool], clock: Callable[[], float], hub_url: str,
+                 reveals: Callable[[str, Actor], bool] = lambda space, actor: True,
+                 prefetch: Callable[[set[str]], None] = lambda spaces: None):
+        self.records = records
+        self.reads = reads
+        self.charts = charts
+        self.poster = poster
+        self.leading = leading
+        self.clock = clock
+        self.hub_url = hub_url
+        self.reveals = reveals  # whether a private Space's details (its error text) may be shown to a channel
+        self.prefetch = prefetch  # looks visibilities up, several at once
+
+    def digest(self, cmd: Command, actor: Actor) -> Reply:
+        self.records.require()
+        existed = cmd.channel in self.reads.store.digests()
+        self.reads.store.set_digest(cmd.channel, {"period": cmd.period, "time": cmd.at, "tz": cmd.tz, "by": actor.user,
+                                            "at": self.clock()})
+        self.records.audit(actor.user, "digest", "", {"channel": cmd.channel, "period": cmd.period, "time": cmd.at,
+                                                      "tz": cmd.tz})
+        return words.digest_set_reply(actor.user, cmd.channel, cmd.period, cmd.at, cmd.tz, existed)
+
+    def digest_off(self, cmd: Command, actor: Actor) -> Reply:
+        self.records.require()
+        existed = self.reads.store.remove_digest(cmd.channel)
+        if existed:
+            self.records.audit(actor.user, "digest.off", "", {"channel": cmd.channel})
+        return words.digest_off_reply(cmd.channel, existed)
+
+    def digests(self, cmd: Command, actor: Actor) -> Reply:
+        return words.digests_reply(self.reads.store.digests())
+
+    def digest_tick(self, now: float | None = None) -> int:
+        """Post every digest that is due and not yet posted (on the poll leader only); returns how many."""
+        now = self.clock() if now is None else now
+        if not self.leading(now):
+            return 0
+        posted = 0
+        for channel, config in self.reads.store.digests().items():
+            due = digest_due(config, now)
+            if due is None:
+                continue
+            period, due_at = due
+            if due_at < float(config.get("at") or 0) or now - due_at > DIGEST_LATE_LIMIT:
+                continue  # set after this one was due, or missed so long ago it would mislead
+            if not self.reads.store.claim_digest(channel, period):
+                continue
+            try:
+                self.post_digest(channel, config, due_at, now)
+                posted += 1
+            except Exception:  # noqa: BLE001 — not posted: free the claim so the next minute tries again
+                self.reads.store.unclaim_digest(channel, period)
+                log.exception("digest for %s (%s) not posted; will retry", channel, period)
+        return posted
+
+    def post_digest(self, channel: str, config: dict, due_at: float, now: float) -> str:
+        weekly = config.get("period") == "weekly"
+        length = 7 if weekly else 1
+        end = int(due_at) // DAY * DAY  # whole UTC days before the day it is due
+        start = end - length * DAY
+        _, spaces = self.reads.channel_scope(channel)
+        snap, previous = self.reads.period(spaces, start, end, length, now)
+        label = "Weekly" if weekly else "Daily"
+        title = (f"{label} digest — {day_of(start)}" + (f" → {day_of(end - 1)}" if weekly else "") + " (UTC)")
+        broken = [r for r in snap.rows if report.broken_now(r, now)][:words.MAX_ROWS]
+        try:
+            self.prefetch({r.space for r in broken if r.error})
+        except Exception:  # noqa: BLE001 — each one is then looked up (or hidden) on its own
+            log.warning("visibilities of broken Spaces not prefetched", exc_info=True)
+        broken = [self._shown_to(r, channel) for r in broken]
+        reply = words.digest_message(title, snap.rows, snap.total, previous, self.reads.idle(snap, now), broken,
+                                     snap.prices, snap.first_seen(), now, self.hub_url,
+                                     late=now - due_at > 15 * 60)
+        ts = self.poster.post(channel, reply.text, reply.blocks)
+        self.charts.upload(channel, ts, self.charts.chart_png(title, snap, start, end, now), "digest.png", title)
+        return ts
+
+    def _shown_to(self, row: SpaceCost, channel: str) -> SpaceCost:
+        """The row as `channel` may see it: a private Space's error text only where its namespace is in
+        scope (or in a DM), as `/space status` shows it."""
+        if not row.error:
+            return row
+        try:
+            if self.reveals(row.space, Actor("", channel)):
+                return row
+        except Exception:  # noqa: BLE001 — when privacy can't be known, the details stay hidden
+            log.warning("could not tell whether %s is private; its error text is left out", row.space)
+        return replace(row, error=None, hidden=True)

@@ -1,0 +1,103 @@
+"""The App Home dashboard: built from the fleet's reads, published with views.publish, refreshed when a stage changes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from typing import Callable
+
+from slack_sdk.errors import SlackApiError
+
+from bot.alerts.keys import state_key
+from bot.core.permissions import Roles, namespace_of
+from bot.fleet import report, words
+from bot.fleet.reads import FleetReads
+
+log = logging.getLogger(__name__)
+
+HOME_RECENT = 3600
+HOME_DEBOUNCE = 10.0
+
+
+class Home:
+    def __init__(self, reads: FleetReads, roles: Roles, clock: Callable[[], float], hub_url: str,
+                 pending_requests: Callable[[], list] = lambda: [], slack=None):
+        self.reads = reads
+        self.roles = roles
+        self.clock = clock
+        self.hub_url = hub_url
+        self.pending_requests = pending_requests
+        self.slack = slack  # a slack_sdk WebClient (views.publish); None in the console
+
+    def home(self, user: str, page: int, now: float) -> dict:
+        """The user's App Home: page 0 ranks broken and costly Spaces first; pages 1… list every one."""
+        spaces = self.reads.watched()
+        snap = self.reads.glance(spaces, now)
+        month = {s: m[0] for s, m in snap.month.items()}
+        if page == 0:
+            rows = sorted(snap.rows, key=lambda r: (report.broken_now(r, now) is None, -month.get(r.space, 0.0),
+                                                    r.space))
+        else:
+            rows = sorted(snap.rows, key=lambda r: r.space)
+        namespaces: dict[str, dict] = {}
+        for row in snap.rows:
+            c = namespaces.setdefault(namespace_of(row.space), {"running": 0, "asleep": 0, "broken": 0, "month": 0.0})
+            c["running"] += report.is_up(row.stage)
+            c["asleep"] += row.stage in ("SLEEPING", "STOPPED")
+            c["broken"] += report.broken_now(row, now) == "broken"
+            c["month"] += month.get(row.space, 0.0)
+        ordered_ns = sorted(namespaces.items(), key=lambda x: (-x[1]["broken"], -x[1]["month"], x[0]))
+        requests = self.pending_requests() if self.roles.is_approver(user) else []
+        spend = {s: (snap.today.get(s, 0.0), month.get(s, 0.0)) for s in spaces}
+        return words.home_view(rows, spend, snap.prices, ordered_ns, self.roles.is_operator(user), requests,
+                               self.reads.catalogues.current, page, snap.first_seen(), now, self.hub_url)
+
+    def stage_fingerprint(self) -> str:
+        """Changes when any watched Space changes stage (or the watched set changes)."""
+        spaces = self.reads.watched()
+        pipe = self.reads.records.redis.pipeline(transaction=False)
+        for space in spaces:
+            pipe.hget(state_key(space), "stage")
+        stages = pipe.execute() if spaces else []
+        return hashlib.sha1(json.dumps(list(zip(spaces, stages))).encode()).hexdigest()
+
+    def publish_home(self, user: str, page: int = 0, now: float | None = None, opened: bool = False) -> bool:
+        """views.publish the user's Home with the last view's hash; False when nothing was published."""
+        now = self.clock() if now is None else now
+        if self.slack is None or not user:
+            return False
+        if opened:
+            self.reads.store.opened_home(user, now)
+        fingerprint = self.stage_fingerprint()
+        view = self.home(user, page, now)
+        old_hash, _ = self.reads.store.home_hash(user)
+        for attempt in (0, 1):
+            try:
+                answer = self.slack.views_publish(user_id=user, view=view, hash=old_hash or None)
+                break
+            except SlackApiError as err:
+                if attempt == 0 and (err.response or {}).get("error") == "hash_conflict":
+                    old_hash = ""  # published meanwhile (another replica or click): ours is newer
+                    continue
+                raise
+        new_hash = ((answer.get("view") or {}).get("hash")) or ""
+        self.reads.store.save_home_hash(user, new_hash, fingerprint)
+        return True
+
+    def refresh_homes(self, now: float) -> int:
+        """Republish the Home of users who opened it in the last hour when a Space they see changed stage,
+        at most once per user per 10 s (a user left out now is caught on a later tick)."""
+        users = self.reads.store.recent_home_users(now - HOME_RECENT)
+        if not users or self.slack is None:
+            return 0
+        fingerprint = self.stage_fingerprint()
+        done = 0
+        for user in users:
+            if self.reads.store.home_hash(user)[1] == fingerprint or not self.reads.store.debounce(user, now, HOME_DEBOUNCE):
+                continue
+            try:
+                done += self.publish_home(user, 0, now)
+            except Exception:  # noqa: BLE001 — one user's view must not stop the others
+                log.exception("home refresh for %s failed", user)
+        return done
