@@ -85,6 +85,8 @@ class HubEmulator:
             self.added_flavors: list = []  # flavors the Hub offers beyond the shipped table (add_flavor)
             self.logs: dict[str, list[str]] = {}
             self.webhooks: dict[str, dict[str, Any]] = {}
+            # Called with each request as it arrives, before it is answered (what else held at that moment).
+            self.on_request: Callable[[Recorded], None] | None = None
             self._release_hung()
 
     def _release_hung(self) -> None:
@@ -180,8 +182,11 @@ class HubEmulator:
         except ValueError:
             body = raw.decode(errors="replace")
         headers = {k[5:].replace("_", "-").lower(): v for k, v in environ.items() if k.startswith("HTTP_")}
+        recorded = Recorded(method, path, query, body, headers)
+        if self.on_request is not None:
+            self.on_request(recorded)
         with self.lock:
-            self.requests.append(Recorded(method, path, query, body, headers))
+            self.requests.append(recorded)
             fault = next((f for f in self.faults if f.times > 0 and f.match(method, path)), None)
             if fault:
                 fault.times -= 1
