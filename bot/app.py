@@ -20,6 +20,7 @@ from bot.approvals.flow import ApprovalKind, Approvals
 from bot.commands.canonical import Canonical
 from bot.commands.operations import Operations
 from bot.core import hub
+from bot.core.changes import Changes
 from bot.core.errors import ConfigError
 from bot.core.flavors import CatalogueSource, ThrottledCatalogue
 from bot.core.hub import Spaces
@@ -83,9 +84,12 @@ def build_context(settings: Settings, redis_client: redis.Redis | None = None, p
 
     # The poller prices every Space it reads: it looks at the shared catalogue at most every few seconds.
     watcher = Watcher(settings, store, poster, api, spaces, ThrottledCatalogue(catalogues))
-    approvals = Approvals(settings, store, spaces, roles, poster, catalogues, later=watcher.outbox.enqueue_one)
+    # The one way out to the Hub for changes: attempt audited first, the poller's budget, a deadline, sentences.
+    changes = Changes(api, store, watcher.poller.budget, 2 * settings.hub_timeout)
+    approvals = Approvals(settings, store, spaces, roles, poster, catalogues, later=watcher.outbox.enqueue_one,
+                          changes=changes)
     ops = Operations(settings, api, spaces, store, roles, catalogues, upgrades=approvals,
-                     budget=watcher.poller.budget)
+                     budget=watcher.poller.budget, changes=changes)
     # Changes made through the bot make the Space hot and are followed in their announcement; an approved
     # upgrade makes it hot too (its message is the approval's, edited by the approvals flow).
     ops.changes = watcher.follow
@@ -106,7 +110,7 @@ def build_context(settings: Settings, redis_client: redis.Redis | None = None, p
     for line in settings.warnings():
         log.warning(line)
     schedules = Schedules(settings, store, api, spaces, roles, poster, catalogues, approvals=approvals,
-                          timezone_of=SlackZones(client), later=watcher.outbox.enqueue_one)
+                          timezone_of=SlackZones(client), later=watcher.outbox.enqueue_one, changes=changes)
     schedules.register_kinds(approvals)
     watcher.outbox.handlers.update(schedules.deliveries())
     # Schedule occurrences, reminders and reverts run on the poll leader's tick, with its clock.
@@ -128,7 +132,7 @@ def build_context(settings: Settings, redis_client: redis.Redis | None = None, p
                   prefetch=access.prefetch)
     watcher.periodic.append(fleet.tick)
     watcher.cron.append(("digests", fleet.digest_tick, {"minute": "*", "second": 5}))
-    webhook = WebhookCommands(settings, api, store, watcher.store, roles.is_admin)
+    webhook = WebhookCommands(settings, api, store, watcher.store, roles.is_admin, changes=changes)
     for name, handler in {**watcher.commands(), **approvals.commands(), **schedules.commands(),
                           **fleet.commands(), **webhook.commands()}.items():
         ops.handle(name, handler)

@@ -23,7 +23,8 @@ import redis
 from bot.alerts import words
 from bot.alerts.hot import PUSHES, HotSet
 from bot.core import hub
-from bot.core.errors import BadInput, NotAllowed, NotFound
+from bot.core.changes import Changes, Why
+from bot.core.errors import BadInput, NotAllowed
 from bot.core.permissions import namespace_of
 from bot.core.store import REDIS_ERRORS, key
 
@@ -131,10 +132,12 @@ class WebhookReceiver:
 class WebhookCommands:
     """`/space webhook [enable|disable]`: one Hub webhook for the watched namespaces, made with the bot's token."""
 
-    def __init__(self, settings, api, records, watch_store, is_admin):
+    def __init__(self, settings, api, records, watch_store, is_admin, changes: Changes | None = None):
         self.settings = settings
         self.api = api
         self.records = records          # bot.core.store.Store: audit trail and the Redis check
+        # The one way a change reaches the Hub: audited before and after, with a deadline.
+        self.changes = changes or Changes(api, records, None, 2 * settings.hub_timeout)
         self.watch_store = watch_store
         self.is_admin = is_admin
 
@@ -166,13 +169,12 @@ class WebhookCommands:
         me = whoami.get("name") if isinstance(whoami, dict) else None
         watched = [{"type": "user" if ns == me else "org", "name": ns} for ns in namespaces]
         url = f"{self.settings.public_url}/hub/webhook"
-        info = self.records.audited(actor.user, "webhook.enable", "", {"namespaces": namespaces},
-                                    lambda: hub.call(self.api.create_webhook, url=url, watched=watched,
-                                                     domains=["repo"], secret=self.settings.hub_webhook_secret))
+        info = self.changes.add_webhook(Why(actor.user, "webhook.enable", {"namespaces": namespaces}), url, watched,
+                                        ["repo"], self.settings.hub_webhook_secret)
         self.records.redis.hset(STATE, mapping={"id": info.id, "url": url, "namespaces": ",".join(namespaces),
                                                 "by": actor.user})
         if old and old != info.id:
-            self._delete(old)
+            self.changes.remove_webhook(Why(actor.user, "webhook.disable", {"replaced": old}), old)
         return words.webhook_enabled_reply(actor.user, url, namespaces)
 
     def disable(self, cmd, actor):
@@ -184,16 +186,9 @@ class WebhookCommands:
         if not hook_id:
             return words.webhook_state_reply({}, bool(self.settings.public_url),
                                              bool(self.settings.hub_webhook_secret))
-        self.records.audited(actor.user, "webhook.disable", "", {}, lambda: self._delete(hook_id))
+        self.changes.remove_webhook(Why(actor.user, "webhook.disable"), hook_id)
         self.records.redis.delete(STATE)
         return words.webhook_disabled_reply(actor.user)
-
-    def _delete(self, hook_id: str) -> None:
-
-        try:
-            hub.call(self.api.delete_webhook, hook_id)
-        except NotFound:
-            pass  # deleted on the Hub already
 
     def commands(self):
         return {"webhook": self.show, "webhook.enable": self.enable, "webhook.disable": self.disable}

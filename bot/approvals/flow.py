@@ -15,6 +15,7 @@ from bot.approvals import words
 from bot.approvals.store import ApprovalRequest, ApprovalStore, Transition, apply_lease
 from bot.commands.grammar import Command
 from bot.commands.operations import Upgrade, duplicate_audited
+from bot.core.changes import Changes, Why
 from bot.core.errors import NotAllowed, NotFound, SpaceOpsError
 from bot.core.flavors import CatalogueSource
 from bot.core.hub import Spaces
@@ -50,10 +51,13 @@ class Approvals:
     """The feature: request, decide, cancel, list and expire, with Slack messages and audit entries."""
 
     def __init__(self, settings: Settings, records: Store, spaces: Spaces, roles: Roles, poster: Poster,
-                 catalogues: CatalogueSource, later: Later | None = None, clock: Callable[[], float] = time.time):
+                 catalogues: CatalogueSource, later: Later | None = None, clock: Callable[[], float] = time.time,
+                 changes: Changes | None = None):
         self.settings = settings
         self.records = records  # the audit trail and the Redis check before a change
         self.spaces = spaces
+        # The one way a change reaches the Hub: audited before and after, metered, with a deadline.
+        self.changes = changes or Changes(spaces.api, records, None, 2 * settings.hub_timeout)
         self.roles = roles
         self.poster = poster
         self.catalogues = catalogues
@@ -186,10 +190,13 @@ class Approvals:
 
     def _apply_hardware(self, request: ApprovalRequest, user: str) -> None:
         if request.duplicate_to:
-            duplicate_audited(self.records, self.spaces, user, request.space, request.duplicate_to, request.private,
+            duplicate_audited(self.changes, user, request.space, request.duplicate_to, request.private,
                               request.flavor, request.sleep_seconds)
         else:
-            self.spaces.request_hardware(request.space, request.flavor, request.sleep_seconds)
+            params = {"from": request.current, "flavor": request.flavor, "approval": request.id}
+            if request.sleep_seconds is not None:
+                params["sleep"] = request.sleep_seconds
+            self.changes.hardware(Why(user, "hw", params), request.space, request.flavor, request.sleep_seconds)
         self.applied(request.duplicate_to or request.space)
 
     def deny(self, request_id: str, user: str, channel: str, ts: str) -> Reply:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import time
 from dataclasses import dataclass
 from typing import Callable, Protocol
 
@@ -14,8 +13,9 @@ from huggingface_hub import HfApi
 from bot.commands import costs, words
 from bot.commands.grammar import Command
 from bot.core import hub
-from bot.core.budget import Budget, ShareUsed
-from bot.core.errors import BadInput, NotAllowed, RateLimited, SpaceOpsError
+from bot.core.budget import Budget
+from bot.core.changes import Changes, Why, meter
+from bot.core.errors import BadInput, NotAllowed, SpaceOpsError
 from bot.core.flavors import DEFAULT_FLAVOR, Catalogue, CatalogueSource
 from bot.core.hub import Spaces
 from bot.core.markup import code, escape
@@ -79,24 +79,27 @@ class NoListener:
         return reply
 
 
-def duplicate_audited(store: Store, spaces: Spaces, user: str, source: str, target: str, private: bool = False,
+def duplicate_audited(changes: Changes, user: str, source: str, target: str, private: bool = False,
                       flavor: str | None = None, sleep_seconds: int | None = None):
     """Duplicate a Space on the Hub with its audit entry: from `/space duplicate` and from an approval."""
     params = {"to": target, "private": private, "hw": flavor, "sleep": sleep_seconds}
-    return store.audited(user, "duplicate", source, {k: v for k, v in params.items() if v},
-                         lambda: spaces.duplicate(source, target, private, flavor, sleep_seconds))
+    why = Why(user, "duplicate", {k: v for k, v in params.items() if v})
+    return changes.duplicate(why, source, target, private, flavor, sleep_seconds)
 
 
 class Operations:
     """Runs parsed commands. Features (approvals, watches) add their commands with `handle()` at wiring."""
 
     def __init__(self, settings: Settings, api: HfApi, spaces: Spaces, store: Store, roles: Roles,
-                 catalogues: CatalogueSource, upgrades: UpgradeRequests | None = None, budget: Budget | None = None):
+                 catalogues: CatalogueSource, upgrades: UpgradeRequests | None = None, budget: Budget | None = None,
+                 changes: Changes | None = None):
         self.settings = settings
         self.budget = budget  # the poller's: commands spend from the same RateLimit window, each member a share
         self.api = api
         self.spaces = spaces
         self.store = store
+        # The one way a change reaches the Hub (attempt audit, budget, deadline, sentences, outcome).
+        self.changes_out = changes or Changes(api, store, budget, 2 * settings.hub_timeout)
         self.roles = roles
         self.catalogues = catalogues
         self.upgrades = upgrades or NoApprovals(catalogues)
@@ -174,15 +177,7 @@ class Operations:
         """Every Hub request of this command spends from the shared budget, within `user`'s share."""
         if self.budget is None:
             return contextlib.nullcontext()
-        budget = self.budget
-
-        def before_each() -> None:
-            try:
-                budget.spend_command(user, time.time())
-            except ShareUsed as used:
-                raise RateLimited(words.budget_used(used.retry_after, used.exhausted), used.retry_after) from None
-
-        return hub.metered(before_each, lambda response: budget.note(response, time.time()))
+        return meter(self.budget, user)
 
     def _audit_refusal(self, cmd: Command, actor: Actor, err: SpaceOpsError) -> None:
         if cmd.name not in READS:
@@ -239,15 +234,13 @@ class Operations:
                     params=json.dumps({"factory": cmd.factory, "verb": action}, sort_keys=True),
                     summary=f"{verb} {code(cmd.space)} on {code(flavor or 'unknown hardware')}",
                     cost_note=change.note), actor)
-        runtime = self.store.audited(actor.user, action, cmd.space, {"factory": cmd.factory} if cmd.factory else {},
-                                     lambda: hub.call(self.api.restart_space, cmd.space, factory_reboot=cmd.factory,
-                                                      space=cmd.space))
+        runtime = self.changes_out.restart(Why(actor.user, action, {"factory": cmd.factory} if cmd.factory else {}),
+                                           cmd.space, cmd.factory)
         verb = {"resume": "resumed", "restart": "factory-rebooted" if cmd.factory else "restarted"}[action]
         return change_reply(actor.user, verb, cmd.space, f"now {stage_words(runtime.stage)}.")
 
     def pause(self, cmd: Command, actor: Actor) -> Reply:
-        runtime = self.store.audited(actor.user, "pause", cmd.space, {},
-                                     lambda: hub.call(self.api.pause_space, cmd.space, space=cmd.space))
+        runtime = self.changes_out.pause(Why(actor.user, "pause"), cmd.space)
         return change_reply(actor.user, "paused", cmd.space,
                             f"now {stage_words(runtime.stage)}; no billing until someone resumes it "
                             f"with `/space resume {escape(cmd.space)}`.")
@@ -269,8 +262,8 @@ class Operations:
                 costs.hardware_change(current, cmd.flavor, self.catalogue), self._free_below()):
             self.store.require()
             return self.upgrades.request(Upgrade(cmd.space, current, cmd.flavor), actor)
-        new = self.store.audited(actor.user, "hw", cmd.space, {"from": current, "flavor": cmd.flavor},
-                                 lambda: self.spaces.request_hardware(cmd.space, cmd.flavor))
+        new = self.changes_out.hardware(Why(actor.user, "hw", {"from": current, "flavor": cmd.flavor}), cmd.space,
+                                        cmd.flavor)
         return change_reply(
             actor.user, "moved", cmd.space,
             f"{flavor_words(current, self.catalogue)} → {flavor_words(cmd.flavor, self.catalogue)}; "
@@ -291,41 +284,34 @@ class Operations:
             return self.upgrades.request(Upgrade(
                 cmd.space, hardware, hardware, action="sleep", params=json.dumps({"seconds": cmd.seconds}),
                 summary=f"let {code(cmd.space)} {when}", cost_note=change.note), actor)
-        new = self.store.audited(actor.user, "sleep", cmd.space, {"seconds": cmd.seconds},
-                                 lambda: hub.call(self.api.set_space_sleep_time, cmd.space, cmd.seconds,
-                                                  space=cmd.space))
+        new = self.changes_out.sleep_time(Why(actor.user, "sleep", {"seconds": cmd.seconds}), cmd.space, cmd.seconds)
         return change_reply(actor.user, "set the sleep time of", cmd.space,
                             sleep_words(new.sleep_time if new.sleep_time is not None else cmd.seconds, hardware) + ".")
 
     def var_set(self, cmd: Command, actor: Actor) -> Reply:
         # The audit trail keeps the key, never the value (a variable may still hold something private).
-        self.store.audited(actor.user, "var.set", cmd.space, {"key": cmd.key},
-                           lambda: hub.call(self.api.add_space_variable, cmd.space, cmd.key, cmd.value,
-                                            space=cmd.space))
+        self.changes_out.set_variable(Why(actor.user, "var.set", {"key": cmd.key}), cmd.space, cmd.key, cmd.value)
         return change_reply(actor.user, f"set variable {code(cmd.key)} on", cmd.space,
                             "the Space restarts to pick it up.")
 
     def var_rm(self, cmd: Command, actor: Actor) -> Reply:
-        return self._remove_key(cmd, actor, "variable", self.api.get_space_variables, self.api.delete_space_variable)
+        return self._remove_key(cmd, actor, "variable", self.api.get_space_variables, self.changes_out.remove_variable)
 
     def set_secret(self, space: str, key: str, value: str, actor: Actor, description: str | None = None) -> Reply:
         """From the secret modal: the value goes to the Hub and nowhere else (not the audit, not a log)."""
         self.check(Command("secret.set", space=space, key=key), actor)
-        self.store.audited(actor.user, "secret.set", space, {"key": key},
-                           lambda: hub.call(self.api.add_space_secret, space, key, value,
-                                            description=description or None, space=space))
+        self.changes_out.set_secret(Why(actor.user, "secret.set", {"key": key}), space, key, value, description)
         return change_reply(actor.user, f"set secret {code(key)} on", space, "the Space restarts to pick it up.")
 
     def secret_rm(self, cmd: Command, actor: Actor) -> Reply:
-        return self._remove_key(cmd, actor, "secret", self.api.get_space_secrets, self.api.delete_space_secret)
+        return self._remove_key(cmd, actor, "secret", self.api.get_space_secrets, self.changes_out.remove_secret)
 
-    def _remove_key(self, cmd: Command, actor: Actor, kind: str, list_keys, delete_key) -> Reply:
+    def _remove_key(self, cmd: Command, actor: Actor, kind: str, list_keys, remove) -> Reply:
         # The Hub answers 200 for a missing key, so look first to say something true.
         if cmd.key not in hub.call(list_keys, cmd.space, space=cmd.space):
             return notice_reply(f"{code(cmd.space)} has no {kind} {code(cmd.key)}; nothing to remove.")
         action = "var.rm" if kind == "variable" else "secret.rm"
-        self.store.audited(actor.user, action, cmd.space, {"key": cmd.key},
-                           lambda: hub.call(delete_key, cmd.space, cmd.key, space=cmd.space))
+        remove(Why(actor.user, action, {"key": cmd.key}), cmd.space, cmd.key)
         return change_reply(actor.user, f"removed {kind} {code(cmd.key)} from", cmd.space)
 
     def duplicate(self, cmd: Command, actor: Actor) -> Reply:
@@ -338,7 +324,7 @@ class Operations:
 
     def apply_duplicate(self, source: str, target: str, actor: Actor, private: bool = False,
                         flavor: str | None = None, sleep_seconds: int | None = None) -> Reply:
-        duplicate_audited(self.store, self.spaces, actor.user, source, target, private, flavor, sleep_seconds)
+        duplicate_audited(self.changes_out, actor.user, source, target, private, flavor, sleep_seconds)
         extras = [word for word in ("private" if private else "", f"on {flavor}" if flavor else "") if word]
         link = f"<{self.hub_url}/spaces/{target}|{escape(target)}>"
         return change_reply(actor.user, "duplicated", source,
@@ -355,14 +341,17 @@ class Operations:
 
     def _apply_resume(self, request, user: str):
         factory = bool(request.data.get("factory"))
-        return hub.call(self.api.restart_space, request.space, factory_reboot=factory, space=request.space)
+        action = "resume" if request.data.get("verb", "resume") == "resume" else "restart"
+        why = Why(user, action, {"approval": request.id, **({"factory": True} if factory else {})})
+        return self.changes_out.restart(why, request.space, factory)
 
     def _resume_landed(self, request) -> bool:
         return self.runtime(request.space).stage != "PAUSED"
 
     def _apply_sleep(self, request, user: str):
         seconds = int(request.data.get("seconds", 0))
-        return hub.call(self.api.set_space_sleep_time, request.space, seconds, space=request.space)
+        return self.changes_out.sleep_time(Why(user, "sleep", {"seconds": seconds, "approval": request.id}),
+                                           request.space, seconds)
 
     def _sleep_landed(self, request) -> bool:
         seconds = int(request.data.get("seconds", 0))

@@ -123,10 +123,3 @@ def audit_reply(entries: Iterable, space: str | None) -> Reply:
                     + f" → {result}")
     text = f"*Audit trail{scope}*, newest first:\n" + "\n".join(rows)
     return Reply(text, [section(text[:3000])])
-
-
-def budget_used(retry_after: int, everyone: bool) -> str:
-    if everyone:
-        return f"The Hub's rate limit for the bot's token is used up; nothing was changed. Try again in {retry_after} s."
-    return (f"You have used your share of the bot's Hub requests for now (so the alerts and everyone else keep "
-            f"theirs); nothing was changed. Try again in {retry_after} s.")

@@ -90,6 +90,13 @@ class Budget:
             if known and self.remaining > 0:
                 self.remaining -= 1
 
+    def charge(self, now: float) -> None:
+        """One Hub request of a change the leader's jobs make for people (a schedule, a revert): taken from
+        what is left, never refused here (the Hub's own 429 says when nothing is)."""
+        with self.lock:
+            if self.remaining is not None and now < self.reset_at and self.remaining > 0:
+                self.remaining -= 1
+
     def left(self) -> int | None:
         with self.lock:
             return self.remaining

@@ -127,7 +127,11 @@ class _ObservingTransport(httpx.HTTPTransport):
     def handle_request(self, request):
         observation = getattr(_observer, "current", None)
         if observation is None:
-            self._bound(request, None)
+            deadline = getattr(_deadline, "current", None)
+            if deadline is not None and time.monotonic() >= deadline:
+                # Not sent: a change whose time is up asks nothing more of the Hub (see `deadline()`).
+                raise httpx.ConnectTimeout("the change's deadline passed before this request", request=request)
+            self._bound(request, deadline)
             return super().handle_request(request)
         if observation.deadline is not None and time.monotonic() >= observation.deadline:
             raise CallAborted("timeout")
@@ -172,6 +176,25 @@ class _DeadlineStream(httpx.SyncByteStream):
         self.inner.close()
 
 
+# ---------------------------------------------------------------- a change's deadline (bot/core/changes.py)
+
+_deadline = threading.local()
+
+
+@contextlib.contextmanager
+def deadline(seconds: float) -> Iterator[None]:
+    """This thread's HfApi requests (outside `observed()`) end within `seconds` of now, all together: each
+    request's timeouts are cut to what is left, and none is sent once it is over (a timeout, as a sentence
+    through `hub_errors`). Nested, the earlier deadline wins."""
+    outer = getattr(_deadline, "current", None)
+    mine = time.monotonic() + seconds
+    _deadline.current = mine if outer is None else min(outer, mine)
+    try:
+        yield
+    finally:
+        _deadline.current = outer
+
+
 # ---------------------------------------------------------------- every request: metrics, command metering
 
 _meter = threading.local()
@@ -181,11 +204,17 @@ _meter = threading.local()
 def metered(before_each: Callable[[], None], after_each: Callable[[object], None]) -> Iterator[None]:
     """Meter this thread's HfApi requests (a command's): `before_each()` may raise a SpaceOpsError to stop
     the request; `after_each(response)` sees every response (for its RateLimit header)."""
+    outer = getattr(_meter, "current", None)
     _meter.current = (before_each, after_each)
     try:
         yield
     finally:
-        _meter.current = None
+        _meter.current = outer
+
+
+def metering() -> bool:
+    """Whether this thread's HfApi requests are metered already (inside a command's `metered()`)."""
+    return getattr(_meter, "current", None) is not None
 
 
 def _before_request(request) -> None:
@@ -280,7 +309,8 @@ def call(fn: Callable[..., T], *args, space: str | None = None, **kwargs) -> T:
 
 
 class Spaces:
-    """The Hub calls several features make on a Space (commands, approvals, watches), as sentences on error."""
+    """The Hub reads several features make on a Space (commands, approvals, watches), as sentences on error.
+    Changes go through `bot.core.changes.Changes`, the one audited way out."""
 
     def __init__(self, api: HfApi, hub_url: str):
         self.api = api
@@ -289,16 +319,9 @@ class Spaces:
     def runtime(self, space: str):
         return call(self.api.get_space_runtime, space, space=space)
 
-    def request_hardware(self, space: str, flavor: str, sleep_seconds: int | None = None):
-        return call(self.api.request_space_hardware, space, flavor, sleep_time=sleep_seconds, space=space)
-
-    def duplicate(self, source: str, target: str, private: bool = False, flavor: str | None = None,
-                  sleep_seconds: int | None = None):
-        return call(self.api.duplicate_repo, source, target, repo_type="space", private=private or None,
-                    space_hardware=flavor, space_sleep_time=sleep_seconds, space=source)
-
     def hardware(self) -> list:
         return call(self.api.list_spaces_hardware)
 
 
-__all__ = ["make_api", "call", "hub_errors", "install_timeout", "rate_limit_of", "huggingface_hub", "Spaces"]
+__all__ = ["make_api", "call", "hub_errors", "install_timeout", "rate_limit_of", "huggingface_hub", "Spaces",
+           "deadline", "metered", "metering"]

@@ -14,17 +14,16 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, fields
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, Iterator
 
 import redis
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
 
-from bot.core.errors import SpaceOpsError, StateUnavailable
+from bot.core.errors import StateUnavailable
 from bot.core.redisurl import parse_redis_url
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 PREFIX = "spaceops:"
 AUDIT_MAXLEN = 100_000
 AUDIT_PER_SPACE_MAXLEN = 1_000
@@ -249,25 +248,16 @@ class Store:
             pipe.xadd(key("audit", "space", space), fields, maxlen=AUDIT_PER_SPACE_MAXLEN, approximate=True)
         pipe.execute()
 
-    def audited(self, user: str, action: str, space: str, params: dict, change: Callable[[], T]) -> T:
-        """Run a change with its audit trail: an "attempt" entry is written before the Hub call (no entry,
-        no change), and its outcome after, whatever it is (that write never raises). A process that dies
-        in between leaves the attempt, so a change that reached the Hub is never unrecorded."""
+    def attempt(self, user: str, action: str, space: str, params: dict) -> str:
+        """Write a change's "attempt" entry and return its id, for the outcome entry (`audit(attempt=…)`);
+        raises StateUnavailable when it cannot be written: no entry, no change. Changes call it through
+        `bot.core.changes.Changes`, before the Hub hears of them."""
         attempt = uuid.uuid4().hex[:12]
         try:
             self._append(user, action, space, params, ATTEMPT, None, attempt)
         except REDIS_ERRORS as err:
             raise unavailable(err) from err
-        try:
-            result = change()
-        except SpaceOpsError as err:
-            self.audit(user, action, space, params, result=f"error: {err.sentence[:200]}", attempt=attempt)
-            raise
-        except BaseException as err:
-            self.audit(user, action, space, params, result=f"error: unexpected {type(err).__name__}", attempt=attempt)
-            raise
-        self.audit(user, action, space, params, attempt=attempt)
-        return result
+        return attempt
 
     def audit_entries(self, space: str | None = None, count: int = 20) -> list[AuditEntry]:
         stream = key("audit", "space", space) if space else key("audit")

@@ -168,6 +168,13 @@ def as_text(reply_text: str, blocks: list[dict[str, Any]] | None = None) -> str:
     return html.unescape(text)
 
 
+def budget_used(retry_after: int, everyone: bool) -> str:
+    if everyone:
+        return f"The Hub's rate limit for the bot's token is used up; nothing was changed. Try again in {retry_after} s."
+    return (f"You have used your share of the bot's Hub requests for now (so the alerts and everyone else keep "
+            f"theirs); nothing was changed. Try again in {retry_after} s.")
+
+
 def waiting_reply() -> Reply:
     return notice_reply(":hourglass_flowing_sand: Waiting for the Hub…")
 

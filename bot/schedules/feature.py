@@ -15,6 +15,7 @@ from bot.approvals.flow import ApprovalKind, Approvals
 from bot.approvals.store import ApprovalRequest
 from bot.commands.grammar import Command
 from bot.commands.operations import Upgrade, UpgradeRequests
+from bot.core.changes import Changes, Why
 from bot.core.errors import BadInput, NotFound, SpaceOpsError
 from bot.core.flavors import DEFAULT_FLAVOR, CatalogueSource
 from bot.core.hub import Spaces
@@ -41,7 +42,7 @@ class Schedules:
     def __init__(self, settings: Settings, records: Store, api: HfApi, spaces: Spaces, roles: Roles,
                  poster: Poster, catalogues: CatalogueSource, approvals: UpgradeRequests | None = None,
                  timezone_of: TimezoneOf | None = None, later: Later | None = None,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, changes: Changes | None = None):
         self.settings = settings
         self.records = records
         self.api = api
@@ -53,9 +54,12 @@ class Schedules:
         self.timezone_of = timezone_of
         self.later = later
         self.clock = clock
+        # The one way a change reaches the Hub: audited before and after, metered, with a deadline.
+        self.changes = changes or Changes(api, records, None, 2 * settings.hub_timeout)
         self.store = ScheduleStore(records.redis)
         lease = 3 * settings.hub_timeout + 5
-        self.runner = Runner(self.store, records, api, spaces, catalogues, self.say, settings.schedule_grace, lease)
+        self.runner = Runner(self.store, records, api, spaces, catalogues, self.say, settings.schedule_grace, lease,
+                             self.changes)
 
     # ------------------------------------------------------------------ wiring
 
@@ -315,8 +319,8 @@ class Schedules:
     def _start_timed(self, params: dict, user: str, approver: str, request_id: str = "") -> Timed:
         space, flavor = str(params["space"]), str(params["flavor"])
         timed_id = self.store.new_id()
-        self.records.audited(user, "hw", space, {"flavor": flavor, "for": params["seconds"], "id": timed_id},
-                             lambda: self.spaces.request_hardware(space, flavor))
+        self.changes.hardware(Why(user, "hw", {"flavor": flavor, "for": params["seconds"], "id": timed_id}), space,
+                              flavor)
         now = self.clock()
         revert_sleep = params.get("revert_sleep")
         t = Timed(id=timed_id, space=space, flavor=flavor, revert_flavor=str(params["revert_flavor"]),

@@ -15,6 +15,7 @@ from typing import Callable
 from huggingface_hub import HfApi
 
 from bot.core import hub
+from bot.core.changes import Changes, Why
 from bot.core.errors import BadInput, HubUnavailable, SpaceOpsError
 from bot.core.flavors import DEFAULT_FLAVOR, CatalogueSource
 from bot.core.hub import CallAborted, Spaces, observed
@@ -37,11 +38,12 @@ def say_text(text: str) -> Reply:
 
 class Runner:
     def __init__(self, store: ScheduleStore, records: Store, api: HfApi, spaces: Spaces,
-                 catalogues: CatalogueSource, say: Say, grace: float, lease: float):
+                 catalogues: CatalogueSource, say: Say, grace: float, lease: float, changes: Changes):
         self.store = store
         self.records = records
         self.api = api
         self.spaces = spaces
+        self.changes = changes  # the one way a change reaches the Hub: its audit entry is written first
         self.catalogues = catalogues
         self.say = say
         self.grace = grace
@@ -136,17 +138,23 @@ class Runner:
                 spaces += self._targets(target)
             except SpaceOpsError as err:
                 failures.append((target, err.sentence))
+        why = Why(s.creator, f"schedule.{s.action}", params, person=False)
         for space in spaces:
             try:
-                detail = self._act(s, space, confirm_only)
+                planned = self._plan(s, space, confirm_only)
+            except SpaceOpsError as err:  # the Space could not be read: no change was tried
+                failures.append((space, err.sentence))
+                self.records.audit(why.user, why.action, space, params, result=f"error: {err.sentence[:200]}")
+                continue
+            if planned is None:
+                continue
+            detail, change = planned
+            try:
+                change(why)  # audited before the Hub hears of it, and its outcome after
             except SpaceOpsError as err:
                 failures.append((space, err.sentence))
-                self.records.audit(s.creator, f"schedule.{s.action}", space, params,
-                                   result=f"error: {err.sentence[:200]}")
                 continue
-            if detail is not None:
-                done.append((space, detail))
-                self.records.audit(s.creator, f"schedule.{s.action}", space, params)
+            done.append((space, detail))
         return done, failures
 
     def _report(self, s: Schedule, fire: float, now: float, done, failures, retry: bool) -> None:
@@ -176,41 +184,39 @@ class Runner:
             raise HubUnavailable(f"The Hub could not list the Spaces of {code(namespace)} ({escape(err.reason)}).") \
                 from err
 
-    def _act(self, s: Schedule, space: str, confirm_only: bool = False) -> str | None:
-        """Do the schedule's action on one Space; None when there was nothing to do (people win).
+    def _plan(self, s: Schedule, space: str, confirm_only: bool = False) -> tuple[str, Callable[[Why], object]] | None:
+        """What the schedule's action does to one Space, from its runtime: (detail words, the change to make
+        through `Changes`), or None when there is nothing to do (people win).
 
         `confirm_only`: a replica died holding this occurrence; act only if the Hub does not show it done.
         """
         runtime = self.spaces.runtime(space)
         stage = runtime.stage
         hardware = runtime.requested_hardware or runtime.hardware
+        changes = self.changes
         if s.action == "pause":
             if stage in ASLEEP:
                 return None  # already paused or asleep: nothing to do, nothing to say
-            hub.call(self.api.pause_space, space, space=space)
-            return ""
+            return "", lambda why: changes.pause(why, space)
         if s.action == "resume":
             if stage not in ASLEEP:
                 return None  # someone started it already
-            hub.call(self.api.restart_space, space, space=space)
-            return ""
+            return "", lambda why: changes.restart(why, space)
         if s.action == "restart":
             if confirm_only and stage in ("BUILDING", "APP_STARTING", "RUNNING_BUILDING", "RUNNING_APP_STARTING"):
                 return None
-            hub.call(self.api.restart_space, space, space=space)
-            return ""
+            return "", lambda why: changes.restart(why, space)
         if s.action == "hw":
             if hardware is None or hardware == s.flavor:
                 return None
-            self.spaces.request_hardware(space, s.flavor)
-            return f"{hardware} → {s.flavor}"
+            return f"{hardware} → {s.flavor}", lambda why: changes.hardware(why, space, s.flavor)
         if s.action == "sleep":
             wanted = s.sleep_seconds if s.sleep_seconds is not None else -1
             current = -1 if runtime.sleep_time is None else runtime.sleep_time
             if hardware in (None, DEFAULT_FLAVOR) or current == wanted:
                 return None
-            hub.call(self.api.set_space_sleep_time, space, wanted, space=space)
-            return "never" if wanted < 0 else words.duration_words(wanted)
+            return ("never" if wanted < 0 else words.duration_words(wanted),
+                    lambda why: changes.sleep_time(why, space, wanted))
         raise SpaceOpsError(f"This version cannot run `{s.action}` schedules.")
 
     # ------------------------------------------------------------------ timed upgrades
@@ -239,6 +245,7 @@ class Runner:
         if not self.store.swap(t.id, "status", "active", status="reverting", lease_until=now + self.lease):
             return 0
         catalogue = self.catalogues.current
+        user = by or t.requester
         try:
             runtime = self.spaces.runtime(t.space)
             on = runtime.requested_hardware or runtime.hardware
@@ -246,14 +253,14 @@ class Runner:
                 # Already back (a replica that died mid-revert had done it, or someone did it by hand).
                 self.store.update(t.id, status="reverted", outcome=f"back on {t.revert_flavor}")
                 self.store.finish(t.id)
-                self.records.audit(by or t.requester, "hw-for.revert", t.space, {"id": t.id},
+                self.records.audit(user, "hw-for.revert", t.space, {"id": t.id},
                                    result="ok (already back)")
                 self.say(t.channel, say_text(words.reverted(t, catalogue, by)), f"timed.end:{t.id}")
                 return 1
             if on != t.flavor:
                 self.store.update(t.id, status="overridden", outcome=f"changed by hand to {on}")
                 self.store.finish(t.id)
-                self.records.audit(by or t.requester, "hw-for.revert", t.space, {"id": t.id, "now": on},
+                self.records.audit(user, "hw-for.revert", t.space, {"id": t.id, "now": on},
                                    result="skipped: hardware changed by hand")
                 self.say(t.channel, say_text(words.overridden(t, on or "")), f"timed.end:{t.id}")
                 return 1
@@ -261,18 +268,26 @@ class Runner:
             if t.revert_flavor != DEFAULT_FLAVOR and t.revert_sleep is not None:
                 current = -1 if runtime.sleep_time is None else runtime.sleep_time
                 sleep = t.revert_sleep if current != t.revert_sleep else None
-            self.spaces.request_hardware(t.space, t.revert_flavor, sleep)
+        except SpaceOpsError as err:  # the Space could not be read: no change was tried
+            return self._revert_failed(t, now, user, err, audit=True)
+        why = Why(user, "hw-for.revert", {"id": t.id, "flavor": t.revert_flavor, "from": t.flavor},
+                  person=bool(by))
+        try:
+            self.changes.hardware(why, t.space, t.revert_flavor, sleep)  # audited before and after
         except SpaceOpsError as err:
-            self.store.update(t.id, status="active", next_try=now + RETRY_AFTER, failures=t.failures + 1,
-                              lease_until=0.0)
-            self.records.audit(by or t.requester, "hw-for.revert", t.space,
-                               {"id": t.id, "flavor": t.revert_flavor}, result=f"error: {err.sentence[:200]}")
-            if t.failures == 0:
-                self.say(t.channel, say_text(words.revert_failed(t, err.sentence)), f"timed.fail:{t.id}")
-            return 1
+            return self._revert_failed(t, now, user, err, audit=False)
         self.store.update(t.id, status="reverted", outcome=f"back on {t.revert_flavor}")
         self.store.finish(t.id)
-        self.records.audit(by or t.requester, "hw-for.revert", t.space, {"id": t.id, "flavor": t.revert_flavor,
-                                                                          "from": t.flavor})
         self.say(t.channel, say_text(words.reverted(t, catalogue, by)), f"timed.end:{t.id}")
+        return 1
+
+    def _revert_failed(self, t: Timed, now: float, user: str, err: SpaceOpsError, audit: bool) -> int:
+        """Try again in a minute; the channel hears of the first failure only."""
+        self.store.update(t.id, status="active", next_try=now + RETRY_AFTER, failures=t.failures + 1,
+                          lease_until=0.0)
+        if audit:
+            self.records.audit(user, "hw-for.revert", t.space, {"id": t.id, "flavor": t.revert_flavor},
+                               result=f"error: {err.sentence[:200]}")
+        if t.failures == 0:
+            self.say(t.channel, say_text(words.revert_failed(t, err.sentence)), f"timed.fail:{t.id}")
         return 1
