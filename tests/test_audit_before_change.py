@@ -234,12 +234,13 @@ def test_the_static_check_finds_a_write():
 
 
 def way_out(hub, redis_client, budget=None, deadline: float = 5.0):
+    """The way out on its own, with the real client against the Hub emulator and the real Redis."""
     from bot.core.changes import Changes
     from bot.core.hub import make_api
-    from tests.conftest import make_settings
+    from bot.core.settings import Settings
+    from tests.emulators.hub import TOKEN
 
-    settings = make_settings(hub, type("S", (), {"token": "xoxb-x", "base": "http://127.0.0.1:9"})(),
-                             "redis://127.0.0.1:1")
+    settings = Settings(hf_token=TOKEN, hf_endpoint=hub.base, hub_timeout=2)
     store = Store(redis_client)
     return Changes(make_api(settings), store, budget, deadline), store
 
