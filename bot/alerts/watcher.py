@@ -26,6 +26,7 @@ from bot.alerts.transitions import Policy, policy_of
 from bot.alerts.watches import WatchStore
 from bot.commands.grammar import Command
 from bot.core import metrics
+from bot.core.jobs import Jobs
 from bot.core.flavors import CatalogueSource
 from bot.core.hub import Spaces
 from bot.core.permissions import Actor
@@ -70,8 +71,9 @@ class Watcher:
         # This machine's clock: only for when a watch was added. Ticks run on Redis's clock (see tick()).
         self.clock: Callable[[], float] = time.time
         self.scheduler: BackgroundScheduler | None = None
-        # Jobs other features run on the leader's tick, with its clock (approval expiry).
-        self.periodic: list[Callable[[float], object]] = []
+        # Named jobs other features run on the leader's tick, with its clock, each in its own guard
+        # (bot/core/jobs.py); the slow ones off the tick.
+        self.periodic = Jobs()
         # Cron jobs other features add to this process's scheduler: (id, job, trigger fields). Every replica
         # runs them; the job checks the lease itself (digests).
         self.cron: list[tuple[str, Callable[[], object], dict]] = []
@@ -112,8 +114,9 @@ class Watcher:
         metrics.POLL_CYCLE.observe(time.monotonic() - started)
         metrics.alerts("decided", report.alerts)
         metrics.alerts("delivered", self.outbox.drain(now, leading=leading))
-        for job in self.periodic:
-            job(now)
+        self.periodic.run_tick(now, leading)
+        if injected:
+            self.periodic.settle()  # an injected clock: the test reads what this tick's jobs did
         return report
 
     def hot_tick(self, now: float | None = None) -> HotReport:
@@ -178,6 +181,9 @@ class Watcher:
         if self.scheduler:
             self.scheduler.shutdown(wait=False)
             self.scheduler = None
+        if not self.periodic.settle(timeout=5):
+            log.warning("slow periodic jobs still running at shutdown: %s",
+                        ", ".join(self.periodic.busy()))
         if release:
             try:
                 self.lease.release()

@@ -15,9 +15,11 @@ from typing import Callable
 from huggingface_hub import HfApi
 
 from bot.core import hub
+from bot.core.budget import Budget, RateLimitHit
 from bot.core.errors import BadInput, HubUnavailable, SpaceOpsError
 from bot.core.flavors import DEFAULT_FLAVOR, CatalogueSource
 from bot.core.hub import CallAborted, Spaces, observed
+from bot.core.jobs import Deadline, LeaseLost
 from bot.core.markup import code, escape
 from bot.core.store import REDIS_ERRORS, Store
 from bot.core.words import Reply, section
@@ -35,9 +37,39 @@ def say_text(text: str) -> Reply:
     return Reply(text, [section(text)])
 
 
+class Pace:
+    """One run's limits: the poll lease (checked before each Hub write), its deadline, the Hub budget
+    (two requests per Space: its runtime and the change)."""
+
+    def __init__(self, now: float, leading: Callable[[], bool] | None = None, deadline: Deadline | None = None,
+                 budget: Budget | None = None):
+        self.now = now
+        self.leading = leading
+        self.deadline = deadline
+        self.budget = budget
+
+    def before_write(self) -> None:
+        if self.leading is not None and not self.leading():
+            raise LeaseLost()
+
+    def stop_reason(self) -> str | None:
+        """Why the next Space waits for the next run (None: go on)."""
+        if self.deadline is not None and self.deadline.passed():
+            return words.NOT_REACHED_DEADLINE
+        if self.budget is not None:
+            try:
+                self.budget.spend(self.now)
+                self.budget.spend(self.now)
+            except RateLimitHit:
+                return words.NOT_REACHED_BUDGET
+        return None
+
+
 class Runner:
     def __init__(self, store: ScheduleStore, records: Store, api: HfApi, spaces: Spaces,
-                 catalogues: CatalogueSource, say: Say, grace: float, lease: float):
+                 catalogues: CatalogueSource, say: Say, grace: float, lease: float, budget: Budget | None = None):
+        self.budget = budget
+        self.pace = Pace(0.0)
         self.store = store
         self.records = records
         self.api = api
@@ -49,17 +81,22 @@ class Runner:
 
     # ------------------------------------------------------------------ the tick
 
-    def tick(self, now: float) -> int:
-        """Run what is due at `now`; returns how many occurrences, reminders and reverts acted."""
+    def tick(self, now: float, leading: Callable[[], bool] | None = None, deadline: Deadline | None = None) -> int:
+        """Run what is due at `now`; returns how many occurrences, reminders and reverts acted.
+
+        Off the leader's tick (a slow job): `leading()` is asked before each Hub write (a replica that lost
+        the lease stops; the new leader takes the occurrence over, Space by Space), and a namespace's
+        Spaces are paced by the deadline and the Hub budget (those not reached are retried a minute later)."""
         acted = 0
+        self.pace = Pace(now, leading, deadline, self.budget)
         for record in self.store.all():
             try:
                 if isinstance(record, Timed):
                     acted += self._timed(record, now)
                 else:
                     acted += self._schedule(record, now)
-            except REDIS_ERRORS:
-                raise  # the whole tick waits for Redis; the next one retries
+            except (LeaseLost, *REDIS_ERRORS):
+                raise  # the whole tick waits for Redis or the next leader
             except Exception:  # noqa: BLE001 — one record's bug must not stop the others
                 log.exception("schedule %s: tick failed", record.id)
         return acted
@@ -108,7 +145,7 @@ class Runner:
         claim = self.store.claim(name, now, self.lease)
         if claim in ("done", "busy"):
             return 0
-        done, failures = self._act_on(s, [s.target], claim == "takeover", {"schedule": s.id})
+        done, failures = self._act_on(s, [s.target], claim == "takeover", {"schedule": s.id}, name, now)
         self._report(s, fire, now, done, failures, retry=True)
         self.store.done(name)
         return 1
@@ -121,13 +158,16 @@ class Runner:
         if claim in ("done", "busy"):
             return 0
         done, failures = self._act_on(s, spaces_of(s.retry_spaces), claim == "takeover",
-                                      {"schedule": s.id, "retry": True})
+                                      {"schedule": s.id, "retry": True}, name, now)
         self._report(s, s.retry_fire, now, done, failures, retry=False)
         self.store.done(name)
         return 1
 
-    def _act_on(self, s: Schedule, targets: list[str], confirm_only: bool, params: dict):
-        """Act on each Space (a namespace is listed first); ([(space, detail)], [(space, reason)])."""
+    def _act_on(self, s: Schedule, targets: list[str], confirm_only: bool, params: dict, name: str, now: float):
+        """Act on each Space (a namespace is listed first); ([(space, detail)], [(space, reason)]).
+
+        Each Space of the occurrence is claimed on its own, so a leader that takes over an occurrence cut
+        short by a handover acts only on the Spaces the last one did not finish."""
         done: list[tuple[str, str]] = []
         failures: list[tuple[str, str]] = []
         spaces: list[str] = []
@@ -136,14 +176,24 @@ class Runner:
                 spaces += self._targets(target)
             except SpaceOpsError as err:
                 failures.append((target, err.sentence))
-        for space in spaces:
+        for index, space in enumerate(spaces):
+            reason = self.pace.stop_reason()
+            if reason is not None:
+                failures += [(later, reason) for later in spaces[index:]]
+                break
+            one = f"{name}:{space}"
+            claim = self.store.claim(one, now, self.lease)
+            if claim in ("done", "busy"):
+                continue
             try:
-                detail = self._act(s, space, confirm_only)
+                detail = self._act(s, space, confirm_only or claim == "takeover")
             except SpaceOpsError as err:
                 failures.append((space, err.sentence))
                 self.records.audit(s.creator, f"schedule.{s.action}", space, params,
                                    result=f"error: {err.sentence[:200]}")
+                self.store.done(one)
                 continue
+            self.store.done(one)
             if detail is not None:
                 done.append((space, detail))
                 self.records.audit(s.creator, f"schedule.{s.action}", space, params)
@@ -187,21 +237,25 @@ class Runner:
         if s.action == "pause":
             if stage in ASLEEP:
                 return None  # already paused or asleep: nothing to do, nothing to say
+            self.pace.before_write()
             hub.call(self.api.pause_space, space, space=space)
             return ""
         if s.action == "resume":
             if stage not in ASLEEP:
                 return None  # someone started it already
+            self.pace.before_write()
             hub.call(self.api.restart_space, space, space=space)
             return ""
         if s.action == "restart":
             if confirm_only and stage in ("BUILDING", "APP_STARTING", "RUNNING_BUILDING", "RUNNING_APP_STARTING"):
                 return None
+            self.pace.before_write()
             hub.call(self.api.restart_space, space, space=space)
             return ""
         if s.action == "hw":
             if hardware is None or hardware == s.flavor:
                 return None
+            self.pace.before_write()
             self.spaces.request_hardware(space, s.flavor)
             return f"{hardware} → {s.flavor}"
         if s.action == "sleep":
@@ -209,6 +263,7 @@ class Runner:
             current = -1 if runtime.sleep_time is None else runtime.sleep_time
             if hardware in (None, DEFAULT_FLAVOR) or current == wanted:
                 return None
+            self.pace.before_write()
             hub.call(self.api.set_space_sleep_time, space, wanted, space=space)
             return "never" if wanted < 0 else words.duration_words(wanted)
         raise SpaceOpsError(f"This version cannot run `{s.action}` schedules.")
@@ -223,6 +278,7 @@ class Runner:
         if t.status != "active":
             return 0
         if now >= t.ends_at and now >= t.next_try:
+            self.pace.before_write()
             return self.revert(t, now)
         if now >= t.remind_at and t.reminded_for != t.ends_at and self.store.once(f"{t.id}:remind:{t.ends_at!r}"):
             self.store.update(t.id, reminded_for=t.ends_at)
