@@ -200,6 +200,7 @@ class Runner:
         return done, failures
 
     def _report(self, s: Schedule, fire: float, now: float, done, failures, retry: bool) -> None:
+        self.pace.before_write()  # a leader that lost the lease mid-run leaves the report and retry to the next
         if done:
             self.say(s.channel, say_text(words.ran_words(s, done)), f"schedule.ran:{s.id}:{fire!r}:{retry}")
         if failures:
