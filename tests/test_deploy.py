@@ -167,8 +167,11 @@ def test_kubernetes_two_replicas_probes_secret_and_grace_period():
     port = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert str(port["http"]) == option(container["command"], "--port")
     assert container["command"][:4] == procfile()["web"][:4]
-    for probe in ("readinessProbe", "livenessProbe"):
-        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "http"}
+    # Liveness restarts on /livez (Redis unreachable), readiness reads /readyz: neither fails in a Hub outage.
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "http"}
+    probes = yaml.safe_dump({p: container[p] for p in ("readinessProbe", "livenessProbe")})
+    assert "/healthz" not in probes
     assert container["envFrom"] == [{"secretRef": {"name": secret["metadata"]["name"]}}]
     assert {"SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "HF_TOKEN", "REDIS_URL"} <= set(secret["stringData"])
     names = set(secret["stringData"]) | {e["name"] for e in container["env"]}

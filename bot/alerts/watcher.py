@@ -20,6 +20,7 @@ from bot.alerts.followthrough import EDIT_OP, FollowThrough
 from bot.alerts.hot import HotPoller, HotReport, HotSet
 from bot.alerts.outbox import Outbox
 from bot.alerts.webhooks import WebhookReceiver
+from bot.alerts.keys import HUB_FAILING
 from bot.alerts.lease import Lease
 from bot.alerts.poller import CycleReport, Poller
 from bot.alerts.transitions import Policy, policy_of
@@ -112,12 +113,20 @@ class Watcher:
             report = self.poller.cycle(now, leading=leading)
             self.hot_poller.after_cycle(now)
         metrics.POLL_CYCLE.observe(time.monotonic() - started)
+        self._note_hub(report, now)
         metrics.alerts("decided", report.alerts)
         metrics.alerts("delivered", self.outbox.drain(now, leading=leading))
         self.periodic.run_tick(now, leading)
         if injected:
             self.periodic.settle()  # an injected clock: the test reads what this tick's jobs did
         return report
+
+    def _note_hub(self, report: CycleReport, now: float) -> None:
+        """Since when the Hub fails every read, in Redis for any replica's `/healthz` (kept from its start)."""
+        if report.hub_failed:
+            self.records.redis.set(HUB_FAILING, repr(now), nx=True)
+        else:
+            self.records.redis.delete(HUB_FAILING)
 
     def hot_tick(self, now: float | None = None) -> HotReport:
         """Read the hot Spaces that are due (leader only), then deliver; every `SPACEOPS_HOT_SECONDS`."""

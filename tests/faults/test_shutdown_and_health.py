@@ -74,10 +74,13 @@ def test_healthz_tells_poll_age_outbox_and_dead_letters(make_bot, hub, redis_cli
     body = answer.json
     assert body["watched"] == 1 and 29 <= body["seconds_since_poll"] < 60
     assert body["outbox_backlog"] == 1 and 89 <= body["outbox_oldest_seconds"] < 120
-    assert body["dead_letters"] == 1
+    assert body["dead_letters"] == 1 and body["degraded"] == {} and body["ok"]
     redis_client.set(LAST_OK, repr(time.time() - 181))  # three intervals without a completed cycle
     answer = bot.get("/healthz")
-    assert answer.status == 503 and "no poll cycle completed" in answer.json["problem"]
+    # Degraded, not dead: 200 with the reason (a probe on it would restart pods for a Hub outage).
+    assert answer.status == 200 and not answer.json["ok"]
+    assert "no poll cycle completed" in answer.json["degraded"]["poll"] == answer.json["problem"]
+    assert bot.get("/livez").status == 200 and bot.get("/readyz").status == 200
 
 
 def test_metrics_in_prometheus_text(make_bot, hub, slack):
