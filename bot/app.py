@@ -130,7 +130,7 @@ def build_context(settings: Settings, redis_client: redis.Redis | None = None, p
                   known=lambda: list(watcher.poller.cache), leading=watcher.lease.holds,
                   pending_requests=approvals.store.open_requests, slack=client, reveals=access.reveals,
                   prefetch=access.prefetch)
-    jobs.add("fleet", fleet.tick)
+    jobs.add("fleet", fleet.tick, deadline=SLOW_DEADLINE, slow=True)  # open App Homes are rebuilt: off the tick
     jobs.add("budgets", fleet.budgets.check_budgets, deadline=SLOW_DEADLINE, slow=True, takes_lease=True)
     watcher.cron.append(("digests", fleet.digest_tick, {"minute": "*", "second": 5}))
     webhook = WebhookCommands(settings, api, store, watcher.store, roles.is_admin)
