@@ -177,14 +177,14 @@ class Runner:
             except SpaceOpsError as err:
                 failures.append((target, err.sentence))
         for index, space in enumerate(spaces):
+            one = f"{name}:{space}"
+            claim = self.store.claim(one, now, self.lease)
+            if claim in ("done", "busy"):
+                continue  # the last leader did it (or is doing it): not charged again
             reason = self.pace.stop_reason()
             if reason is not None:
                 failures += [(later, reason) for later in spaces[index:]]
                 break
-            one = f"{name}:{space}"
-            claim = self.store.claim(one, now, self.lease)
-            if claim in ("done", "busy"):
-                continue
             try:
                 detail = self._act(s, space, confirm_only or claim == "takeover")
             except SpaceOpsError as err:
