@@ -150,7 +150,8 @@ def _health_server(ctx, args, socket=None):
     from bot.health import Health
     from bot.web import create_server, run_in_thread
 
-    server = create_server(Health(ctx, socket=socket).wsgi, args.health_host, args.health_port, threads=2)
+    health = Health(ctx, socket=socket, mode=args.mode)
+    server = create_server(health.wsgi, args.health_host, args.health_port, threads=2)
     logging.getLogger(__name__).info("health on http://%s:%s/healthz", args.health_host, server.effective_port)
     return run_in_thread(server)
 

@@ -4,7 +4,8 @@ Three answers, for three askers (README "Health, metrics and the ops channel"):
 - `/livez`: the process is up and Redis answers. 503 only when Redis does not: what a liveness probe
   restarts on. A Hub outage, a spent rate budget or a stalled poller never make it fail.
 - `/readyz`: this process can take Slack requests. HTTP mode: always, once it listens (without Redis a
-  command still gets a sentence); Socket Mode: while the session is connected and answers pings.
+  command still gets a sentence); Socket Mode: while the session is connected and answers pings; the
+  worker takes none, so it is always ready.
 - `/healthz`: the JSON of the vital signs with `degraded` reasons (no poll cycle for `STALE_INTERVALS`
   intervals, the Hub failing, the rate budget spent, an outbox backlog, the Socket Mode session). 200
   while the bot is alive, degraded or not (read `degraded`); 503 when Redis does not answer.
@@ -42,11 +43,12 @@ class Health:
 
     `socket`: the Socket Mode client (slack_sdk's builtin `SocketModeClient`) in `socket` mode, else None."""
 
-    def __init__(self, ctx, clock=time.time, socket=None):
+    def __init__(self, ctx, clock=time.time, socket=None, mode: str = "http"):
         self.ctx = ctx
         self.clock = clock
         self.started = clock()
         self.socket = socket
+        self.mode = "socket" if socket is not None else mode
 
     def live(self) -> tuple[bool, dict]:
         """(alive, the JSON body of /livez): the process answers and so does Redis."""
@@ -57,7 +59,7 @@ class Health:
     def ready(self) -> tuple[bool, dict]:
         """(ready, the JSON body of /readyz): Slack requests can be taken."""
         if self.socket is None:
-            return True, {"ok": True, "mode": "http"}
+            return True, {"ok": True, "mode": self.mode}  # http: it listens; worker: it takes no Slack requests
         session = self.session()
         problem = self._socket_problem(session)
         body = {"ok": problem is None, "mode": "socket", **session}

@@ -226,3 +226,11 @@ def test_socket_mode_health_port_answers_only_health(bot):
         assert caught.value.code == 404
     finally:
         stop()
+
+
+def test_kubernetes_recipe_validates_against_the_api_schema():
+    """Strict validation against the Kubernetes API's JSON schema, where `kubernetes-validate` is installed
+    (`pip install kubernetes-validate`; not a test dependency)."""
+    validate = pytest.importorskip("kubernetes_validate.utils")
+    for doc in yaml.safe_load_all((ROOT / "deploy" / "kubernetes.yaml").read_text()):
+        validate.validate(doc, validate.latest_version(), strict=True)

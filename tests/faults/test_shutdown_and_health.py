@@ -119,6 +119,8 @@ def test_worker_serves_health_and_stops_cleanly_on_sigterm(hub, slack, redis_ser
                     time.sleep(0.1)
             assert seen and seen[0] == 200 and json.loads(seen[1])["redis"] == "up", log_path.read_text()
             assert "spaceops_poll_leader" in get(f"http://127.0.0.1:{port}/metrics")[1]
+            assert get(f"http://127.0.0.1:{port}/livez")[0] == 200
+            assert json.loads(get(f"http://127.0.0.1:{port}/readyz")[1]) == {"ok": True, "mode": "worker"}
             assert slack.wait(lambda: redis_client.get(LEASE), timeout=10)
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(15) == 0
