@@ -24,6 +24,7 @@ USER spaceops
 
 ENV PORT=3000
 EXPOSE 3000
+# GET /livez (the process and Redis): a Hub outage or a spent rate budget never marks it unhealthy.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 CMD ["python", "-m", "bot.healthcheck"]
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/bin/tini", "--"]

@@ -12,12 +12,14 @@ import threading
 from bot.core.errors import ConfigError
 from bot.core.settings import Settings
 
+SOCKET_PING_SECONDS = 3
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bot", description="Space Ops: run Hugging Face Spaces from Slack")
     parser.add_argument("--log-level", default=None, help="DEBUG, INFO (default), WARNING; console: WARNING")
     sub = parser.add_subparsers(dest="mode", required=True)
-    serve = sub.add_parser("serve", help="HTTP mode: POST /slack/events, GET /healthz")
+    serve = sub.add_parser("serve", help="HTTP mode: POST /slack/events, GET /livez /readyz /healthz")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=3000)
     serve.add_argument("--threads", type=int, default=32)
@@ -25,11 +27,12 @@ def _parser() -> argparse.ArgumentParser:
     socket_mode = sub.add_parser("socket", help="Socket Mode, for teams without a public URL")
     socket_mode.add_argument("--no-scheduler", action="store_true")
     socket_mode.add_argument("--health-port", type=int, default=None,
-                             help="serve /healthz and /metrics here (a Docker Space's app_port)")
+                             help="serve /livez, /readyz, /healthz and /metrics here (a Docker Space's app_port)")
     socket_mode.add_argument("--health-host", default="127.0.0.1", help="0.0.0.0 in a container")
     sub.add_parser("console", help="a local shell: type /space commands, read replies as text")
     worker = sub.add_parser("worker", help="only the alert poller")
-    worker.add_argument("--health-port", type=int, default=None, help="serve /healthz and /metrics here")
+    worker.add_argument("--health-port", type=int, default=None,
+                        help="serve /livez, /readyz, /healthz and /metrics here")
     worker.add_argument("--health-host", default="127.0.0.1")
     run = sub.add_parser("run", help="what `make run` does: local Redis if needed, then socket or serve")
     run.add_argument("--host", default="127.0.0.1")
@@ -108,11 +111,14 @@ def _run(args, settings: Settings) -> int:
         return _shutdown(ctx, stop_http)
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
-    health = _health_server(ctx, args)
     from bot.core.slack import socket_mode_logger
 
-    # Its own logger, which scrubs envelopes: the client would log them raw through Bolt's at DEBUG.
-    handler = SocketModeHandler(app, app_token=settings.slack_app_token, logger=socket_mode_logger())
+    # Its own logger, which scrubs envelopes: the client would log them raw through Bolt's at DEBUG. A ping
+    # every SOCKET_PING_SECONDS: slack_sdk drops a session without a pong for 4 pings and reconnects, so a
+    # socket that stopped answering is replaced within about 5 pings (Bolt's default of 10 s: ~50 s).
+    handler = SocketModeHandler(app, app_token=settings.slack_app_token, logger=socket_mode_logger(),
+                                ping_interval=SOCKET_PING_SECONDS)
+    health = _health_server(ctx, args, socket=handler.client)
     handler.connect()
     _wait(stopping)
     return _shutdown(ctx, handler.close, health)
@@ -136,14 +142,16 @@ def _wait(stopping: threading.Event) -> None:
         pass
 
 
-def _health_server(ctx, args):
-    """`--health-port`: /healthz and /metrics on a small waitress server of their own; its `stop()`."""
+def _health_server(ctx, args, socket=None):
+    """`--health-port`: /livez, /readyz, /healthz and /metrics on a small waitress server of their own; its
+    `stop()`. `socket`: the Socket Mode client, whose session /readyz and /healthz report."""
     if not getattr(args, "health_port", None):
         return None
     from bot.health import Health
     from bot.web import create_server, run_in_thread
 
-    server = create_server(Health(ctx).wsgi, args.health_host, args.health_port, threads=2)
+    health = Health(ctx, socket=socket, mode=args.mode)
+    server = create_server(health.wsgi, args.health_host, args.health_port, threads=2)
     logging.getLogger(__name__).info("health on http://%s:%s/healthz", args.health_host, server.effective_port)
     return run_in_thread(server)
 

@@ -34,6 +34,7 @@ from bot.schedules.slackzone import SlackZones
 from bot.fleet.service import Fleet
 
 log = logging.getLogger(__name__)
+SLOW_DEADLINE = 120.0  # the slow jobs' runs, off the tick; the quick ones have bot/core/jobs.py's default
 
 
 @dataclass
@@ -110,27 +111,31 @@ def build_context(settings: Settings, redis_client: redis.Redis | None = None, p
     for line in settings.warnings():
         log.warning(line)
     schedules = Schedules(settings, store, api, spaces, roles, poster, catalogues, approvals=approvals,
-                          timezone_of=SlackZones(client), later=watcher.outbox.enqueue_one, changes=changes)
+                          timezone_of=SlackZones(client), later=watcher.outbox.enqueue_one, changes=changes,
+                          budget=watcher.poller.budget)
     schedules.register_kinds(approvals)
     watcher.outbox.handlers.update(schedules.deliveries())
-    # Schedule occurrences, reminders and reverts run on the poll leader's tick, with its clock.
-    watcher.periodic.append(schedules.tick)
+    # Schedule occurrences, reminders and reverts run for the poll leader's tick, with its clock, off the tick
+    # (Hub calls per Space): paced by the Hub budget and a deadline, the lease checked before each change.
+    jobs = watcher.periodic
+    jobs.add("schedules", schedules.tick, deadline=SLOW_DEADLINE, slow=True, takes_lease=True)
 
     # Approval edits that Slack refused are retried by the outbox, whichever replica drains it.
     watcher.outbox.handlers.update(approvals.deliveries())
     # The leader's poll tick expires approvals, so expiry needs no click.
-    watcher.periodic.append(approvals.sweep)
-    watcher.periodic.append(catalogues.refresh_if_due)
+    jobs.add("approvals", approvals.sweep)
+    jobs.add("catalogue", catalogues.refresh_if_due)
     # State, usage and history of Spaces nobody watches any more are forgotten after a while.
     retention = Retention(store.redis, watcher.store, forget=lambda space: watcher.poller.cache.pop(space, None))
-    watcher.periodic.append(retention.run)
+    jobs.add("retention", retention.run)
     # The fleet reads what the poller records; on the leader's tick it indexes Spaces, refreshes open App
     # Homes and checks budgets; a cron job on the leader posts digests.
     fleet = Fleet(settings, store, poster, watcher.store, watcher.outbox, catalogues, roles,
                   known=lambda: list(watcher.poller.cache), leading=watcher.lease.holds,
                   pending_requests=approvals.store.open_requests, slack=client, reveals=access.reveals,
                   prefetch=access.prefetch)
-    watcher.periodic.append(fleet.tick)
+    jobs.add("fleet", fleet.tick, deadline=SLOW_DEADLINE, slow=True)  # open App Homes are rebuilt: off the tick
+    jobs.add("budgets", fleet.budgets.check_budgets, deadline=SLOW_DEADLINE, slow=True, takes_lease=True)
     watcher.cron.append(("digests", fleet.digest_tick, {"minute": "*", "second": 5}))
     webhook = WebhookCommands(settings, api, store, watcher.store, roles.is_admin, changes=changes)
     for name, handler in {**watcher.commands(), **approvals.commands(), **schedules.commands(),
@@ -142,7 +147,7 @@ def build_context(settings: Settings, redis_client: redis.Redis | None = None, p
         from bot.health import SelfReport
 
         # On the leader's tick: the ops channel hears once when the bot's own trouble starts and once when it ends.
-        watcher.periodic.append(SelfReport(ctx, settings.ops_channel))
+        jobs.add("ops-report", SelfReport(ctx, settings.ops_channel))
     return ctx
 
 

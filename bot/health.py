@@ -1,7 +1,14 @@
-"""What the bot knows about its own health, from Redis so that any replica can tell: `/healthz` and `/metrics`.
+"""What the bot knows about its own health, from Redis so that any replica can tell.
 
-`/healthz` is 503 when Redis does not answer, or when Spaces are watched and no poll cycle completed for
-`STALE_INTERVALS` poll intervals (no replica polls, or every poll fails): the alerts would be silent.
+Three answers, for three askers (README "Health, metrics and the ops channel"):
+- `/livez`: the process is up and Redis answers. 503 only when Redis does not: what a liveness probe
+  restarts on. A Hub outage, a spent rate budget or a stalled poller never make it fail.
+- `/readyz`: this process can take Slack requests. HTTP mode: always, once it listens (without Redis a
+  command still gets a sentence); Socket Mode: while the session is connected and answers pings; the
+  worker takes none, so it is always ready.
+- `/healthz`: the JSON of the vital signs with `degraded` reasons (no poll cycle for `STALE_INTERVALS`
+  intervals, the Hub failing, the rate budget spent, an outbox backlog, the Socket Mode session). 200
+  while the bot is alive, degraded or not (read `degraded`); 503 when Redis does not answer.
 """
 
 from __future__ import annotations
@@ -11,13 +18,15 @@ import logging
 import time
 
 from bot.alerts.outbox import STREAM
-from bot.alerts.keys import LAST_OK
+from bot.alerts.keys import HUB_FAILING, LAST_OK
 from bot.core import metrics
 from bot.core.store import REDIS_ERRORS, key
 
 log = logging.getLogger(__name__)
 DEAD_LETTERS = key("{outbox}", "dead")
 STALE_INTERVALS = 3
+OUTBOX_STALE = 300.0
+PONG_STALE_PINGS = 2  # no pong for this many ping intervals: the session may be deaf
 
 
 def _stream_age(client, stream: str, now: float) -> float | None:
@@ -30,15 +39,55 @@ def _stream_age(client, stream: str, now: float) -> float | None:
 
 
 class Health:
-    """Reads the bot's vital signs; `started` lets a fresh process poll before it counts as stale."""
+    """Reads the bot's vital signs; `started` lets a fresh process poll before it counts as stale.
 
-    def __init__(self, ctx, clock=time.time):
+    `socket`: the Socket Mode client (slack_sdk's builtin `SocketModeClient`) in `socket` mode, else None."""
+
+    def __init__(self, ctx, clock=time.time, socket=None, mode: str = "http"):
         self.ctx = ctx
         self.clock = clock
         self.started = clock()
+        self.socket = socket
+        self.mode = "socket" if socket is not None else mode
+
+    def live(self) -> tuple[bool, dict]:
+        """(alive, the JSON body of /livez): the process answers and so does Redis."""
+        if not self.ctx.store.ping():
+            return False, {"ok": False, "redis": "unreachable"}
+        return True, {"ok": True, "redis": "up"}
+
+    def ready(self) -> tuple[bool, dict]:
+        """(ready, the JSON body of /readyz): Slack requests can be taken."""
+        if self.socket is None:
+            return True, {"ok": True, "mode": self.mode}  # http: it listens; worker: it takes no Slack requests
+        session = self.session()
+        problem = self._socket_problem(session)
+        body = {"ok": problem is None, "mode": "socket", **session}
+        if problem:
+            body["problem"] = problem
+        return problem is None, body
+
+    def session(self) -> dict:
+        """Socket Mode: whether the session is connected and how long ago its last pong came."""
+        client = self.socket
+        connected = bool(client.is_connected())
+        current = getattr(client, "current_session", None)
+        pong = getattr(current, "last_ping_pong_time", None) if connected else None
+        # slack_sdk stamps pings (and so pongs) with time.time(): this process's clock, compared with itself.
+        age = round(max(0.0, time.time() - float(pong)), 1) if pong else None
+        return {"socket_connected": connected, "seconds_since_pong": age,
+                "ping_interval": getattr(client, "ping_interval", None)}
+
+    def _socket_problem(self, session: dict) -> str | None:
+        if not session["socket_connected"]:
+            return "the Socket Mode session is not connected (reconnecting)"
+        age, interval = session["seconds_since_pong"], session["ping_interval"] or 10
+        if age is not None and age > PONG_STALE_PINGS * interval:
+            return f"Slack has not answered the Socket Mode pings for {int(age)} s"
+        return None
 
     def check(self, now: float | None = None) -> tuple[bool, dict]:
-        """(healthy, the JSON body of /healthz)."""
+        """(alive, the JSON body of /healthz with its `degraded` reasons)."""
         now = self.clock() if now is None else now
         interval = self.ctx.settings.poll_seconds
         if not self.ctx.store.ping():
@@ -46,6 +95,7 @@ class Health:
         client = self.ctx.store.redis
         try:
             last_ok = client.get(LAST_OK)
+            hub_failing = client.get(HUB_FAILING)
             watched = len(self.ctx.watcher.store.load())
             backlog = client.xlen(STREAM)
             oldest = _stream_age(client, STREAM, now)
@@ -55,15 +105,36 @@ class Health:
         since = round(max(0.0, now - float(last_ok)), 1) if last_ok else None
         limit = STALE_INTERVALS * interval
         stale = bool(watched) and (since > limit if since is not None else now - self.started > limit)
-        body = {"ok": not stale, "redis": "up", "watched": watched, "seconds_since_poll": since,
+        degraded: dict[str, str] = {}
+        if stale:
+            degraded["poll"] = f"no poll cycle completed for over {STALE_INTERVALS} intervals ({limit} s)"
+        failing_since = _float(hub_failing)
+        if failing_since is not None:
+            degraded["hub"] = (f"the Hub has failed every poll read for {int(max(0.0, now - failing_since))} s "
+                               f"({metrics.last_hub_problem(now, max(0.0, now - failing_since))})")
+        budget = self.ctx.watcher.poller.budget
+        left = budget.left()
+        if left is not None and now < budget.reset_at and left <= budget.reserve:
+            degraded["budget"] = (f"the Hub's rate budget is spent: {left} requests left, the window resets in "
+                                  f"{int(budget.reset_at - now)} s")
+        if oldest is not None and oldest > OUTBOX_STALE:
+            degraded["outbox"] = f"{backlog} messages waiting, the oldest for {int(oldest)} s"
+        body = {"ok": not degraded, "redis": "up", "watched": watched, "seconds_since_poll": since,
                 "poll_interval": interval, "outbox_backlog": backlog,
                 "outbox_oldest_seconds": round(oldest, 1) if oldest is not None else None,
                 "dead_letters": dead, "leader": self.ctx.watcher.leading}
+        if self.socket is not None:
+            session = self.session()
+            body.update(session)
+            problem = self._socket_problem(session)
+            if problem:
+                degraded["socket"] = problem
+        body["ok"] = not degraded
+        body["degraded"] = degraded
         if stale:
-            body["problem"] = f"no poll cycle completed for over {STALE_INTERVALS} intervals ({limit} s)"
+            body["problem"] = degraded["poll"]
         self._gauges(body)
-        return not stale, body
-
+        return True, body
     def _gauges(self, body: dict) -> None:
         metrics.OUTBOX_BACKLOG.set(body["outbox_backlog"])
         metrics.OUTBOX_LAG.set(body["outbox_oldest_seconds"] or 0)
@@ -87,15 +158,19 @@ class Health:
         metrics.LEADER.set(1 if self.ctx.watcher.leading else 0)
         return metrics.render()
 
+    PATHS = ("/livez", "/readyz", "/healthz", "/metrics")
+
     def wsgi(self, environ, start_response):
-        """`GET /healthz` and `GET /metrics` (for `socket` and `worker`, on `--health-port`)."""
+        """`GET /livez`, `/readyz`, `/healthz` and `/metrics` (`serve`'s port; `socket` and `worker` on
+        `--health-port`)."""
         path = environ.get("PATH_INFO", "")
         if path == "/metrics":
             data, content_type = self.metrics_text()
             start_response("200 OK", [("Content-Type", content_type), ("Content-Length", str(len(data)))])
             return [data]
-        if path == "/healthz":
-            ok, body = self.check()
+        answer = {"/livez": self.live, "/readyz": self.ready, "/healthz": self.check}.get(path)
+        if answer is not None:
+            ok, body = answer()
             data = json.dumps(body).encode()
             start_response("200 OK" if ok else "503 Service Unavailable",
                            [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
@@ -107,7 +182,6 @@ class Health:
 # ---------------------------------------------------------------- the ops channel: the bot's own trouble
 
 INCIDENTS = key("ops", "incidents")  # hash: incident name → when it began (one post per incident, any replica)
-OUTBOX_STALE = 300.0
 AUTH_CHECK_SECONDS = 60.0
 REVOKED = {"invalid_auth", "token_revoked", "account_inactive", "not_authed", "token_expired"}
 
@@ -141,10 +215,8 @@ class SelfReport:
         self._auth_problem: str | None = None
 
     def __call__(self, now: float) -> None:
-        try:
-            self.check(now)
-        except Exception:  # noqa: BLE001 — reporting trouble must never be trouble of its own
-            log.exception("self-report failed")
+        # A named job (bot/core/jobs.py): its guard logs a failure once and counts it; the other jobs run.
+        self.check(now)
 
     def problems(self, now: float) -> dict[str, dict]:
         _, body = self.health.check(now)
@@ -202,6 +274,13 @@ class SelfReport:
             self.ctx.poster.post(self.channel, text)
         except Exception as err:  # noqa: BLE001 — Slack may be the trouble itself; the log line above stays
             log.error("could not tell %s about %s: %s", self.channel, name, type(err).__name__)
+
+
+def _float(raw) -> float | None:
+    try:
+        return float(raw) if raw else None
+    except (TypeError, ValueError):
+        return None
 
 
 def _duration(seconds: float) -> str:

@@ -1,4 +1,5 @@
-"""HTTP mode: a small WSGI router (`POST /slack/events`, `GET /healthz`, `GET /metrics`) served by waitress."""
+"""HTTP mode: a small WSGI router (`POST /slack/events`, `POST /hub/webhook`, `GET /livez`, `/readyz`, `/healthz`,
+`/metrics`) served by waitress."""
 
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ def make_wsgi_app(app: App, ctx):
 
     def wsgi(environ, start_response):
         path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "")
-        if path in ("/healthz", "/metrics") and method in ("GET", "HEAD"):
+        if path in health.PATHS and method in ("GET", "HEAD"):
             return health.wsgi(environ, start_response)
         if path == "/hub/webhook":
             return hub_webhook(environ, start_response)

@@ -167,8 +167,11 @@ def test_kubernetes_two_replicas_probes_secret_and_grace_period():
     port = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert str(port["http"]) == option(container["command"], "--port")
     assert container["command"][:4] == procfile()["web"][:4]
-    for probe in ("readinessProbe", "livenessProbe"):
-        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "http"}
+    # Liveness restarts on /livez (Redis unreachable), readiness reads /readyz: neither fails in a Hub outage.
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "http"}
+    probes = yaml.safe_dump({p: container[p] for p in ("readinessProbe", "livenessProbe")})
+    assert "/healthz" not in probes
     assert container["envFrom"] == [{"secretRef": {"name": secret["metadata"]["name"]}}]
     assert {"SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "HF_TOKEN", "REDIS_URL"} <= set(secret["stringData"])
     names = set(secret["stringData"]) | {e["name"] for e in container["env"]}
@@ -223,3 +226,11 @@ def test_socket_mode_health_port_answers_only_health(bot):
         assert caught.value.code == 404
     finally:
         stop()
+
+
+def test_kubernetes_recipe_validates_against_the_api_schema():
+    """Strict validation against the Kubernetes API's JSON schema, where `kubernetes-validate` is installed
+    (`pip install kubernetes-validate`; not a test dependency)."""
+    validate = pytest.importorskip("kubernetes_validate.utils")
+    for doc in yaml.safe_load_all((ROOT / "deploy" / "kubernetes.yaml").read_text()):
+        validate.validate(doc, validate.latest_version(), strict=True)

@@ -6,6 +6,7 @@ from bot.core.store import key
 
 LEASE = key("{poll}", "leader")
 LAST_OK = key("{poll}", "last_ok")
+HUB_FAILING = key("{poll}", "hub_failing")  # since when every poll read failed on the Hub's side (health)
 HISTORY_MAXLEN = 500
 
 

@@ -46,6 +46,7 @@ class CycleReport:
     alerts: int = 0
     failures: int = 0
     rate_limited: bool = False
+    hub_failed: bool = False  # reads were tried and only the Hub's (or the network's) failures came back
     downtime: float = 0.0
     batched: list[str] = field(default_factory=list)
     per_space: int = 0
@@ -269,6 +270,7 @@ class Poller:
         # The Hub answered when something was read or every failure was a Space's own (404, 403). When only
         # transport errors, 5xx and 429 came back, the Hub (or our network) is down: no Space is blamed.
         hub_answered = bool(successes) or not any(hub_failure(r) for r in results.values())
+        report.hub_failed = bool(results) and not hub_answered
         gap = now - float(last_ok) if last_ok else 0.0
         downtime = bool(last_ok) and gap > DOWNTIME_INTERVALS * self.interval and hub_answered
         report.downtime = gap if downtime else 0.0

@@ -20,12 +20,14 @@ from bot.alerts.followthrough import EDIT_OP, FollowThrough
 from bot.alerts.hot import HotPoller, HotReport, HotSet
 from bot.alerts.outbox import Outbox
 from bot.alerts.webhooks import WebhookReceiver
+from bot.alerts.keys import HUB_FAILING
 from bot.alerts.lease import Lease
 from bot.alerts.poller import CycleReport, Poller
 from bot.alerts.transitions import Policy, policy_of
 from bot.alerts.watches import WatchStore
 from bot.commands.grammar import Command
 from bot.core import metrics
+from bot.core.jobs import Jobs
 from bot.core.flavors import CatalogueSource
 from bot.core.hub import Spaces
 from bot.core.permissions import Actor
@@ -70,8 +72,9 @@ class Watcher:
         # This machine's clock: only for when a watch was added. Ticks run on Redis's clock (see tick()).
         self.clock: Callable[[], float] = time.time
         self.scheduler: BackgroundScheduler | None = None
-        # Jobs other features run on the leader's tick, with its clock (approval expiry).
-        self.periodic: list[Callable[[float], object]] = []
+        # Named jobs other features run on the leader's tick, with its clock, each in its own guard
+        # (bot/core/jobs.py); the slow ones off the tick.
+        self.periodic = Jobs()
         # Cron jobs other features add to this process's scheduler: (id, job, trigger fields). Every replica
         # runs them; the job checks the lease itself (digests).
         self.cron: list[tuple[str, Callable[[], object], dict]] = []
@@ -110,11 +113,20 @@ class Watcher:
             report = self.poller.cycle(now, leading=leading)
             self.hot_poller.after_cycle(now)
         metrics.POLL_CYCLE.observe(time.monotonic() - started)
+        self._note_hub(report, now)
         metrics.alerts("decided", report.alerts)
         metrics.alerts("delivered", self.outbox.drain(now, leading=leading))
-        for job in self.periodic:
-            job(now)
+        self.periodic.run_tick(now, leading)
+        if injected:
+            self.periodic.settle()  # an injected clock: the test reads what this tick's jobs did
         return report
+
+    def _note_hub(self, report: CycleReport, now: float) -> None:
+        """Since when the Hub fails every read, in Redis for any replica's `/healthz` (kept from its start)."""
+        if report.hub_failed:
+            self.records.redis.set(HUB_FAILING, repr(now), nx=True)
+        else:
+            self.records.redis.delete(HUB_FAILING)
 
     def hot_tick(self, now: float | None = None) -> HotReport:
         """Read the hot Spaces that are due (leader only), then deliver; every `SPACEOPS_HOT_SECONDS`."""
@@ -178,6 +190,9 @@ class Watcher:
         if self.scheduler:
             self.scheduler.shutdown(wait=False)
             self.scheduler = None
+        if not self.periodic.settle(timeout=5):
+            log.warning("slow periodic jobs still running at shutdown: %s",
+                        ", ".join(self.periodic.busy()))
         if release:
             try:
                 self.lease.release()

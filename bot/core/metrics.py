@@ -31,6 +31,11 @@ APPROVALS = Gauge("spaceops_approvals", "Approval requests by state (at the last
 LEADER = Gauge("spaceops_poll_leader", "1 while this replica holds the poll lease")
 SINCE_POLL = Gauge("spaceops_seconds_since_last_poll", "Seconds since a poll cycle completed (any replica)")
 POOL_BUSY = Gauge("spaceops_work_pool_jobs", "Jobs running or waiting on the command work pool")
+JOB_RUNS = Counter("spaceops_job_runs_total", "Runs of the leader's periodic jobs, by job and outcome",
+                   ["job", "outcome"])  # ok, failed, busy (last run still going), overran, lease_lost
+JOB_FAILING = Gauge("spaceops_job_failing", "1 while a periodic job's last run failed", ["job"])
+JOB_SECONDS = Histogram("spaceops_job_seconds", "Duration of one run of a periodic job", ["job"],
+                        buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300))
 
 _SPACE_PATH = re.compile(r"^/api/spaces/[^/]+/[^/]+(?:/([a-z-]+))?(?:/([a-z-]+))?")
 _KINDS = {"runtime", "restart", "pause", "hardware", "sleeptime", "variables", "secrets", "logs", "duplicate",

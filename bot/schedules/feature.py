@@ -15,10 +15,12 @@ from bot.approvals.flow import ApprovalKind, Approvals
 from bot.approvals.store import ApprovalRequest
 from bot.commands.grammar import Command
 from bot.commands.operations import Upgrade, UpgradeRequests
+from bot.core.budget import Budget
 from bot.core.changes import Changes, Why
 from bot.core.errors import BadInput, NotFound, SpaceOpsError
 from bot.core.flavors import DEFAULT_FLAVOR, CatalogueSource
 from bot.core.hub import Spaces
+from bot.core.jobs import Deadline
 from bot.core.markup import code, escape
 from bot.core.permissions import Actor, Roles
 from bot.core.settings import Settings
@@ -42,7 +44,8 @@ class Schedules:
     def __init__(self, settings: Settings, records: Store, api: HfApi, spaces: Spaces, roles: Roles,
                  poster: Poster, catalogues: CatalogueSource, approvals: UpgradeRequests | None = None,
                  timezone_of: TimezoneOf | None = None, later: Later | None = None,
-                 clock: Callable[[], float] = time.time, changes: Changes | None = None):
+                 clock: Callable[[], float] = time.time, changes: Changes | None = None,
+                 budget: Budget | None = None):
         self.settings = settings
         self.records = records
         self.api = api
@@ -59,7 +62,7 @@ class Schedules:
         self.store = ScheduleStore(records.redis)
         lease = 3 * settings.hub_timeout + 5
         self.runner = Runner(self.store, records, api, spaces, catalogues, self.say, settings.schedule_grace, lease,
-                             self.changes)
+                             self.changes, budget=budget)
 
     # ------------------------------------------------------------------ wiring
 
@@ -74,8 +77,8 @@ class Schedules:
     def deliveries(self) -> dict[str, Callable[[str, str], None]]:
         return {SAY_OP: self._say_now}
 
-    def tick(self, now: float) -> int:
-        return self.runner.tick(now)
+    def tick(self, now: float, leading: Callable[[], bool] | None = None, deadline: Deadline | None = None) -> int:
+        return self.runner.tick(now, leading, deadline)
 
     @property
     def catalogue(self):

@@ -15,10 +15,12 @@ from typing import Callable
 from huggingface_hub import HfApi
 
 from bot.core import hub
+from bot.core.budget import Budget, RateLimitHit
 from bot.core.changes import Changes, Why
 from bot.core.errors import BadInput, HubUnavailable, SpaceOpsError
 from bot.core.flavors import DEFAULT_FLAVOR, CatalogueSource
 from bot.core.hub import CallAborted, Spaces, observed
+from bot.core.jobs import Deadline, LeaseLost
 from bot.core.markup import code, escape
 from bot.core.store import REDIS_ERRORS, Store
 from bot.core.words import Reply, section
@@ -36,9 +38,39 @@ def say_text(text: str) -> Reply:
     return Reply(text, [section(text)])
 
 
+class Pace:
+    """One run's limits: the poll lease (checked before each Hub write), its deadline, the Hub budget
+    (a request per Space for its runtime; the way out charges the change)."""
+
+    def __init__(self, now: float, leading: Callable[[], bool] | None = None, deadline: Deadline | None = None,
+                 budget: Budget | None = None):
+        self.now = now
+        self.leading = leading
+        self.deadline = deadline
+        self.budget = budget
+
+    def before_write(self) -> None:
+        if self.leading is not None and not self.leading():
+            raise LeaseLost()
+
+    def stop_reason(self) -> str | None:
+        """Why the next Space waits for the next run (None: go on)."""
+        if self.deadline is not None and self.deadline.passed():
+            return words.NOT_REACHED_DEADLINE
+        if self.budget is not None:
+            try:
+                self.budget.spend(self.now)  # the runtime read; the change is charged by the way out (changes.py)
+            except RateLimitHit:
+                return words.NOT_REACHED_BUDGET
+        return None
+
+
 class Runner:
     def __init__(self, store: ScheduleStore, records: Store, api: HfApi, spaces: Spaces,
-                 catalogues: CatalogueSource, say: Say, grace: float, lease: float, changes: Changes):
+                 catalogues: CatalogueSource, say: Say, grace: float, lease: float, changes: Changes,
+                 budget: Budget | None = None):
+        self.budget = budget
+        self.pace = Pace(0.0)
         self.store = store
         self.records = records
         self.api = api
@@ -51,17 +83,22 @@ class Runner:
 
     # ------------------------------------------------------------------ the tick
 
-    def tick(self, now: float) -> int:
-        """Run what is due at `now`; returns how many occurrences, reminders and reverts acted."""
+    def tick(self, now: float, leading: Callable[[], bool] | None = None, deadline: Deadline | None = None) -> int:
+        """Run what is due at `now`; returns how many occurrences, reminders and reverts acted.
+
+        Off the leader's tick (a slow job): `leading()` is asked before each Hub write (a replica that lost
+        the lease stops; the new leader takes the occurrence over, Space by Space), and a namespace's
+        Spaces are paced by the deadline and the Hub budget (those not reached are retried a minute later)."""
         acted = 0
+        self.pace = Pace(now, leading, deadline, self.budget)
         for record in self.store.all():
             try:
                 if isinstance(record, Timed):
                     acted += self._timed(record, now)
                 else:
                     acted += self._schedule(record, now)
-            except REDIS_ERRORS:
-                raise  # the whole tick waits for Redis; the next one retries
+            except (LeaseLost, *REDIS_ERRORS):
+                raise  # the whole tick waits for Redis or the next leader
             except Exception:  # noqa: BLE001 — one record's bug must not stop the others
                 log.exception("schedule %s: tick failed", record.id)
         return acted
@@ -110,7 +147,7 @@ class Runner:
         claim = self.store.claim(name, now, self.lease)
         if claim in ("done", "busy"):
             return 0
-        done, failures = self._act_on(s, [s.target], claim == "takeover", {"schedule": s.id})
+        done, failures = self._act_on(s, [s.target], claim == "takeover", {"schedule": s.id}, name, now)
         self._report(s, fire, now, done, failures, retry=True)
         self.store.done(name)
         return 1
@@ -123,13 +160,16 @@ class Runner:
         if claim in ("done", "busy"):
             return 0
         done, failures = self._act_on(s, spaces_of(s.retry_spaces), claim == "takeover",
-                                      {"schedule": s.id, "retry": True})
+                                      {"schedule": s.id, "retry": True}, name, now)
         self._report(s, s.retry_fire, now, done, failures, retry=False)
         self.store.done(name)
         return 1
 
-    def _act_on(self, s: Schedule, targets: list[str], confirm_only: bool, params: dict):
-        """Act on each Space (a namespace is listed first); ([(space, detail)], [(space, reason)])."""
+    def _act_on(self, s: Schedule, targets: list[str], confirm_only: bool, params: dict, name: str, now: float):
+        """Act on each Space (a namespace is listed first); ([(space, detail)], [(space, reason)]).
+
+        Each Space of the occurrence is claimed on its own, so a leader that takes over an occurrence cut
+        short by a handover acts only on the Spaces the last one did not finish."""
         done: list[tuple[str, str]] = []
         failures: list[tuple[str, str]] = []
         spaces: list[str] = []
@@ -139,25 +179,39 @@ class Runner:
             except SpaceOpsError as err:
                 failures.append((target, err.sentence))
         why = Why(s.creator, f"schedule.{s.action}", params, person=False)
-        for space in spaces:
+        for index, space in enumerate(spaces):
+            one = f"{name}:{space}"
+            claim = self.store.claim(one, now, self.lease)
+            if claim in ("done", "busy"):
+                continue  # the last leader did it (or is doing it): not charged again
+            reason = self.pace.stop_reason()
+            if reason is not None:
+                failures += [(later, reason) for later in spaces[index:]]
+                break
             try:
-                planned = self._plan(s, space, confirm_only)
+                planned = self._plan(s, space, confirm_only or claim == "takeover")
             except SpaceOpsError as err:  # the Space could not be read: no change was tried
                 failures.append((space, err.sentence))
                 self.records.audit(why.user, why.action, space, params, result=f"error: {err.sentence[:200]}")
+                self.store.done(one)
                 continue
             if planned is None:
+                self.store.done(one)
                 continue
             detail, change = planned
+            self.pace.before_write()
             try:
                 change(why)  # audited before the Hub hears of it, and its outcome after
             except SpaceOpsError as err:
                 failures.append((space, err.sentence))
+                self.store.done(one)
                 continue
+            self.store.done(one)
             done.append((space, detail))
         return done, failures
 
     def _report(self, s: Schedule, fire: float, now: float, done, failures, retry: bool) -> None:
+        self.pace.before_write()  # a leader that lost the lease mid-run leaves the report and retry to the next
         if done:
             self.say(s.channel, say_text(words.ran_words(s, done)), f"schedule.ran:{s.id}:{fire!r}:{retry}")
         if failures:
@@ -229,6 +283,7 @@ class Runner:
         if t.status != "active":
             return 0
         if now >= t.ends_at and now >= t.next_try:
+            self.pace.before_write()
             return self.revert(t, now)
         if now >= t.remind_at and t.reminded_for != t.ends_at and self.store.once(f"{t.id}:remind:{t.ends_at!r}"):
             self.store.update(t.id, reminded_for=t.ends_at)

@@ -216,3 +216,9 @@ def extended(t, user: str) -> str:
 def not_active(t) -> Reply:
     return notice_reply(f"Timed upgrade {code(t.id)} of {code(t.space)} is over ({escape(t.status)}); "
                         f"nothing was changed.")
+
+
+# ---------------------------------------------------------------- pacing (a namespace's Spaces, one by one)
+
+NOT_REACHED_BUDGET = "not reached: the Hub's rate budget of the bot's token is nearly used up"
+NOT_REACHED_DEADLINE = "not reached: this run took longer than its deadline"

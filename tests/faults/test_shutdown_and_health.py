@@ -74,10 +74,13 @@ def test_healthz_tells_poll_age_outbox_and_dead_letters(make_bot, hub, redis_cli
     body = answer.json
     assert body["watched"] == 1 and 29 <= body["seconds_since_poll"] < 60
     assert body["outbox_backlog"] == 1 and 89 <= body["outbox_oldest_seconds"] < 120
-    assert body["dead_letters"] == 1
+    assert body["dead_letters"] == 1 and body["degraded"] == {} and body["ok"]
     redis_client.set(LAST_OK, repr(time.time() - 181))  # three intervals without a completed cycle
     answer = bot.get("/healthz")
-    assert answer.status == 503 and "no poll cycle completed" in answer.json["problem"]
+    # Degraded, not dead: 200 with the reason (a probe on it would restart pods for a Hub outage).
+    assert answer.status == 200 and not answer.json["ok"]
+    assert "no poll cycle completed" in answer.json["degraded"]["poll"] == answer.json["problem"]
+    assert bot.get("/livez").status == 200 and bot.get("/readyz").status == 200
 
 
 def test_metrics_in_prometheus_text(make_bot, hub, slack):
@@ -116,6 +119,8 @@ def test_worker_serves_health_and_stops_cleanly_on_sigterm(hub, slack, redis_ser
                     time.sleep(0.1)
             assert seen and seen[0] == 200 and json.loads(seen[1])["redis"] == "up", log_path.read_text()
             assert "spaceops_poll_leader" in get(f"http://127.0.0.1:{port}/metrics")[1]
+            assert get(f"http://127.0.0.1:{port}/livez")[0] == 200
+            assert json.loads(get(f"http://127.0.0.1:{port}/readyz")[1]) == {"ok": True, "mode": "worker"}
             assert slack.wait(lambda: redis_client.get(LEASE), timeout=10)
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(15) == 0
