@@ -74,8 +74,9 @@ def register(app, ctx) -> None:
 
             def work():
                 reply = ctx.ops.run(cmd, actor)
-                # A DM named by the click (its trigger): posted once, looked for after a lost answer.
-                ctx.watcher.deliveries.now(f"home:{click}", actor.user, reply.text, reply.blocks)
+                if not reply.posted:  # a followed change was announced in this DM already (and is edited)
+                    # A DM named by the click (its trigger): posted once, looked for after a lost answer.
+                    ctx.watcher.deliveries.now(f"home:{click}", actor.user, reply.text, reply.blocks)
                 publish(actor.user)
             ctx.pool.submit(work)
         return clicked
