@@ -145,7 +145,15 @@ class Deliveries:
         """Claim, post (retrying failures while `budget` seconds allow, each retry looking first), mark done;
         the ts. None when the id was delivered already or another replica is posting it. Raises Slack's
         error when it could not be posted (the claim is released)."""
-        if self.claim(delivery_id) is not None:
+        try:
+            held = self.claim(delivery_id)
+        except REDIS_ERRORS as err:
+            # Without Redis nothing can be claimed or remembered: post once, marked, never silent (a retry
+            # elsewhere may then post again: at-least-once while Redis is away).
+            log.warning("Redis unreachable (%s): %s posted without a claim", type(err).__name__, delivery_id)
+            metadata = {"event_type": EVENT_TYPE, "event_payload": {"id": delivery_id}}
+            return self.poster.post(channel, text, blocks, thread_ts=thread_ts, metadata=metadata)
+        if held is not None:
             return None
         posted = False
         try:
