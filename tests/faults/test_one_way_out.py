@@ -251,6 +251,31 @@ def test_follow_through_announcement(make_bot, hub, slack, drop):
     once(f"follow-through announcement ({DROP_WORDS[drop]})", slack, "C1", "restarted")
 
 
+def test_follow_through_edit(make_bot, hub, slack, drop):
+    """An edit whose answer was lost is made again with the same content: one message, shown right."""
+    from tests.test_alerts import Clock
+    from tests.test_hot import announced, followed
+
+    hub.add_space("acme/chat")
+    bot = make_bot()
+    clock = Clock()
+    bot.ctx.watcher.follow.clock = lambda: clock.now
+    bot.ctx.watcher.tick(clock.step())
+    bot.command("/space restart acme/chat")
+    followed(bot)
+    ts, _ = announced(slack)
+    bot.ctx.watcher.hot_tick(clock.step(5))                  # building…
+    hub.set_stage("acme/chat", "RUNNING")
+    slack.fail("chat.update", drop=drop)
+    bot.ctx.watcher.hot_tick(clock.step(30))
+    for _ in range(3):
+        bot.ctx.watcher.hot_tick(clock.step(5))
+    assert slack.of("chat.update!dropped")
+    assert "running again" in slack.messages[("C1", ts)]["text"]
+    assert len(messages(slack, "C1", "restarted")) == 1 and bot.ctx.watcher.outbox.pending() == 0
+    tally(f"one way out: answer lost after editing: follow-through edit ({DROP_WORDS[drop]})")
+
+
 def test_ops_channel_report(make_bot, hub, slack, redis_client, drop):
     bot = make_bot(SPACEOPS_OPS_CHANNEL="COPS")
     redis_client.xadd("spaceops:{outbox}:dead", {"id": "d0"})
