@@ -147,7 +147,7 @@ class Digests:
         except Exception:  # noqa: BLE001 — the digest is posted; a chart that can't be drawn must not repost it
             log.exception("chart of the digest %s not drawn", delivery_id)
             uploaded = False
-        if not uploaded and self.charts.deliveries is not None:
+        if not uploaded and getattr(self.deliveries.poster, "client", None) is not None:  # (the console has none)
             note = words.digest_chart_missing()
             try:
                 self.deliveries.send(f"{delivery_id}:no-chart", channel, note.text, note.blocks, thread_ts=ts)
