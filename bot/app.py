@@ -87,7 +87,9 @@ def build_context(settings: Settings, redis_client: redis.Redis | None = None, p
     watcher = Watcher(settings, store, poster, api, spaces, ThrottledCatalogue(catalogues))
     # The one way out to the Hub for changes: attempt audited first, the poller's budget, a deadline, sentences.
     changes = Changes(api, store, watcher.poller.budget, 2 * settings.hub_timeout)
-    approvals = Approvals(settings, store, spaces, roles, poster, catalogues, later=watcher.outbox.enqueue_one,
+    # Everything the bot says on its own goes out one way (bot/core/deliver.py): claimed, marked, looked for.
+    deliveries = watcher.deliveries
+    approvals = Approvals(settings, store, spaces, roles, deliveries, catalogues, later=watcher.outbox.enqueue_one,
                           changes=changes)
     ops = Operations(settings, api, spaces, store, roles, catalogues, upgrades=approvals,
                      budget=watcher.poller.budget, changes=changes)
@@ -110,7 +112,7 @@ def build_context(settings: Settings, redis_client: redis.Redis | None = None, p
         ops.handle(name, handler)
     for line in settings.warnings():
         log.warning(line)
-    schedules = Schedules(settings, store, api, spaces, roles, poster, catalogues, approvals=approvals,
+    schedules = Schedules(settings, store, api, spaces, roles, deliveries, catalogues, approvals=approvals,
                           timezone_of=SlackZones(client), later=watcher.outbox.enqueue_one, changes=changes,
                           budget=watcher.poller.budget)
     schedules.register_kinds(approvals)
@@ -130,7 +132,7 @@ def build_context(settings: Settings, redis_client: redis.Redis | None = None, p
     jobs.add("retention", retention.run)
     # The fleet reads what the poller records; on the leader's tick it indexes Spaces, refreshes open App
     # Homes and checks budgets; a cron job on the leader posts digests.
-    fleet = Fleet(settings, store, poster, watcher.store, watcher.outbox, catalogues, roles,
+    fleet = Fleet(settings, store, deliveries, watcher.store, watcher.outbox, catalogues, roles,
                   known=lambda: list(watcher.poller.cache), leading=watcher.lease.holds,
                   pending_requests=approvals.store.open_requests, slack=client, reveals=access.reveals,
                   prefetch=access.prefetch)

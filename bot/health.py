@@ -262,16 +262,17 @@ class SelfReport:
         open_now = client.hgetall(INCIDENTS)
         for name, facts in found.items():
             if name not in open_now and client.hsetnx(INCIDENTS, name, repr(now)):
-                self._say(OPS_WORDS[name][0].format(**{"seconds": 0, **facts}), name)
+                self._say(OPS_WORDS[name][0].format(**{"seconds": 0, **facts}), name, f"ops:{name}:{now!r}:began")
         for name, began in open_now.items():
             if name not in found and name in OPS_WORDS and client.hdel(INCIDENTS, name):
                 duration = _duration(now - float(began or now))
-                self._say(OPS_WORDS[name][1].format(duration=duration), name)
+                self._say(OPS_WORDS[name][1].format(duration=duration), name, f"ops:{name}:{began}:ended")
 
-    def _say(self, text: str, name: str) -> None:
+    def _say(self, text: str, name: str, delivery_id: str) -> None:
+        """Named by the trouble and when it began: now, or from the outbox later (Slack may be the trouble)."""
         log.warning("ops: %s", text)
         try:
-            self.ctx.poster.post(self.channel, text)
+            self.ctx.watcher.deliveries.send(delivery_id, self.channel, text)
         except Exception as err:  # noqa: BLE001 — Slack may be the trouble itself; the log line above stays
             log.error("could not tell %s about %s: %s", self.channel, name, type(err).__name__)
 

@@ -70,10 +70,13 @@ def register(app, ctx) -> None:
             except BadInput:
                 return
             actor = Actor(user=_user(body), channel=_user(body), team=(body.get("team") or {}).get("id", ""))
+            click = _click(body)
 
             def work():
                 reply = ctx.ops.run(cmd, actor)
-                ctx.poster.post(actor.user, reply.text, reply.blocks)
+                if not reply.posted:  # a followed change was announced in this DM already (and is edited)
+                    # A DM named by the click (its trigger): posted once, looked for after a lost answer.
+                    ctx.watcher.deliveries.now(f"home:{click}", actor.user, reply.text, reply.blocks)
                 publish(actor.user)
             ctx.pool.submit(work)
         return clicked
@@ -85,6 +88,7 @@ def register(app, ctx) -> None:
         def clicked(ack, body, action):
             ack()
             request_id, user = str(action.get("value") or ""), _user(body)
+            click = _click(body)
 
             def work():
                 try:
@@ -95,7 +99,7 @@ def register(app, ctx) -> None:
                         reply = decide(request_id, user, channel, ts)
                 except SpaceOpsError as err:
                     reply = error_reply(err.sentence)
-                ctx.poster.post(user, reply.text, reply.blocks)
+                ctx.watcher.deliveries.now(f"home:{click}", user, reply.text, reply.blocks)
                 publish(user)
             ctx.pool.submit(work)
         return clicked
@@ -113,6 +117,12 @@ def register(app, ctx) -> None:
         actor = Actor(user=_user(body), channel=(body.get("channel") or {}).get("id", ""),
                       team=(body.get("team") or {}).get("id", ""))
         submit(ctx, lambda: _private(ctx.ops.run(cmd, actor)), body.get("response_url", ""), "budget pause")
+
+
+def _click(body: dict) -> str:
+    """What names one click: its trigger id (unique per interaction), else the action's own timestamp."""
+    actions = body.get("actions") or [{}]
+    return str(body.get("trigger_id") or f"{_user(body)}:{actions[0].get('action_ts', '')}")
 
 
 def _private(reply):

@@ -17,11 +17,11 @@ from dataclasses import asdict, dataclass, replace
 from typing import Callable
 
 import redis
-from slack_sdk.errors import SlackApiError
 
 from bot.alerts import words
 from bot.alerts.hot import GRACE, HotSet
 from bot.alerts.transitions import ERRORS, STARTING, WITH_LOGS, Alert, Observation
+from bot.core.deliver import SLACK_FAILURES, Deliveries
 from bot.core.permissions import Actor
 from bot.core.store import REDIS_ERRORS, key
 from bot.core.words import Reply
@@ -34,6 +34,7 @@ EDIT_OP = "follow.edit"
 # The changes whose effect shows in the Space's stage (a sleep time or a removed key does not restart it).
 FOLLOWED = frozenset({"restart", "resume", "hw", "var.set", "secret.set", "duplicate"})
 HEATED = FOLLOWED | {"sleep"}
+POST_BUDGET = 2.0  # seconds the announcement may take (a dropped answer is looked for, then it is known)
 
 
 @dataclass(frozen=True)
@@ -65,11 +66,11 @@ class Follow:
 class FollowThrough:
     """Implements the commands' change listener; listens to hot reads; tells the outbox what to skip."""
 
-    def __init__(self, client: redis.Redis, poster, hot: HotSet, hub_url: str,
+    def __init__(self, client: redis.Redis, deliveries: Deliveries, hot: HotSet, hub_url: str,
                  log_lines: Callable[[str, bool], tuple[str, ...] | None] | None = None,
                  clock: Callable[[], float] = time.time, later: Callable[[str, str, str, str], None] | None = None):
         self.redis = client
-        self.poster = poster
+        self.deliveries = deliveries
         self.hot = hot
         self.hub_url = hub_url
         self.log_lines = log_lines
@@ -95,11 +96,15 @@ class FollowThrough:
         if name not in FOLLOWED or not actor.channel or not reply.public:
             return reply
         try:
-            ts = self.poster.post(actor.channel, reply.text, reply.blocks)
-        except (SlackApiError, OSError) as err:
+            # Named by the change (its Space, what, by whom, when): a retry after a lost answer finds it.
+            ts = self.deliveries.now(f"follow:{space}:{name}:{actor.user}:{now!r}>{actor.channel}", actor.channel,
+                                     reply.text, reply.blocks, budget=POST_BUDGET)
+        except SLACK_FAILURES as err:
             log.info("follow-through not posted in %s (%s); answering through response_url", actor.channel,
                      type(err).__name__)
             return reply
+        if ts is None:
+            return reply  # another replica holds this very announcement (cannot happen twice for one change)
         try:
             self.redis.hset(FOLLOWS, space, Follow(space, actor.channel, ts, reply.text, now).to_json())
         except REDIS_ERRORS as err:
@@ -153,7 +158,7 @@ class FollowThrough:
     def deliver(self, channel: str, payload: str) -> None:
         """The outbox's `follow.edit` op (raises Slack's errors so the outbox retries)."""
         data = json.loads(payload)
-        self.poster.update(channel, data["ts"], data["text"], data["blocks"])
+        self.deliveries.update(channel, data["ts"], data["text"], data["blocks"])
 
     def _finish(self, follow: Follow, status: str, logs=None, restart: bool = False) -> None:
         self._edit(follow, status, logs, restart)
@@ -167,9 +172,9 @@ class FollowThrough:
                        json.dumps({"ts": follow.ts, "text": reply.text, "blocks": reply.blocks}))
             return True
         try:
-            self.poster.update(follow.channel, follow.ts, reply.text, reply.blocks)
+            self.deliveries.update(follow.channel, follow.ts, reply.text, reply.blocks)
             return True
-        except (SlackApiError, OSError) as err:
+        except SLACK_FAILURES as err:
             log.warning("follow-through edit of %s in %s failed (%s)", follow.space, follow.channel,
                         type(err).__name__)
             return False

@@ -8,58 +8,42 @@ is edited when the Space recovers.
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import json
 import logging
 import threading
-import time
-import uuid
 from dataclasses import dataclass
 from typing import Callable
 
 import redis
-from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.alerts import words
 from bot.alerts.transitions import Alert, Unreadable
 from bot.alerts.watches import WatchSet, WatchStore, covers
 from bot.core import metrics
-from bot.core.slack import SlackPoster, retry_after
+from bot.core.deliver import (CLAIM_TTL, DONE, DONE_TTL, POST_OP, STREAM, UPDATE_OP, Deliveries, done_key,
+                              slack_error as _slack_error, tried_key)
+from bot.core.slack import retry_after
 from bot.core.store import key
 
 log = logging.getLogger(__name__)
 
-STREAM = key("{outbox}", "stream")
 THREADS = key("{outbox}", "threads")  # hash "channel|space" → {"ts", "text", "blocks", "incident"}
 DEAD = key("{outbox}", "dead")        # entries that could not be delivered, with the reason
 DEAD_COUNT = key("{outbox}", "dead_count")
 TRIES = key("{outbox}", "tries")      # hash delivery id → failed attempts of an entry that raised
-DONE_TTL = 7 * 86400
-STREAM_MAXLEN = 100_000
 DEAD_MAXLEN = 10_000
-SCHEMA = 1                            # `v` of every entry; a reader ignores fields it does not know
 MAX_TRIES = 4                         # an entry that raises this many times goes to the dead letters
-CLAIM_TTL = 60                        # seconds a drainer holds a delivery it is posting (then others may)
 SCAN_PAGE = 500
 SCAN_MAX = 10_000                     # entries one drain looks at
 FOLD_AT = 10                          # more alerts than this waiting for one channel become one message
 LEASE_CHECK_EVERY = 25                # channels between two checks of the lease during a drain
-EVENT_TYPE = "space_ops_alert"        # message metadata: finds a post whose answer was lost
-LOOKBACK = 120                        # seconds before the first attempt searched in the channel's history
 
 
-DONE = "1"                            # value of done_key once delivered ("claimed:<owner>" while posting)
-
-
-def tried_key(delivery_id: str) -> str:
-    """Set when a delivery is first posted (its wall-clock time): a retry looks for it before posting."""
-    return key("{outbox}", "tried", delivery_id)
-
-
-def done_key(delivery_id: str) -> str:
-    return key("{outbox}", "done", delivery_id)
+def fold_key(burst_id: str) -> str:
+    """The delivery ids a fold was first tried with: a retry folds the same ones (so it finds that post)."""
+    return key("{outbox}", "fold", burst_id)
 
 
 @dataclass
@@ -71,12 +55,12 @@ class Bucket:
 class Outbox:
     """`enqueue` from the poller; `drain(now)` from the scheduler (leader only)."""
 
-    def __init__(self, client: redis.Redis, poster, watch_store: WatchStore, hub_url: str,
+    def __init__(self, client: redis.Redis, deliveries: Deliveries, watch_store: WatchStore, hub_url: str,
                  per_second: float = 1.0, burst: float = 3.0):
         self.redis = client
-        self.poster = _without_connection_retries(poster)
-        self.finder: Callable[[str, str, str | None, float], str | None] = self._find_posted
-        self.owner = uuid.uuid4().hex
+        # The one way out to Slack (bot/core/deliver.py): marks, looks before a retry, edits.
+        self.deliveries = deliveries if isinstance(deliveries, Deliveries) else Deliveries(client, deliveries)
+        self.owner = self.deliveries.owner
         self._delivering: str | None = None
         self.watch_store = watch_store
         self.hub_url = hub_url
@@ -100,8 +84,7 @@ class Outbox:
     # ------------------------------------------------------------------ enqueue
 
     def _add(self, pipe, delivery_id: str, channel: str, op: str, payload: str) -> None:
-        pipe.xadd(STREAM, {"v": SCHEMA, "id": delivery_id, "channel": channel, "op": op, "payload": payload},
-                  maxlen=STREAM_MAXLEN, approximate=True)
+        self.deliveries.enqueue(pipe, delivery_id, channel, op, payload)
         metrics.alerts("queued")
 
     def _audience(self, alert: Alert, watches: WatchSet, mutes: dict) -> list[str]:
@@ -154,18 +137,22 @@ class Outbox:
                 if alert.closes:
                     edits.append((channel, alert))
         pipe = self.redis.pipeline(transaction=False)
+        # The summary is about the outage that began at the last good cycle: that, not the time it is
+        # queued, names it (queued again after a crash, it is found delivered).
+        since = int(round(now - gap))
         for channel, items in per_channel.items():
             payload = json.dumps({"gap": gap, "alerts": [a.to_json() for a in items]})
-            self._add(pipe, f"summary:{int(now * 1000)}>{channel}", channel, "summary", payload)
+            self._add(pipe, f"summary:{since}>{channel}", channel, "summary", payload)
         for channel, alert in edits:
             self._add(pipe, f"{alert.id}>{channel}>edit", channel, "edit", alert.to_json())
         pipe.execute()
         return len(per_channel)
 
-    def enqueue_mute_end(self, channel: str, target: str, count: int, latest: str | None, now: float) -> None:
+    def enqueue_mute_end(self, channel: str, target: str, count: int, latest: str | None, until: float) -> None:
+        """The line when a mute ends, named by the mute's end (not by when it is queued)."""
         payload = json.dumps({"target": target, "count": count, "latest": latest})
         pipe = self.redis.pipeline(transaction=False)
-        self._add(pipe, f"unmuted:{target}:{int(now * 1000)}>{channel}", channel, "line", payload)
+        self._add(pipe, f"unmuted:{target}:{int(until * 1000)}>{channel}", channel, "line", payload)
         pipe.execute()
 
     def enqueue_one(self, delivery_id: str, channel: str, op: str, payload: str) -> None:
@@ -267,8 +254,19 @@ class Outbox:
             return None
         if self.blocked_until.get(channel, 0) > now or not self._take(channel, now):
             return False
-        digest = hashlib.sha1("\n".join(sorted(f["id"] for _, f in folded)).encode()).hexdigest()[:20]
-        burst = {"id": f"burst:{digest}>{channel}", "channel": channel, "op": "burst",
+        # Named by the oldest alert it folds (a grown backlog adds newer ones behind it), and it folds the
+        # alerts it was first tried with: a retry after a lost answer finds that post and marks those done.
+        burst_id = f"burst:{folded[0][1]['id']}"
+        ids = [f["id"] for _, f in folded]
+        first = self.redis.set(fold_key(burst_id), json.dumps(ids), nx=True, ex=DONE_TTL, get=True)
+        if first:
+            try:
+                members = set(json.loads(first))
+            except ValueError:
+                members = set(ids)
+            keep = [i for i, (_, f) in enumerate(folded) if f["id"] in members]
+            alerts, folded = [alerts[i] for i in keep], [folded[i] for i in keep]
+        burst = {"id": burst_id, "channel": channel, "op": "burst",
                  "payload": json.dumps([a.to_json() for a in alerts])}
         outcome = self._attempt(None, burst, now, also_done=folded)
         if outcome is True:
@@ -381,45 +379,8 @@ class Outbox:
         return False
 
     def _post(self, channel: str, text: str, blocks: list | None, thread_ts: str | None = None) -> str:
-        """Post the delivery being attempted, marked with its id. If an earlier attempt may have reached
-        Slack (its answer was lost), look for that id in the channel first: found, it is not posted again."""
-        delivery_id = self._delivering
-        if delivery_id:
-            first = self.redis.set(tried_key(delivery_id), repr(time.time()), nx=True, ex=DONE_TTL, get=True)
-            if first:
-                found = self.finder(channel, delivery_id, thread_ts, float(first))
-                if found:
-                    log.info("delivery %s to %s was posted already (found in the channel); not posting again",
-                             delivery_id, channel)
-                    return found
-        metadata = {"event_type": EVENT_TYPE, "event_payload": {"id": delivery_id}} if delivery_id else None
-        return self.poster.post(channel, text, blocks, thread_ts=thread_ts, metadata=metadata)
-
-    def _find_posted(self, channel: str, delivery_id: str, thread_ts: str | None, first: float) -> str | None:
-        """The ts of a message this bot posted for `delivery_id` (its metadata), searched from a little
-        before the first attempt; None when not found or when the channel cannot be read."""
-        client = getattr(self.poster, "client", None)
-        if client is None:
-            return None
-        oldest = f"{first - LOOKBACK:.6f}"
-        try:
-            if thread_ts:
-                response = client.conversations_replies(channel=channel, ts=thread_ts, oldest=oldest, limit=200,
-                                                        include_all_metadata=True)
-            else:
-                response = client.conversations_history(channel=channel, oldest=oldest, limit=200,
-                                                        include_all_metadata=True)
-        except SlackApiError as err:
-            # Without history scopes it cannot be checked: posting again is at-least-once (the README says so).
-            log.warning("could not look for delivery %s in %s (%s); posting again", delivery_id, channel,
-                        _slack_error(err))
-            return None
-        for message in response.get("messages") or []:
-            metadata = message.get("metadata") or {}
-            if (metadata.get("event_type") == EVENT_TYPE
-                    and (metadata.get("event_payload") or {}).get("id") == delivery_id):
-                return message.get("ts")
-        return None
+        """Post the delivery being attempted through the one way out (marked, looked for before a retry)."""
+        return self.deliveries.post(channel, text, blocks, thread_ts=thread_ts, delivery_id=self._delivering)
 
     def _thread_list(self, channel: str, ts: str, alerts: list[Alert], delivery_id: str) -> None:
         """Every alert's line in the thread of `ts`, queued like any message (paced, each part once)."""
@@ -438,8 +399,14 @@ class Outbox:
                                 json.dumps({"ts": ts, "incident": alert.incident, "summary": True}))
 
     def _deliver(self, op: str, channel: str, payload: str) -> None:
+        if op in (POST_OP, UPDATE_OP):
+            with self.deliveries.delivering(self._delivering):
+                self.deliveries.deliver_queued(op, channel, payload)
+            return
         if op in self.handlers:
-            self.handlers[op](channel, payload)
+            # Other features' ops post through `deliveries` too, under the id being delivered.
+            with self.deliveries.delivering(self._delivering):
+                self.handlers[op](channel, payload)
             return
         if op == "summary":
             data = json.loads(payload)
@@ -475,7 +442,7 @@ class Outbox:
         if op == "edit":
             if root and not root.get("summary"):
                 reply = words.recovered_message(root["text"], root["blocks"], alert.incident or alert.at, alert.at)
-                self.poster.update(channel, root["ts"], reply.text, reply.blocks)
+                self.deliveries.update(channel, root["ts"], reply.text, reply.blocks)
                 self.redis.hdel(THREADS, thread_field)
             return
         reply = words.alert_message(alert, self.hub_url)
@@ -497,21 +464,3 @@ def _root(raw: str | None, incident: float | None) -> dict | None:
     except ValueError:
         return None  # an unreadable thread record: the alert starts a new message
     return root if isinstance(root, dict) and root.get("incident") == incident and root.get("ts") else None
-
-
-def _without_connection_retries(poster):
-    """The alerts' own Slack client: slack_sdk's connection-error retry would post a second time when the
-    connection dropped after Slack recorded the first; the outbox retries itself, after looking."""
-    if isinstance(poster, SlackPoster) and poster.client.retry_handlers:
-        client = poster.client
-        return SlackPoster(WebClient(token=client.token, base_url=client.base_url, timeout=client.timeout,
-                                     retry_handlers=[]))
-    return poster
-
-
-def _slack_error(err: Exception) -> str:
-    """Short words for a log line: "HTTP 503 internal_error", or the network error's name."""
-    if isinstance(err, SlackApiError):
-        error = (err.response.get("error") if hasattr(err.response, "get") else None) or ""
-        return f"HTTP {getattr(err.response, 'status_code', 0)} {error}".strip()
-    return type(err).__name__

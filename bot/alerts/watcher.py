@@ -27,6 +27,7 @@ from bot.alerts.transitions import Policy, policy_of
 from bot.alerts.watches import WatchStore
 from bot.commands.grammar import Command
 from bot.core import metrics
+from bot.core.deliver import Deliveries
 from bot.core.jobs import Jobs
 from bot.core.flavors import CatalogueSource
 from bot.core.hub import Spaces
@@ -44,7 +45,7 @@ DRAIN_SECONDS = 1
 class Watcher:
     """Ties the watch store, poller, outbox and lease of one process together."""
 
-    def __init__(self, settings: Settings, records: Store, poster: Poster, api: HfApi, spaces: Spaces,
+    def __init__(self, settings: Settings, records: Store, poster: Poster | Deliveries, api: HfApi, spaces: Spaces,
                  catalogues: CatalogueSource, policy: Policy | None = None):
         self.settings = settings
         self.records = records  # the audit trail and the Redis check before a change
@@ -52,14 +53,16 @@ class Watcher:
         client = records.redis
         interval = settings.poll_seconds
         self.store = WatchStore(client)
-        self.outbox = Outbox(client, poster, self.store, settings.hf_endpoint)
+        # The one way out to Slack for everything the bot says on its own (bot/core/deliver.py).
+        self.deliveries = poster if isinstance(poster, Deliveries) else Deliveries(client, poster)
+        self.outbox = Outbox(client, self.deliveries, self.store, settings.hf_endpoint)
         self.poller = Poller(client, api, self.outbox, self.store, catalogues, interval,
                              policy or policy_of(settings), hub_timeout=settings.hub_timeout)
         self.lease = Lease(client, ttl=LEASE_INTERVALS * interval)
         # Hot polling and command follow-through (bot/alerts/hot.py, followthrough.py).
         self.hot = HotSet(client)
         self.hot_poller = HotPoller(self.hot, self.poller, settings.hot_seconds)
-        self.follow = FollowThrough(client, poster, self.hot, settings.hf_endpoint,
+        self.follow = FollowThrough(client, self.deliveries, self.hot, settings.hf_endpoint,
                                     self.poller.reader.last_log_lines, later=self.outbox.enqueue_one)
         self.outbox.handlers[EDIT_OP] = self.follow.deliver
         self.hot_poller.listeners.append(self.follow.observed)
@@ -151,12 +154,12 @@ class Watcher:
     def end_mutes(self, now: float) -> None:
         for (channel, target), until in self.store.mutes().items():
             if until <= now and self.store.unmute(channel, target):
-                self._say_mute_ended(channel, target, now)
+                self._say_mute_ended(channel, target, until)
 
-    def _say_mute_ended(self, channel: str, target: str, now: float) -> None:
+    def _say_mute_ended(self, channel: str, target: str, until: float) -> None:
         count, latest = self.store.take_held_back(channel, target)
         if count:
-            self.outbox.enqueue_mute_end(channel, target, count, latest, now)
+            self.outbox.enqueue_mute_end(channel, target, count, latest, until)
 
     # ------------------------------------------------------------------ scheduler
 

@@ -9,20 +9,18 @@ import time
 from dataclasses import dataclass, replace
 from typing import Callable
 
-from slack_sdk.errors import SlackApiError
-
 from bot.approvals import words
 from bot.approvals.store import ApprovalRequest, ApprovalStore, Transition, apply_lease
 from bot.commands.grammar import Command
 from bot.commands.operations import Upgrade, duplicate_audited
 from bot.core.changes import Changes, Why
+from bot.core.deliver import SLACK_FAILURES, Deliveries
 from bot.core.errors import NotAllowed, NotFound, SpaceOpsError
 from bot.core.flavors import CatalogueSource
 from bot.core.hub import Spaces
 from bot.core.markup import code
 from bot.core.permissions import Actor, Roles, check_namespace
 from bot.core.settings import Settings
-from bot.core.slack import Poster, with_retries
 from bot.core.store import REDIS_ERRORS, Store
 from bot.core.words import Reply, error_reply
 
@@ -50,7 +48,7 @@ class ApprovalKind:
 class Approvals:
     """The feature: request, decide, cancel, list and expire, with Slack messages and audit entries."""
 
-    def __init__(self, settings: Settings, records: Store, spaces: Spaces, roles: Roles, poster: Poster,
+    def __init__(self, settings: Settings, records: Store, spaces: Spaces, roles: Roles, deliveries: Deliveries,
                  catalogues: CatalogueSource, later: Later | None = None, clock: Callable[[], float] = time.time,
                  changes: Changes | None = None):
         self.settings = settings
@@ -59,7 +57,7 @@ class Approvals:
         # The one way a change reaches the Hub: audited before and after, metered, with a deadline.
         self.changes = changes or Changes(spaces.api, records, None, 2 * settings.hub_timeout)
         self.roles = roles
-        self.poster = poster
+        self.sender = deliveries  # the one way out to Slack (bot/core/deliver.py)
         self.catalogues = catalogues
         self.later = later
         self.hub_url = settings.hf_endpoint
@@ -93,7 +91,7 @@ class Approvals:
         self.sweep(now)
         same = self._open_for(upgrade)
         if same:
-            return words.approval_already_pending_reply(same, self.poster.permalink(same.channel, same.ts))
+            return words.approval_already_pending_reply(same, self.sender.permalink(same.channel, same.ts))
         ttl = self.settings.approval_ttl
         channel = self.settings.approval_channel or actor.channel
         if channel.startswith("D"):
@@ -108,9 +106,12 @@ class Approvals:
         message = words.approval_message(request, self.catalogue, self.hub_url)
         try:
             # Nothing is stored until Slack gives the message's ts, so wait out a short Slack hiccup here
-            # (this runs on the work pool, after the ack) rather than refuse at once.
-            ts = with_retries(lambda: self.poster.post(channel, message.text, message.blocks))
-        except (SlackApiError, OSError) as err:
+            # (this runs on the work pool, after the ack) rather than refuse at once: the synchronous way
+            # out, named by the request, so a retry after a lost answer finds the first post.
+            ts = self.sender.now(f"approval.request:{request.id}", channel, message.text, message.blocks)
+            if ts is None:
+                raise OSError("the approval message is being posted by another replica")
+        except SLACK_FAILURES as err:
             log.warning("approval request not posted to %s: %s", channel, err)
             self.records.audit(actor.user, "approval.request", upgrade.space, self._params(request),
                                  result="error: the approval message could not be posted")
@@ -119,7 +120,7 @@ class Approvals:
         # Posted first, stored second: if storing fails, the buttons find no request and refuse.
         self.store.create(request)
         self.records.audit(actor.user, "approval.request", upgrade.space, self._params(request))
-        return words.approval_sent_reply(request, self.poster.permalink(channel, ts), ttl)
+        return words.approval_sent_reply(request, self.sender.permalink(channel, ts), ttl)
 
     def _open_for(self, upgrade: Upgrade) -> ApprovalRequest | None:
         """An open request for the same change: asking twice should not post two messages."""
@@ -325,7 +326,7 @@ class Approvals:
         """
         try:
             self._edit(request)
-        except (SlackApiError, OSError) as err:
+        except SLACK_FAILURES as err:
             log.warning("approval message %s not updated now (%s); queued", request.id, err)
             self._later(f"approval.show:{request.id}:{request.status}:{request.decided_at}:{request.attempt}",
                         request.channel, SHOW_OP, request.id)
@@ -339,20 +340,18 @@ class Approvals:
 
     def _edit(self, request: ApprovalRequest) -> None:
         message = words.approval_message(request, self.catalogue, self.hub_url)
-        self.poster.update(request.channel, request.ts, message.text, message.blocks)
+        self.sender.update(request.channel, request.ts, message.text, message.blocks)
 
     def _tell_requester(self, request: ApprovalRequest) -> None:
         text = words.approval_outcome_note(request)
-        try:
-            self.poster.post(request.channel, text, thread_ts=request.ts)
-        except (SlackApiError, OSError) as err:
-            log.warning("requester of %s not told now (%s); queued", request.id, err)
-            self._later(f"approval.note:{request.id}:{request.status}:{request.decided_at}", request.channel,
-                        NOTE_OP, json.dumps({"ts": request.ts, "text": text}))
+        # Now, or queued under the same id (a lost answer is found in the thread, not posted again).
+        self.sender.send(f"approval.note:{request.id}:{request.status}:{request.decided_at}", request.channel,
+                             text, thread_ts=request.ts)
 
     def _note_now(self, channel: str, payload: str) -> None:
+        """A note an older replica queued: posted under the id the outbox is delivering."""
         note = json.loads(payload)
-        self.poster.post(channel, note["text"], thread_ts=note["ts"])
+        self.sender.post(channel, note["text"], thread_ts=note["ts"])
 
     def _later(self, delivery_id: str, channel: str, op: str, payload: str) -> None:
         if self.later is None:

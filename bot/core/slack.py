@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import logging
 import re
 import time
@@ -47,7 +48,8 @@ def retry_after(err: Exception) -> float | None:
             return retry_after_header(getattr(response, "headers", None), 1.0)
         error = response.get("error") if hasattr(response, "get") else None
         return 1.0 if status >= 500 or error in RETRYABLE_ERRORS else None
-    return 1.0 if isinstance(err, OSError) else None
+    # A network error, or an answer cut short (IncompleteRead): Slack may or may not have acted.
+    return 1.0 if isinstance(err, (OSError, http.client.HTTPException)) else None
 
 
 def with_retries(call: Callable[[], T], budget: float = 10.0) -> T:
@@ -61,7 +63,7 @@ def with_retries(call: Callable[[], T], budget: float = 10.0) -> T:
     while True:
         try:
             return call()
-        except (SlackApiError, OSError) as err:
+        except (SlackApiError, OSError, http.client.HTTPException) as err:
             wait = retry_after(err)
             if wait is None:
                 raise

@@ -8,10 +8,10 @@ from typing import Callable
 
 from bot.alerts.outbox import Outbox
 from bot.commands.grammar import Command
+from bot.core.deliver import Deliveries
 from bot.core.errors import NotAllowed
 from bot.core.jobs import LeaseLost
 from bot.core.permissions import Actor, Roles, namespace_of
-from bot.core.slack import Poster
 from bot.core.store import Store
 from bot.core.words import Reply
 from bot.fleet import report, words
@@ -23,13 +23,13 @@ BUDGET_EVERY = 5 * 60
 
 
 class Budgets:
-    def __init__(self, records: Store, reads: FleetReads, roles: Roles, outbox: Outbox, poster: Poster,
+    def __init__(self, records: Store, reads: FleetReads, roles: Roles, outbox: Outbox, deliveries: Deliveries,
                  clock: Callable[[], float], hub_url: str):
         self.records = records
         self.reads = reads
         self.roles = roles
         self.outbox = outbox
-        self.poster = poster
+        self.deliveries = deliveries
         self.clock = clock
         self.hub_url = hub_url
         self._budgets_checked = 0.0
@@ -112,4 +112,5 @@ class Budgets:
         reply = words.budget_alert(f"{data['namespace']}/*", data["threshold"], data["amount"], data["spent"],
                                    data["projected"], [tuple(t) for t in data["top"]], self.hub_url,
                                    tuple(data["first"]) if data.get("first") else None)
-        self.poster.post(channel, reply.text, reply.blocks)
+        # Under the outbox's delivery id (budget:<ns>:<month>:<threshold>): marked, looked for before a retry.
+        self.deliveries.post(channel, reply.text, reply.blocks)

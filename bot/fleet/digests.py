@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from bot.alerts.rollups import DAY, day_of
 from bot.commands.grammar import Command
 from bot.core.permissions import Actor
-from bot.core.slack import Poster
+from bot.core.deliver import Deliveries
 from bot.core.store import Store
 from bot.core.words import Reply
 from bot.fleet import report, words
@@ -22,6 +22,10 @@ from bot.fleet.uploads import Charts
 log = logging.getLogger(__name__)
 
 DIGEST_LATE_LIMIT = 7 * DAY
+
+
+class NotPosted(Exception):
+    """The digest itself did not reach Slack (its claim is freed so the next minute tries again)."""
 
 
 def digest_due(config: dict, now: float) -> tuple[str, float] | None:
@@ -45,14 +49,14 @@ def digest_due(config: dict, now: float) -> tuple[str, float] | None:
 
 
 class Digests:
-    def __init__(self, records: Store, reads: FleetReads, charts: Charts, poster: Poster,
+    def __init__(self, records: Store, reads: FleetReads, charts: Charts, deliveries: Deliveries,
                  leading: Callable[[float], bool], clock: Callable[[], float], hub_url: str,
                  reveals: Callable[[str, Actor], bool] = lambda space, actor: True,
                  prefetch: Callable[[set[str]], None] = lambda spaces: None):
         self.records = records
         self.reads = reads
         self.charts = charts
-        self.poster = poster
+        self.deliveries = deliveries  # the one way out to Slack (bot/core/deliver.py)
         self.leading = leading
         self.clock = clock
         self.hub_url = hub_url
@@ -94,14 +98,29 @@ class Digests:
             if not self.reads.store.claim_digest(channel, period):
                 continue
             try:
-                self.post_digest(channel, config, due_at, now)
+                self.post_digest(channel, config, due_at, now, period)
                 posted += 1
-            except Exception:  # noqa: BLE001 — not posted: free the claim so the next minute tries again
+            except NotPosted:  # not posted: free the claim so the next minute tries again
                 self.reads.store.unclaim_digest(channel, period)
                 log.exception("digest for %s (%s) not posted; will retry", channel, period)
         return posted
 
-    def post_digest(self, channel: str, config: dict, due_at: float, now: float) -> str:
+    def post_digest(self, channel: str, config: dict, due_at: float, now: float, period: str | None = None) -> str:
+        """Post the digest (named by channel and period: once), then its chart in the thread; whatever
+        fails after the post never posts the digest again (the thread says the chart is missing).
+        Raises NotPosted when the digest itself was not posted."""
+        if period is None:
+            due = digest_due(config, due_at)
+            period = due[0] if due else str(int(due_at))
+        delivery_id = f"digest:{channel}:{period}"
+        try:
+            return self._post(channel, config, due_at, now, delivery_id)
+        except NotPosted:
+            raise
+        except Exception as err:  # noqa: BLE001 — a bug or an outage before the post: the next minute retries
+            raise NotPosted(str(err)) from err
+
+    def _post(self, channel: str, config: dict, due_at: float, now: float, delivery_id: str) -> str:
         weekly = config.get("period") == "weekly"
         length = 7 if weekly else 1
         end = int(due_at) // DAY * DAY  # whole UTC days before the day it is due
@@ -119,8 +138,21 @@ class Digests:
         reply = words.digest_message(title, snap.rows, snap.total, previous, self.reads.idle(snap, now), broken,
                                      snap.prices, snap.first_seen(), now, self.hub_url,
                                      late=now - due_at > 15 * 60)
-        ts = self.poster.post(channel, reply.text, reply.blocks)
-        self.charts.upload(channel, ts, self.charts.chart_png(title, snap, start, end, now), "digest.png", title)
+        ts = self.deliveries.now(delivery_id, channel, reply.text, reply.blocks, budget=0.0)
+        if ts is None:
+            return ""  # posted already (or being posted by another replica): nothing more to do
+        try:
+            uploaded = self.charts.upload(channel, ts, self.charts.chart_png(title, snap, start, end, now),
+                                          "digest.png", title)
+        except Exception:  # noqa: BLE001 — the digest is posted; a chart that can't be drawn must not repost it
+            log.exception("chart of the digest %s not drawn", delivery_id)
+            uploaded = False
+        if not uploaded and getattr(self.deliveries.poster, "client", None) is not None:  # (the console has none)
+            note = words.digest_chart_missing()
+            try:
+                self.deliveries.send(f"{delivery_id}:no-chart", channel, note.text, note.blocks, thread_ts=ts)
+            except Exception:  # noqa: BLE001 — a note about a missing chart is a nicety
+                log.warning("note about the missing chart of %s not posted", delivery_id, exc_info=True)
         return ts
 
     def _shown_to(self, row: SpaceCost, channel: str) -> SpaceCost:

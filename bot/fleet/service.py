@@ -17,7 +17,7 @@ from bot.commands.grammar import Command
 from bot.core.flavors import CatalogueSource
 from bot.core.permissions import Actor, Roles
 from bot.core.settings import Settings
-from bot.core.slack import Poster
+from bot.core.deliver import Deliveries
 from bot.core.store import REDIS_ERRORS, Store
 from bot.core.words import Reply
 from bot.fleet.budgets import Budgets
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 
 class Fleet:
-    def __init__(self, settings: Settings, records: Store, poster: Poster, watch_store: WatchStore, outbox: Outbox,
+    def __init__(self, settings: Settings, records: Store, deliveries: Deliveries, watch_store: WatchStore, outbox: Outbox,
                  catalogues: CatalogueSource, roles: Roles, known: Callable[[], Iterable[str]],
                  leading: Callable[[float], bool], pending_requests: Callable[[], list] = lambda: [],
                  slack=None, clock: Callable[[], float] = time.time,
@@ -43,10 +43,10 @@ class Fleet:
         hub_url = settings.hf_endpoint
         self.reads = FleetReads(records, watch_store, catalogues)
         self.store = self.reads.store
-        self.charts = Charts(self.reads, slack)
+        self.charts = Charts(self.reads, deliveries)
         self.costs = CostCommand(self.reads, self.charts, now, hub_url)
-        self.budgets = Budgets(records, self.reads, roles, outbox, poster, now, hub_url)
-        self.digests = Digests(records, self.reads, self.charts, poster, leading, now, hub_url, reveals, prefetch)
+        self.budgets = Budgets(records, self.reads, roles, outbox, deliveries, now, hub_url)
+        self.digests = Digests(records, self.reads, self.charts, deliveries, leading, now, hub_url, reveals, prefetch)
         self.homes = Home(self.reads, roles, now, hub_url, pending_requests, slack)
         self._indexed: set[str] = set()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from bot.core.deliver import Deliveries
 from bot.fleet import chart, report
 from bot.fleet.reads import FleetReads, Snapshot
 from bot.fleet.report import SpaceCost
@@ -12,11 +13,11 @@ log = logging.getLogger(__name__)
 
 
 class Charts:
-    """`chart_png` draws; `upload` sends it with files_upload_v2 (None client: the console, nothing sent)."""
+    """`chart_png` draws; `upload` sends it through the one way out (no Slack client: the console, nothing sent)."""
 
-    def __init__(self, reads: FleetReads, slack=None):
+    def __init__(self, reads: FleetReads, deliveries: Deliveries | None = None):
         self.reads = reads
-        self.slack = slack
+        self.deliveries = deliveries
 
     def chart_png(self, title: str, snap: Snapshot, start: float, end: float, now: float) -> bytes:
         days = report.days_between(start, min(end, now) - 1)
@@ -41,13 +42,11 @@ class Charts:
             row.strips = full.strips
 
     def upload(self, channel: str, thread_ts: str | None, png: bytes, filename: str, title: str) -> bool:
-        if self.slack is None:
+        if self.deliveries is None:
             log.info("no Slack client: chart %s not uploaded", filename)
             return False
         try:
-            self.slack.files_upload_v2(channel=channel, thread_ts=thread_ts, content=png, filename=filename,
-                                          title=title)
-            return True
+            return self.deliveries.upload(channel, thread_ts, png, filename, title)
         except Exception as err:  # noqa: BLE001 — a chart that didn't upload must not lose the report
             log.warning("chart upload to %s failed: %s", channel, type(err).__name__)
             return False

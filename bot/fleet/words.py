@@ -207,6 +207,12 @@ def digest_message(title: str, rows: list, total: float, previous: float, idle: 
     return Reply(f"{title}: {money_words(total)} spent", blocks)
 
 
+def digest_chart_missing() -> Reply:
+    """In the digest's thread when its chart could not be drawn or uploaded."""
+    text = ":warning: The chart is missing: it could not be drawn or uploaded. The figures above are complete."
+    return Reply(text, [section(text)])
+
+
 # ---------------------------------------------------------------------- App Home
 
 def _row_blocks(row, price: float | None, today: float, month: float, operator: bool, now: float,

@@ -9,7 +9,6 @@ from dataclasses import asdict, replace
 from typing import Callable
 
 from huggingface_hub import HfApi
-from slack_sdk.errors import SlackApiError
 
 from bot.approvals.flow import ApprovalKind, Approvals
 from bot.approvals.store import ApprovalRequest
@@ -17,6 +16,7 @@ from bot.commands.grammar import Command
 from bot.commands.operations import Upgrade, UpgradeRequests
 from bot.core.budget import Budget
 from bot.core.changes import Changes, Why
+from bot.core.deliver import Deliveries
 from bot.core.errors import BadInput, NotFound, SpaceOpsError
 from bot.core.flavors import DEFAULT_FLAVOR, CatalogueSource
 from bot.core.hub import Spaces
@@ -24,7 +24,6 @@ from bot.core.jobs import Deadline
 from bot.core.markup import code, escape
 from bot.core.permissions import Actor, Roles
 from bot.core.settings import Settings
-from bot.core.slack import Poster
 from bot.core.store import REDIS_ERRORS, Store
 from bot.core.words import Reply, error_reply, notice_reply, section
 from bot.schedules import cost, words
@@ -42,7 +41,7 @@ TimezoneOf = Callable[[str], "str | None"]
 
 class Schedules:
     def __init__(self, settings: Settings, records: Store, api: HfApi, spaces: Spaces, roles: Roles,
-                 poster: Poster, catalogues: CatalogueSource, approvals: UpgradeRequests | None = None,
+                 deliveries: Deliveries, catalogues: CatalogueSource, approvals: UpgradeRequests | None = None,
                  timezone_of: TimezoneOf | None = None, later: Later | None = None,
                  clock: Callable[[], float] = time.time, changes: Changes | None = None,
                  budget: Budget | None = None):
@@ -51,7 +50,7 @@ class Schedules:
         self.api = api
         self.spaces = spaces
         self.roles = roles
-        self.poster = poster
+        self.sender = deliveries  # the one way out to Slack (bot/core/deliver.py)
         self.catalogues = catalogues
         self.approvals = approvals
         self.timezone_of = timezone_of
@@ -87,21 +86,16 @@ class Schedules:
     # ------------------------------------------------------------------ Slack
 
     def say(self, channel: str, reply: Reply, delivery_id: str) -> None:
-        """Announce in a channel; if Slack refuses now, the outbox delivers it later, once."""
+        """Announce in a channel, once: now, or (Slack refusing) later from the outbox under the same id."""
         try:
-            self.poster.post(channel, reply.text, reply.blocks)
-        except (SlackApiError, OSError) as err:
-            log.warning("schedule message to %s not posted now (%s); queued", channel, err)
-            if self.later is None:
-                return
-            try:
-                self.later(delivery_id, channel, SAY_OP, json.dumps({"text": reply.text, "blocks": reply.blocks}))
-            except REDIS_ERRORS:
-                log.error("schedule message %s lost: neither Slack nor Redis answered", delivery_id)
+            self.sender.send(delivery_id, channel, reply.text, reply.blocks)
+        except REDIS_ERRORS:
+            log.error("schedule message %s not posted: Redis unreachable", delivery_id)
 
     def _say_now(self, channel: str, payload: str) -> None:
+        """A message an older replica queued: posted under the id the outbox is delivering."""
         message = json.loads(payload)
-        self.poster.post(channel, message.get("text", ""), message.get("blocks") or None)
+        self.sender.post(channel, message.get("text", ""), message.get("blocks") or None)
 
     def _zone_for(self, cmd: Command, actor: Actor) -> str:
         if cmd.tz:

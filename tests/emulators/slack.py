@@ -27,7 +27,9 @@ class SlackFault:
     headers: dict[str, str] = field(default_factory=dict)
     times: int = 1
     refuse: bool = False
-    drop: bool = False  # do the call (record the message), then drop the connection before the answer
+    # Do the call (record the message), then lose the answer: True cuts it short (IncompleteRead); "reset"
+    # closes the connection before any byte of it (RemoteDisconnected, which slack_sdk's own handler retries).
+    drop: bool | str = False
 
 
 class SlackEmulator:
@@ -58,9 +60,10 @@ class SlackEmulator:
     # ------------------------------------------------------------------ test-facing
 
     def fail(self, method: str, status: int = 500, body: Any = None, headers: dict | None = None,
-             times: int = 1, drop: bool = False) -> None:
+             times: int = 1, drop: bool | str = False) -> None:
         """The next `times` calls to `method` (or "respond") get this answer. `drop`: the call is done as
-        usual (a message is recorded), then the connection drops before the client has the answer."""
+        usual (a message is recorded), then the connection drops before the client has the answer (True:
+        after a few bytes of it; "reset": before any)."""
         with self.lock:
             self.faults.append(SlackFault(method, status, body, headers or {}, times, drop=drop))
 
@@ -167,6 +170,8 @@ class SlackEmulator:
                 self.calls.append(Call(method, body, headers))
                 status, payload = self._answer(method, body, headers)
             self.changed.notify_all()
+        if fault and fault.drop == "reset":
+            return self._reset(start_response)
         if fault and fault.drop:
             return self._dropped(start_response, payload)
         if fault:
@@ -185,6 +190,27 @@ class SlackEmulator:
         if upload is None:
             return self._send(start_response, 404, "no such upload", {})
         return self._send(start_response, 200, f"OK - {len(data)}", {})
+
+    @staticmethod
+    def _reset(start_response):
+        """Close the client's connection before the status line: the serving waitress task is found up the
+        stack (the WSGI interface gives an app no socket)."""
+        import socket
+        import sys
+
+        frame = sys._getframe(1)
+        while frame is not None:
+            task = frame.f_locals.get("self")
+            channel = getattr(task, "channel", None)
+            if channel is not None and hasattr(channel, "socket"):
+                try:
+                    channel.socket.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                break
+            frame = frame.f_back
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", "0")])
+        return [b""]
 
     @staticmethod
     def _dropped(start_response, payload):
