@@ -79,7 +79,7 @@ def build_context(settings: Settings, redis_client: redis.Redis | None = None, p
     api = hub.make_api(settings)
     spaces = Spaces(api, settings.hf_endpoint)
     # One catalogue for every replica, in Redis; the poll leader refreshes it hourly (below).
-    catalogues = CatalogueSource(spaces.hardware, store.redis, fast=store.fast)
+    catalogues = CatalogueSource(spaces.hardware, store.redis, clock=store.clock, fast=store.fast)
 
     # The poller prices every Space it reads: it looks at the shared catalogue at most every few seconds.
     watcher = Watcher(settings, store, poster, api, spaces, ThrottledCatalogue(catalogues))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 
 from bot.alerts.outbox import STREAM
 from bot.alerts.keys import LAST_OK
@@ -32,9 +31,9 @@ def _stream_age(client, stream: str, now: float) -> float | None:
 class Health:
     """Reads the bot's vital signs; `started` lets a fresh process poll before it counts as stale."""
 
-    def __init__(self, ctx, clock=time.time):
+    def __init__(self, ctx, clock=None):
         self.ctx = ctx
-        self.clock = clock
+        self.clock = clock or ctx.store.clock  # the leader stamps its cycles on Redis's clock
         self.started = clock()
 
     def check(self, now: float | None = None) -> tuple[bool, dict]:
@@ -152,7 +151,7 @@ class SelfReport:
         found: dict[str, dict] = {}
         since = body.get("seconds_since_poll")
         if body.get("watched") and since is not None and since > STALE_INTERVALS * interval:
-            found["hub"] = {"seconds": int(since), "reason": metrics.last_hub_problem(now, since)}
+            found["hub"] = {"seconds": int(since), "reason": metrics.last_hub_problem(since)}
         budget = self.ctx.watcher.poller.budget
         left = budget.left()
         if left is not None and now < budget.reset_at and left <= budget.reserve:

@@ -13,7 +13,6 @@ import http.client
 import json
 import logging
 import threading
-import time
 import uuid
 from dataclasses import dataclass
 from typing import Callable
@@ -26,6 +25,7 @@ from bot.alerts import words
 from bot.alerts.transitions import Alert, Unreadable
 from bot.alerts.watches import WatchSet, WatchStore, covers
 from bot.core import metrics
+from bot.core.clock import Clock
 from bot.core.slack import SlackPoster, retry_after
 from bot.core.store import key
 
@@ -54,7 +54,7 @@ DONE = "1"                            # value of done_key once delivered ("claim
 
 
 def tried_key(delivery_id: str) -> str:
-    """Set when a delivery is first posted (its wall-clock time): a retry looks for it before posting."""
+    """Set when a delivery is first posted (on Redis's clock): a retry looks for it before posting."""
     return key("{outbox}", "tried", delivery_id)
 
 
@@ -72,8 +72,9 @@ class Outbox:
     """`enqueue` from the poller; `drain(now)` from the scheduler (leader only)."""
 
     def __init__(self, client: redis.Redis, poster, watch_store: WatchStore, hub_url: str,
-                 per_second: float = 1.0, burst: float = 3.0):
+                 per_second: float = 1.0, burst: float = 3.0, clock: Callable[[], float] | None = None):
         self.redis = client
+        self.clock = clock or Clock(client)  # Redis's: when a delivery was first tried, for the history lookup
         self.poster = _without_connection_retries(poster)
         self.finder: Callable[[str, str, str | None, float], str | None] = self._find_posted
         self.owner = uuid.uuid4().hex
@@ -385,7 +386,7 @@ class Outbox:
         Slack (its answer was lost), look for that id in the channel first: found, it is not posted again."""
         delivery_id = self._delivering
         if delivery_id:
-            first = self.redis.set(tried_key(delivery_id), repr(time.time()), nx=True, ex=DONE_TTL, get=True)
+            first = self.redis.set(tried_key(delivery_id), repr(self.clock()), nx=True, ex=DONE_TTL, get=True)
             if first:
                 found = self.finder(channel, delivery_id, thread_ts, float(first))
                 if found:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import time
 from dataclasses import dataclass
 from typing import Callable, Protocol
 
@@ -178,11 +177,11 @@ class Operations:
 
         def before_each() -> None:
             try:
-                budget.spend_command(user, time.time())
+                budget.spend_command(user, self.store.clock())
             except ShareUsed as used:
                 raise RateLimited(words.budget_used(used.retry_after, used.exhausted), used.retry_after) from None
 
-        return hub.metered(before_each, lambda response: budget.note(response, time.time()))
+        return hub.metered(before_each, lambda response: budget.note(response, self.store.clock()))
 
     def _audit_refusal(self, cmd: Command, actor: Actor, err: SpaceOpsError) -> None:
         if cmd.name not in READS:

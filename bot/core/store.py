@@ -11,7 +11,6 @@ import contextlib
 import gc
 import json
 import logging
-import time
 import uuid
 from dataclasses import dataclass, fields
 from typing import Any, Callable, Iterator, TypeVar
@@ -20,6 +19,7 @@ import redis
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
 
+from bot.core.clock import Clock
 from bot.core.errors import SpaceOpsError, StateUnavailable
 from bot.core.redisurl import parse_redis_url
 
@@ -203,9 +203,11 @@ class AuditEntry:
 class Store:
     """Small shared store; feature stores (approvals, watches) take `store.redis`."""
 
-    def __init__(self, client: redis.Redis, fast: redis.Redis | None = None):
+    def __init__(self, client: redis.Redis, fast: redis.Redis | None = None, clock: Clock | None = None):
         self.redis = client
         self.fast = fast or client  # short timeout, no retries: used before Slack's ack
+        # Redis's clock, for every time another replica compares (bot/core/clock.py).
+        self.clock = clock or Clock(client)
 
     def ping(self) -> bool:
         try:
@@ -239,7 +241,7 @@ class Store:
 
     def _append(self, user: str, action: str, space: str, params: dict | None, result: str, now: float | None,
                 attempt: str, per_space: bool = True) -> None:
-        fields = {"ts": f"{now or time.time():.3f}", "user": user, "action": action, "space": space,
+        fields = {"ts": f"{now or self.clock():.3f}", "user": user, "action": action, "space": space,
                   "params": json.dumps(params or {}, sort_keys=True), "result": result, "v": "1"}
         if attempt:
             fields["attempt"] = attempt

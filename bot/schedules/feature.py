@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from dataclasses import asdict, replace
 from typing import Callable
 
@@ -41,7 +40,7 @@ class Schedules:
     def __init__(self, settings: Settings, records: Store, api: HfApi, spaces: Spaces, roles: Roles,
                  poster: Poster, catalogues: CatalogueSource, approvals: UpgradeRequests | None = None,
                  timezone_of: TimezoneOf | None = None, later: Later | None = None,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] | None = None):
         self.settings = settings
         self.records = records
         self.api = api
@@ -52,7 +51,7 @@ class Schedules:
         self.approvals = approvals
         self.timezone_of = timezone_of
         self.later = later
-        self.clock = clock
+        self.clock = clock or records.clock  # Redis's (bot/core/clock.py)
         self.store = ScheduleStore(records.redis)
         lease = 3 * settings.hub_timeout + 5
         self.runner = Runner(self.store, records, api, spaces, catalogues, self.say, settings.schedule_grace, lease)
