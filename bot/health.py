@@ -34,7 +34,7 @@ class Health:
     def __init__(self, ctx, clock=None):
         self.ctx = ctx
         self.clock = clock or ctx.store.clock  # the leader stamps its cycles on Redis's clock
-        self.started = clock()
+        self.started = self.clock()
 
     def check(self, now: float | None = None) -> tuple[bool, dict]:
         """(healthy, the JSON body of /healthz)."""

@@ -140,3 +140,99 @@ def test_a_process_that_never_reached_redis_uses_its_own_clock():
 
     clock = Clock(connect("redis://127.0.0.1:1/0"), machine=lambda: 42.0)
     assert clock() == 42.0
+
+
+# ---------------------------------------------------------------------- case 18.2: replicas whose clocks are off
+
+
+def off(bot, seconds: float) -> None:
+    """This replica's own clock runs `seconds` ahead (or behind); Redis's stays real."""
+    bot.ctx.store.clock.machine = lambda: time.time() + seconds
+
+
+def announcement(slack, channel="C1"):
+    return next(((ts, m) for (chan, ts), m in slack.messages.items()
+                 if chan == channel and m["text"].startswith("<@")), (None, None))
+
+
+def hot_until(bot, done, seconds: float = 10.0) -> bool:
+    """Run the production hot tick (no injected time) until `done()`; the Space is due every 1 s."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        bot.ctx.watcher.hot_tick()
+        if done():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+@pytest.mark.parametrize("skew", [-200, -60, 60, 200])
+def test_hot_polling_and_follow_through_go_on_when_the_replicas_clock_is_off(make_bot, hub, slack, skew):
+    hub.add_space("acme/chat")
+    bot = make_bot(SPACEOPS_HOT_SECONDS="1")
+    off(bot, skew)
+    assert "Watching" in bot.command("/space watch acme/chat", channel="C2")["text"]
+    bot.ctx.watcher.tick()                                    # the baseline, on the production path
+    bot.command("/space restart acme/chat", user="UALICE", channel="C1")
+    alerts = lambda: [p["text"] for p in slack.posts("C2")]  # noqa: E731
+    # Hot reads go on (the lease is not taken for expired), and their writes pass the fence.
+    assert hot_until(bot, lambda: any("is building" in text for text in alerts())), alerts()
+    hub.set_stage("acme/chat", "RUNNING")
+    assert hot_until(bot, lambda: any("is back up" in text for text in alerts())), alerts()
+    # The announcement finishes.
+    assert hot_until(bot, lambda: "running again" in (announcement(slack)[1] or {}).get("text", "")), \
+        announcement(slack)
+    assert bot.ctx.watcher.follow.get("acme/chat") is None
+
+
+def approve_on_both(replicas, slack, pending, clicks: int = 10) -> list[str]:
+    """The first click on replicas[0] is inside its Hub call when the others arrive on both replicas."""
+    import threading
+
+    answers = []
+
+    def clicker(n: int) -> None:
+        answers.append(replicas[n % 2].click("approval:approve", pending.id, user=("UAPP", "UAPP2")[n % 2],
+                                             channel=pending.channel, message_ts=pending.ts))
+
+    first = threading.Thread(target=clicker, args=(0,))
+    first.start()
+    deadline = time.monotonic() + 5
+    while not replicas[0].hub.calls("POST") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    threads = [threading.Thread(target=clicker, args=(n,)) for n in range(1, clicks)]
+    for t in threads:
+        t.start()
+    for t in [first, *threads]:
+        t.join(15)
+    replies = slack.wait(lambda: len([r for a in answers for r in slack.responses(a.response_id)]) == clicks
+                         and [r["text"] for a in answers for r in slack.responses(a.response_id)], timeout=15)
+    assert replies, "not every click was answered"
+    return replies
+
+
+@pytest.mark.parametrize("skew", [-200, -60, 60, 200])
+def test_an_approval_is_applied_once_when_the_replicas_clocks_differ(make_bot, hub, slack, skew):
+    from tests.test_approvals import HARDWARE, ROLES, ask
+
+    hub.add_space("acme/chat")
+    replicas = [make_bot(**ROLES), make_bot(**ROLES)]
+    off(replicas[1], skew)
+    pending = ask(replicas[0], slack)
+    hub.inject("POST", HARDWARE, status=0, delay=1.2)  # the first click's Hub call lasts while the others arrive
+    replies = approve_on_both(replicas, slack, pending)
+    assert len(hub.calls("POST", HARDWARE)) == 1, replies
+    assert sum(text.startswith("Approved") for text in replies) == 1, replies
+
+
+@pytest.mark.parametrize("skew", [-200, -60, 60, 200])
+def test_an_approved_resume_restarts_once_when_the_replicas_clocks_differ(make_bot, hub, slack, skew):
+    from tests.test_approvals import ROLES, ask
+
+    hub.add_space("acme/chat", stage="PAUSED", hardware=None, requested="a100-large", sleep=3600)
+    replicas = [make_bot(**ROLES), make_bot(**ROLES)]
+    off(replicas[1], skew)
+    pending = ask(replicas[0], slack, "resume acme/chat")
+    hub.inject("POST", "/api/spaces/acme/chat/restart", status=0, delay=1.2)
+    replies = approve_on_both(replicas, slack, pending)
+    assert len(hub.calls("POST", "/api/spaces/acme/chat/restart")) == 1, replies
