@@ -36,6 +36,7 @@ class Clock:
         self.shift = 0.0
         self._injected: Callable[[], float] | None = None
         self._base: tuple[float, float] | None = None  # (Redis time, monotonic) at the last measurement
+        self._tried = float("-inf")  # monotonic time of the last failed measurement: retried after `refresh`
         self._lock = threading.Lock()
 
     def __call__(self) -> float:
@@ -43,7 +44,7 @@ class Clock:
             return self._injected()
         mono = self.monotonic()
         base = self._base
-        if base is None or mono - base[1] >= self.refresh:
+        if (base is None or mono - base[1] >= self.refresh) and mono - self._tried >= self.refresh:
             base = self._measure(mono) or base
         if base is None:
             return self.machine() + self.shift  # Redis never answered yet: the best guess there is
@@ -60,9 +61,7 @@ class Clock:
             self._base = (int(seconds) + int(micros) / 1e6, (sent + back) / 2)
             return self._base
         except Exception as err:  # noqa: BLE001 — a Redis blip must not stop the clock: keep the last offset
-            if self._base is not None:
-                # Try again at the next refresh, not on every call.
-                self._base = (self._base[0] + (mono - self._base[1]), mono)
+            self._tried = mono  # try again at the next refresh, not on every call
             log.debug("Redis TIME unreadable (%s); carrying the last offset forward", err)
             return self._base
         finally:
