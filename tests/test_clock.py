@@ -135,6 +135,21 @@ def test_when_redis_is_unreachable_the_clock_keeps_the_last_offset(redis_server)
     client.close()
 
 
+def test_a_new_measurement_a_few_ms_behind_does_not_step_the_clock_back():
+    mono = Steps()
+    mono.t = 0.0
+    clock = Clock(None, monotonic=mono)
+    clock._base = (1000.0, 0.0)          # measured at monotonic 0
+    mono.t = 5.0
+    assert clock() == 1005.0
+    clock._base = (1004.995, 5.0)        # measured again: Redis says 5 ms less than the extrapolation
+    assert clock() == 1005.0             # observation times must increase: no step back
+    mono.t = 5.01
+    assert clock() == pytest.approx(1005.005)
+    clock._base = (900.0, 5.01)          # a real correction (another Redis server) is taken as it is
+    assert clock() == 900.0
+
+
 def test_a_process_that_never_reached_redis_uses_its_own_clock():
     from bot.core.store import connect
 

@@ -38,6 +38,7 @@ class Clock:
         self._base: tuple[float, float] | None = None  # (Redis time, monotonic) at the last measurement
         self._tried = float("-inf")  # monotonic time of the last failed measurement: retried after `refresh`
         self._lock = threading.Lock()
+        self._last = float("-inf")
 
     def __call__(self) -> float:
         if self._injected is not None:
@@ -48,7 +49,11 @@ class Clock:
             base = self._measure(mono) or base
         if base is None:
             return self.machine() + self.shift  # Redis never answered yet: the best guess there is
-        return base[0] + (mono - base[1]) + self.shift
+        now = base[0] + (mono - base[1]) + self.shift
+        # A new measurement may land a few ms behind the last extrapolation: do not step back for that
+        # (observation times must increase); a larger correction (Redis replaced, say) is taken as it is.
+        self._last = self._last if 0 < self._last - now < 1.0 else now
+        return self._last
 
     def _measure(self, mono: float) -> tuple[float, float] | None:
         if self.redis is None or not self._lock.acquire(blocking=False):
@@ -67,10 +72,6 @@ class Clock:
         finally:
             self._lock.release()
 
-    def offset(self) -> float:
-        """Redis's clock minus this machine's (seconds): what start-up and /healthz may report."""
-        return self() - self.machine()
-
     # ------------------------------------------------------------------ tests
 
     def inject(self, source: Callable[[], float] | None) -> None:
@@ -78,7 +79,6 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.shift += seconds
-
 
 
 def local_now() -> datetime:
