@@ -60,7 +60,7 @@ class Recorder:
     def stamp(self) -> float:
         return self.sim + (time.perf_counter() - self.step_started)
 
-    def post(self, channel, text, blocks=None, thread_ts=None) -> str:
+    def post(self, channel, text, blocks=None, thread_ts=None, metadata=None) -> str:
         self.posts.append((self.stamp(), channel, text))
         self._ts += 1
         return f"{1700000000 + self._ts}.000100"
@@ -126,7 +126,7 @@ def run(args, rng: random.Random, hub: HubEmulator, redis_url: str) -> int:
     slack = Recorder()
     ctx = build_context(settings, redis_client=client, poster=slack)
     watcher = ctx.watcher
-    watcher.follow.clock = lambda: slack.sim
+    ctx.store.clock.inject(lambda: slack.sim)  # the one clock (bot/core/clock.py) runs on simulated time
     watcher.outbox.per_second, watcher.outbox.burst = 1.0, 3.0
     for n in range(NAMESPACES):
         watcher.store.add(f"C{n}", f"ns{n:02d}/*", frozenset(), "UBENCH", 0.0)

@@ -27,7 +27,7 @@ from bot.core.hub import Spaces
 from bot.core.permissions import Roles
 from bot.core.settings import Settings
 from bot.core.slack import Poster, SlackPoster, make_web_client
-from bot.core.store import Store, connect, fast_client
+from bot.core.store import Store, check_server_version, connect, fast_client
 from bot.core.work import Timers, WorkPool
 from bot.schedules.feature import Schedules
 from bot.schedules.slackzone import SlackZones
@@ -71,6 +71,7 @@ def build_context(settings: Settings, redis_client: redis.Redis | None = None, p
                   client: WebClient | None = None) -> Context:
     """Build the edges, then the features in dependency order: alerts, approvals, commands."""
     redis_client = redis_client or connect(settings.redis_url, cluster=settings.redis_cluster)
+    check_server_version(redis_client)  # 7.0 or newer, or a sentence saying what needs it
     store = Store(redis_client, fast=fast_client(redis_client))
     if poster is None:
         client = client or make_web_client(settings)
@@ -81,7 +82,7 @@ def build_context(settings: Settings, redis_client: redis.Redis | None = None, p
     api = hub.make_api(settings)
     spaces = Spaces(api, settings.hf_endpoint)
     # One catalogue for every replica, in Redis; the poll leader refreshes it hourly (below).
-    catalogues = CatalogueSource(spaces.hardware, store.redis, fast=store.fast)
+    catalogues = CatalogueSource(spaces.hardware, store.redis, clock=store.clock, fast=store.fast)
 
     # The poller prices every Space it reads: it looks at the shared catalogue at most every few seconds.
     watcher = Watcher(settings, store, poster, api, spaces, ThrottledCatalogue(catalogues))

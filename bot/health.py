@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 
 from bot.alerts.outbox import STREAM
 from bot.alerts.keys import HUB_FAILING, LAST_OK
 from bot.core import metrics
+from bot.core.clock import machine_seconds
 from bot.core.store import REDIS_ERRORS, key
 
 log = logging.getLogger(__name__)
@@ -43,10 +43,10 @@ class Health:
 
     `socket`: the Socket Mode client (slack_sdk's builtin `SocketModeClient`) in `socket` mode, else None."""
 
-    def __init__(self, ctx, clock=time.time, socket=None, mode: str = "http"):
+    def __init__(self, ctx, clock=None, socket=None, mode: str = "http"):
         self.ctx = ctx
-        self.clock = clock
-        self.started = clock()
+        self.clock = clock or ctx.store.clock  # the leader stamps its cycles on Redis's clock
+        self.started = self.clock()
         self.socket = socket
         self.mode = "socket" if socket is not None else mode
 
@@ -74,7 +74,7 @@ class Health:
         current = getattr(client, "current_session", None)
         pong = getattr(current, "last_ping_pong_time", None) if connected else None
         # slack_sdk stamps pings (and so pongs) with time.time(): this process's clock, compared with itself.
-        age = round(max(0.0, time.time() - float(pong)), 1) if pong else None
+        age = round(max(0.0, machine_seconds() - float(pong)), 1) if pong else None
         return {"socket_connected": connected, "seconds_since_pong": age,
                 "ping_interval": getattr(client, "ping_interval", None)}
 
@@ -111,7 +111,7 @@ class Health:
         failing_since = _float(hub_failing)
         if failing_since is not None:
             degraded["hub"] = (f"the Hub has failed every poll read for {int(max(0.0, now - failing_since))} s "
-                               f"({metrics.last_hub_problem(now, max(0.0, now - failing_since))})")
+                               f"({metrics.last_hub_problem(max(0.0, now - failing_since))})")
         budget = self.ctx.watcher.poller.budget
         left = budget.left()
         if left is not None and now < budget.reset_at and left <= budget.reserve:
@@ -224,7 +224,7 @@ class SelfReport:
         found: dict[str, dict] = {}
         since = body.get("seconds_since_poll")
         if body.get("watched") and since is not None and since > STALE_INTERVALS * interval:
-            found["hub"] = {"seconds": int(since), "reason": metrics.last_hub_problem(now, since)}
+            found["hub"] = {"seconds": int(since), "reason": metrics.last_hub_problem(since)}
         budget = self.ctx.watcher.poller.budget
         left = budget.left()
         if left is not None and now < budget.reset_at and left <= budget.reserve:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import time
 
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
@@ -43,7 +42,7 @@ def make_wsgi_app(app: App, ctx):
         body, refused = posted_body(environ, start_response)
         if refused is not None:
             return refused
-        status, answer = ctx.watcher.webhooks.receive(environ.get("HTTP_X_WEBHOOK_SECRET"), body, time.time())
+        status, answer = ctx.watcher.webhooks.receive(environ.get("HTTP_X_WEBHOOK_SECRET"), body, ctx.store.clock())
         return respond(start_response, _STATUS.get(status, f"{status} Error"), answer)
 
     def wsgi(environ, start_response):

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import time
 from dataclasses import asdict, dataclass, replace
 from typing import Callable
 
@@ -21,6 +20,7 @@ import redis
 from bot.alerts import words
 from bot.alerts.hot import GRACE, HotSet
 from bot.alerts.transitions import ERRORS, STARTING, WITH_LOGS, Alert, Observation
+from bot.core.clock import Clock
 from bot.core.deliver import SLACK_FAILURES, Deliveries
 from bot.core.permissions import Actor
 from bot.core.store import REDIS_ERRORS, key
@@ -68,13 +68,13 @@ class FollowThrough:
 
     def __init__(self, client: redis.Redis, deliveries: Deliveries, hot: HotSet, hub_url: str,
                  log_lines: Callable[[str, bool], tuple[str, ...] | None] | None = None,
-                 clock: Callable[[], float] = time.time, later: Callable[[str, str, str, str], None] | None = None):
+                 clock: Callable[[], float] | None = None, later: Callable[[str, str, str, str], None] | None = None):
         self.redis = client
         self.deliveries = deliveries
         self.hot = hot
         self.hub_url = hub_url
         self.log_lines = log_lines
-        self.clock = clock
+        self.clock = clock or Clock(client)  # Redis's: the leader compares follow records' times
         # Edits go through the outbox (`later(delivery_id, channel, op, payload)`): Slack's pace, retried on
         # 429/5xx, each once. Without one (a bare FollowThrough), they are made at once.
         self.later = later

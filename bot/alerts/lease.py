@@ -45,8 +45,9 @@ return 0
 class Lease:
     """Leader lease on one Redis key: `acquire()` renews or takes it; only the holder polls.
 
-    Expiry is on Redis's clock (`TIME` inside the script), so replicas whose clocks differ by minutes
-    still agree on who leads; `now` is for tests with an injected clock."""
+    Expiry is on Redis's clock: the watcher passes the one clock's time (bot/core/clock.py), and without
+    `now` the script reads `TIME` itself, so replicas whose own clocks differ by minutes still agree on
+    who leads."""
 
     def __init__(self, client: redis.Redis, ttl: float, owner: str | None = None):
         self.redis = client

@@ -22,8 +22,9 @@ from bot.alerts import words
 from bot.alerts.transitions import Alert, Unreadable
 from bot.alerts.watches import WatchSet, WatchStore, covers
 from bot.core import metrics
+from bot.core.clock import Clock
 from bot.core.deliver import (CLAIM_TTL, DONE, DONE_TTL, POST_OP, STREAM, UPDATE_OP, Deliveries, done_key,
-                              slack_error as _slack_error, tried_key)
+                              slack_error as _slack_error)
 from bot.core.slack import retry_after
 from bot.core.store import key
 
@@ -56,10 +57,12 @@ class Outbox:
     """`enqueue` from the poller; `drain(now)` from the scheduler (leader only)."""
 
     def __init__(self, client: redis.Redis, deliveries: Deliveries, watch_store: WatchStore, hub_url: str,
-                 per_second: float = 1.0, burst: float = 3.0):
+                 per_second: float = 1.0, burst: float = 3.0, clock: Callable[[], float] | None = None):
         self.redis = client
+        self.clock = clock or Clock(client)  # Redis's
         # The one way out to Slack (bot/core/deliver.py): marks, looks before a retry, edits.
-        self.deliveries = deliveries if isinstance(deliveries, Deliveries) else Deliveries(client, deliveries)
+        self.deliveries = deliveries if isinstance(deliveries, Deliveries) else \
+            Deliveries(client, deliveries, clock=self.clock)
         self.owner = self.deliveries.owner
         self._delivering: str | None = None
         self.watch_store = watch_store

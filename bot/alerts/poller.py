@@ -71,7 +71,7 @@ class Poller:
         self.cycle_seconds = max(float(interval), self.reader.read_seconds + 1.0)
         self.troubled: dict[str, str] = {}  # read target → reason, while its reads fail (logged once)
         self.unqueued: dict[str, str] = {}  # space → pending alerts JSON decided but not yet queued
-        self.server_clock = False  # True when `now` comes from Redis TIME (production), not a test's clock
+        self.server_clock = False  # True when `now` comes from the one clock (production), not a test's stepped one
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="spaceops-poll")
         self.pages: dict[str, int] = {}  # pages a namespace listing took last time
         self.cache: dict[str, tuple[str, SpaceState]] = {}  # space → (stored ts, state), valid while leader

@@ -13,14 +13,15 @@ local function clock(given)
 end
 """
 # state json, stage, pending alerts json, history entry json ('' = none), history maxlen, guard ('1': a stored
-# ts far ahead of Redis's clock, written by a replica whose clock ran ahead, does not fence), roll-up entries
+# ts more than 60 s ahead of the new one, which is on Redis's clock, was written by a replica whose own clock ran
+# ahead and does not fence), roll-up entries
 # json ('' = none; see bot/alerts/rollups.py `cas_rollup`), roll-up TTL, then usage field/seconds pairs.
 # New alerts are appended to those still pending (never overwritten); returns {1, all pending} or 0.
 CAS = NOW + """
 local cur = redis.call('HGET', KEYS[1], 'ts')
 if (cur or '') ~= ARGV[1] then return 0 end
 local curn = cur and tonumber(cur)
-if curn and ARGV[8] == '1' and curn > clock('') + 60 then curn = nil end
+if curn and ARGV[8] == '1' and curn > tonumber(ARGV[2]) + 60 then curn = nil end
 if curn and tonumber(ARGV[2]) <= curn then return 0 end
 redis.call('HSET', KEYS[1], 'json', ARGV[3], 'stage', ARGV[4], 'ts', ARGV[2], 'v', '1')
 local pending = ''

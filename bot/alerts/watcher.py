@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from datetime import datetime
 from typing import Callable
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -27,6 +26,7 @@ from bot.alerts.transitions import Policy, policy_of
 from bot.alerts.watches import WatchStore
 from bot.commands.grammar import Command
 from bot.core import metrics
+from bot.core.clock import local_now
 from bot.core.deliver import Deliveries
 from bot.core.jobs import Jobs
 from bot.core.flavors import CatalogueSource
@@ -54,8 +54,8 @@ class Watcher:
         interval = settings.poll_seconds
         self.store = WatchStore(client)
         # The one way out to Slack for everything the bot says on its own (bot/core/deliver.py).
-        self.deliveries = poster if isinstance(poster, Deliveries) else Deliveries(client, poster)
-        self.outbox = Outbox(client, self.deliveries, self.store, settings.hf_endpoint)
+        self.deliveries = poster if isinstance(poster, Deliveries) else Deliveries(client, poster, clock=records.clock)
+        self.outbox = Outbox(client, self.deliveries, self.store, settings.hf_endpoint, clock=records.clock)
         self.poller = Poller(client, api, self.outbox, self.store, catalogues, interval,
                              policy or policy_of(settings), hub_timeout=settings.hub_timeout)
         self.lease = Lease(client, ttl=LEASE_INTERVALS * interval)
@@ -63,7 +63,8 @@ class Watcher:
         self.hot = HotSet(client)
         self.hot_poller = HotPoller(self.hot, self.poller, settings.hot_seconds)
         self.follow = FollowThrough(client, self.deliveries, self.hot, settings.hf_endpoint,
-                                    self.poller.reader.last_log_lines, later=self.outbox.enqueue_one)
+                                    self.poller.reader.last_log_lines, clock=records.clock,
+                                    later=self.outbox.enqueue_one)
         self.outbox.handlers[EDIT_OP] = self.follow.deliver
         self.hot_poller.listeners.append(self.follow.observed)
         self.outbox.skip = self.follow.covers
@@ -72,8 +73,8 @@ class Watcher:
                                         lambda space: self.store.load().is_watched(space))
         self._reading = threading.Lock()  # the batched cycle and hot reads share the poller's state cache
         self.leading = False
-        # This machine's clock: only for when a watch was added. Ticks run on Redis's clock (see tick()).
-        self.clock: Callable[[], float] = time.time
+        # Redis's clock (bot/core/clock.py): ticks, hot reads, mutes and watches all take their time from it.
+        self.clock: Callable[[], float] = records.clock
         self.scheduler: BackgroundScheduler | None = None
         # Named jobs other features run on the leader's tick, with its clock, each in its own guard
         # (bot/core/jobs.py); the slow ones off the tick.
@@ -86,19 +87,18 @@ class Watcher:
 
     def server_now(self) -> float:
         """Redis's clock: the same for every replica, whatever this machine's clock says."""
-        seconds, micros = self.records.redis.time()
-        return seconds + micros / 1e6
+        return self.clock()
 
     def tick(self, now: float | None = None) -> CycleReport:
         """Take or renew the lease; if ours, end due mutes, poll once, and deliver what Slack's pace allows.
 
-        Without `now` (production) every time here is Redis's: the lease script reads `TIME` itself, and
-        observation times (the CAS fence) come from it, so replicas with skewed clocks cannot both lead or
-        fence each other out. Tests pass `now` (an injected clock)."""
+        Every time here is Redis's (the one clock, bot/core/clock.py): the lease's expiry, observation times
+        (the CAS fence) and the periodic jobs' `now`, so replicas with skewed clocks cannot both lead or fence
+        each other out. Tests pass `now` (their stepped clock)."""
         injected = now is not None
-        now = now if injected else self.server_now()
+        now = now if injected else self.clock()
         self.poller.server_clock = not injected
-        if not self.lease.acquire(now if injected else None):
+        if not self.lease.acquire(now):
             metrics.LEADER.set(0)
             if self.leading:
                 log.info("lost the poll lease; another replica polls now")
@@ -110,7 +110,7 @@ class Watcher:
             self.poller.forget()
             self.leading = True
         self.end_mutes(now)
-        leading = (lambda: self.lease.holds(now)) if injected else self.lease.holds
+        leading = (lambda: self.lease.holds(now)) if injected else (lambda: self.lease.holds(self.clock()))
         started = time.monotonic()
         with self._reading:
             report = self.poller.cycle(now, leading=leading)
@@ -133,7 +133,7 @@ class Watcher:
 
     def hot_tick(self, now: float | None = None) -> HotReport:
         """Read the hot Spaces that are due (leader only), then deliver; every `SPACEOPS_HOT_SECONDS`."""
-        now = time.time() if now is None else now
+        now = self.clock() if now is None else now
         if not self.leading or not self.lease.holds(now):
             return HotReport()
         with self._reading:
@@ -144,10 +144,11 @@ class Watcher:
 
     def drain(self, now: float | None = None) -> int:
         if now is None:
-            now = self.server_now()
-            delivered = self.outbox.drain(now, leading=self.lease.holds) if self.lease.holds() else 0
+            now = self.clock()
+            holds = lambda: self.lease.holds(self.clock())  # noqa: E731 — re-read for each delivery
         else:
-            delivered = self.outbox.drain(now, leading=lambda: self.lease.holds(now)) if self.lease.holds(now) else 0
+            holds = lambda: self.lease.holds(now)  # noqa: E731
+        delivered = self.outbox.drain(now, leading=holds) if holds() else 0
         metrics.alerts("delivered", delivered)
         return delivered
 
@@ -178,7 +179,7 @@ class Watcher:
         scheduler = BackgroundScheduler(job_defaults={"coalesce": True, "max_instances": 1,
                                                       "misfire_grace_time": interval})
         scheduler.add_job(self._scheduled, "interval", args=[self.tick], seconds=interval, id="poll",
-                          next_run_time=datetime.now())
+                          next_run_time=local_now())
         scheduler.add_job(self._scheduled, "interval", args=[self.drain], seconds=DRAIN_SECONDS, id="drain")
         for job_id, job, trigger in self.cron:
             scheduler.add_job(self._scheduled, "cron", args=[job], id=job_id, **trigger)

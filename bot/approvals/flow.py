@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from dataclasses import dataclass, replace
 from typing import Callable
 
@@ -49,7 +48,7 @@ class Approvals:
     """The feature: request, decide, cancel, list and expire, with Slack messages and audit entries."""
 
     def __init__(self, settings: Settings, records: Store, spaces: Spaces, roles: Roles, deliveries: Deliveries,
-                 catalogues: CatalogueSource, later: Later | None = None, clock: Callable[[], float] = time.time,
+                 catalogues: CatalogueSource, later: Later | None = None, clock: Callable[[], float] | None = None,
                  changes: Changes | None = None):
         self.settings = settings
         self.records = records  # the audit trail and the Redis check before a change
@@ -62,7 +61,8 @@ class Approvals:
         self.later = later
         self.hub_url = settings.hf_endpoint
         self.store = ApprovalStore(records.redis, settings.approval_ttl, apply_lease(settings.hub_timeout))
-        self.clock = clock
+        # Redis's clock (bot/core/clock.py): claim leases are written by one replica and compared by another.
+        self.clock = clock or records.clock
         self.kinds: dict[str, ApprovalKind] = {"hw": ApprovalKind(self._apply_hardware, self._hardware_landed)}
         # Told of each approved change once applied (the Space id), so alerts read it often (bot/app.py).
         self.applied: Callable[[str], None] = lambda space: None

@@ -177,7 +177,7 @@ class Operations:
         """Every Hub request of this command spends from the shared budget, within `user`'s share."""
         if self.budget is None:
             return contextlib.nullcontext()
-        return meter(self.budget, user)
+        return meter(self.budget, user, self.store.clock)
 
     def _audit_refusal(self, cmd: Command, actor: Actor, err: SpaceOpsError) -> None:
         if cmd.name not in READS:

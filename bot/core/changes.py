@@ -14,7 +14,6 @@ no other module calls an HfApi write method.
 from __future__ import annotations
 
 import contextlib
-import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, TypeVar
 
@@ -47,12 +46,12 @@ class Changes:
     """Every Hub write, audited before and after, metered, with a deadline and errors as sentences."""
 
     def __init__(self, api: HfApi, store: Store, budget: Budget | None = None, deadline: float = 20.0,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] | None = None):
         self.api = api
         self.store = store
         self.budget = budget
         self.deadline = deadline  # seconds for all the HTTP requests of one change
-        self.clock = clock
+        self.clock = clock or store.clock  # Redis's (bot/core/clock.py)
 
     # ------------------------------------------------------------------ the one path
 
@@ -131,7 +130,7 @@ class Changes:
         self.make(why, "", delete)
 
 
-def meter(budget: Budget, user: str, clock: Callable[[], float] = time.time):
+def meter(budget: Budget, user: str, clock: Callable[[], float]):
     """Every Hub request made inside spends from the shared budget, within `user`'s share (a sentence when
     it is used up, before the request is sent)."""
     def before_each() -> None:

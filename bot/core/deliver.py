@@ -18,7 +18,6 @@ import http.client
 import json
 import logging
 import threading
-import time
 import uuid
 from typing import Callable
 
@@ -26,6 +25,7 @@ import redis
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.core.clock import Clock
 from bot.core.slack import SlackPoster, with_retries
 from bot.core.store import REDIS_ERRORS, key
 
@@ -57,11 +57,11 @@ def tried_key(delivery_id: str) -> str:
 class Deliveries:
     """Posts, edits and uploads marked with a delivery id, each id once (see the module's docstring)."""
 
-    def __init__(self, client: redis.Redis, poster, clock: Callable[[], float] = time.time):
+    def __init__(self, client: redis.Redis, poster, clock: Callable[[], float] | None = None):
         self.redis = client
         self.raw = poster  # permalinks and group members; never posts (tests/test_one_way_out.py)
         self.poster = without_connection_retries(poster)
-        self.clock = clock
+        self.clock = clock or Clock(client)  # Redis's: when a delivery was first tried, for the history lookup
         self.owner = uuid.uuid4().hex
         self.finder: Callable[[str, str, str | None, float], str | None] = self.find_posted
         self._current = threading.local()

@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
+from bot.core.clock import Clock
 from bot.core.errors import SpaceOpsError
 from bot.core.store import REDIS_ERRORS, key
 
@@ -140,14 +141,15 @@ class CatalogueSource:
     else the shipped table). Without Redis (console, unit tests) it is this process's copy alone.
     """
 
-    def __init__(self, fetch: Callable[[], Iterable], redis=None, clock: Callable[[], float] = time.time,
+    def __init__(self, fetch: Callable[[], Iterable], redis=None, clock: Callable[[], float] | None = None,
                  fast=None):
         self._fetch = fetch
         self._redis = redis
         # Reads happen on Slack's ack path (the parser checks flavors): a short-timeout client, when given,
         # so a hung Redis costs a fraction of a second there and the last copy this process saw is used.
         self._reads = fast if fast is not None else redis
-        self._clock = clock
+        # Redis's clock when given one (the refresh time is shared); alone (console, unit tests) this machine's.
+        self._clock = clock or Clock(redis)
         self._local = Catalogue()
         self._local_at = ""
         self.failed = False  # the last refresh this process tried could not read the Hub

@@ -65,7 +65,7 @@ def hub_response(method: str, path: str, status: int | str, seconds: float | Non
     kind = hub_kind(method, path)
     HUB_REQUESTS.labels(kind, str(status)).inc()
     if isinstance(status, int):
-        note_hub_status(status, time.time())
+        note_hub_status(status, time.monotonic())
     if seconds is not None:
         HUB_LATENCY.labels(kind).observe(seconds)
 
@@ -88,13 +88,14 @@ _last_hub = {"status": None, "at": 0.0}
 
 
 def note_hub_status(status: int, at: float) -> None:
+    """`at` is this process's monotonic time: the status is never compared with another replica's."""
     if status >= 400:
         _last_hub["status"], _last_hub["at"] = status, at
 
 
-def last_hub_problem(now: float, within: float) -> str:
+def last_hub_problem(within: float) -> str:
     """Why the Hub could not be read, as far as this process saw: its last error status, or no answer."""
     status, at = _last_hub["status"], _last_hub["at"]
-    if status is not None and now - at <= within + 60:
+    if status is not None and time.monotonic() - at <= within + 60:
         return f"the Hub answered HTTP {status}"
     return "the Hub did not answer: timeouts or connection errors"

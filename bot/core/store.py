@@ -11,7 +11,6 @@ import contextlib
 import gc
 import json
 import logging
-import time
 import uuid
 from dataclasses import dataclass, fields
 from typing import Any, Iterator
@@ -20,7 +19,8 @@ import redis
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
 
-from bot.core.errors import StateUnavailable
+from bot.core.clock import Clock
+from bot.core.errors import ConfigError, StateUnavailable
 from bot.core.redisurl import parse_redis_url
 
 log = logging.getLogger(__name__)
@@ -199,12 +199,41 @@ class AuditEntry:
     result: str
 
 
+# The alerts outbox claims each delivery with `SET … NX GET` (bot/alerts/outbox.py), which Redis added in 7.0.
+MIN_REDIS = (7, 0)
+
+
+def check_server_version(client) -> None:
+    """Refuse a Redis server older than 7.0 with a sentence; an unreachable one is not refused here (the bot
+    starts and /healthz says Redis is down) and one whose INFO is disabled is let through with a warning."""
+    try:
+        info = client.info("server")
+    except REDIS_ERRORS as err:
+        log.warning("Redis server version not checked (%s: %s)", type(err).__name__, err)
+        return
+    # A cluster client answers per node ({node: {...}}), a single server with one dict.
+    nodes = info.values() if info and all(isinstance(v, dict) for v in info.values()) else [info]
+    for node in nodes:
+        version = str(node.get("redis_version", ""))
+        try:
+            found = tuple(int(part) for part in version.split(".")[:2])
+        except ValueError:
+            continue
+        if found < MIN_REDIS:
+            raise ConfigError(f"REDIS_URL points at Redis {version}; Space Ops needs Redis 7.0 or newer: the alerts "
+                              f"outbox claims each delivery with SET … NX GET, which Redis 7.0 added (on {version} no "
+                              f"alert would ever be delivered). Upgrade that server or point REDIS_URL at a 7.x one.")
+
+
 class Store:
     """Small shared store; feature stores (approvals, watches) take `store.redis`."""
 
-    def __init__(self, client: redis.Redis, fast: redis.Redis | None = None):
+    def __init__(self, client: redis.Redis, fast: redis.Redis | None = None, clock: Clock | None = None):
         self.redis = client
         self.fast = fast or client  # short timeout, no retries: used before Slack's ack
+        # Redis's clock, for every time another replica compares (bot/core/clock.py); read with the fast
+        # client: a slow answer keeps the last offset rather than holding up the caller.
+        self.clock = clock or Clock(self.fast)
 
     def ping(self) -> bool:
         try:
@@ -238,7 +267,7 @@ class Store:
 
     def _append(self, user: str, action: str, space: str, params: dict | None, result: str, now: float | None,
                 attempt: str, per_space: bool = True) -> None:
-        fields = {"ts": f"{now or time.time():.3f}", "user": user, "action": action, "space": space,
+        fields = {"ts": f"{now or self.clock():.3f}", "user": user, "action": action, "space": space,
                   "params": json.dumps(params or {}, sort_keys=True), "result": result, "v": "1"}
         if attempt:
             fields["attempt"] = attempt

@@ -8,7 +8,6 @@ the leader posts due digests.
 from __future__ import annotations
 
 import logging
-import time
 from typing import Callable, Iterable
 
 from bot.alerts.outbox import Outbox
@@ -34,10 +33,10 @@ class Fleet:
     def __init__(self, settings: Settings, records: Store, deliveries: Deliveries, watch_store: WatchStore, outbox: Outbox,
                  catalogues: CatalogueSource, roles: Roles, known: Callable[[], Iterable[str]],
                  leading: Callable[[float], bool], pending_requests: Callable[[], list] = lambda: [],
-                 slack=None, clock: Callable[[], float] = time.time,
+                 slack=None, clock: Callable[[], float] | None = None,
                  reveals: Callable[[str, Actor], bool] = lambda space, actor: True,
                  prefetch: Callable[[set[str]], None] = lambda spaces: None):
-        self.clock = clock
+        self.clock = clock or records.clock  # Redis's (bot/core/clock.py): digest periods, budget months
         self.known_now = known
         now = lambda: self.clock()  # noqa: E731 — the benchmark and tests set `clock` after building
         hub_url = settings.hf_endpoint

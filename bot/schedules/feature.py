@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from dataclasses import asdict, replace
 from typing import Callable
 
@@ -43,7 +42,7 @@ class Schedules:
     def __init__(self, settings: Settings, records: Store, api: HfApi, spaces: Spaces, roles: Roles,
                  deliveries: Deliveries, catalogues: CatalogueSource, approvals: UpgradeRequests | None = None,
                  timezone_of: TimezoneOf | None = None, later: Later | None = None,
-                 clock: Callable[[], float] = time.time, changes: Changes | None = None,
+                 clock: Callable[[], float] | None = None, changes: Changes | None = None,
                  budget: Budget | None = None):
         self.settings = settings
         self.records = records
@@ -55,7 +54,7 @@ class Schedules:
         self.approvals = approvals
         self.timezone_of = timezone_of
         self.later = later
-        self.clock = clock
+        self.clock = clock or records.clock  # Redis's (bot/core/clock.py)
         # The one way a change reaches the Hub: audited before and after, metered, with a deadline.
         self.changes = changes or Changes(api, records, None, 2 * settings.hub_timeout)
         self.store = ScheduleStore(records.redis)

@@ -20,7 +20,8 @@ def free_port() -> int:
 class RedisServer:
     """A real redis-server process; `restart()` keeps its data when persistence is on."""
 
-    def __init__(self, directory: Path, persistent: bool = False):
+    def __init__(self, directory: Path, persistent: bool = False, binary: str | None = None):
+        self.binary = binary  # another redis-server than the one on PATH (an older version)
         self.port = free_port()
         self.directory = directory
         self.persistent = persistent
@@ -32,7 +33,7 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        binary = shutil.which("redis-server")
+        binary = self.binary or shutil.which("redis-server")
         if not binary:
             raise RuntimeError("redis-server is not installed (Debian: apt-get install redis-server)")
         persistence = ["--appendonly", "yes", "--appendfsync", "always"] if self.persistent else \

@@ -372,8 +372,8 @@ def test_replicas_with_clocks_240_s_apart_have_one_leader_and_every_write_lands(
     from bot.alerts.keys import LEASE, state_key
 
     fast, slow = make_bot(SPACEOPS_POLL_SECONDS="2"), make_bot(SPACEOPS_POLL_SECONDS="2")
-    fast.ctx.watcher.clock = lambda: time.time() + 120
-    slow.ctx.watcher.clock = lambda: time.time() - 120
+    fast.ctx.store.clock.machine = lambda: time.time() + 120  # each machine's own clock (bot/core/clock.py)
+    slow.ctx.store.clock.machine = lambda: time.time() - 120
     hub.add_space("acme/chat")
     fast.command("/space watch acme/chat")
     leaders = []
