@@ -49,3 +49,8 @@ def private_details_refused(space: str, namespace: str) -> str:
 
 
 SCOPE_ADMINS_ONLY = "Setting a channel's scope needs the admin role, which you don't have. Admins: {admins}."
+
+SCOPES_UNKNOWN_CHANGE = "Space Ops can't check this channel's scopes right now (Redis did not answer); nothing was changed."
+SCOPES_UNKNOWN_DETAILS = ("Space Ops can't check this channel's scopes right now (Redis did not answer), so it shows "
+                          "no private Space and no private details here. Try again in a minute, or ask in a DM.")
+SCOPES_UNKNOWN_SHOW = "Space Ops can't read this channel's scopes right now (Redis did not answer). Try again in a minute."
