@@ -99,6 +99,7 @@ def build_context(settings: Settings, redis_client: redis.Redis | None = None, p
     ops.guards.append(access.check)
     ops.reveals = access.reveals
     watcher.outbox.may_post = access.may_alert
+    watcher.follow.reveals = access.reveals_in  # follow-through edits show private details only where allowed
     watcher.outbox.prepare = access.prefetch
     watcher.poller.reader.privacy = access.observed
     for name, handler in access.commands().items():
@@ -106,7 +107,7 @@ def build_context(settings: Settings, redis_client: redis.Redis | None = None, p
     for line in settings.warnings():
         log.warning(line)
     schedules = Schedules(settings, store, api, spaces, roles, poster, catalogues, approvals=approvals,
-                          timezone_of=SlackZones(client), later=watcher.outbox.enqueue_one)
+                          timezone_of=SlackZones(client), later=watcher.outbox.enqueue_one, check=ops.check)
     schedules.register_kinds(approvals)
     watcher.outbox.handlers.update(schedules.deliveries())
     # Schedule occurrences, reminders and reverts run on the poll leader's tick, with its clock.
@@ -125,7 +126,8 @@ def build_context(settings: Settings, redis_client: redis.Redis | None = None, p
     fleet = Fleet(settings, store, poster, watcher.store, watcher.outbox, catalogues, roles,
                   known=lambda: list(watcher.poller.cache), leading=watcher.lease.holds,
                   pending_requests=approvals.store.open_requests, slack=client, reveals=access.reveals,
-                  prefetch=access.prefetch)
+                  prefetch=access.prefetch, check=ops.check, gate=access.gate,
+                  is_private=access.is_private)
     watcher.periodic.append(fleet.tick)
     watcher.cron.append(("digests", fleet.digest_tick, {"minute": "*", "second": 5}))
     webhook = WebhookCommands(settings, api, store, watcher.store, roles.is_admin)

@@ -44,11 +44,16 @@ def digest_due(config: dict, now: float) -> tuple[str, float] | None:
     return period, due.timestamp()
 
 
+def replace_cmd(cmd: Command, pattern: str) -> Command:
+    return replace(cmd, space=pattern)
+
+
 class Digests:
     def __init__(self, records: Store, reads: FleetReads, charts: Charts, poster: Poster,
                  leading: Callable[[float], bool], clock: Callable[[], float], hub_url: str,
                  reveals: Callable[[str, Actor], bool] = lambda space, actor: True,
-                 prefetch: Callable[[set[str]], None] = lambda spaces: None):
+                 prefetch: Callable[[set[str]], None] = lambda spaces: None,
+                 check: Callable[[Command, Actor], None] | None = None):
         self.records = records
         self.reads = reads
         self.charts = charts
@@ -58,8 +63,20 @@ class Digests:
         self.hub_url = hub_url
         self.reveals = reveals  # whether a private Space's details (its error text) may be shown to a channel
         self.prefetch = prefetch  # looks visibilities up, several at once
+        self.check = check  # the gate, as a command passes it (raises NotAllowed)
+
+    def _check_other(self, cmd: Command, actor: Actor) -> None:
+        """`digest #other …` from here: every namespace #other watches must be one this place may act on,
+        and one the actor may act on in #other (the gate, asked for both places)."""
+        if self.check is None or not cmd.channel or cmd.channel == actor.channel:
+            return
+        scope, _ = self.reads.channel_scope(cmd.channel)
+        for pattern in [p for p in scope.split(", ") if p]:
+            self.check(replace_cmd(cmd, pattern), actor)
+            self.check(replace_cmd(cmd, pattern), Actor(actor.user, cmd.channel, actor.team))
 
     def digest(self, cmd: Command, actor: Actor) -> Reply:
+        self._check_other(cmd, actor)
         self.records.require()
         existed = cmd.channel in self.reads.store.digests()
         self.reads.store.set_digest(cmd.channel, {"period": cmd.period, "time": cmd.at, "tz": cmd.tz, "by": actor.user,
@@ -69,6 +86,7 @@ class Digests:
         return words.digest_set_reply(actor.user, cmd.channel, cmd.period, cmd.at, cmd.tz, existed)
 
     def digest_off(self, cmd: Command, actor: Actor) -> Reply:
+        self._check_other(cmd, actor)
         self.records.require()
         existed = self.reads.store.remove_digest(cmd.channel)
         if existed:

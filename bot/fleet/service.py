@@ -36,7 +36,9 @@ class Fleet:
                  leading: Callable[[float], bool], pending_requests: Callable[[], list] = lambda: [],
                  slack=None, clock: Callable[[], float] = time.time,
                  reveals: Callable[[str, Actor], bool] = lambda space, actor: True,
-                 prefetch: Callable[[set[str]], None] = lambda spaces: None):
+                 prefetch: Callable[[set[str]], None] = lambda spaces: None,
+                 check: Callable[[Command, Actor], None] | None = None, gate=None,
+                 is_private: Callable[[str], bool] = lambda space: True):
         self.clock = clock
         self.known_now = known
         now = lambda: self.clock()  # noqa: E731 — the benchmark and tests set `clock` after building
@@ -46,8 +48,9 @@ class Fleet:
         self.charts = Charts(self.reads, slack)
         self.costs = CostCommand(self.reads, self.charts, now, hub_url)
         self.budgets = Budgets(records, self.reads, roles, outbox, poster, now, hub_url)
-        self.digests = Digests(records, self.reads, self.charts, poster, leading, now, hub_url, reveals, prefetch)
-        self.homes = Home(self.reads, roles, now, hub_url, pending_requests, slack)
+        self.digests = Digests(records, self.reads, self.charts, poster, leading, now, hub_url, reveals, prefetch,
+                               check=check)
+        self.homes = Home(self.reads, roles, now, hub_url, pending_requests, slack, gate=gate, is_private=is_private)
         self._indexed: set[str] = set()
 
     def commands(self) -> dict[str, Callable[[Command, Actor], Reply]]:
@@ -88,8 +91,9 @@ class Fleet:
     def post_digest(self, channel: str, config: dict, due_at: float, now: float) -> str:
         return self.digests.post_digest(channel, config, due_at, now)
 
-    def home(self, user: str, page: int, now: float) -> dict:
-        return self.homes.home(user, page, now)
+    def home(self, user: str, page: int, now: float, team: str = "") -> dict:
+        return self.homes.home(user, page, now, team)
 
-    def publish_home(self, user: str, page: int = 0, now: float | None = None, opened: bool = False) -> bool:
-        return self.homes.publish_home(user, page, now, opened)
+    def publish_home(self, user: str, page: int = 0, now: float | None = None, opened: bool = False,
+                     team: str = "") -> bool:
+        return self.homes.publish_home(user, page, now, opened, team)

@@ -247,6 +247,12 @@ def _request_blocks(requests: list, catalogue: Catalogue) -> list[dict[str, Any]
     return blocks
 
 
+def home_refused(reason: str) -> dict[str, Any]:
+    """The Home of a viewer the gate shows nothing: the sentence says why (our own words only)."""
+    title = {"type": "plain_text", "text": "Space Ops — your fleet"}
+    return {"type": "home", "blocks": [{"type": "header", "text": title}, section(reason)]}
+
+
 def home_view(rows: list, spend: dict[str, tuple[float, float]], prices: dict[str, float | None],
               namespaces: list[tuple[str, dict]], operator: bool, requests: list, catalogue: Catalogue,
               page: int, first: tuple[float, str] | None, now: float, hub_url: str) -> dict[str, Any]:

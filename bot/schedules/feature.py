@@ -15,7 +15,7 @@ from bot.approvals.flow import ApprovalKind, Approvals
 from bot.approvals.store import ApprovalRequest
 from bot.commands.grammar import Command
 from bot.commands.operations import Upgrade, UpgradeRequests
-from bot.core.errors import BadInput, NotFound, SpaceOpsError
+from bot.core.errors import BadInput, NotAllowed, NotFound, SpaceOpsError
 from bot.core.flavors import DEFAULT_FLAVOR, CatalogueSource
 from bot.core.hub import Spaces
 from bot.core.markup import code, escape
@@ -41,7 +41,7 @@ class Schedules:
     def __init__(self, settings: Settings, records: Store, api: HfApi, spaces: Spaces, roles: Roles,
                  poster: Poster, catalogues: CatalogueSource, approvals: UpgradeRequests | None = None,
                  timezone_of: TimezoneOf | None = None, later: Later | None = None,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, check: Callable[[Command, Actor], None] | None = None):
         self.settings = settings
         self.records = records
         self.api = api
@@ -53,6 +53,9 @@ class Schedules:
         self.timezone_of = timezone_of
         self.later = later
         self.clock = clock
+        # The gate (every check a command passes: roles, workspace, guests, channel scopes); raises NotAllowed.
+        # Records named by id (buttons, `unschedule ID`) are checked against the Space they act on.
+        self.check = check or (lambda cmd, actor: self.roles.check(cmd.name, actor.user, cmd.space))
         self.store = ScheduleStore(records.redis)
         lease = 3 * settings.hub_timeout + 5
         self.runner = Runner(self.store, records, api, spaces, catalogues, self.say, settings.schedule_grace, lease)
@@ -191,8 +194,20 @@ class Schedules:
                 return target.split("/")[0] == scope[:-2]
             return target == scope or (target.endswith("/*") and scope.split("/")[0] == target[:-2])
 
-        schedules = [r for r in records if isinstance(r, Schedule) and matches(r.target)]
-        timed = [r for r in records if isinstance(r, Timed) and matches(r.space)]
+        readable: dict[str, bool] = {}
+
+        def shown(target: str) -> bool:
+            """Only schedules of Spaces this place may name (its scope, SPACEOPS_NAMESPACES), as the gate says."""
+            if target not in readable:
+                try:
+                    self.check(Command("schedules", space=target), actor)
+                    readable[target] = True
+                except NotAllowed:
+                    readable[target] = False
+            return readable[target]
+
+        schedules = [r for r in records if isinstance(r, Schedule) and matches(r.target) and shown(r.target)]
+        timed = [r for r in records if isinstance(r, Timed) and matches(r.space) and shown(r.space)]
 
         def next_of(s: Schedule):
             try:
@@ -213,7 +228,7 @@ class Schedules:
 
     def _check_target(self, record, actor: Actor) -> None:
         target = record.space if isinstance(record, Timed) else record.target
-        self.roles.check("unschedule", actor.user, target)
+        self.check(Command("unschedule", space=target), actor)
 
     def remove(self, cmd: Command, actor: Actor) -> Reply:
         record = self._find(cmd.request_id)
@@ -367,7 +382,7 @@ class Schedules:
         t = self._find(timed_id)
         if not isinstance(t, Timed):
             raise NotFound(words.not_found(escape(timed_id)))
-        self.roles.check("hw", actor.user, t.space)
+        self.check(Command("hw", space=t.space), actor)
         if t.status != "active":
             return words.not_active(t)
         self.records.require()
