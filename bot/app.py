@@ -127,7 +127,7 @@ def build_context(settings: Settings, redis_client: redis.Redis | None = None, p
                   known=lambda: list(watcher.poller.cache), leading=watcher.lease.holds,
                   pending_requests=approvals.store.open_requests, slack=client, reveals=access.reveals,
                   prefetch=access.prefetch, check=ops.check, gate=access.gate,
-                  is_private=access.is_private)
+                  is_private=access.is_private, hidden=access.hidden)
     watcher.periodic.append(fleet.tick)
     watcher.cron.append(("digests", fleet.digest_tick, {"minute": "*", "second": 5}))
     webhook = WebhookCommands(settings, api, store, watcher.store, roles.is_admin)

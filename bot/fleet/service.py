@@ -38,7 +38,8 @@ class Fleet:
                  reveals: Callable[[str, Actor], bool] = lambda space, actor: True,
                  prefetch: Callable[[set[str]], None] = lambda spaces: None,
                  check: Callable[[Command, Actor], None] | None = None, gate=None,
-                 is_private: Callable[[str], bool] = lambda space: True):
+                 is_private: Callable[[str], bool] = lambda space: True,
+                 hidden: Callable[[list[str], str], set[str]] | None = None):
         self.clock = clock
         self.known_now = known
         now = lambda: self.clock()  # noqa: E731 — the benchmark and tests set `clock` after building
@@ -47,9 +48,9 @@ class Fleet:
         self.store = self.reads.store
         self.charts = Charts(self.reads, slack)
         self.costs = CostCommand(self.reads, self.charts, now, hub_url)
-        self.budgets = Budgets(records, self.reads, roles, outbox, poster, now, hub_url)
+        self.budgets = Budgets(records, self.reads, roles, outbox, poster, now, hub_url, hidden=hidden)
         self.digests = Digests(records, self.reads, self.charts, poster, leading, now, hub_url, reveals, prefetch,
-                               check=check)
+                               check=check, hidden=hidden)
         self.homes = Home(self.reads, roles, now, hub_url, pending_requests, slack, gate=gate, is_private=is_private)
         self._indexed: set[str] = set()
 
