@@ -15,7 +15,7 @@ from bot.fleet.words import HOME_ACTIONS
 from bot.schedules.store import Schedule, Timed
 from bot.schedules.words import EXTEND_ACTION, REVERT_ACTION
 from tests.test_alerts import Clock
-from tests.test_fleet import event, open_home
+from tests.test_fleet import open_home
 
 HOUR = 3600
 

@@ -22,12 +22,14 @@ from bot.access.store import ScopeStore
 from bot.commands.grammar import Command
 from bot.core import hub
 from bot.core.errors import BadInput, NotAllowed, SpaceOpsError
-from bot.core.permissions import CHANGES, READS, Actor, Roles, check_namespace, namespace_of
+from bot.core.permissions import CHANGES, READS, Actor, Roles, check_namespace, declare, namespace_of
 from bot.core.settings import Settings
 from bot.core.store import REDIS_ERRORS, Store, key
 from bot.core.words import Reply
 
 log = logging.getLogger(__name__)
+# What this feature's commands need (bot/core/permissions reads it; the core knows no command names).
+declare(reads={"scope"}, self_checked={"scope.set", "unscope"})
 CACHE_SECONDS = 300
 PRIVATE = key("private")  # hash: Space → "1" private / "0" public, the last answer from the Hub
 # Commands whose answer shows what a private Space keeps to itself (variables, secret names, its audit).
@@ -229,7 +231,7 @@ class Access:
                        and self.is_private(target, strict=action == "reveal" and not unknown))
         if unknown and need != "read":
             return Verdict(False, words.SCOPES_UNKNOWN_CHANGE, reveal=False)
-        if unknown and (action == "reveal" or private):
+        if unknown and private:  # a public Space's details are the Hub's to show anyone: they may go on
             return Verdict(False, words.SCOPES_UNKNOWN_DETAILS, reveal=False)
         info = self.user(actor.user)
         verdict = decide(Situation(

@@ -15,7 +15,7 @@ from bot.alerts.outbox import Outbox
 from bot.alerts.watches import WatchStore
 from bot.commands.grammar import Command
 from bot.core.flavors import CatalogueSource
-from bot.core.permissions import Actor, Roles
+from bot.core.permissions import Actor, Roles, declare
 from bot.core.settings import Settings
 from bot.core.slack import Poster
 from bot.core.store import REDIS_ERRORS, Store
@@ -28,6 +28,9 @@ from bot.fleet.reads import FleetReads
 from bot.fleet.uploads import Charts
 
 log = logging.getLogger(__name__)
+# What this feature's commands need (bot/core/permissions reads it; the core knows no command names).
+declare(reads={"cost", "digests", "budget"}, changes={"digest", "digest.off"},
+        self_checked={"budget.set", "budget.off"})
 
 
 class Fleet:

@@ -19,7 +19,7 @@ from bot.core.errors import BadInput, NotAllowed, NotFound, SpaceOpsError
 from bot.core.flavors import DEFAULT_FLAVOR, CatalogueSource
 from bot.core.hub import Spaces
 from bot.core.markup import code, escape
-from bot.core.permissions import Actor, Roles
+from bot.core.permissions import Actor, Roles, declare
 from bot.core.settings import Settings
 from bot.core.slack import Poster
 from bot.core.store import REDIS_ERRORS, Store
@@ -30,6 +30,8 @@ from bot.schedules.store import Schedule, ScheduleStore, Timed, from_redis
 from bot.schedules.when import next_after, next_runs, occurrences, parse_when, zone
 
 log = logging.getLogger(__name__)
+# What this feature's commands need (bot/core/permissions reads it; the core knows no command names).
+declare(reads={"schedules"}, changes={"schedule", "unschedule", "schedule.pause", "schedule.resume"})
 SAY_OP = "schedule.say"
 EXTEND_SECONDS = 3600
 # Queue a Slack delivery for later: (delivery id, channel, op, payload); the alerts outbox implements it.
