@@ -244,13 +244,6 @@ class Access:
             return replace(verdict, reveal=False)
         return verdict
 
-    def require(self, actor: Actor, action: str, target: str | None = None, place: str | None = None,
-                command: str = "") -> None:
-        """The gate, raising NotAllowed with its sentence."""
-        verdict = self.gate(actor, action, target, place, command)
-        if not verdict.allowed:
-            raise NotAllowed(verdict.reason)
-
     def check(self, cmd: Command, actor: Actor) -> None:
         """Raise NotAllowed with the reason, before anything runs."""
         if cmd.name == "help":

@@ -44,10 +44,6 @@ def digest_due(config: dict, now: float) -> tuple[str, float] | None:
     return period, due.timestamp()
 
 
-def replace_cmd(cmd: Command, pattern: str) -> Command:
-    return replace(cmd, space=pattern)
-
-
 class Digests:
     def __init__(self, records: Store, reads: FleetReads, charts: Charts, poster: Poster,
                  leading: Callable[[float], bool], clock: Callable[[], float], hub_url: str,
@@ -76,8 +72,8 @@ class Digests:
             return
         scope, _ = self.reads.channel_scope(cmd.channel)
         for pattern in [p for p in scope.split(", ") if p]:
-            self.check(replace_cmd(cmd, pattern), actor)
-            self.check(replace_cmd(cmd, pattern), Actor(actor.user, cmd.channel, actor.team))
+            self.check(replace(cmd, space=pattern), actor)
+            self.check(replace(cmd, space=pattern), Actor(actor.user, cmd.channel, actor.team))
 
     def digest(self, cmd: Command, actor: Actor) -> Reply:
         self._check_other(cmd, actor)
