@@ -147,7 +147,7 @@ class FollowThrough:
         try:
             return bool(self.reveals(space, channel))
         except Exception:  # noqa: BLE001 — when it can't be told, private details stay hidden
-            log.warning("could not tell whether %s's details may show in %s; hidden", space, channel)
+            log.warning("could not tell whether %s's details may show in %s; hidden", space, channel, exc_info=True)
             return False
 
     def sweep(self, now: float) -> None:

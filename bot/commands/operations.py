@@ -28,7 +28,8 @@ from bot.core.words import (Reply, change_reply, duration_words, error_reply, fl
 log = logging.getLogger(__name__)
 # What this feature's commands need (bot/core/permissions reads it; the core knows no command names).
 declare(reads={"help", "status", "flavors", "var.ls", "secret.ls", "audit"},
-        changes={"restart", "resume", "pause", "hw", "sleep", "var.set", "var.rm", "secret.set", "secret.rm", "duplicate"})
+        changes={"restart", "resume", "pause", "hw", "sleep", "var.set", "var.rm", "secret.set", "secret.rm",
+                 "duplicate"})
 
 
 @dataclass(frozen=True)

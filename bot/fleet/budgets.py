@@ -52,7 +52,7 @@ class Budgets:
         try:
             return self.hidden(spaces, channel)
         except Exception:  # noqa: BLE001 — when privacy can't be known, no Space is named
-            log.warning("could not tell which Spaces are private for %s; none is named", channel)
+            log.warning("could not tell which Spaces are private for %s; none is named", channel, exc_info=True)
             return set(spaces)
 
     def budget(self, cmd: Command, actor: Actor) -> Reply:

@@ -152,7 +152,8 @@ class Digests:
         try:
             return self.hidden(spaces, channel)
         except Exception:  # noqa: BLE001 — when privacy can't be known, every private detail stays hidden
-            log.warning("could not tell which Spaces are private for %s; all their spend is left out", channel)
+            log.warning("could not tell which Spaces are private for %s; all their spend is left out", channel,
+                        exc_info=True)
             return set(spaces)
 
     def _shown_to(self, row: SpaceCost, channel: str) -> SpaceCost:
