@@ -284,3 +284,25 @@ def test_home_restart_announces_once_in_the_dm_and_button_jobs_log_their_errors(
         while "a bug in a Home job" not in caplog.text:
             assert time.monotonic() < deadline, "the job's exception was not logged"
             time.sleep(0.02)
+
+
+def test_an_alert_whose_channel_cannot_be_checked_is_routed_next_cycle(make_bot, hub, slack):
+    hub.add_space("acme/priv", private=True)
+    bot = make_bot(SPACEOPS_ADMINS="UADM")
+    bot.command("/space scope <#CACME|x> acme/* read", user="UADM")
+    assert "Watching" in bot.command("/space watch acme/priv", channel="CACME")["text"]
+    clock = Clock()
+    bot.ctx.watcher.tick(clock.step(0))
+    scopes = bot.ctx.access.scopes
+    working = scopes.reads
+    scopes.reads = _down_client()            # this cycle, the channel's scopes can't be read
+    hub.set_stage("acme/priv", "RUNTIME_ERROR", error="boom")
+    try:
+        tick(bot, clock)
+    except Exception:  # noqa: BLE001 — however the cycle ends, the alert must not be lost
+        pass
+    assert not [p for p in slack.posts("CACME") if "acme/priv" in p["text"]]
+    scopes.reads = working                   # the next cycle can
+    tick(bot, clock)
+    tick(bot, clock)
+    assert slack.wait(lambda: [p for p in slack.posts("CACME") if "acme/priv" in p["text"]])
