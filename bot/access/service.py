@@ -81,7 +81,7 @@ class Access:
         self.roles = roles
         self.api = api
         self.client = client  # slack_sdk WebClient, or None (console): no workspace or guest checks then
-        self.scopes = ScopeStore(store.redis)
+        self.scopes = ScopeStore(store.redis)  # its `reads` client also keeps the last known privacy (PRIVATE)
         self._users = _Cache()
         self._last_users: dict[str, dict] = {}
         self._private = _Cache()
@@ -137,7 +137,7 @@ class Access:
             return value
         self._private.forget(space)  # ask the Hub again next time
         try:
-            known = self.records.redis.hget(PRIVATE, space)
+            known = self.scopes.reads.hget(PRIVATE, space)
         except REDIS_ERRORS:
             known = None
         if known is None and strict and isinstance(value, SpaceOpsError):
@@ -286,7 +286,7 @@ class Access:
         info = hub.call(self.api.space_info, space, expand=["private"], space=space)
         private = bool(getattr(info, "private", True))
         try:
-            self.records.redis.hset(PRIVATE, space, "1" if private else "0")
+            self.scopes.reads.hset(PRIVATE, space, "1" if private else "0")
         except REDIS_ERRORS:
             pass
         return private
