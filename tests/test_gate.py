@@ -108,7 +108,7 @@ def crash_after_restart(bot, hub, slack, space: str, channel: str) -> str:
     hub.set_stage(space, "RUNTIME_ERROR", error="ERRSECRET token=hf_x")
     hub.logs[space] = ["Loading...", "LOGSECRET at line 3"]
     bot.ctx.watcher.hot_tick(clock.step(35))
-    bot.ctx.watcher.outbox.drain(clock.now) if hasattr(bot.ctx.watcher.outbox, "drain") else None
+    bot.ctx.watcher.outbox.drain(clock.now)  # the edit goes out through the outbox
     ts = next(ts for (chan, ts), m in slack.messages.items() if chan == channel and m["text"].startswith("<@"))
     message = slack.wait(lambda: [m for (c, t), m in slack.messages.items() if (c, t) == (channel, ts)
                                   and "crashed" in m["text"]])
