@@ -107,6 +107,7 @@ def build_context(settings: Settings, redis_client: redis.Redis | None = None, p
     ops.guards.append(access.check)
     ops.reveals = access.reveals
     watcher.outbox.may_post = access.may_alert
+    watcher.follow.reveals = access.reveals_in  # follow-through edits show private details only where allowed
     watcher.outbox.prepare = access.prefetch
     watcher.poller.reader.privacy = access.observed
     for name, handler in access.commands().items():
@@ -115,7 +116,7 @@ def build_context(settings: Settings, redis_client: redis.Redis | None = None, p
         log.warning(line)
     schedules = Schedules(settings, store, api, spaces, roles, deliveries, catalogues, approvals=approvals,
                           timezone_of=SlackZones(client), later=watcher.outbox.enqueue_one, changes=changes,
-                          budget=watcher.poller.budget)
+                          budget=watcher.poller.budget, check=ops.check)
     schedules.register_kinds(approvals)
     watcher.outbox.handlers.update(schedules.deliveries())
     # Schedule occurrences, reminders and reverts run for the poll leader's tick, with its clock, off the tick
@@ -136,7 +137,8 @@ def build_context(settings: Settings, redis_client: redis.Redis | None = None, p
     fleet = Fleet(settings, store, deliveries, watcher.store, watcher.outbox, catalogues, roles,
                   known=lambda: list(watcher.poller.cache), leading=watcher.lease.holds,
                   pending_requests=approvals.store.open_requests, slack=client, reveals=access.reveals,
-                  prefetch=access.prefetch)
+                  prefetch=access.prefetch, check=ops.check, gate=access.gate,
+                  is_private=access.is_private, hidden=access.hidden)
     jobs.add("fleet", fleet.tick, deadline=SLOW_DEADLINE, slow=True)  # open App Homes are rebuilt: off the tick
     jobs.add("budgets", fleet.budgets.check_budgets, deadline=SLOW_DEADLINE, slow=True, takes_lease=True)
     watcher.cron.append(("digests", fleet.digest_tick, {"minute": "*", "second": 5}))

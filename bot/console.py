@@ -1,4 +1,8 @@
-"""`python -m bot console`: type `/space …` and read the reply as text, no Slack needed."""
+"""`python -m bot console`: type `/space …` and read the reply as text, no Slack needed.
+
+The console is a surface like Slack: the same wiring (`build_context`) and the same gate. Commands go
+through `ops.run`; a pressed button passes the same checks as its Slack listener (an approval's click
+check, then the approvals flow; an alert's button runs its command)."""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from bot.core.errors import BadInput, SpaceOpsError
 from bot.core.permissions import Actor
 from bot.core.store import state_errors
 from bot.core.words import as_text, error_reply
-from handlers.alerts import COMMANDS as ALERT_BUTTONS  # what an alert's buttons run, as in Slack
+from bot.alerts.buttons import ALERT_COMMANDS as ALERT_BUTTONS  # what an alert's buttons run, as in Slack
 
 PROMPT = "space-ops> "
 
@@ -32,14 +36,18 @@ def press(ctx, label: str, value: str, actor: Actor) -> str:
         return f"Several [{label}] buttons are showing; say which: [{label}] ID"
     channel, ts, element = found[-1]
     action, target = element["action_id"], str(element.get("value", ""))
+    clicker = Actor(actor.user, channel, actor.team)
     try:
         with state_errors():
+            if action in (APPROVE_ACTION, DENY_ACTION) and getattr(ctx, "access", None) is not None:
+                request = ctx.approvals.store.get(target)
+                ctx.access.check_click(clicker, request.space if request else None)  # as the Slack listener
             if action == APPROVE_ACTION:
                 reply = ctx.approvals.approve(target, actor.user, channel, ts)
             elif action == DENY_ACTION:
                 reply = ctx.approvals.deny(target, actor.user, channel, ts)
             elif action in ALERT_BUTTONS:
-                reply = ctx.ops.run(ALERT_BUTTONS[action](parse_space(target)), Actor(actor.user, channel))
+                reply = ctx.ops.run(ALERT_BUTTONS[action](parse_space(target)), clicker)
             else:
                 return f"The console cannot press [{label}]."
     except SpaceOpsError as err:

@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 
-from bot.alerts.words import ALERT_ACTIONS
-from bot.commands.grammar import Command, parse_space
+from bot.alerts.buttons import ALERT_COMMANDS
+from bot.commands.grammar import parse_space
 from bot.core.errors import BadInput
 from bot.core.permissions import Actor
 from handlers.approvals import team_of
 from handlers.replies import submit
 
-COMMANDS = {
-    ALERT_ACTIONS["restart"]: lambda space: Command("restart", space=space),
-    ALERT_ACTIONS["resume"]: lambda space: Command("resume", space=space),
-    ALERT_ACTIONS["sleep"]: lambda space: Command("sleep", space=space, seconds=3600),
-}
+COMMANDS = ALERT_COMMANDS
 
 
 def register(app, ctx) -> None:

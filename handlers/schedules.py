@@ -7,6 +7,7 @@ from bot.core.permissions import Actor
 from bot.core.store import state_errors
 from bot.core.words import error_reply
 from bot.schedules.words import EXTEND_ACTION, REVERT_ACTION
+from handlers.approvals import team_of
 from handlers.replies import submit
 
 
@@ -19,7 +20,7 @@ def register(app, ctx) -> None:
             timed_id = str(action.get("value") or "")[:16]
             actor = Actor(user=(body.get("user") or {}).get("id", ""),
                           channel=(body.get("channel") or {}).get("id", ""),
-                          team=(body.get("team") or {}).get("id", ""))
+                          team=team_of(body))  # the clicker's own workspace (Slack Connect), as every button
 
             def work():
                 try:

@@ -389,6 +389,7 @@ def test_digest_shows_a_private_spaces_error_text_only_where_its_namespace_is_in
     [unscoped] = [as_text(p["text"], p["blocks"]) for p in slack.posts("C7") if "digest" in p["text"]]
     [scoped] = [as_text(p["text"], p["blocks"]) for p in slack.posts("C8") if "digest" in p["text"]]
     assert "acme/secret" in unscoped and "HF_PRIVATE_DATASET_ROW" not in unscoped
-    assert "private: its error text is shown in a channel scoped to its namespace" in unscoped
+    assert "private: its error text and spend are shown in a channel scoped to its namespace" in unscoped
+    assert "spend private" in unscoped and "spend private" not in scoped   # its spend too (issue 19)
     assert "boom in public" in unscoped
     assert "HF_PRIVATE_DATASET_ROW" in scoped and "boom in public" in scoped and "private:" not in scoped

@@ -47,8 +47,14 @@ class Verdict:
     reveal: bool = True    # private details (error text, logs, variables) may be shown here
 
 
+def is_user(place: str) -> bool:
+    """A user id as a place: that user's App Home, or their DM with the bot (posting to a user id lands there)."""
+    return place.startswith(("U", "W"))
+
+
 def is_dm(channel: str) -> bool:
-    return channel.startswith("D")
+    """A DM with the bot, or a user's own Home: no one else reads there."""
+    return channel.startswith("D") or is_user(channel)
 
 
 def covering(scopes: tuple[Scope, ...], namespace: str | None) -> Scope | None:

@@ -4,17 +4,38 @@ from __future__ import annotations
 
 import json
 
+import redis
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.retry import Retry
+
 from bot.access.rules import LEVELS, Scope
 from bot.core.store import key
 
 SCOPES = key("scopes")
+# The gate's reads wait out a slow moment (a fleet script over hundreds of Spaces takes longer than the ack
+# path's 200 ms) with the normal client's retries, but a hung Redis costs a command a few seconds, not a
+# minute: then the scopes are unknown, which the gate never reads as "unscoped" (bot/access/service.py).
+SCOPE_TIMEOUT = 1.0
+SCOPE_RETRIES = 1
+
+
+def scope_client(client: redis.Redis) -> redis.Redis:
+    """The normal client's server and retries, with a per-attempt timeout of SCOPE_TIMEOUT and no health-check
+    ping of its own (which would retry inside each retry). A cluster or Sentinel client is used as it is."""
+    if type(client) is not redis.Redis or type(client.connection_pool) is not redis.ConnectionPool:
+        return client
+    kwargs = dict(client.connection_pool.connection_kwargs)
+    kwargs.update(socket_timeout=SCOPE_TIMEOUT, socket_connect_timeout=SCOPE_TIMEOUT, health_check_interval=0,
+                  retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), SCOPE_RETRIES))
+    pool = redis.ConnectionPool(connection_class=client.connection_pool.connection_class, **kwargs)
+    return redis.Redis(connection_pool=pool)
 
 
 class ScopeStore:
     def __init__(self, client, reads=None):
         self.redis = client
-        # Every command reads its channel's scopes: a short-timeout client, so a hung Redis costs little.
-        self.reads = reads if reads is not None else client
+        # What the gate reads: never the ack path's 200 ms client (a timeout there is not "unscoped").
+        self.reads = reads if reads is not None else scope_client(client)
 
     def get(self, channel: str) -> tuple[Scope, ...]:
         return decode(self.reads.hget(SCOPES, channel))

@@ -49,3 +49,10 @@ def private_details_refused(space: str, namespace: str) -> str:
 
 
 SCOPE_ADMINS_ONLY = "Setting a channel's scope needs the admin role, which you don't have. Admins: {admins}."
+
+SCOPES_UNKNOWN_CHANGE = ("Space Ops cannot reach its database, so it can't check this channel's scopes right now; "
+                         "nothing was changed. Try again in a minute.")
+SCOPES_UNKNOWN_DETAILS = ("Space Ops cannot reach its database, so it can't check this channel's scopes right now: it "
+                          "shows no private Space and no private details here. Try again in a minute, or ask in a DM.")
+SCOPES_UNKNOWN_SHOW = ("Space Ops cannot reach its database, so it can't read this channel's scopes right now. Try "
+                       "again in a minute.")

@@ -68,7 +68,8 @@ class FollowThrough:
 
     def __init__(self, client: redis.Redis, deliveries: Deliveries, hot: HotSet, hub_url: str,
                  log_lines: Callable[[str, bool], tuple[str, ...] | None] | None = None,
-                 clock: Callable[[], float] | None = None, later: Callable[[str, str, str, str], None] | None = None):
+                 clock: Callable[[], float] | None = None, later: Callable[[str, str, str, str], None] | None = None,
+                 reveals: Callable[[str, str], bool] | None = None):
         self.redis = client
         self.deliveries = deliveries
         self.hot = hot
@@ -78,6 +79,9 @@ class FollowThrough:
         # Edits go through the outbox (`later(delivery_id, channel, op, payload)`): Slack's pace, retried on
         # 429/5xx, each once. Without one (a bare FollowThrough), they are made at once.
         self.later = later
+        # Whether a Space's private details (error text, log lines) may be shown in a channel: the gate's
+        # answer (bot/access); wired in bot/app.py. Asked at the moment the details would be shown.
+        self.reveals = reveals or (lambda space, channel: True)
 
     # ------------------------------------------------------------------ from the commands
 
@@ -135,10 +139,21 @@ class FollowThrough:
         elif stage in STARTING:
             self._show(replace(follow, stage=stage, moved=True), words.follow_status(stage, elapsed, True))
         elif stage in ERRORS:
+            if not self._reveals(space, follow.channel):
+                status = words.follow_status(stage, elapsed, True) + words.follow_hidden(space)
+                self._finish(follow, status, restart=True)
+                return
             logs = self.log_lines(space, stage == "BUILD_ERROR") if self.log_lines and stage in WITH_LOGS else None
             self._finish(follow, words.follow_status(stage, elapsed, True, result.error), logs=logs, restart=True)
         elif follow.moved or elapsed >= GRACE or stage != "RUNNING":
             self._finish(follow, words.follow_status(stage, elapsed, follow.moved))
+
+    def _reveals(self, space: str, channel: str) -> bool:
+        try:
+            return bool(self.reveals(space, channel))
+        except Exception:  # noqa: BLE001 — when it can't be told, private details stay hidden
+            log.warning("could not tell whether %s's details may show in %s; hidden", space, channel, exc_info=True)
+            return False
 
     def sweep(self, now: float) -> None:
         """Stop following after 30 min even when no read came (the budget ran low, the Hub was away)."""

@@ -31,13 +31,15 @@ from bot.core.deliver import Deliveries
 from bot.core.jobs import Jobs
 from bot.core.flavors import CatalogueSource
 from bot.core.hub import Spaces
-from bot.core.permissions import Actor
+from bot.core.permissions import Actor, declare
 from bot.core.settings import Settings
 from bot.core.slack import Poster
 from bot.core.store import REDIS_ERRORS, Store
 from bot.core.words import Reply
 
 log = logging.getLogger(__name__)
+# What this feature's commands need (bot/core/permissions reads it; the core knows no command names).
+declare(reads={"watches"}, changes={"watch", "unwatch", "mute", "unmute"})
 LEASE_INTERVALS = 2.5
 DRAIN_SECONDS = 1
 

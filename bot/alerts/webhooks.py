@@ -25,10 +25,12 @@ from bot.alerts.hot import PUSHES, HotSet
 from bot.core import hub
 from bot.core.changes import Changes, Why
 from bot.core.errors import BadInput, NotAllowed
-from bot.core.permissions import namespace_of
+from bot.core.permissions import declare, namespace_of
 from bot.core.store import REDIS_ERRORS, key
 
 log = logging.getLogger(__name__)
+# What this feature's commands need (bot/core/permissions reads it; the core knows no command names).
+declare(self_checked={"webhook", "webhook.enable", "webhook.disable"})
 
 MAX_WEBHOOK_BODY = 64 * 1024     # a repo.content payload is a few KB
 SEEN_TTL = 7 * 86400

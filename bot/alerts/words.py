@@ -261,6 +261,12 @@ def follow_status(stage: str, elapsed: float, moved: bool, error: str | None = N
     return f"{STAGE_EMOJI.get(stage, ':large_blue_circle:')} now {stage_words(stage)}"
 
 
+def follow_hidden(space: str) -> str:
+    ns = space.split("/", 1)[0]
+    return (f" ({code(space)} is private: its error text and logs are shown only in a channel scoped to "
+            f"{code(ns + '/*')} or in a DM with Space Ops.)")
+
+
 def follow_message(text: str, space: str, status: str, hub_url: str, logs: tuple[str, ...] | None = None,
                    restart: bool = False) -> Reply:
     """The announcement of a change, edited as the Space moves on (`text` is the original announcement)."""

@@ -18,12 +18,14 @@ from bot.core.errors import NotAllowed, NotFound, SpaceOpsError
 from bot.core.flavors import CatalogueSource
 from bot.core.hub import Spaces
 from bot.core.markup import code
-from bot.core.permissions import Actor, Roles, check_namespace
+from bot.core.permissions import Actor, Roles, check_namespace, declare
 from bot.core.settings import Settings
 from bot.core.store import REDIS_ERRORS, Store
 from bot.core.words import Reply, error_reply
 
 log = logging.getLogger(__name__)
+# What this feature's commands need (bot/core/permissions reads it; the core knows no command names).
+declare(reads={"approvals"}, self_checked={"approvals.cancel"})
 
 # Outbox ops for approval messages whose edit or thread note failed when first tried.
 SHOW_OP = "approval.show"

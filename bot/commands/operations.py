@@ -19,13 +19,17 @@ from bot.core.errors import BadInput, NotAllowed, SpaceOpsError
 from bot.core.flavors import DEFAULT_FLAVOR, Catalogue, CatalogueSource
 from bot.core.hub import Spaces
 from bot.core.markup import code, escape
-from bot.core.permissions import READS, Actor, Roles
+from bot.core.permissions import READS, Actor, Roles, declare
 from bot.core.settings import Settings
 from bot.core.store import Store, state_errors
 from bot.core.words import (Reply, change_reply, duration_words, error_reply, flavor_words, notice_reply,
                             sleep_words, stage_words)
 
 log = logging.getLogger(__name__)
+# What this feature's commands need (bot/core/permissions reads it; the core knows no command names).
+declare(reads={"help", "status", "flavors", "var.ls", "secret.ls", "audit"},
+        changes={"restart", "resume", "pause", "hw", "sleep", "var.set", "var.rm", "secret.set", "secret.rm",
+                 "duplicate"})
 
 
 @dataclass(frozen=True)

@@ -13,19 +13,21 @@ from bot.core.settings import Settings
 
 log = logging.getLogger(__name__)
 
-READS = frozenset({"help", "status", "flavors", "var.ls", "secret.ls", "watches", "approvals", "audit", "scope"})
-CHANGES = frozenset({"restart", "resume", "pause", "hw", "sleep", "var.set", "var.rm", "secret.set", "secret.rm",
-                     "duplicate", "watch", "unwatch", "mute", "unmute"})
-# Schedules and timed upgrades (bot/schedules): listing reads, the rest changes.
-READS = READS | {"schedules"}
-CHANGES = CHANGES | {"schedule", "unschedule", "schedule.pause", "schedule.resume"}
-# Checked by the approvals module itself: an admin, or the requester withdrawing their own.
-SELF_CHECKED = frozenset({"approvals.cancel", "scope.set", "unscope",  # scopes: admins (bot.access)
-                          "webhook", "webhook.enable", "webhook.disable"})  # webhooks: admins
-# The fleet (bot/fleet): reports are reads, digests need an operator, budgets are checked there (admins).
-READS = READS | {"cost", "digests", "budget"}
-CHANGES = CHANGES | {"digest", "digest.off"}
-SELF_CHECKED = SELF_CHECKED | {"budget.set", "budget.off"}
+# What each command needs, declared by the feature that runs it (`declare`, when its module is imported):
+# the core knows no command names. A read, a change (needs the operator role), or checked by the feature
+# itself (admins, a requester withdrawing their own). Filled in place: importers see every declaration.
+READS: set[str] = set()
+CHANGES: set[str] = set()
+SELF_CHECKED: set[str] = set()
+
+
+def declare(reads: Iterable[str] = (), changes: Iterable[str] = (), self_checked: Iterable[str] = ()) -> None:
+    """A feature says what its commands need; `Roles.check` and the gate (bot/access) read it."""
+    READS.update(reads)
+    CHANGES.update(changes)
+    SELF_CHECKED.update(self_checked)
+
+
 GROUP_CACHE_SECONDS = 300
 
 

@@ -24,8 +24,10 @@ BUDGET_EVERY = 5 * 60
 
 class Budgets:
     def __init__(self, records: Store, reads: FleetReads, roles: Roles, outbox: Outbox, deliveries: Deliveries,
-                 clock: Callable[[], float], hub_url: str):
+                 clock: Callable[[], float], hub_url: str,
+                 hidden: Callable[[list[str], str], set[str]] | None = None):
         self.records = records
+        self.hidden = hidden  # Spaces whose spend may not be named in a channel (the gate's rule, bot/access)
         self.reads = reads
         self.roles = roles
         self.outbox = outbox
@@ -44,6 +46,15 @@ class Budgets:
         projected = sum(m[1] for m in snap.month.values())
         top = sorted(((s, m[0]) for s, m in snap.month.items() if m[0] > 0), key=lambda x: -x[1])
         return spent, projected, top, snap.first_seen()
+
+    def _hidden(self, spaces: list[str], channel: str) -> set[str]:
+        if self.hidden is None:
+            return set()
+        try:
+            return self.hidden(spaces, channel)
+        except Exception:  # noqa: BLE001 — when privacy can't be known, no Space is named
+            log.warning("could not tell which Spaces are private for %s; none is named", channel, exc_info=True)
+            return set(spaces)
 
     def budget(self, cmd: Command, actor: Actor) -> Reply:
         namespace = namespace_of(cmd.space)
@@ -109,8 +120,11 @@ class Budgets:
 
     def _deliver_budget(self, channel: str, payload: str) -> None:
         data = json.loads(payload)
+        top = [tuple(t) for t in data["top"]]
+        hidden = self._hidden([space for space, _ in top], channel)  # asked when it is shown, of the gate
         reply = words.budget_alert(f"{data['namespace']}/*", data["threshold"], data["amount"], data["spent"],
-                                   data["projected"], [tuple(t) for t in data["top"]], self.hub_url,
-                                   tuple(data["first"]) if data.get("first") else None)
+                                   data["projected"], [t for t in top if t[0] not in hidden], self.hub_url,
+                                   tuple(data["first"]) if data.get("first") else None,
+                                   private_left_out=len(hidden))
         # Under the outbox's delivery id (budget:<ns>:<month>:<threshold>): marked, looked for before a retry.
         self.deliveries.post(channel, reply.text, reply.blocks)

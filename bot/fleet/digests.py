@@ -52,7 +52,9 @@ class Digests:
     def __init__(self, records: Store, reads: FleetReads, charts: Charts, deliveries: Deliveries,
                  leading: Callable[[float], bool], clock: Callable[[], float], hub_url: str,
                  reveals: Callable[[str, Actor], bool] = lambda space, actor: True,
-                 prefetch: Callable[[set[str]], None] = lambda spaces: None):
+                 prefetch: Callable[[set[str]], None] = lambda spaces: None,
+                 check: Callable[[Command, Actor], None] | None = None,
+                 hidden: Callable[[list[str], str], set[str]] | None = None):
         self.records = records
         self.reads = reads
         self.charts = charts
@@ -62,8 +64,23 @@ class Digests:
         self.hub_url = hub_url
         self.reveals = reveals  # whether a private Space's details (its error text) may be shown to a channel
         self.prefetch = prefetch  # looks visibilities up, several at once
+        self.check = check  # the gate, as a command passes it (raises NotAllowed)
+        # Of some Spaces, those whose private details (error text, spend) may not show in a channel (the gate's
+        # rule, bot/access); None: ask `reveals` one by one.
+        self.hidden = hidden
+
+    def _check_other(self, cmd: Command, actor: Actor) -> None:
+        """`digest #other …` from here: every namespace #other watches must be one this place may act on,
+        and one the actor may act on in #other (the gate, asked for both places)."""
+        if self.check is None or not cmd.channel or cmd.channel == actor.channel:
+            return
+        scope, _ = self.reads.channel_scope(cmd.channel)
+        for pattern in [p for p in scope.split(", ") if p]:
+            self.check(replace(cmd, space=pattern), actor)
+            self.check(replace(cmd, space=pattern), Actor(actor.user, cmd.channel, actor.team))
 
     def digest(self, cmd: Command, actor: Actor) -> Reply:
+        self._check_other(cmd, actor)
         self.records.require()
         existed = cmd.channel in self.reads.store.digests()
         self.reads.store.set_digest(cmd.channel, {"period": cmd.period, "time": cmd.at, "tz": cmd.tz, "by": actor.user,
@@ -73,6 +90,7 @@ class Digests:
         return words.digest_set_reply(actor.user, cmd.channel, cmd.period, cmd.at, cmd.tz, existed)
 
     def digest_off(self, cmd: Command, actor: Actor) -> Reply:
+        self._check_other(cmd, actor)
         self.records.require()
         existed = self.reads.store.remove_digest(cmd.channel)
         if existed:
@@ -129,20 +147,25 @@ class Digests:
         snap, previous = self.reads.period(spaces, start, end, length, now)
         label = "Weekly" if weekly else "Daily"
         title = (f"{label} digest — {day_of(start)}" + (f" → {day_of(end - 1)}" if weekly else "") + " (UTC)")
-        broken = [r for r in snap.rows if report.broken_now(r, now)][:words.MAX_ROWS]
+        hidden = self._hidden(spaces, channel)
+        # A private Space this channel may not see the details of: named, with its uptime, but its spend and
+        # error text left out (and out of the top spenders, idle spend and the chart); the total still counts it.
+        rows = [replace(r, error=None, hidden=True) if r.space in hidden else r for r in snap.rows]
+        shown = replace(snap, rows=[r for r in rows if not r.hidden])
+        broken = [r for r in rows if report.broken_now(r, now)][:words.MAX_ROWS]
         try:
             self.prefetch({r.space for r in broken if r.error})
         except Exception:  # noqa: BLE001 — each one is then looked up (or hidden) on its own
             log.warning("visibilities of broken Spaces not prefetched", exc_info=True)
         broken = [self._shown_to(r, channel) for r in broken]
-        reply = words.digest_message(title, snap.rows, snap.total, previous, self.reads.idle(snap, now), broken,
+        reply = words.digest_message(title, rows, snap.total, previous, self.reads.idle(shown, now), broken,
                                      snap.prices, snap.first_seen(), now, self.hub_url,
                                      late=now - due_at > 15 * 60)
         ts = self.deliveries.now(delivery_id, channel, reply.text, reply.blocks, budget=0.0)
         if ts is None:
             return ""  # posted already (or being posted by another replica): nothing more to do
         try:
-            uploaded = self.charts.upload(channel, ts, self.charts.chart_png(title, snap, start, end, now),
+            uploaded = self.charts.upload(channel, ts, self.charts.chart_png(title, shown, start, end, now),
                                           "digest.png", title)
         except Exception:  # noqa: BLE001 — the digest is posted; a chart that can't be drawn must not repost it
             log.exception("chart of the digest %s not drawn", delivery_id)
@@ -155,10 +178,20 @@ class Digests:
                 log.warning("note about the missing chart of %s not posted", delivery_id, exc_info=True)
         return ts
 
+    def _hidden(self, spaces: list[str], channel: str) -> set[str]:
+        if self.hidden is None:
+            return set()
+        try:
+            return self.hidden(spaces, channel)
+        except Exception:  # noqa: BLE001 — when privacy can't be known, every private detail stays hidden
+            log.warning("could not tell which Spaces are private for %s; all their spend is left out", channel,
+                        exc_info=True)
+            return set(spaces)
+
     def _shown_to(self, row: SpaceCost, channel: str) -> SpaceCost:
         """The row as `channel` may see it: a private Space's error text only where its namespace is in
         scope (or in a DM), as `/space status` shows it."""
-        if not row.error:
+        if not row.error or row.hidden:
             return row
         try:
             if self.reveals(row.space, Actor("", channel)):

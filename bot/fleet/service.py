@@ -14,7 +14,7 @@ from bot.alerts.outbox import Outbox
 from bot.alerts.watches import WatchStore
 from bot.commands.grammar import Command
 from bot.core.flavors import CatalogueSource
-from bot.core.permissions import Actor, Roles
+from bot.core.permissions import Actor, Roles, declare
 from bot.core.settings import Settings
 from bot.core.deliver import Deliveries
 from bot.core.store import REDIS_ERRORS, Store
@@ -27,6 +27,9 @@ from bot.fleet.reads import FleetReads
 from bot.fleet.uploads import Charts
 
 log = logging.getLogger(__name__)
+# What this feature's commands need (bot/core/permissions reads it; the core knows no command names).
+declare(reads={"cost", "digests", "budget"}, changes={"digest", "digest.off"},
+        self_checked={"budget.set", "budget.off"})
 
 
 class Fleet:
@@ -35,7 +38,10 @@ class Fleet:
                  leading: Callable[[float], bool], pending_requests: Callable[[], list] = lambda: [],
                  slack=None, clock: Callable[[], float] | None = None,
                  reveals: Callable[[str, Actor], bool] = lambda space, actor: True,
-                 prefetch: Callable[[set[str]], None] = lambda spaces: None):
+                 prefetch: Callable[[set[str]], None] = lambda spaces: None,
+                 check: Callable[[Command, Actor], None] | None = None, gate=None,
+                 is_private: Callable[[str], bool] = lambda space: True,
+                 hidden: Callable[[list[str], str], set[str]] | None = None):
         self.clock = clock or records.clock  # Redis's (bot/core/clock.py): digest periods, budget months
         self.known_now = known
         now = lambda: self.clock()  # noqa: E731 — the benchmark and tests set `clock` after building
@@ -44,9 +50,10 @@ class Fleet:
         self.store = self.reads.store
         self.charts = Charts(self.reads, deliveries)
         self.costs = CostCommand(self.reads, self.charts, now, hub_url)
-        self.budgets = Budgets(records, self.reads, roles, outbox, deliveries, now, hub_url)
-        self.digests = Digests(records, self.reads, self.charts, deliveries, leading, now, hub_url, reveals, prefetch)
-        self.homes = Home(self.reads, roles, now, hub_url, pending_requests, slack)
+        self.budgets = Budgets(records, self.reads, roles, outbox, deliveries, now, hub_url, hidden=hidden)
+        self.digests = Digests(records, self.reads, self.charts, deliveries, leading, now, hub_url, reveals, prefetch,
+                               check=check, hidden=hidden)
+        self.homes = Home(self.reads, roles, now, hub_url, pending_requests, slack, gate=gate, is_private=is_private)
         self._indexed: set[str] = set()
 
     def commands(self) -> dict[str, Callable[[Command, Actor], Reply]]:
@@ -87,8 +94,9 @@ class Fleet:
     def post_digest(self, channel: str, config: dict, due_at: float, now: float) -> str:
         return self.digests.post_digest(channel, config, due_at, now)
 
-    def home(self, user: str, page: int, now: float) -> dict:
-        return self.homes.home(user, page, now)
+    def home(self, user: str, page: int, now: float, team: str = "") -> dict:
+        return self.homes.home(user, page, now, team)
 
-    def publish_home(self, user: str, page: int = 0, now: float | None = None, opened: bool = False) -> bool:
-        return self.homes.publish_home(user, page, now, opened)
+    def publish_home(self, user: str, page: int = 0, now: float | None = None, opened: bool = False,
+                     team: str = "") -> bool:
+        return self.homes.publish_home(user, page, now, opened, team)

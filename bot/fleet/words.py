@@ -129,8 +129,10 @@ THRESHOLD_WORDS = {"projected": ":chart_with_upwards_trend: is projected to exce
 
 
 def budget_alert(namespace: str, threshold: str, amount: float, spent: float, projected: float,
-                 top: list[tuple[str, float]], hub_url: str, first: tuple[float, str] | None = None) -> Reply:
-    """Once per threshold per month, with the top spenders and Pause / Sleep 1 h buttons."""
+                 top: list[tuple[str, float]], hub_url: str, first: tuple[float, str] | None = None,
+                 private_left_out: int = 0) -> Reply:
+    """Once per threshold per month, with the top spenders and Pause / Sleep 1 h buttons. Private Spaces
+    whose spend this channel may not see are left out of the list (`private_left_out` says how many)."""
     head = f"{code(namespace)} {THRESHOLD_WORDS[threshold]} this month."
     blocks = [section(f"{head}\n{budget_words(namespace, amount, spent, projected)}."),
               section("*Top spenders this month:*")]
@@ -139,6 +141,9 @@ def budget_alert(namespace: str, threshold: str, amount: float, spent: float, pr
         blocks.append({"type": "actions", "block_id": f"budget:{space}"[:255], "elements": [
             button("Pause", BUDGET_ACTIONS["pause"], space, "danger"),
             button("Sleep 1 h", ALERT_ACTIONS["sleep"], space)]})
+    if private_left_out:
+        blocks.append(context(f"…and {private_left_out} private Space{'s' if private_left_out != 1 else ''}, named "
+                              f"only in a channel scoped to {code(namespace)} or in a DM."))
     blocks.append(context(estimate_note(*(first or (None, None))) + " Buttons follow the usual roles."))
     return Reply(head, blocks)
 
@@ -176,7 +181,7 @@ def digest_message(title: str, rows: list, total: float, previous: float, idle: 
     """Uptime and incidents per Space, spend and its change, top 5, idle spend, broken or stuck now."""
     change = total - previous
     lines = [f"*Spend: {money_words(total)}* ({money_words(change, True)} vs the period before) · estimate"]
-    top = [r for r in rows if r.cost > 0][:5]
+    top = [r for r in rows if r.cost > 0 and not r.hidden][:5]
     if top:
         lines.append("*Top spenders:* " + " · ".join(f"{i}. {space_link(r.space, hub_url)} {money_words(r.cost)}"
                                                       for i, r in enumerate(top, 1)))
@@ -189,7 +194,7 @@ def digest_message(title: str, rows: list, total: float, previous: float, idle: 
         incidents = (f"{row.incidents} incident{'s' if row.incidents != 1 else ''}, longest "
                      f"{duration_words(row.longest_outage)}" if row.incidents else "no incidents")
         uptime.append(f"{space_link(row.space, hub_url)} — {uptime_words(row.uptime)} · {incidents} · "
-                      f"{money_words(row.cost)}")
+                      + ("spend private" if row.hidden else money_words(row.cost)))
     if len(rows) > MAX_ROWS:
         uptime.append(f"…and {len(rows) - MAX_ROWS} more Spaces")
     blocks.append(section("*Uptime and incidents:*\n" + ("\n".join(uptime) or "no Spaces")))
@@ -197,7 +202,7 @@ def digest_message(title: str, rows: list, total: float, previous: float, idle: 
         blocks.append(section("*Broken or stuck now:*\n" + "\n".join(
             f"{STAGE_EMOJI.get(r.stage, ':hourglass:')} {space_link(r.space, hub_url)} {stage_words(r.stage)} for "
             f"{duration_words(now - r.since)}" + (f": {escape((r.error or '')[:120])}" if r.error else "")
-            + (" (private: its error text is shown in a channel scoped to its namespace, or in a DM)"
+            + (" (private: its error text and spend are shown in a channel scoped to its namespace, or in a DM)"
                if r.hidden else "")
             for r in broken[:MAX_ROWS])))
     if idle:
@@ -251,6 +256,12 @@ def _request_blocks(requests: list, catalogue: Catalogue) -> list[dict[str, Any]
     if len(requests) > 5:
         blocks.append(context(f"…and {len(requests) - 5} more: `/space approvals`"))
     return blocks
+
+
+def home_refused(reason: str) -> dict[str, Any]:
+    """The Home of a viewer the gate shows nothing: the sentence says why (our own words only)."""
+    title = {"type": "plain_text", "text": "Space Ops — your fleet"}
+    return {"type": "home", "blocks": [{"type": "header", "text": title}, section(reason)]}
 
 
 def home_view(rows: list, spend: dict[str, tuple[float, float]], prices: dict[str, float | None],

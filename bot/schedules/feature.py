@@ -16,12 +16,12 @@ from bot.commands.operations import Upgrade, UpgradeRequests
 from bot.core.budget import Budget
 from bot.core.changes import Changes, Why
 from bot.core.deliver import Deliveries
-from bot.core.errors import BadInput, NotFound, SpaceOpsError
+from bot.core.errors import BadInput, NotAllowed, NotFound, SpaceOpsError
 from bot.core.flavors import DEFAULT_FLAVOR, CatalogueSource
 from bot.core.hub import Spaces
 from bot.core.jobs import Deadline
 from bot.core.markup import code, escape
-from bot.core.permissions import Actor, Roles
+from bot.core.permissions import Actor, Roles, declare
 from bot.core.settings import Settings
 from bot.core.store import REDIS_ERRORS, Store
 from bot.core.words import Reply, error_reply, notice_reply, section
@@ -31,6 +31,8 @@ from bot.schedules.store import Schedule, ScheduleStore, Timed, from_redis
 from bot.schedules.when import next_after, next_runs, occurrences, parse_when, zone
 
 log = logging.getLogger(__name__)
+# What this feature's commands need (bot/core/permissions reads it; the core knows no command names).
+declare(reads={"schedules"}, changes={"schedule", "unschedule", "schedule.pause", "schedule.resume"})
 SAY_OP = "schedule.say"
 EXTEND_SECONDS = 3600
 # Queue a Slack delivery for later: (delivery id, channel, op, payload); the alerts outbox implements it.
@@ -43,7 +45,7 @@ class Schedules:
                  deliveries: Deliveries, catalogues: CatalogueSource, approvals: UpgradeRequests | None = None,
                  timezone_of: TimezoneOf | None = None, later: Later | None = None,
                  clock: Callable[[], float] | None = None, changes: Changes | None = None,
-                 budget: Budget | None = None):
+                 budget: Budget | None = None, check: Callable[[Command, Actor], None] | None = None):
         self.settings = settings
         self.records = records
         self.api = api
@@ -57,6 +59,9 @@ class Schedules:
         self.clock = clock or records.clock  # Redis's (bot/core/clock.py)
         # The one way a change reaches the Hub: audited before and after, metered, with a deadline.
         self.changes = changes or Changes(api, records, None, 2 * settings.hub_timeout)
+        # The gate (every check a command passes: roles, workspace, guests, channel scopes); raises NotAllowed.
+        # Records named by id (buttons, `unschedule ID`) are checked against the Space they act on.
+        self.check = check or (lambda cmd, actor: self.roles.check(cmd.name, actor.user, cmd.space))
         self.store = ScheduleStore(records.redis)
         lease = 3 * settings.hub_timeout + 5
         self.runner = Runner(self.store, records, api, spaces, catalogues, self.say, settings.schedule_grace, lease,
@@ -191,8 +196,20 @@ class Schedules:
                 return target.split("/")[0] == scope[:-2]
             return target == scope or (target.endswith("/*") and scope.split("/")[0] == target[:-2])
 
-        schedules = [r for r in records if isinstance(r, Schedule) and matches(r.target)]
-        timed = [r for r in records if isinstance(r, Timed) and matches(r.space)]
+        readable: dict[str, bool] = {}
+
+        def shown(target: str) -> bool:
+            """Only schedules of Spaces this place may name (its scope, SPACEOPS_NAMESPACES), as the gate says."""
+            if target not in readable:
+                try:
+                    self.check(Command("schedules", space=target), actor)
+                    readable[target] = True
+                except NotAllowed:
+                    readable[target] = False
+            return readable[target]
+
+        schedules = [r for r in records if isinstance(r, Schedule) and matches(r.target) and shown(r.target)]
+        timed = [r for r in records if isinstance(r, Timed) and matches(r.space) and shown(r.space)]
 
         def next_of(s: Schedule):
             try:
@@ -213,7 +230,7 @@ class Schedules:
 
     def _check_target(self, record, actor: Actor) -> None:
         target = record.space if isinstance(record, Timed) else record.target
-        self.roles.check("unschedule", actor.user, target)
+        self.check(Command("unschedule", space=target), actor)
 
     def remove(self, cmd: Command, actor: Actor) -> Reply:
         record = self._find(cmd.request_id)
@@ -367,7 +384,7 @@ class Schedules:
         t = self._find(timed_id)
         if not isinstance(t, Timed):
             raise NotFound(words.not_found(escape(timed_id)))
-        self.roles.check("hw", actor.user, t.space)
+        self.check(Command("hw", space=t.space), actor)
         if t.status != "active":
             return words.not_active(t)
         self.records.require()

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tests.faults.conftest import tally
+from tests.faults.conftest import figure, tally
 
 ENV = {"SPACEOPS_ADMINS": "UADM", "SPACEOPS_OPERATORS": "UOP", "SPACEOPS_APPROVERS": "UAPP",
        "SPACEOPS_NAMESPACES": "acme"}
@@ -227,3 +227,261 @@ def test_grid_command_role_scope_privacy_workspace(make_bot, hub, slack, redis_c
     tally("private details in an unscoped channel", tried=cases, lost=leaks)
     print(f"authorization grid: {cases} cases, {leaks} leaks")
     assert cases == len(GRID_COMMANDS) * len(GRID_ROLES) * len(GRID_CHANNELS) * 2 * 2
+
+
+# ---------------------------------------------------------------- surface × action × role × scope × privacy × workspace
+
+SURFACE_TABLE: dict[tuple[str, str], list[int]] = {}  # (surface, action) → [cases, private details shown, bad changes]
+
+
+def _row(surface: str, action: str, leaked: bool, bad_change: bool) -> None:
+    row = SURFACE_TABLE.setdefault((surface, action), [0, 0, 0])
+    row[0] += 1
+    row[1] += int(leaked)
+    row[2] += int(bad_change)
+
+
+def _said(slack, since: int) -> str:
+    with slack.lock:
+        return json.dumps([c.body for c in slack.calls[since:] if c.method not in ("users.info", "auth.test")],
+                          ensure_ascii=False)
+
+
+def _wait_said(slack, since: int, timeout: float = 6.0) -> str:
+    slack.wait(lambda: [c for c in slack.calls[since:] if c.method.startswith("respond/")
+                        or c.method in ("chat.postMessage", "views.publish")], timeout)
+    time.sleep(0.05)
+    return _said(slack, since)
+
+
+def _click(bot, slack, action_id: str, value: str, user: str, team: str, channel: str = "", ts: str = "1.0",
+           home: bool = False) -> None:
+    from tests.harness import _ids
+
+    rid = f"r{next(_ids)}"
+    payload = {"type": "block_actions", "team": {"id": "T1"}, "user": {"id": user, "team_id": team},
+               "api_app_id": "A1", "token": "legacy", "trigger_id": f"trig.{rid}",
+               "response_url": f"{slack.base}/respond/{rid}",
+               "actions": [{"type": "button", "action_id": action_id, "block_id": "b", "value": value,
+                            "action_ts": "1"}]}
+    if home:
+        payload["container"] = {"type": "view", "view_id": f"V{user}"}
+        payload["view"] = {"id": f"V{user}", "type": "home", "blocks": []}
+    else:
+        payload["container"] = {"type": "message", "message_ts": ts, "channel_id": channel, "is_ephemeral": False}
+        payload["channel"] = {"id": channel}
+        payload["message"] = {"type": "message", "ts": ts, "text": "", "blocks": []}
+    assert bot.interact(payload).status == 200
+
+
+def test_grid_surface_action_role_scope_privacy_workspace(make_bot, hub, slack, redis_client):
+    """Every surface (slash command, alert button, approval message, App Home view and buttons, reminder
+    button, follow-through announcement, digest, budget alert and its button) × action × role × channel
+    scope × public/private × workspace, through signed HTTP: each follows the one rule (bot/access gate)."""
+    from bot.alerts.followthrough import FOLLOWS
+    from bot.alerts.words import ALERT_ACTIONS
+    from bot.fleet.budgets import BUDGET_OP
+    from bot.fleet.words import BUDGET_ACTIONS, HOME_ACTIONS
+    from bot.schedules.store import Timed
+    from bot.schedules.words import EXTEND_ACTION
+    from tests.test_alerts import Clock
+    from tests.test_approvals import ask
+
+    spaces = ("acme/pub", "acme/priv")
+    for name in spaces:
+        hub.add_space(name, stage="RUNTIME_ERROR", hardware="t4-small", sleep=3600, private=name.endswith("priv"),
+                      error=f"ERRSECRET {name}", variables={"DB": f"VARSECRET {name}"})
+        hub.logs[name] = [f"LOGSECRET {name}"]
+    slack.users.update({"UGST": {"is_restricted": True}, "UGSTX": {"is_restricted": True, "team_id": "T9"},
+                        **{f"{u}X": {"team_id": "T9"} for u in ("UMEM", "UOP", "UADM")}})
+    bot = make_bot(**GRID_ENV)
+    for channel, level in GRID_CHANNELS.values():
+        if level:
+            bot.command(f"scope <#{channel}|x> {'beta' if level == 'beta' else 'acme'}/* "
+                        f"{'operate' if level == 'beta' else level}", user="UADM")
+    clock = Clock()
+    bot.ctx.watcher.follow.clock = lambda: clock.now
+    bot.ctx.watcher.tick(clock.step(0))
+
+    def who(role, same):
+        user, level = GRID_ROLES[role]
+        return (user if same else user + "X"), level, ("T1" if same else "T9")
+
+    def scope_of(channel_name):
+        level = GRID_CHANNELS[channel_name][1]
+        return None if level is None else ("none" if level == "beta" else level)
+
+    def secret_of(space):
+        return f"ERRSECRET {space}", f"VARSECRET {space}", f"LOGSECRET {space}"
+
+    def writes():
+        return [(r.method, r.path) for r in hub.requests if r.method != "GET"]
+
+    everything = list(itertools.product(GRID_ROLES, GRID_CHANNELS, (False, True), (True, False)))
+
+    # -- slash command: read, reveal (variables), change
+    for command, action in (("status SPACE", "read"), ("var ls SPACE", "reveal"), ("restart SPACE", "change")):
+        for role, channel_name, private, same in everything:
+            user, level, _ = who(role, same)
+            channel, _ = GRID_CHANNELS[channel_name]
+            space = spaces[private]
+            hub.requests.clear()
+            seen = bot.command(command.replace("SPACE", space), user=user, channel=channel)
+            allowed = grid_expected(command, level, scope_of(channel_name), private, same)
+            refused = any(words in seen["text"] for words in GRID_REFUSALS)
+            assert refused is not allowed, (command, role, channel_name, private, same, seen["text"])
+            leaked = private and scope_of(channel_name) not in ("read", "operate") and \
+                any(s in json.dumps(seen) for s in secret_of(space))
+            _row("slash command", action, leaked, bool(writes()) and not allowed)
+            hub.set_stage(space, "RUNTIME_ERROR", error=f"ERRSECRET {space}")
+
+    # -- alert button (Restart) and budget alert button (Pause): changes, in the alert's channel
+    for surface, action_id, write in (("alert button", ALERT_ACTIONS["restart"], "restart"),
+                                      ("budget alert", BUDGET_ACTIONS["pause"], "pause")):
+        for role, channel_name, private, same in everything:
+            user, level, team = who(role, same)
+            channel, _ = GRID_CHANNELS[channel_name]
+            space = spaces[private]
+            hub.requests.clear()
+            since = len(slack.calls)
+            _click(bot, slack, action_id, space, user, team, channel)
+            said = _wait_said(slack, since)
+            allowed = grid_expected("restart SPACE", level, scope_of(channel_name), private, same)
+            refused = any(words in said for words in GRID_REFUSALS)
+            assert refused is not allowed, (surface, role, channel_name, private, same, said[:300])
+            made = [w for w in writes() if w[1].endswith(write)]
+            leaked = private and scope_of(channel_name) not in ("read", "operate") and \
+                any(s in said for s in secret_of(space))
+            _row(surface, "change", leaked, bool(made) and not allowed)
+            hub.set_stage(space, "RUNTIME_ERROR", error=f"ERRSECRET {space}")
+
+    # -- reminder button (Extend 1 h on a cheaper window: no approval), in the reminder's channel
+    timed = {}
+    for space in spaces:
+        assert "until" in bot.command(f"hw {space} cpu-basic --for 20m", user="UADM", channel="C1")["text"]
+        timed[space] = next(r for r in bot.ctx.schedules.store.all() if isinstance(r, Timed) and r.space == space)
+    for role, channel_name, private, same in everything:
+        user, level, team = who(role, same)
+        channel, _ = GRID_CHANNELS[channel_name]
+        space = spaces[private]
+        before = bot.ctx.schedules.store.get(timed[space].id).ends_at
+        since = len(slack.calls)
+        _click(bot, slack, EXTEND_ACTION, timed[space].id, user, team, channel)
+        said = _wait_said(slack, since)
+        allowed = grid_expected("restart SPACE", level, scope_of(channel_name), private, same)
+        refused = any(words in said for words in GRID_REFUSALS)
+        assert refused is not allowed, ("reminder", role, channel_name, private, same, said[:300])
+        changed = bot.ctx.schedules.store.get(timed[space].id).ends_at != before
+        _row("reminder button", "change", False, changed and not allowed)
+
+    # -- approval message (Approve), in the request's channel (asked where the requester may change it)
+    for role, channel_name, private, same in itertools.product(GRID_ROLES, ("unscoped", "acme operate"),
+                                                               (False, True), (True, False)):
+        user, level, team = who(role, same)
+        channel, _ = GRID_CHANNELS[channel_name]
+        space = spaces[private]
+        pending = ask(bot, slack, f"hw {space} a100-large", user="UOP", channel=channel)
+        hub.requests.clear()
+        since = len(slack.calls)
+        _click(bot, slack, "approval:approve", pending.id, user, team, pending.channel, pending.ts)
+        said = _wait_said(slack, since)
+        allowed = same and role == "admin"  # the only approver here other than the requester
+        made = [w for w in writes() if w[1].endswith("hardware")]
+        assert bool(made) is allowed, ("approval", role, channel_name, private, same, said[:300])
+        _row("approval message", "decide", False, bool(made) and not allowed)
+        if not allowed:
+            bot.command(f"approvals cancel {pending.id}", user="UADM", channel=channel)
+        else:
+            hub.set_stage(space, "RUNTIME_ERROR", error=f"ERRSECRET {space}", hardware="t4-small")
+            hub.spaces[space]["requested"] = "t4-small"  # back where it was, for the next case
+
+    # -- App Home: the view (what each viewer reads) and its buttons (Restart)
+    from tests.test_fleet import open_home
+
+    assert "Watching" in bot.command("watch acme/*", user="UADM", channel="COPS")["text"]
+    bot.ctx.watcher.tick(clock.step(60))
+    for role, same in itertools.product(GRID_ROLES, (True, False)):
+        user, level, team = who(role, same)
+        view = json.dumps(open_home(bot, slack, user))
+        for private in (False, True):
+            space = spaces[private]
+            shown = space in view
+            assert shown is same, ("home", role, same, space)
+            # The Home is the viewer's own (DM-like) place: details only for viewers who may read.
+            leaked = not same and any(s in view for s in secret_of(space))
+            _row("App Home", "view", leaked, False)
+            hub.requests.clear()
+            since = len(slack.calls)
+            _click(bot, slack, HOME_ACTIONS["restart"], space, user, team, home=True)
+            slack.wait(lambda: [c for c in slack.calls[since:] if c.method == "chat.postMessage"
+                                and c.body.get("channel") == user], 6)
+            allowed = same and level == "operate"
+            made = [w for w in writes() if w[1].endswith("restart")]
+            assert bool(made) is allowed, ("home button", role, same, space, _said(slack, since)[:300])
+            _row("App Home", "button", False, bool(made) and not allowed)
+            hub.set_stage(space, "RUNTIME_ERROR", error=f"ERRSECRET {space}")
+
+    # -- follow-through announcement: a change made where it may be, then a crash; what the channel reads
+    for channel_name, private in itertools.product(("unscoped", "acme operate"), (False, True)):
+        channel, _ = GRID_CHANNELS[channel_name]
+        space = spaces[private]
+        hub.set_stage(space, "RUNNING")
+        bot.ctx.watcher.tick(clock.step(60))
+        redis_client.delete(FOLLOWS)  # the grid's earlier restarts are followed too: only this one now
+        seen = bot.command(f"restart {space}", user="UADM", channel=channel)
+        assert seen["via"] == "chat.postMessage", seen
+        deadline = time.monotonic() + 5
+        while bot.ctx.watcher.follow.get(space) is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        ts = bot.ctx.watcher.follow.get(space).ts
+        hub.set_stage(space, "BUILDING")
+        bot.ctx.watcher.hot_tick(clock.step(5))
+        hub.set_stage(space, "RUNTIME_ERROR", error=f"ERRSECRET {space}")
+        bot.ctx.watcher.hot_tick(clock.step(35))
+        [message] = slack.wait(lambda: [m for (c, t), m in slack.messages.items() if (c, t) == (channel, ts)
+                                        and "crashed" in m["text"]])
+        text = json.dumps(message, ensure_ascii=False)
+        revealed = any(s in text for s in secret_of(space))
+        may = not private or channel_name == "acme operate"
+        assert revealed is may, (channel_name, space, text[:300])
+        _row("follow-through announcement", "reveal", revealed and not may, False)
+
+    # -- digest and budget alert: what a channel is shown of the Spaces it covers
+    for channel_name in ("unscoped", "acme read", "acme operate"):
+        channel, _ = GRID_CHANNELS[channel_name]
+        if channel != "COPS":
+            assert "Watching" in bot.command("watch acme/*", user="UADM", channel=channel)["text"]
+    bot.ctx.watcher.tick(clock.step(60))
+    config = {"period": "daily", "time": "09:00", "tz": "UTC"}
+    for channel_name in ("unscoped", "acme read", "acme operate"):
+        channel, _ = GRID_CHANNELS[channel_name]
+        since = len(slack.calls)
+        bot.ctx.fleet.post_digest(channel, config, clock.now, clock.now + 60)
+        digest = _said(slack, since)
+        payload = json.dumps({"namespace": "acme", "threshold": "80", "amount": 10.0, "spent": 9.0,
+                              "projected": 12.0, "top": [["acme/priv", 5.0], ["acme/pub", 4.0]], "first": None})
+        since = len(slack.calls)
+        with bot.ctx.watcher.deliveries.delivering(f"budget:acme:grid:{channel}"):  # as the outbox delivers it
+            bot.ctx.watcher.outbox.handlers[BUDGET_OP](channel, payload)
+        budget = _said(slack, since)
+        for private in (False, True):
+            space = spaces[private]
+            may = not private or channel_name != "unscoped"
+            shown = f"ERRSECRET {space}" in digest
+            assert shown is may, ("digest", channel_name, space, digest[:300])
+            _row("digest", "reveal", shown and not may, False)
+            named = space in budget
+            assert named is may, ("budget alert", channel_name, space, budget[:300])
+            _row("budget alert", "reveal", named and not may, False)
+
+    lines = [f"{'surface':<28} {'action':<8} {'cases':>6} {'private shown':>14} {'changes by who may not':>23}"]
+    for (surface, action), (cases, leaks, bad) in SURFACE_TABLE.items():
+        lines.append(f"{surface:<28} {action:<8} {cases:>6} {leaks:>14} {bad:>23}")
+    total = [sum(v[i] for v in SURFACE_TABLE.values()) for i in range(3)]
+    lines.append(f"{'all':<28} {'':<8} {total[0]:>6} {total[1]:>14} {total[2]:>23}")
+    print("\n" + "\n".join(lines))
+    for line in lines:
+        figure(line)
+    tally("authz grid: surface×action×role×scope×private×team", tried=total[0], lost=total[1] + total[2])
+    assert total[1] == 0 and total[2] == 0
