@@ -252,3 +252,97 @@ def test_an_approved_upgrade_makes_the_space_hot(make_bot, hub, slack):
     assert bot.ctx.watcher.hot.get("acme/chat") is None          # a request changes nothing yet
     assert click(bot, slack, pending, "UAPP").startswith("Approved")
     assert bot.ctx.watcher.hot.get("acme/chat").reason == "hw"
+
+
+# ---------------------------------------------------------------------- follow records end (issue 18, 18.1)
+
+
+def test_with_hot_reads_starved_the_channel_of_the_change_still_hears_it_from_the_batched_read(bot, hub, slack,
+                                                                                                clock):
+    hub.add_space("acme/chat")
+    watch(bot, "watch acme/chat", "C1")
+    tick(bot, clock)
+    bot.command("/space restart acme/chat", channel="C1")
+    followed(bot)
+    ts, _ = announced(slack)
+    tick(bot, clock)                                            # no hot read at all: only the batched one
+    hub.set_stage("acme/chat", "RUNTIME_ERROR", error="CUDA out of memory")
+    tick(bot, clock)
+    crashed = [p for p in posts(slack, "C1") if "crashed" in p["text"]]
+    assert "crashed after" in message(slack, "C1", ts)["text"] or crashed
+
+
+def test_a_crash_two_hours_after_a_restart_reaches_the_channel_when_hot_reads_never_ran(bot, hub, slack, clock):
+    hub.add_space("acme/chat")
+    watch(bot, "watch acme/chat", "C1")
+    tick(bot, clock)
+    bot.command("/space restart acme/chat", channel="C1")
+    followed(bot)
+    hub.set_stage("acme/chat", "RUNNING")
+    for _ in range(12):
+        tick(bot, clock, 600)                                   # two hours of batched reads, no hot tick
+    hub.set_stage("acme/chat", "RUNTIME_ERROR", error="CUDA out of memory")
+    tick(bot, clock)
+    assert [p for p in posts(slack, "C1") if "crashed" in p["text"]]
+    assert bot.ctx.watcher.follow.get("acme/chat") is None
+
+
+def test_a_follow_record_ends_by_itself_in_redis(bot, hub, slack, clock, redis_client):
+    from bot.alerts.followthrough import FOLLOW_FOR, FOLLOWS
+
+    hub.add_space("acme/chat")
+    tick(bot, clock)
+    bot.command("/space restart acme/chat")
+    followed(bot)
+    assert 0 < redis_client.ttl(FOLLOWS) <= 2 * FOLLOW_FOR + 60  # even if no tick of any kind ever runs again
+
+
+def test_an_announcement_without_reads_does_not_claim_the_space_is_stuck(bot, hub, slack, clock):
+    hub.add_space("acme/chat")
+    tick(bot, clock)
+    bot.command("/space restart acme/chat")
+    followed(bot)
+    ts, _ = announced(slack)
+    hub.inject("GET", "/api/spaces", status=503, times=10_000)
+    for _ in range(31):
+        tick(bot, clock)
+        hot_tick(bot, clock, 1)
+    text = message(slack, "C1", ts)["text"]
+    assert "stuck?" not in text and "could not read" in text
+    assert bot.ctx.watcher.follow.get("acme/chat") is None
+
+
+def test_a_second_change_finishes_the_first_announcement(bot, hub, slack, clock):
+    hub.add_space("acme/chat")
+    tick(bot, clock)
+    bot.command("/space restart acme/chat", channel="C1")
+    followed(bot)
+    first, _ = announced(slack, "C1")
+    bot.command("/space var set acme/chat BATCH=64", channel="C2")
+    deadline = time.monotonic() + 5
+    while bot.ctx.watcher.follow.get("acme/chat").channel != "C2":
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    second, _ = announced(slack, "C2")
+    hot_tick(bot, clock)                                        # building…
+    hub.set_stage("acme/chat", "RUNNING")
+    hot_tick(bot, clock, 20)
+    assert "running again" in message(slack, "C2", second)["text"]
+    assert "later change" in message(slack, "C1", first)["text"]   # finished, pointing at the later one
+    assert message(slack, "C1", first)["updates"] >= 1
+
+
+def test_the_follow_hides_only_what_its_announcement_reports():
+    from bot.alerts.followthrough import FOLLOW_FOR, Follow, reports
+    from bot.alerts.transitions import Alert
+
+    follow = Follow("acme/chat", "C1", "1.0", "restarted", started=1000.0)
+
+    def alert(new, at, kind="transition"):
+        return Alert(kind=kind, space="acme/chat", at=at, kinds=("transition",), old="RUNNING", new=new)
+
+    assert reports(follow, alert("BUILDING", 1010))
+    assert reports(follow, alert("RUNTIME_ERROR", 1100))
+    assert not reports(follow, alert("BUILDING", 990))                 # before the change
+    assert not reports(follow, alert("RUNTIME_ERROR", 1000 + FOLLOW_FOR))  # after the announcement stopped
+    assert not reports(follow, alert("RUNNING", 1010, kind="crashloop"))

@@ -3,8 +3,12 @@
 "@alice restarted acme/chat: now building." is posted with `chat.postMessage` (a `response_url` message
 cannot be edited later), the Space becomes hot, and each hot read edits the message: "building… (1 min)",
 then "running again after 2 min 13 s", or "crashed after 40 s: CUDA out of memory" with the last log
-lines and a Restart button. It stops after 30 min ("still building after 30 min: stuck?"). A channel
-that watches the Space and is the channel of the change gets no second message for the same transition.
+lines and a Restart button. It stops after 30 min ("still building after 30 min: stuck?", or "could not
+read it" when no read came lately). A channel that watches the Space and is the channel of the change gets
+no second message for a transition the announcement reports (`reports`): both the hot reads and the batched
+poll feed the announcement, so a starved hot budget delays its edits by one poll interval, never hides them.
+A record ends on the outcome, when a later change to the Space takes over, 30 min after the change (swept
+on every poll tick), and at the latest when Redis expires the whole hash (`FOLLOW_KEEP`), whatever runs.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ log = logging.getLogger(__name__)
 
 FOLLOWS = key("{poll}", "follows")  # hash space → Follow json
 FOLLOW_FOR = 30 * 60
+FOLLOW_KEEP = 2 * FOLLOW_FOR   # Redis drops the hash this long after the last record written (no tick needed)
+UNREAD = 5 * 60                # a last read older than this at the end: "could not read", never "stuck?"
 EDIT_OP = "follow.edit"
 # The changes whose effect shows in the Space's stage (a sleep time or a removed key does not restart it).
 FOLLOWED = frozenset({"restart", "resume", "hw", "var.set", "secret.set", "duplicate"})
@@ -46,6 +52,7 @@ class Follow:
     stage: str = ""        # last stage seen
     status: str = ""       # last status line shown
     moved: bool = False    # seen in a transitional stage since the change
+    read: float = 0.0      # when the last read of the Space came (0: none yet)
     v: int = 1
 
     def to_json(self) -> str:
@@ -57,9 +64,16 @@ class Follow:
             data = json.loads(raw or "")
             return cls(space=space, channel=str(data["channel"]), ts=str(data["ts"]), text=str(data["text"]),
                        started=float(data["started"]), stage=str(data.get("stage") or ""),
-                       status=str(data.get("status") or ""), moved=bool(data.get("moved")))
+                       status=str(data.get("status") or ""), moved=bool(data.get("moved")),
+                       read=float(data.get("read") or 0.0))
         except (ValueError, TypeError, KeyError):
             return None
+
+
+def reports(follow: Follow, alert: Alert) -> bool:
+    """True when the announcement itself reports this alert: a stage change seen while it is followed (every
+    read of a followed Space reaches `FollowThrough.observed`, which shows or ends on each stage)."""
+    return alert.kind == "transition" and follow.started <= alert.at < follow.started + FOLLOW_FOR
 
 
 class FollowThrough:
@@ -101,7 +115,11 @@ class FollowThrough:
                      type(err).__name__)
             return reply
         try:
-            self.redis.hset(FOLLOWS, space, Follow(space, actor.channel, ts, reply.text, now).to_json())
+            earlier = self.get(space)
+            if earlier is not None and earlier.ts != ts:
+                # A later change takes over: the earlier announcement ends saying where it is followed now.
+                self._edit(earlier, words.follow_superseded(actor.channel, earlier.channel == actor.channel))
+            self._store(Follow(space, actor.channel, ts, reply.text, now))
         except REDIS_ERRORS as err:
             log.warning("change to %s announced but not followed: Redis unreachable (%s)", space,
                         type(err).__name__)
@@ -120,35 +138,66 @@ class FollowThrough:
         return Follow.decode(space, self.redis.hget(FOLLOWS, space))
 
     def observed(self, result: Observation | str, space: str, now: float) -> None:
+        """A hot read of one Space."""
         follow = self.get(space)
-        if follow is None or not isinstance(result, Observation):
+        if follow is not None:
+            self._observe(follow, result, now)
+
+    def observed_all(self, results: dict[str, Observation | str], now: float) -> None:
+        """The reads of a batched poll cycle: one Redis read for all of them, then each followed one."""
+        if not results:
+            return
+        for space, raw in self.redis.hgetall(FOLLOWS).items():
+            follow = Follow.decode(space, raw)
+            if follow is not None and space in results:
+                self._observe(follow, results[space], now)
+
+    def _observe(self, follow: Follow, result: Observation | str, now: float) -> None:
+        if not isinstance(result, Observation) or now < follow.read:
             return
         stage, elapsed = result.stage, now - follow.started
         moved = follow.moved or stage in STARTING or stage in ERRORS
+        follow = replace(follow, read=now)
         if elapsed >= FOLLOW_FOR:
             self._finish(follow, words.follow_status(stage, elapsed, moved, stopped=True))
         elif stage in STARTING:
             self._show(replace(follow, stage=stage, moved=True), words.follow_status(stage, elapsed, True))
         elif stage in ERRORS:
-            logs = self.log_lines(space, stage == "BUILD_ERROR") if self.log_lines and stage in WITH_LOGS else None
+            logs = self.log_lines(follow.space, stage == "BUILD_ERROR") \
+                if self.log_lines and stage in WITH_LOGS else None
             self._finish(follow, words.follow_status(stage, elapsed, True, result.error), logs=logs, restart=True)
         elif follow.moved or elapsed >= GRACE or stage != "RUNNING":
             self._finish(follow, words.follow_status(stage, elapsed, follow.moved))
+        else:
+            self._show(replace(follow, stage=stage), follow.status)
 
     def sweep(self, now: float) -> None:
-        """Stop following after 30 min even when no read came (the budget ran low, the Hub was away)."""
+        """Stop following after 30 min even when no read came (the budget ran low, the Hub was away); runs on
+        every poll tick and hot tick. Without a recent read the last line says so instead of "stuck?"."""
         for space, raw in self.redis.hgetall(FOLLOWS).items():
             follow = Follow.decode(space, raw)
             if follow is None:
                 self.redis.hdel(FOLLOWS, space)
-            elif now - follow.started >= FOLLOW_FOR:
-                self._finish(follow, words.follow_status(follow.stage or "BUILDING", now - follow.started,
-                                                         follow.moved, stopped=True))
+                continue
+            elapsed = now - follow.started
+            if elapsed < FOLLOW_FOR:
+                continue
+            if follow.read and now - follow.read <= UNREAD:
+                status = words.follow_status(follow.stage or "BUILDING", elapsed, follow.moved, stopped=True)
+            else:
+                status = words.follow_unread(follow.stage, elapsed, now - follow.read if follow.read else None)
+            self._finish(follow, status)
 
     def _show(self, follow: Follow, status: str) -> None:
-        if status != follow.status and self._edit(follow, status):
+        if status and status != follow.status and self._edit(follow, status):
             follow = replace(follow, status=status)
-        self.redis.hset(FOLLOWS, follow.space, follow.to_json())
+        self._store(follow)
+
+    def _store(self, follow: Follow) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hset(FOLLOWS, follow.space, follow.to_json())
+        pipe.expire(FOLLOWS, int(FOLLOW_KEEP))
+        pipe.execute()
 
     def deliver(self, channel: str, payload: str) -> None:
         """The outbox's `follow.edit` op (raises Slack's errors so the outbox retries)."""
@@ -181,4 +230,4 @@ class FollowThrough:
         if alert.kind != "transition":
             return False
         follow = self.get(alert.space)
-        return follow is not None and follow.channel == channel
+        return follow is not None and follow.channel == channel and reports(follow, alert)

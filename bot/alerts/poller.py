@@ -49,6 +49,8 @@ class CycleReport:
     downtime: float = 0.0
     batched: list[str] = field(default_factory=list)
     per_space: int = 0
+    # What the cycle read, once its decisions are committed (command follow-through reads them too).
+    observations: dict = field(default_factory=dict, repr=False)
 
 
 class Poller:
@@ -302,6 +304,7 @@ class Poller:
             committed += alerts
         self.requeue(watches, (gap, now) if downtime else None)
         report.alerts = len(committed)
+        report.observations = results
         if not report.rate_limited and hub_answered:
             # A cycle cut short by the budget is not a success: changes meanwhile get the downtime summary.
             self.redis.set(LAST_OK, repr(now))

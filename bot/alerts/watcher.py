@@ -109,6 +109,10 @@ class Watcher:
         with self._reading:
             report = self.poller.cycle(now, leading=leading)
             self.hot_poller.after_cycle(now)
+            # Announcements hear the batched read too (hot reads may be starved), and end on this tick's
+            # clock even when hot ticks do not run.
+            self.follow.observed_all(report.observations, now)
+            self.follow.sweep(now)
         metrics.POLL_CYCLE.observe(time.monotonic() - started)
         metrics.alerts("decided", report.alerts)
         metrics.alerts("delivered", self.outbox.drain(now, leading=leading))

@@ -261,6 +261,21 @@ def follow_status(stage: str, elapsed: float, moved: bool, error: str | None = N
     return f"{STAGE_EMOJI.get(stage, ':large_blue_circle:')} now {stage_words(stage)}"
 
 
+def follow_unread(stage: str, elapsed: float, unread_for: float | None) -> str:
+    """The last line of an announcement whose Space could not be read lately: no claim about where it is."""
+    if unread_for is None:
+        return (f":grey_question: Space Ops could not read the Space in {duration_words(elapsed)} "
+                f"(Hub unreachable or its rate budget spent): no longer followed here")
+    return (f":grey_question: last seen {stage_words(stage)}; Space Ops could not read it for the last "
+            f"{duration_words(unread_for)}: no longer followed here after {duration_words(elapsed)}")
+
+
+def follow_superseded(channel: str, same_channel: bool) -> str:
+    """The last line of an announcement a later change to the same Space took over."""
+    where = "in its own message below" if same_channel else f"in <#{escape(channel)}>"
+    return f":arrow_down: a later change to this Space is followed {where}"
+
+
 def follow_message(text: str, space: str, status: str, hub_url: str, logs: tuple[str, ...] | None = None,
                    restart: bool = False) -> Reply:
     """The announcement of a change, edited as the Space moves on (`text` is the original announcement)."""
