@@ -266,6 +266,14 @@ def test_namespace_watch_picks_up_a_new_space(bot, hub, slack, clock):
     assert all(r.path in ("/api/spaces", "/api/spaces/hardware", "/api/spaces/acme/new") for r in hub.calls("GET"))
 
 
+def test_namespace_watch_with_the_hub_failing_answers_its_sentence_at_once(bot, hub, slack):
+    hub.inject("GET", "/api/spaces", status=503, times=100, exact=True)
+    seen = bot.command("/space watch acme/*", timeout=5)
+    assert "The Hub had an error (503)" in seen["text"]
+    assert len(hub.calls("GET", "/api/spaces")) == 1           # no client retries for ~23 s first
+    assert "Nothing is watched" in bot.command("/space watches")["text"]
+
+
 def test_watches_listing(bot, hub, slack):
     hub.add_space("acme/chat")
     watch(bot, "watch acme/chat --only errors,sleep")
