@@ -527,6 +527,31 @@ def test_batched_reads_when_cheaper(bot, hub, slack, clock):
     assert report.batched == ["acme"] and report.per_space == 1 and report.hub_requests == 2
 
 
+def test_a_namespace_whose_listing_times_out_is_read_space_by_space_and_listed_again_later(bot, hub, slack,
+                                                                                           clock):
+    from bot.alerts.poller import LIST_RETRY
+
+    for i in range(3):
+        hub.add_space(f"acme/s{i}")
+        bot.ctx.watcher.store.add("C1", f"acme/s{i}", frozenset(), "U1", clock.now)
+    hub.add_space("big/one")
+    watch(bot, "watch big/*")
+    assert tick(bot, clock).batched == ["acme", "big"]         # baseline, listed
+    hub.inject("GET", "/api/spaces", exact=True, hang=True, times=2)  # namespaces too large to list in time
+    tick(bot, clock)
+    hub.clear_faults()
+    hub.inject("GET", "/api/spaces", exact=True, status=503, times=1000)  # and it stays that way
+    hub.set_stage("acme/s1", "RUNTIME_ERROR", error="boom")
+    hub.set_stage("big/one", "RUNTIME_ERROR", error="boom")
+    report = tick(bot, clock)
+    assert report.batched == [] and report.per_space == 4       # known Spaces read one by one meanwhile
+    crashed = [p["text"] for p in posts(slack, "C1") if "crashed" in p["text"]]
+    assert any("acme/s1" in t for t in crashed) and any("big/one" in t for t in crashed)
+    hub.clear_faults()
+    clock.step(LIST_RETRY)
+    assert tick(bot, clock).batched == ["acme", "big"]         # then the listing is tried again
+
+
 def test_hub_rate_limit_budget_slows_down(bot, hub, slack, clock):
     for i in range(3):
         hub.add_space(f"ns{i}/app")

@@ -200,7 +200,7 @@ class HotPoller:
             by_ns.setdefault(namespace_of(space), []).append(space)
         singles, batches = [], {}
         for ns, spaces in by_ns.items():
-            if len(spaces) > self.poller.pages.get(ns, 1):
+            if len(spaces) > self.poller.pages.get(ns, 1) and ns not in self.poller.unlisted:
                 batches[ns] = spaces
             else:
                 singles += spaces

@@ -32,6 +32,9 @@ from bot.core.permissions import namespace_of
 
 log = logging.getLogger(__name__)
 DOWNTIME_INTERVALS = 5  # more than a lease handover (2.5 intervals + one tick) takes
+# A namespace whose listing timed out (too large to list in time) has its known Spaces read one by one for
+# this long, then is listed again: never silence after one "can't read".
+LIST_RETRY = 10 * 60
 READ_TIMEOUTS = 3       # a whole read (every page of a listing) ends within this many Hub timeouts
 LOG_FETCH_MAX = 20      # more failures than this in one cycle: no log lines (one request each)
 
@@ -75,6 +78,7 @@ class Poller:
         self.server_clock = False  # True when `now` comes from Redis TIME (production), not a test's clock
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="spaceops-poll")
         self.pages: dict[str, int] = {}  # pages a namespace listing took last time
+        self.unlisted: dict[str, float] = {}  # namespace → until when it is not listed (its listing timed out)
         self.cache: dict[str, tuple[str, SpaceState]] = {}  # space → (stored ts, state), valid while leader
         self._cas = client.register_script(CAS)
         self._clear = client.register_script(CLEAR_PENDING)
@@ -84,14 +88,16 @@ class Poller:
         """Drop cached states (leadership was lost: another replica may have written since)."""
         self.cache.clear()
         self.unqueued.clear()
+        self.unlisted.clear()  # its known Spaces were in the cache: list it again
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
 
     # ------------------------------------------------------------------ planning and reading
 
-    def plan(self, watches: WatchSet) -> tuple[set[str], set[str]]:
-        """(namespaces to list, Spaces to read one by one): whichever costs fewer requests per namespace."""
+    def plan(self, watches: WatchSet, now: float | None = None) -> tuple[set[str], set[str]]:
+        """(namespaces to list, Spaces to read one by one): whichever costs fewer requests per namespace; a
+        namespace whose listing timed out less than `LIST_RETRY` ago has its known Spaces read one by one."""
         batch = set(watches.pattern_namespaces())
         by_ns: dict[str, list[str]] = {}
         for space in watches.explicit_spaces():
@@ -104,6 +110,13 @@ class Poller:
                 batch.add(ns)
             else:
                 single.update(spaces)
+        for ns, until in list(self.unlisted.items()):
+            if now is None or now >= until:
+                del self.unlisted[ns]
+            elif ns in batch:
+                batch.discard(ns)
+                single.update(s for s in set(by_ns.get(ns, ())) | set(self.cache)
+                              if namespace_of(s) == ns and watches.is_watched(s))
         return batch, single
 
     def read(self, watches: WatchSet, now: float, report: CycleReport,
@@ -111,7 +124,7 @@ class Poller:
         """Space → Observation, or a short failure reason. Reads the budget would not allow are skipped
         (`report.rate_limited`): those Spaces keep their last state until a later cycle. A read still
         running at `deadline` (time.monotonic()) counts as a timeout; the cycle goes on without it."""
-        namespaces, singles = self.plan(watches)
+        namespaces, singles = self.plan(watches, now)
         report.batched, report.per_space = sorted(namespaces), len(singles)
         results: dict[str, Observation | str] = {}
         deadline = deadline if deadline is not None else time.monotonic() + self.cycle_seconds
@@ -129,6 +142,8 @@ class Poller:
                 reason = err.reason if isinstance(err, ReadFailed) else "timeout"
                 if isinstance(err, FutureTimeout):
                     future.cancel()
+                if reason == "timeout" and name in namespaces:
+                    self.unlisted[name] = now + LIST_RETRY
                 self._trouble(name, reason)
                 results.update({space: reason for space in self._known_in(name, watches, singles)})
                 continue
@@ -138,6 +153,7 @@ class Poller:
                 continue
             items, pages = value
             self.pages[name] = pages
+            self.unlisted.pop(name, None)
             listed = set()
             for space, runtime in items:
                 listed.add(space)
