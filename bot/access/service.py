@@ -153,9 +153,9 @@ class Access:
         if len(spaces) > 1:
             list(self._pool.map(self.is_private, sorted(spaces)))
 
-    def channel_scopes(self, channel: str) -> tuple[Scope, ...]:
+    def channel_scopes(self, channel: str, fast: bool = True) -> tuple[Scope, ...]:
         try:
-            return self.scopes.get(channel)
+            return self.scopes.get(channel, fast)
         except REDIS_ERRORS:
             return ()
 
@@ -268,7 +268,7 @@ class Access:
     def may_alert(self, space: str, channel: str) -> bool:
         """Whether an alert about `space` may be posted into `channel` (its scope; a private Space only
         where its namespace is in scope or in a DM)."""
-        scopes = self.channel_scopes(channel)
+        scopes = self.channel_scopes(channel, fast=False)  # the leader's outbox: no hurry, no alert dropped
         private = not is_dm(channel) and self.is_private(space)
         return may_alert(channel, scopes, namespace_of(space), private)
 

@@ -16,8 +16,10 @@ class ScopeStore:
         # Every command reads its channel's scopes: a short-timeout client, so a hung Redis costs little.
         self.reads = reads if reads is not None else client
 
-    def get(self, channel: str) -> tuple[Scope, ...]:
-        return decode(self.reads.hget(SCOPES, channel))
+    def get(self, channel: str, fast: bool = True) -> tuple[Scope, ...]:
+        """`fast=False` for the poll leader's work (routing alerts), which waits for Redis rather than
+        dropping an alert in a slow moment."""
+        return decode((self.reads if fast else self.redis).hget(SCOPES, channel))
 
     def set(self, channel: str, namespace: str, level: str) -> tuple[Scope, ...]:
         current = {s.namespace: s.level for s in self.get(channel)}

@@ -154,12 +154,18 @@ class CatalogueSource:
 
     @property
     def current(self) -> Catalogue:
+        return self.read(self._reads)
+
+    def read(self, client=None) -> Catalogue:
+        """The shared copy read through `client` (default: the normal one, for the leader's work), else the
+        last copy this process saw."""
         if self._redis is None:
             return self._local
+        client = client if client is not None else self._redis
         try:
-            at = self._reads.hget(CATALOGUE_KEY, "at")
+            at = client.hget(CATALOGUE_KEY, "at")
             if at and at != self._local_at:
-                stored = catalogue_from_json(self._reads.hget(CATALOGUE_KEY, "json"))
+                stored = catalogue_from_json(client.hget(CATALOGUE_KEY, "json"))
                 if stored is not None:
                     stored.read_at = float(at)
                     self._local, self._local_at = stored, at
@@ -230,7 +236,8 @@ class ThrottledCatalogue:
     def current(self) -> Catalogue:
         now = self._monotonic()
         if self._catalogue is None or now >= self._until:
-            self._catalogue, self._until = self.source.current, now + self.seconds
+            # The poll leader's view: the normal client (a slow moment must not price a cycle with an old copy).
+            self._catalogue, self._until = self.source.read(), now + self.seconds
         return self._catalogue
 
     def refresh(self, now: float | None = None) -> Catalogue:
