@@ -81,26 +81,24 @@ def build_context(settings: Settings, redis_client: redis.Redis | None = None, p
     # One catalogue for every replica, in Redis; the poll leader refreshes it hourly (below).
     catalogues = CatalogueSource(spaces.hardware, store.redis, fast=store.fast)
 
+    # Who may do what, where: channel scopes, private Spaces, the workspace boundary, guests and readers.
+    access = Access(settings, store, roles, api, client)
     # The poller prices every Space it reads: it looks at the shared catalogue at most every few seconds.
-    watcher = Watcher(settings, store, poster, api, spaces, ThrottledCatalogue(catalogues))
-    approvals = Approvals(settings, store, spaces, roles, poster, catalogues, later=watcher.outbox.enqueue_one)
+    # Alerts go where access allows (looked up together before routing); the batched reads tell access
+    # which Spaces are private.
+    watcher = Watcher(settings, store, poster, api, spaces, ThrottledCatalogue(catalogues),
+                      may_post=access.may_alert, prepare=access.prefetch, privacy=access.observed)
+    # An approved upgrade makes the Space hot (its message is the approval's, edited by the approvals flow).
+    approvals = Approvals(settings, store, spaces, roles, poster, catalogues, later=watcher.outbox.enqueue_one,
+                          applied=watcher.follow.heat_applied)
+    # Changes made through the bot make the Space hot and are followed in their announcement; Space ids are
+    # put in the Hub's casing first, then access checks the command.
     ops = Operations(settings, api, spaces, store, roles, catalogues, upgrades=approvals,
-                     budget=watcher.poller.budget)
-    # Changes made through the bot make the Space hot and are followed in their announcement; an approved
-    # upgrade makes it hot too (its message is the approval's, edited by the approvals flow).
-    ops.changes = watcher.follow
-    approvals.applied = watcher.follow.heat_applied
+                     budget=watcher.poller.budget, changes=watcher.follow,
+                     rewrites=[Canonical(api, store.redis).command], guards=[access.check], reveals=access.reveals)
     # Every cost increase goes through the same approval flow: commands' own actions (resume, sleep) too.
     for action, (apply, landed) in ops.approval_appliers().items():
         approvals.register(action, ApprovalKind(apply, landed))
-    # Who may do what, where: channel scopes, private Spaces, the workspace boundary, guests and readers.
-    access = Access(settings, store, roles, api, client)
-    ops.rewrites.append(Canonical(api, store.redis).command)
-    ops.guards.append(access.check)
-    ops.reveals = access.reveals
-    watcher.outbox.may_post = access.may_alert
-    watcher.outbox.prepare = access.prefetch
-    watcher.poller.reader.privacy = access.observed
     for name, handler in access.commands().items():
         ops.handle(name, handler)
     for line in settings.warnings():

@@ -72,7 +72,8 @@ class Outbox:
     """`enqueue` from the poller; `drain(now)` from the scheduler (leader only)."""
 
     def __init__(self, client: redis.Redis, poster, watch_store: WatchStore, hub_url: str,
-                 per_second: float = 1.0, burst: float = 3.0):
+                 per_second: float = 1.0, burst: float = 3.0, may_post: Callable[[str, str], bool] | None = None,
+                 prepare: Callable[[set[str]], None] | None = None):
         self.redis = client
         self.poster = _without_connection_retries(poster)
         self.finder: Callable[[str, str, str | None, float], str | None] = self._find_posted
@@ -89,10 +90,10 @@ class Outbox:
         # Other features' deliveries (op → deliver(channel, payload)), e.g. approval message edits that
         # failed when first tried; registered by every replica, since the leader drains for all.
         self.handlers: dict[str, Callable[[str, str], None]] = {}
-        # Whether an alert about a Space may go to a channel (channel scopes, private Spaces); set at wiring.
-        self.may_post: Callable[[str, str], bool] | None = None
+        # Whether an alert about a Space may go to a channel (channel scopes, private Spaces: access).
+        self.may_post = may_post
         # Called once with every Space about to be enqueued, so `may_post` can look them up together.
-        self.prepare: Callable[[set[str]], None] | None = None
+        self.prepare = prepare
         # A channel that already sees this change another way (the command's follow-through message).
         self.skip: Callable[[Alert, str], bool] | None = None
         self._lock = threading.Lock()

@@ -61,7 +61,7 @@ class Poller:
 
     def __init__(self, client: redis.Redis, api: HfApi, outbox: Outbox, watch_store: WatchStore,
                  catalogues: CatalogueSource, interval: float, policy: Policy | None = None, workers: int = 16,
-                 hub_timeout: float = 10.0):
+                 hub_timeout: float = 10.0, privacy: Callable[[dict[str, bool]], None] | None = None):
         self.redis = client
         self.api = api
         self.outbox = outbox
@@ -70,7 +70,7 @@ class Poller:
         self.interval = interval
         self.policy = policy or Policy()
         self.budget = Budget()
-        self.reader = HubReader(api, self.budget, read_seconds=READ_TIMEOUTS * hub_timeout)
+        self.reader = HubReader(api, self.budget, read_seconds=READ_TIMEOUTS * hub_timeout, privacy=privacy)
         # Wall-clock bound of one cycle's waiting on the Hub: a cycle never runs into the next tick.
         self.cycle_seconds = max(float(interval), self.reader.read_seconds + 1.0)
         self.troubled: dict[str, str] = {}  # read target → reason, while its reads fail (logged once)

@@ -43,16 +43,20 @@ class Watcher:
     """Ties the watch store, poller, outbox and lease of one process together."""
 
     def __init__(self, settings: Settings, records: Store, poster: Poster, api: HfApi, spaces: Spaces,
-                 catalogues: CatalogueSource, policy: Policy | None = None):
+                 catalogues: CatalogueSource, policy: Policy | None = None,
+                 may_post: Callable[[str, str], bool] | None = None, prepare: Callable[[set[str]], None] | None = None,
+                 privacy: Callable[[dict[str, bool]], None] | None = None):
+        """`may_post(space, channel)`: whether an alert may go there (access); `prepare(spaces)`: called before
+        routing alerts about these Spaces; `privacy({space: private?})`: what each batched read saw."""
         self.settings = settings
         self.records = records  # the audit trail and the Redis check before a change
         self.spaces = spaces
         client = records.redis
         interval = settings.poll_seconds
         self.store = WatchStore(client)
-        self.outbox = Outbox(client, poster, self.store, settings.hf_endpoint)
+        self.outbox = Outbox(client, poster, self.store, settings.hf_endpoint, may_post=may_post, prepare=prepare)
         self.poller = Poller(client, api, self.outbox, self.store, catalogues, interval,
-                             policy or policy_of(settings), hub_timeout=settings.hub_timeout)
+                             policy or policy_of(settings), hub_timeout=settings.hub_timeout, privacy=privacy)
         self.lease = Lease(client, ttl=LEASE_INTERVALS * interval)
         # Hot polling and command follow-through (bot/alerts/hot.py, followthrough.py).
         self.hot = HotSet(client)

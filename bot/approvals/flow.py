@@ -50,7 +50,8 @@ class Approvals:
     """The feature: request, decide, cancel, list and expire, with Slack messages and audit entries."""
 
     def __init__(self, settings: Settings, records: Store, spaces: Spaces, roles: Roles, poster: Poster,
-                 catalogues: CatalogueSource, later: Later | None = None, clock: Callable[[], float] = time.time):
+                 catalogues: CatalogueSource, later: Later | None = None, clock: Callable[[], float] = time.time,
+                 applied: Callable[[str], None] | None = None):
         self.settings = settings
         self.records = records  # the audit trail and the Redis check before a change
         self.spaces = spaces
@@ -63,7 +64,7 @@ class Approvals:
         self.clock = clock
         self.kinds: dict[str, ApprovalKind] = {"hw": ApprovalKind(self._apply_hardware, self._hardware_landed)}
         # Told of each approved change once applied (the Space id), so alerts read it often (bot/app.py).
-        self.applied: Callable[[str], None] = lambda space: None
+        self.applied: Callable[[str], None] = applied or (lambda space: None)
 
     def register(self, action: str, kind: ApprovalKind) -> None:
         """Let another feature's changes go through approvals (`Upgrade.action == action`)."""
