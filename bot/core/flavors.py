@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
+from bot.core.cache import TtlCache
 from bot.core.errors import SpaceOpsError
 from bot.core.store import REDIS_ERRORS, key
 
@@ -227,19 +228,14 @@ class ThrottledCatalogue:
     def __init__(self, source: CatalogueSource, seconds: float = 5.0,
                  monotonic: Callable[[], float] = time.monotonic):
         self.source = source
-        self.seconds = seconds
-        self._monotonic = monotonic
-        self._until = 0.0
-        self._catalogue: Catalogue | None = None
+        self._copy: TtlCache[Catalogue] = TtlCache(seconds, monotonic)
 
     @property
     def current(self) -> Catalogue:
-        now = self._monotonic()
-        if self._catalogue is None or now >= self._until:
-            # The poll leader's view: the normal client (a slow moment must not price a cycle with an old copy).
-            self._catalogue, self._until = self.source.read(), now + self.seconds
-        return self._catalogue
+        # The poll leader's view: the normal client (a slow moment must not price a cycle with an old copy).
+        return self._copy.get("", self.source.read)
 
     def refresh(self, now: float | None = None) -> Catalogue:
-        self._catalogue = self.source.refresh(now)
-        return self._catalogue
+        catalogue = self.source.refresh(now)
+        self._copy.put("", catalogue)
+        return catalogue
