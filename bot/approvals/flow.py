@@ -12,12 +12,12 @@ from typing import Callable
 from slack_sdk.errors import SlackApiError
 
 from bot.approvals import words
-from bot.approvals.store import ApprovalRequest, ApprovalStore, Transition, apply_lease
+from bot.approvals.store import ApprovalRequest, ApprovalStore, Transition
 from bot.commands.grammar import Command
 from bot.commands.operations import Upgrade, duplicate_audited
 from bot.core.errors import NotAllowed, NotFound, SpaceOpsError
 from bot.core.flavors import CatalogueSource
-from bot.core.hub import Spaces
+from bot.core.hub import Spaces, call_lease
 from bot.core.markup import code
 from bot.core.permissions import Actor, Roles, check_namespace
 from bot.core.settings import Settings
@@ -60,7 +60,7 @@ class Approvals:
         self.catalogues = catalogues
         self.later = later
         self.hub_url = settings.hf_endpoint
-        self.store = ApprovalStore(records.redis, settings.approval_ttl, apply_lease(settings.hub_timeout))
+        self.store = ApprovalStore(records.redis, settings.approval_ttl, call_lease(settings.hub_timeout))
         self.clock = clock
         self.kinds: dict[str, ApprovalKind] = {"hw": ApprovalKind(self._apply_hardware, self._hardware_landed)}
         # Told of each approved change once applied (the Space id), so alerts read it often (bot/app.py).

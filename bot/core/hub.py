@@ -214,6 +214,13 @@ def rate_limit_of(response) -> tuple[int | None, int | None]:
     return (int(match.group(1)), int(match.group(2))) if match else (None, None)
 
 
+def call_lease(hub_timeout: float) -> float:
+    """How long a claim on one Hub change lasts (an approval being applied, a timed upgrade being reverted):
+    its Hub call is bounded by the client's timeouts (connect, send, read), so a claim older than that
+    belongs to a replica that died."""
+    return 3 * hub_timeout + 5
+
+
 def make_api(settings: Settings) -> HfApi:
     install_timeout(settings.hub_timeout)
     return HfApi(endpoint=settings.hf_endpoint, token=settings.hf_token or False,

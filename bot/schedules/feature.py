@@ -17,7 +17,7 @@ from bot.commands.grammar import Command
 from bot.commands.operations import Upgrade, UpgradeRequests
 from bot.core.errors import BadInput, NotFound, SpaceOpsError
 from bot.core.flavors import DEFAULT_FLAVOR, CatalogueSource
-from bot.core.hub import Spaces
+from bot.core.hub import Spaces, call_lease
 from bot.core.markup import code, escape
 from bot.core.permissions import Actor, Roles
 from bot.core.settings import Settings
@@ -54,8 +54,8 @@ class Schedules:
         self.later = later
         self.clock = clock
         self.store = ScheduleStore(records.redis)
-        lease = 3 * settings.hub_timeout + 5
-        self.runner = Runner(self.store, records, api, spaces, catalogues, self.say, settings.schedule_grace, lease)
+        self.runner = Runner(self.store, records, api, spaces, catalogues, self.say, settings.schedule_grace,
+                             call_lease(settings.hub_timeout))
 
     # ------------------------------------------------------------------ wiring
 
