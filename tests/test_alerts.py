@@ -609,18 +609,19 @@ def test_build_error_without_readable_logs_says_so(bot, hub, slack, clock):
 
 def test_history_and_usage_are_kept_from_the_first_poll(bot, hub, slack, clock, redis_client):
     from bot.alerts.keys import history_key
-    from bot.alerts.poller import usage
+    from bot.core.words import as_text
 
+    clock.now -= 2 * 3600                                      # two hours ago, so `/space cost` covers it
     hub.add_space("acme/gpu", hardware="t4-small", sleep=3600)
     watch(bot, "watch acme/gpu")
     tick(bot, clock)
-    start = clock.now
-    tick(bot, clock, 3 * MIN)
+    tick(bot, clock, 30 * MIN)                                 # running 31 min in all on t4-small ($0.40/h)
     hub.set_stage("acme/gpu", "SLEEPING")
     tick(bot, clock)
-    seconds = usage(redis_client, "acme/gpu", clock.now + 60)
-    assert seconds["RUNNING|t4-small"] == pytest.approx(clock.now - start)
-    assert seconds["SLEEPING|t4-small"] == pytest.approx(60)
+    tick(bot, clock, 60 * MIN)                                 # asleep: not billed
+    seen = bot.command("/space cost acme/gpu")
+    text = as_text(seen["text"], seen.get("blocks"))
+    assert "acme/gpu — $0.21 · 0.5 h billed · t4-small" in text, text
     [(_, entry)] = redis_client.xrange(history_key("acme/gpu"))
     assert '"from":"RUNNING"' in entry["entry"] and '"to":"SLEEPING"' in entry["entry"]
 

@@ -138,10 +138,6 @@ class Outbox:
         pipe.execute()
         return count
 
-    def redeliver(self, alerts: list[Alert]) -> int:
-        """Enqueue alerts again (a leader died between deciding and enqueueing); delivery ids dedupe."""
-        return self.enqueue(alerts, self.watch_store.load())
-
     def enqueue_summary(self, alerts: list[Alert], watches: WatchSet, gap: float, now: float) -> int:
         """After downtime: one message per channel listing what changed meanwhile."""
         if self.prepare is not None and alerts:

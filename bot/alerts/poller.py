@@ -401,18 +401,3 @@ def _pending_alerts(space: str, pending: str) -> list[Alert]:
 
 def _dumps(value) -> str:
     return json.dumps(value, separators=(",", ":"))
-
-
-def usage(client: redis.Redis, space: str, now: float) -> dict[str, float]:
-    """Seconds per `stage|flavor` since the first poll, including the current stint (uptime and spend)."""
-    totals = {name: float(value) for name, value in client.hgetall(usage_key(space)).items()}
-    try:
-        state = SpaceState.from_fields(space, client.hgetall(state_key(space)))
-    except Unreadable:
-        state = None
-    if state and state.stage:
-        name = f"{state.stage}|{state.hardware or 'none'}"
-        totals[name] = totals.get(name, 0.0) + max(0.0, now - state.since)
-    return totals
-
-

@@ -159,7 +159,7 @@ def burst_message(alerts: list) -> Reply:
     return Reply(head, [section(head)])
 
 
-_KIND_WORDS = {"hardware": "hardware applied", "stuck": "may be stuck", "flapping": "flapping", "cost": "cost warning",
+_KIND_WORDS = {"hardware": "hardware applied", "stuck": "may be stuck", "cost": "cost warning",
                "unreadable": "can't be read", "readable": "can be read again"}
 
 
