@@ -48,6 +48,17 @@ def announced(slack, channel="C1"):
     return next((ts, m) for (chan, ts), m in slack.messages.items() if chan == channel and m["text"].startswith("<@"))
 
 
+def restarted(bot, hub, slack, clock, watched: bool = False) -> str:
+    """acme/chat, read once, restarted from C1 (watching it when `watched`): the ts of its announcement."""
+    hub.add_space("acme/chat")
+    if watched:
+        watch(bot, "watch acme/chat", "C1")
+    tick(bot, clock)
+    bot.command("/space restart acme/chat", channel="C1")
+    followed(bot)
+    return announced(slack)[0]
+
+
 # ---------------------------------------------------------------------- hot polling
 
 
@@ -194,11 +205,7 @@ def test_a_crash_after_a_change_shows_the_error_logs_and_a_restart_button(bot, h
 
 
 def test_following_stops_after_30_minutes_saying_it_may_be_stuck(bot, hub, slack, clock):
-    hub.add_space("acme/chat")
-    tick(bot, clock)
-    bot.command("/space restart acme/chat")
-    followed(bot)
-    ts, _ = announced(slack)
+    ts = restarted(bot, hub, slack, clock)
     for _ in range(31):
         tick(bot, clock)
         hot_tick(bot, clock, 1)
@@ -259,12 +266,7 @@ def test_an_approved_upgrade_makes_the_space_hot(make_bot, hub, slack):
 
 def test_with_hot_reads_starved_the_channel_of_the_change_still_hears_it_from_the_batched_read(bot, hub, slack,
                                                                                                 clock):
-    hub.add_space("acme/chat")
-    watch(bot, "watch acme/chat", "C1")
-    tick(bot, clock)
-    bot.command("/space restart acme/chat", channel="C1")
-    followed(bot)
-    ts, _ = announced(slack)
+    ts = restarted(bot, hub, slack, clock, watched=True)
     tick(bot, clock)                                            # no hot read at all: only the batched one
     hub.set_stage("acme/chat", "RUNTIME_ERROR", error="CUDA out of memory")
     tick(bot, clock)
@@ -273,11 +275,7 @@ def test_with_hot_reads_starved_the_channel_of_the_change_still_hears_it_from_th
 
 
 def test_a_crash_two_hours_after_a_restart_reaches_the_channel_when_hot_reads_never_ran(bot, hub, slack, clock):
-    hub.add_space("acme/chat")
-    watch(bot, "watch acme/chat", "C1")
-    tick(bot, clock)
-    bot.command("/space restart acme/chat", channel="C1")
-    followed(bot)
+    restarted(bot, hub, slack, clock, watched=True)
     hub.set_stage("acme/chat", "RUNNING")
     for _ in range(12):
         tick(bot, clock, 600)                                   # two hours of batched reads, no hot tick
@@ -290,19 +288,12 @@ def test_a_crash_two_hours_after_a_restart_reaches_the_channel_when_hot_reads_ne
 def test_a_follow_record_ends_by_itself_in_redis(bot, hub, slack, clock, redis_client):
     from bot.alerts.followthrough import FOLLOW_FOR, FOLLOWS
 
-    hub.add_space("acme/chat")
-    tick(bot, clock)
-    bot.command("/space restart acme/chat")
-    followed(bot)
+    restarted(bot, hub, slack, clock)
     assert 0 < redis_client.ttl(FOLLOWS) <= 2 * FOLLOW_FOR + 60  # even if no tick of any kind ever runs again
 
 
 def test_an_announcement_without_reads_does_not_claim_the_space_is_stuck(bot, hub, slack, clock):
-    hub.add_space("acme/chat")
-    tick(bot, clock)
-    bot.command("/space restart acme/chat")
-    followed(bot)
-    ts, _ = announced(slack)
+    ts = restarted(bot, hub, slack, clock)
     hub.inject("GET", "/api/spaces", status=503, times=10_000)
     for _ in range(31):
         tick(bot, clock)
@@ -313,11 +304,7 @@ def test_an_announcement_without_reads_does_not_claim_the_space_is_stuck(bot, hu
 
 
 def test_a_second_change_finishes_the_first_announcement(bot, hub, slack, clock):
-    hub.add_space("acme/chat")
-    tick(bot, clock)
-    bot.command("/space restart acme/chat", channel="C1")
-    followed(bot)
-    first, _ = announced(slack, "C1")
+    first = restarted(bot, hub, slack, clock)
     bot.command("/space var set acme/chat BATCH=64", channel="C2")
     deadline = time.monotonic() + 5
     while bot.ctx.watcher.follow.get("acme/chat").channel != "C2":
