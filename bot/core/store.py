@@ -205,7 +205,7 @@ class Store:
 
     def __init__(self, client: redis.Redis, fast: redis.Redis | None = None):
         self.redis = client
-        self.fast = fast or client  # short timeout, no retries: only for reads before Slack's ack
+        self.fast = fast or client  # short timeout, no retries: used before Slack's ack
 
     def ping(self) -> bool:
         try:
@@ -219,10 +219,9 @@ class Store:
             raise StateUnavailable(UNREACHABLE)
 
     def once(self, name: str, ttl: int = 3600) -> bool:
-        """True the first time `name` is seen within `ttl` seconds (the leader's reminders and notes: the
-        normal client, since a slow moment would say them twice)."""
+        """True the first time `name` is seen within `ttl` seconds (Slack retries, double submits)."""
         try:
-            return bool(self.redis.set(key("once", name), "1", nx=True, ex=ttl))
+            return bool(self.fast.set(key("once", name), "1", nx=True, ex=ttl))
         except REDIS_ERRORS as err:
             log.warning("duplicate check skipped (%s): answering anyway", type(err).__name__)
             return True  # without Redis we cannot dedupe; better to answer than to drop
