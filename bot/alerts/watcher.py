@@ -60,11 +60,10 @@ class Watcher:
         self.lease = Lease(client, ttl=LEASE_INTERVALS * interval)
         # Hot polling and command follow-through (bot/alerts/hot.py, followthrough.py).
         self.hot = HotSet(client)
-        self.hot_poller = HotPoller(self.hot, self.poller, settings.hot_seconds)
         self.follow = FollowThrough(client, poster, self.hot, settings.hf_endpoint,
                                     self.poller.reader.last_log_lines, later=self.outbox.enqueue_one)
+        self.hot_poller = HotPoller(self.hot, self.poller, settings.hot_seconds, listeners=[self.follow.observed])
         self.outbox.handlers[EDIT_OP] = self.follow.deliver
-        self.hot_poller.listeners.append(self.follow.observed)
         self.outbox.skip = self.follow.covers
         self.poller.annotate = self.hot_poller.name_commit
         self.webhooks = WebhookReceiver(client, self.hot, settings.hub_webhook_secret,
