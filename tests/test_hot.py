@@ -333,3 +333,23 @@ def test_the_follow_hides_only_what_its_announcement_reports():
     assert not reports(follow, alert("BUILDING", 990))                 # before the change
     assert not reports(follow, alert("RUNTIME_ERROR", 1000 + FOLLOW_FOR))  # after the announcement stopped
     assert not reports(follow, alert("RUNNING", 1010, kind="crashloop"))
+
+
+def test_a_read_racing_a_later_change_neither_revives_nor_overwrites_its_record(bot, hub, slack, clock):
+    from bot.alerts.transitions import Observation
+
+    restarted(bot, hub, slack, clock)
+    follow = bot.ctx.watcher.follow
+    loaded = follow.get("acme/chat")                           # what a read loaded just before the change
+    bot.command("/space var set acme/chat BATCH=64", channel="C2")
+    deadline = time.monotonic() + 5
+    while follow.get("acme/chat").channel != "C2":
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    follow._observe(loaded, Observation("acme/chat", "BUILDING", clock.now + 5), clock.now + 5)
+    assert follow.get("acme/chat").channel == "C2"             # the later announcement is still followed
+    first, _ = announced(slack, "C1")
+    follow._observe(loaded, Observation("acme/chat", "RUNNING", clock.now + 200), clock.now + 200)
+    bot.ctx.watcher.drain(clock.now)                           # the outbox makes the edits that were queued
+    assert follow.get("acme/chat").channel == "C2"             # and the earlier one's end does not end it
+    assert "later change" in message(slack, "C1", first)["text"]   # nor edits the earlier announcement again

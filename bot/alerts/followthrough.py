@@ -40,6 +40,19 @@ EDIT_OP = "follow.edit"
 # The changes whose effect shows in the Space's stage (a sleep time or a removed key does not restart it).
 FOLLOWED = frozenset({"restart", "resume", "hw", "var.set", "secret.set", "duplicate"})
 HEATED = FOLLOWED | {"sleep"}
+# Update or end a record only while it is still the same announcement (its ts): a read that loaded it just
+# before a later change took over neither overwrites nor ends the later one. KEYS: follows.
+# ARGV: space, ts, new json ('' = end it), seconds the hash is kept.
+_SAME = """
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if not cur then return 0 end
+local ok, data = pcall(cjson.decode, cur)
+if not ok or type(data) ~= 'table' or tostring(data['ts']) ~= ARGV[2] then return 0 end
+if ARGV[3] == '' then return redis.call('HDEL', KEYS[1], ARGV[1]) end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return 1
+"""
 
 
 @dataclass(frozen=True)
@@ -91,6 +104,7 @@ class FollowThrough:
         # Edits go through the outbox (`later(delivery_id, channel, op, payload)`): Slack's pace, retried on
         # 429/5xx, each once. Without one (a bare FollowThrough), they are made at once.
         self.later = later
+        self._same = client.register_script(_SAME)
 
     # ------------------------------------------------------------------ from the commands
 
@@ -189,11 +203,16 @@ class FollowThrough:
             self._finish(follow, status)
 
     def _show(self, follow: Follow, status: str) -> None:
-        if status and status != follow.status and self._edit(follow, status):
-            follow = replace(follow, status=status)
-        self._store(follow)
+        """Keep what this read saw and, when the status line changed, edit the announcement (if still ours)."""
+        shown = replace(follow, status=status) if status and status != follow.status else follow
+        if self._keep(shown) and shown is not follow and not self._edit(follow, status):
+            self._keep(follow)  # not edited: the next read tries again
+
+    def _keep(self, follow: Follow) -> bool:
+        return bool(self._same(keys=[FOLLOWS], args=[follow.space, follow.ts, follow.to_json(), int(FOLLOW_KEEP)]))
 
     def _store(self, follow: Follow) -> None:
+        """A new announcement's record (it replaces whatever was followed for the Space)."""
         pipe = self.redis.pipeline(transaction=False)
         pipe.hset(FOLLOWS, follow.space, follow.to_json())
         pipe.expire(FOLLOWS, int(FOLLOW_KEEP))
@@ -205,8 +224,9 @@ class FollowThrough:
         self.poster.update(channel, data["ts"], data["text"], data["blocks"])
 
     def _finish(self, follow: Follow, status: str, logs=None, restart: bool = False) -> None:
-        self._edit(follow, status, logs, restart)
-        self.redis.hdel(FOLLOWS, follow.space)
+        """End the record if it is still this announcement's, then give the announcement its last line."""
+        if self._same(keys=[FOLLOWS], args=[follow.space, follow.ts, "", int(FOLLOW_KEEP)]):
+            self._edit(follow, status, logs, restart)
 
     def _edit(self, follow: Follow, status: str, logs=None, restart: bool = False) -> bool:
         reply = words.follow_message(follow.text, follow.space, status, self.hub_url, logs, restart)
