@@ -158,13 +158,8 @@ class FollowThrough:
             self._observe(follow, result, now)
 
     def observed_all(self, results: dict[str, Observation | str], now: float) -> None:
-        """The reads of a batched poll cycle: one Redis read for all of them, then each followed one."""
-        if not results:
-            return
-        for space, raw in self.redis.hgetall(FOLLOWS).items():
-            follow = Follow.decode(space, raw)
-            if follow is not None and space in results:
-                self._observe(follow, results[space], now)
+        """The reads of a batched poll cycle, and the sweep of the others: one Redis read for both."""
+        self._sweep(now, results)
 
     def _observe(self, follow: Follow, result: Observation | str, now: float) -> None:
         if not isinstance(result, Observation) or now < follow.read:
@@ -188,10 +183,16 @@ class FollowThrough:
     def sweep(self, now: float) -> None:
         """Stop following after 30 min even when no read came (the budget ran low, the Hub was away); runs on
         every poll tick and hot tick. Without a recent read the last line says so instead of "stuck?"."""
+        self._sweep(now, {})
+
+    def _sweep(self, now: float, results: dict[str, Observation | str]) -> None:
         for space, raw in self.redis.hgetall(FOLLOWS).items():
             follow = Follow.decode(space, raw)
             if follow is None:
                 self.redis.hdel(FOLLOWS, space)
+                continue
+            if isinstance(results.get(space), Observation):
+                self._observe(follow, results[space], now)
                 continue
             elapsed = now - follow.started
             if elapsed < FOLLOW_FOR:

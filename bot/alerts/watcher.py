@@ -115,7 +115,6 @@ class Watcher:
             # Announcements hear the batched read too (hot reads may be starved), and end on this tick's
             # clock even when hot ticks do not run.
             self.follow.observed_all(report.observations, now)
-            self.follow.sweep(now)
         metrics.POLL_CYCLE.observe(time.monotonic() - started)
         metrics.alerts("decided", report.alerts)
         metrics.alerts("delivered", self.outbox.drain(now, leading=leading))
