@@ -98,7 +98,7 @@ def scenario(name: str, namespaces: int, per_ns: int, mode: str, latency: float,
         pipe.hset("spaceops:watches", f"C{hash(space) % 20}|{space}", '{"only": []}')
     pipe.execute()
     if mode == "per-space":
-        watcher.poller.plan = lambda watches: (set(), watches.explicit_spaces())
+        watcher.poller.plan = lambda watches, now=None: (set(), watches.explicit_spaces())
     now = time.time()
     rows = {}
     for label in ("first", "steady", "1% changed"):

@@ -84,32 +84,30 @@ def build_context(settings: Settings, redis_client: redis.Redis | None = None, p
     # One catalogue for every replica, in Redis; the poll leader refreshes it hourly (below).
     catalogues = CatalogueSource(spaces.hardware, store.redis, clock=store.clock, fast=store.fast)
 
+    # Who may do what, where: channel scopes, private Spaces, the workspace boundary, guests and readers.
+    access = Access(settings, store, roles, api, client)
     # The poller prices every Space it reads: it looks at the shared catalogue at most every few seconds.
-    watcher = Watcher(settings, store, poster, api, spaces, ThrottledCatalogue(catalogues))
+    # Alerts go where access allows (looked up together before routing); the batched reads tell access
+    # which Spaces are private; follow-through shows private details only where the gate allows.
+    watcher = Watcher(settings, store, poster, api, spaces, ThrottledCatalogue(catalogues),
+                      may_post=access.may_alert, prepare=access.prefetch, privacy=access.observed,
+                      reveals=access.reveals_in)
     # The one way out to the Hub for changes: attempt audited first, the poller's budget, a deadline, sentences.
     changes = Changes(api, store, watcher.poller.budget, 2 * settings.hub_timeout)
     # Everything the bot says on its own goes out one way (bot/core/deliver.py): claimed, marked, looked for.
     deliveries = watcher.deliveries
+    # An approved upgrade makes the Space hot (its message is the approval's, edited by the approvals flow).
     approvals = Approvals(settings, store, spaces, roles, deliveries, catalogues, later=watcher.outbox.enqueue_one,
-                          changes=changes)
+                          changes=changes, applied=watcher.follow.heat_applied)
+    # Changes made through the bot make the Space hot and are followed in their announcement; Space ids are
+    # put in the Hub's casing first, then access checks the command.
     ops = Operations(settings, api, spaces, store, roles, catalogues, upgrades=approvals,
-                     budget=watcher.poller.budget, changes=changes)
-    # Changes made through the bot make the Space hot and are followed in their announcement; an approved
-    # upgrade makes it hot too (its message is the approval's, edited by the approvals flow).
-    ops.changes = watcher.follow
-    approvals.applied = watcher.follow.heat_applied
+                     budget=watcher.poller.budget, changes=watcher.follow,
+                     rewrites=[Canonical(api, store.redis).command], guards=[access.check], reveals=access.reveals,
+                     changes_out=changes)
     # Every cost increase goes through the same approval flow: commands' own actions (resume, sleep) too.
     for action, (apply, landed) in ops.approval_appliers().items():
         approvals.register(action, ApprovalKind(apply, landed))
-    # Who may do what, where: channel scopes, private Spaces, the workspace boundary, guests and readers.
-    access = Access(settings, store, roles, api, client)
-    ops.rewrites.append(Canonical(api, store.redis).command)
-    ops.guards.append(access.check)
-    ops.reveals = access.reveals
-    watcher.outbox.may_post = access.may_alert
-    watcher.follow.reveals = access.reveals_in  # follow-through edits show private details only where allowed
-    watcher.outbox.prepare = access.prefetch
-    watcher.poller.reader.privacy = access.observed
     for name, handler in access.commands().items():
         ops.handle(name, handler)
     for line in settings.warnings():

@@ -87,6 +87,8 @@ class Bot:
         """Run a command and return what the user saw: the ack text, the first response_url post, or the
         bot's own announcement of a followed change in the channel."""
         text = text.removeprefix("/space").strip()
+        # Counted before sending: the work pool may post the announcement before the ack is read here.
+        before = len(self.slack.posts(channel))
         answer = self.send_command(text, user, channel)
         assert answer.status == 200, (answer.status, answer.body)
         if answer.body:
@@ -95,7 +97,6 @@ class Bot:
                     "blocks": ack.get("blocks"), "via": "ack"}
         if text.startswith("secret set"):
             return {"text": "", "via": "modal"}
-        before = len(self.slack.posts(channel))
 
         def announced():
             # A followed change is announced by the bot itself with chat.postMessage, so it can be edited.

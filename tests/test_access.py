@@ -181,6 +181,24 @@ def test_alerts_of_private_spaces_and_their_logs_only_where_scoped(make_bot, hub
     tally("private alerts into an unscoped channel", tried=1, lost=int("hunter2" in in_c1))
 
 
+def test_a_slow_moment_of_the_fast_redis_client_drops_no_alert_on_the_leader(make_bot, hub, slack):
+    hub.add_space("acme/secret", hardware="t4-small", private=True)
+    bot = make_bot(**ADMIN)
+    scope(bot, SCOPED, "acme/*", "read")
+    bot.command("watch acme/*", channel=SCOPED)
+    clock = Clock()
+    tick(bot, clock)
+    # The 200 ms, no-retry client is for Slack's ack path; here every one of its calls fails, as in a slow
+    # moment of Redis. The leader's work waits for Redis like the rest of it does.
+    fast = bot.ctx.store.fast
+    assert fast is not bot.ctx.store.redis
+    fast.connection_pool.connection_kwargs["port"] = 1
+    fast.connection_pool.reset()                                # new connections to a closed port
+    hub.set_stage("acme/secret", "RUNTIME_ERROR", error="crash")
+    tick(bot, clock)
+    assert [p for p in slack.posts(SCOPED) if "acme/secret" in p["text"]]
+
+
 # ---------------------------------------------------------------- workspace, guests, readers
 
 

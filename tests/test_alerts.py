@@ -266,6 +266,14 @@ def test_namespace_watch_picks_up_a_new_space(bot, hub, slack, clock):
     assert all(r.path in ("/api/spaces", "/api/spaces/hardware", "/api/spaces/acme/new") for r in hub.calls("GET"))
 
 
+def test_namespace_watch_with_the_hub_failing_answers_its_sentence_at_once(bot, hub, slack):
+    hub.inject("GET", "/api/spaces", status=503, times=100, exact=True)
+    seen = bot.command("/space watch acme/*", timeout=5)
+    assert "The Hub had an error (503)" in seen["text"]
+    assert len(hub.calls("GET", "/api/spaces")) == 1           # no client retries for ~23 s first
+    assert "Nothing is watched" in bot.command("/space watches")["text"]
+
+
 def test_watches_listing(bot, hub, slack):
     hub.add_space("acme/chat")
     watch(bot, "watch acme/chat --only errors,sleep")
@@ -519,6 +527,31 @@ def test_batched_reads_when_cheaper(bot, hub, slack, clock):
     assert report.batched == ["acme"] and report.per_space == 1 and report.hub_requests == 2
 
 
+def test_a_namespace_whose_listing_times_out_is_read_space_by_space_and_listed_again_later(bot, hub, slack,
+                                                                                           clock):
+    from bot.alerts.poller import LIST_RETRY
+
+    for i in range(3):
+        hub.add_space(f"acme/s{i}")
+        bot.ctx.watcher.store.add("C1", f"acme/s{i}", frozenset(), "U1", clock.now)
+    hub.add_space("big/one")
+    watch(bot, "watch big/*")
+    assert tick(bot, clock).batched == ["acme", "big"]         # baseline, listed
+    hub.inject("GET", "/api/spaces", exact=True, hang=True, times=2)  # namespaces too large to list in time
+    tick(bot, clock)
+    hub.clear_faults()
+    hub.inject("GET", "/api/spaces", exact=True, status=503, times=1000)  # and it stays that way
+    hub.set_stage("acme/s1", "RUNTIME_ERROR", error="boom")
+    hub.set_stage("big/one", "RUNTIME_ERROR", error="boom")
+    report = tick(bot, clock)
+    assert report.batched == [] and report.per_space == 4       # known Spaces read one by one meanwhile
+    crashed = [p["text"] for p in posts(slack, "C1") if "crashed" in p["text"]]
+    assert any("acme/s1" in t for t in crashed) and any("big/one" in t for t in crashed)
+    hub.clear_faults()
+    clock.step(LIST_RETRY)
+    assert tick(bot, clock).batched == ["acme", "big"]         # then the listing is tried again
+
+
 def test_hub_rate_limit_budget_slows_down(bot, hub, slack, clock):
     for i in range(3):
         hub.add_space(f"ns{i}/app")
@@ -576,18 +609,19 @@ def test_build_error_without_readable_logs_says_so(bot, hub, slack, clock):
 
 def test_history_and_usage_are_kept_from_the_first_poll(bot, hub, slack, clock, redis_client):
     from bot.alerts.keys import history_key
-    from bot.alerts.poller import usage
+    from bot.core.words import as_text
 
+    clock.now -= 2 * 3600                                      # two hours ago, so `/space cost` covers it
     hub.add_space("acme/gpu", hardware="t4-small", sleep=3600)
     watch(bot, "watch acme/gpu")
     tick(bot, clock)
-    start = clock.now
-    tick(bot, clock, 3 * MIN)
+    tick(bot, clock, 30 * MIN)                                 # running 31 min in all on t4-small ($0.40/h)
     hub.set_stage("acme/gpu", "SLEEPING")
     tick(bot, clock)
-    seconds = usage(redis_client, "acme/gpu", clock.now + 60)
-    assert seconds["RUNNING|t4-small"] == pytest.approx(clock.now - start)
-    assert seconds["SLEEPING|t4-small"] == pytest.approx(60)
+    tick(bot, clock, 60 * MIN)                                 # asleep: not billed
+    seen = bot.command("/space cost acme/gpu")
+    text = as_text(seen["text"], seen.get("blocks"))
+    assert "acme/gpu — $0.21 · 0.5 h billed · t4-small" in text, text
     [(_, entry)] = redis_client.xrange(history_key("acme/gpu"))
     assert '"from":"RUNNING"' in entry["entry"] and '"to":"SLEEPING"' in entry["entry"]
 

@@ -48,6 +48,17 @@ def announced(slack, channel="C1"):
     return next((ts, m) for (chan, ts), m in slack.messages.items() if chan == channel and m["text"].startswith("<@"))
 
 
+def restarted(bot, hub, slack, clock, watched: bool = False) -> str:
+    """acme/chat, read once, restarted from C1 (watching it when `watched`): the ts of its announcement."""
+    hub.add_space("acme/chat")
+    if watched:
+        watch(bot, "watch acme/chat", "C1")
+    tick(bot, clock)
+    bot.command("/space restart acme/chat", channel="C1")
+    followed(bot)
+    return announced(slack)[0]
+
+
 # ---------------------------------------------------------------------- hot polling
 
 
@@ -194,11 +205,7 @@ def test_a_crash_after_a_change_shows_the_error_logs_and_a_restart_button(bot, h
 
 
 def test_following_stops_after_30_minutes_saying_it_may_be_stuck(bot, hub, slack, clock):
-    hub.add_space("acme/chat")
-    tick(bot, clock)
-    bot.command("/space restart acme/chat")
-    followed(bot)
-    ts, _ = announced(slack)
+    ts = restarted(bot, hub, slack, clock)
     for _ in range(31):
         tick(bot, clock)
         hot_tick(bot, clock, 1)
@@ -252,3 +259,97 @@ def test_an_approved_upgrade_makes_the_space_hot(make_bot, hub, slack):
     assert bot.ctx.watcher.hot.get("acme/chat") is None          # a request changes nothing yet
     assert click(bot, slack, pending, "UAPP").startswith("Approved")
     assert bot.ctx.watcher.hot.get("acme/chat").reason == "hw"
+
+
+# ---------------------------------------------------------------------- follow records end (issue 18, 18.1)
+
+
+def test_with_hot_reads_starved_the_channel_of_the_change_still_hears_it_from_the_batched_read(bot, hub, slack,
+                                                                                                clock):
+    ts = restarted(bot, hub, slack, clock, watched=True)
+    tick(bot, clock)                                            # no hot read at all: only the batched one
+    hub.set_stage("acme/chat", "RUNTIME_ERROR", error="CUDA out of memory")
+    tick(bot, clock)
+    crashed = [p for p in posts(slack, "C1") if "crashed" in p["text"]]
+    assert "crashed after" in message(slack, "C1", ts)["text"] or crashed
+
+
+def test_a_crash_two_hours_after_a_restart_reaches_the_channel_when_hot_reads_never_ran(bot, hub, slack, clock):
+    restarted(bot, hub, slack, clock, watched=True)
+    hub.set_stage("acme/chat", "RUNNING")
+    for _ in range(12):
+        tick(bot, clock, 600)                                   # two hours of batched reads, no hot tick
+    hub.set_stage("acme/chat", "RUNTIME_ERROR", error="CUDA out of memory")
+    tick(bot, clock)
+    assert [p for p in posts(slack, "C1") if "crashed" in p["text"]]
+    assert bot.ctx.watcher.follow.get("acme/chat") is None
+
+
+def test_a_follow_record_ends_by_itself_in_redis(bot, hub, slack, clock, redis_client):
+    from bot.alerts.followthrough import FOLLOW_FOR, FOLLOWS
+
+    restarted(bot, hub, slack, clock)
+    assert 0 < redis_client.ttl(FOLLOWS) <= 2 * FOLLOW_FOR + 60  # even if no tick of any kind ever runs again
+
+
+def test_an_announcement_without_reads_does_not_claim_the_space_is_stuck(bot, hub, slack, clock):
+    ts = restarted(bot, hub, slack, clock)
+    hub.inject("GET", "/api/spaces", status=503, times=10_000)
+    for _ in range(31):
+        tick(bot, clock)
+        hot_tick(bot, clock, 1)
+    text = message(slack, "C1", ts)["text"]
+    assert "stuck?" not in text and "could not read" in text
+    assert bot.ctx.watcher.follow.get("acme/chat") is None
+
+
+def test_a_second_change_finishes_the_first_announcement(bot, hub, slack, clock):
+    first = restarted(bot, hub, slack, clock)
+    bot.command("/space var set acme/chat BATCH=64", channel="C2")
+    deadline = time.monotonic() + 5
+    while bot.ctx.watcher.follow.get("acme/chat").channel != "C2":
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    second, _ = announced(slack, "C2")
+    hot_tick(bot, clock)                                        # building…
+    hub.set_stage("acme/chat", "RUNNING")
+    hot_tick(bot, clock, 20)
+    assert "running again" in message(slack, "C2", second)["text"]
+    assert "later change" in message(slack, "C1", first)["text"]   # finished, pointing at the later one
+    assert message(slack, "C1", first)["updates"] >= 1
+
+
+def test_the_follow_hides_only_what_its_announcement_reports():
+    from bot.alerts.followthrough import FOLLOW_FOR, Follow, reports
+    from bot.alerts.transitions import Alert
+
+    follow = Follow("acme/chat", "C1", "1.0", "restarted", started=1000.0)
+
+    def alert(new, at, kind="transition"):
+        return Alert(kind=kind, space="acme/chat", at=at, kinds=("transition",), old="RUNNING", new=new)
+
+    assert reports(follow, alert("BUILDING", 1010))
+    assert reports(follow, alert("RUNTIME_ERROR", 1100))
+    assert not reports(follow, alert("BUILDING", 990))                 # before the change
+    assert not reports(follow, alert("RUNTIME_ERROR", 1000 + FOLLOW_FOR))  # after the announcement stopped
+    assert not reports(follow, alert("RUNNING", 1010, kind="crashloop"))
+
+
+def test_a_read_racing_a_later_change_neither_revives_nor_overwrites_its_record(bot, hub, slack, clock):
+    from bot.alerts.transitions import Observation
+
+    restarted(bot, hub, slack, clock)
+    follow = bot.ctx.watcher.follow
+    loaded = follow.get("acme/chat")                           # what a read loaded just before the change
+    bot.command("/space var set acme/chat BATCH=64", channel="C2")
+    deadline = time.monotonic() + 5
+    while follow.get("acme/chat").channel != "C2":
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    follow._observe(loaded, Observation("acme/chat", "BUILDING", clock.now + 5), clock.now + 5)
+    assert follow.get("acme/chat").channel == "C2"             # the later announcement is still followed
+    first, _ = announced(slack, "C1")
+    follow._observe(loaded, Observation("acme/chat", "RUNNING", clock.now + 200), clock.now + 200)
+    bot.ctx.watcher.drain(clock.now)                           # the outbox makes the edits that were queued
+    assert follow.get("acme/chat").channel == "C2"             # and the earlier one's end does not end it
+    assert "later change" in message(slack, "C1", first)["text"]   # nor edits the earlier announcement again

@@ -97,10 +97,18 @@ def test_cron_uses_standard_weekday_numbers_and_either_day_field():
 
 
 def test_dst_weekends_in_paris():
-    # Spring: 02:30 does not exist on Sunday 29 March 2026; it runs when the clock passes it (03:30 CEST).
+    # Spring: 02:30 does not exist on Sunday 29 March 2026 (02:00 CET is followed by 03:00 CEST); it runs when
+    # the clock passes it, at 03:00 CEST, not an hour later.
     assert runs("daily 02:30", "2026-03-27T12:00:00+00:00") == [
-        "Sat 2026-03-28 02:30 CET", "Sun 2026-03-29 03:30 CEST", "Mon 2026-03-30 02:30 CEST",
+        "Sat 2026-03-28 02:30 CET", "Sun 2026-03-29 03:00 CEST", "Mon 2026-03-30 02:30 CEST",
         "Tue 2026-03-31 02:30 CEST"]
+    # Every time the gap skips runs once, at the change; a cron time and a once `at` alike.
+    assert runs('cron "*/20 2 * * *"', "2026-03-28T12:00:00+00:00", 4) == [
+        "Sun 2026-03-29 03:00 CEST", "Mon 2026-03-30 02:00 CEST", "Mon 2026-03-30 02:20 CEST",
+        "Mon 2026-03-30 02:40 CEST"]
+    assert next_after(parse_when("at 2026-03-29 02:30"), PARIS, at("2026-03-28T12:00:00+00:00"), 0) == \
+        at("2026-03-29T01:00:00+00:00")
+    assert runs("daily 03:30", "2026-03-28T12:00:00+00:00", 1) == ["Sun 2026-03-29 03:30 CEST"]
     # Autumn: 02:30 happens twice on Sunday 25 October 2026; it runs once.
     assert runs("daily 02:30", "2026-10-24T12:00:00+00:00", 3) == [
         "Sun 2026-10-25 02:30 CEST", "Mon 2026-10-26 02:30 CET", "Tue 2026-10-27 02:30 CET"]

@@ -10,8 +10,6 @@ doesn't show anyone); `may_alert` raises, so the alert stays queued for the next
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Callable
@@ -21,6 +19,7 @@ from bot.access.rules import LEVELS, Scope, Situation, Verdict, decide, is_dm, i
 from bot.access.store import ScopeStore
 from bot.commands.grammar import Command
 from bot.core import hub
+from bot.core.cache import TtlCache
 from bot.core.errors import BadInput, NotAllowed, SpaceOpsError
 from bot.core.permissions import CHANGES, READS, Actor, Roles, check_namespace, declare, namespace_of
 from bot.core.settings import Settings
@@ -46,34 +45,6 @@ ACTIONS = {
 }
 
 
-class _Cache:
-    """A small per-process cache with expiry (users.info answers, whether a Space is private)."""
-
-    def __init__(self, seconds: float = CACHE_SECONDS):
-        self.seconds = seconds
-        self._items: dict[str, tuple[float, object]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, name: str, load: Callable[[], object]):
-        now = time.monotonic()
-        with self._lock:
-            hit = self._items.get(name)
-            if hit and hit[0] > now:
-                return hit[1]
-        value = load()
-        with self._lock:
-            self._items[name] = (now + self.seconds, value)
-        return value
-
-    def put(self, name: str, value: object) -> None:
-        with self._lock:
-            self._items[name] = (time.monotonic() + self.seconds, value)
-
-    def forget(self, name: str) -> None:
-        with self._lock:
-            self._items.pop(name, None)
-
-
 class Access:
     def __init__(self, settings: Settings, store: Store, roles: Roles, api, client=None):
         self.settings = settings
@@ -82,9 +53,9 @@ class Access:
         self.api = api
         self.client = client  # slack_sdk WebClient, or None (console): no workspace or guest checks then
         self.scopes = ScopeStore(store.redis)  # its `reads` client also keeps the last known privacy (PRIVATE)
-        self._users = _Cache()
+        self._users: TtlCache[dict | None] = TtlCache(CACHE_SECONDS)
         self._last_users: dict[str, dict] = {}
-        self._private = _Cache()
+        self._private: TtlCache[bool | SpaceOpsError] = TtlCache(CACHE_SECONDS)
         self._seen_private: dict[str, bool] = {}  # what this process last wrote to PRIVATE
         self._home: tuple[str, str] | None = None
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="spaceops-access")

@@ -37,8 +37,10 @@ class ScopeStore:
         # What the gate reads: never the ack path's 200 ms client (a timeout there is not "unscoped").
         self.reads = reads if reads is not None else scope_client(client)
 
-    def get(self, channel: str) -> tuple[Scope, ...]:
-        return decode(self.reads.hget(SCOPES, channel))
+    def get(self, channel: str, fast: bool = True) -> tuple[Scope, ...]:
+        """`fast=False` for the poll leader's work (routing alerts), which waits for Redis rather than
+        dropping an alert in a slow moment."""
+        return decode((self.reads if fast else self.redis).hget(SCOPES, channel))
 
     def set(self, channel: str, namespace: str, level: str) -> tuple[Scope, ...]:
         current = {s.namespace: s.level for s in self.get(channel)}

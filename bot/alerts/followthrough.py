@@ -3,8 +3,12 @@
 "@alice restarted acme/chat: now building." is posted with `chat.postMessage` (a `response_url` message
 cannot be edited later), the Space becomes hot, and each hot read edits the message: "building… (1 min)",
 then "running again after 2 min 13 s", or "crashed after 40 s: CUDA out of memory" with the last log
-lines and a Restart button. It stops after 30 min ("still building after 30 min: stuck?"). A channel
-that watches the Space and is the channel of the change gets no second message for the same transition.
+lines and a Restart button. It stops after 30 min ("still building after 30 min: stuck?", or "could not
+read it" when no read came lately). A channel that watches the Space and is the channel of the change gets
+no second message for a transition the announcement reports (`reports`): both the hot reads and the batched
+poll feed the announcement, so a starved hot budget delays its edits by one poll interval, never hides them.
+A record ends on the outcome, when a later change to the Space takes over, 30 min after the change (swept
+on every poll tick), and at the latest when Redis expires the whole hash (`FOLLOW_KEEP`), whatever runs.
 """
 
 from __future__ import annotations
@@ -30,11 +34,26 @@ log = logging.getLogger(__name__)
 
 FOLLOWS = key("{poll}", "follows")  # hash space → Follow json
 FOLLOW_FOR = 30 * 60
+FOLLOW_KEEP = 2 * FOLLOW_FOR   # Redis drops the hash this long after the last record written (no tick needed)
+UNREAD = 5 * 60                # a last read older than this at the end: "could not read", never "stuck?"
 EDIT_OP = "follow.edit"
 # The changes whose effect shows in the Space's stage (a sleep time or a removed key does not restart it).
 FOLLOWED = frozenset({"restart", "resume", "hw", "var.set", "secret.set", "duplicate"})
 HEATED = FOLLOWED | {"sleep"}
 POST_BUDGET = 2.0  # seconds the announcement may take (a dropped answer is looked for, then it is known)
+# Update or end a record only while it is still the same announcement (its ts): a read that loaded it just
+# before a later change took over neither overwrites nor ends the later one. KEYS: follows.
+# ARGV: space, ts, new json ('' = end it), seconds the hash is kept.
+_SAME = """
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if not cur then return 0 end
+local ok, data = pcall(cjson.decode, cur)
+if not ok or type(data) ~= 'table' or tostring(data['ts']) ~= ARGV[2] then return 0 end
+if ARGV[3] == '' then return redis.call('HDEL', KEYS[1], ARGV[1]) end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return 1
+"""
 
 
 @dataclass(frozen=True)
@@ -47,6 +66,7 @@ class Follow:
     stage: str = ""        # last stage seen
     status: str = ""       # last status line shown
     moved: bool = False    # seen in a transitional stage since the change
+    read: float = 0.0      # when the last read of the Space came (0: none yet)
     v: int = 1
 
     def to_json(self) -> str:
@@ -58,9 +78,16 @@ class Follow:
             data = json.loads(raw or "")
             return cls(space=space, channel=str(data["channel"]), ts=str(data["ts"]), text=str(data["text"]),
                        started=float(data["started"]), stage=str(data.get("stage") or ""),
-                       status=str(data.get("status") or ""), moved=bool(data.get("moved")))
+                       status=str(data.get("status") or ""), moved=bool(data.get("moved")),
+                       read=float(data.get("read") or 0.0))
         except (ValueError, TypeError, KeyError):
             return None
+
+
+def reports(follow: Follow, alert: Alert) -> bool:
+    """True when the announcement itself reports this alert: a stage change seen while it is followed (every
+    read of a followed Space reaches `FollowThrough.observed`, which shows or ends on each stage)."""
+    return alert.kind == "transition" and follow.started <= alert.at < follow.started + FOLLOW_FOR
 
 
 class FollowThrough:
@@ -82,6 +109,7 @@ class FollowThrough:
         # Whether a Space's private details (error text, log lines) may be shown in a channel: the gate's
         # answer (bot/access); wired in bot/app.py. Asked at the moment the details would be shown.
         self.reveals = reveals or (lambda space, channel: True)
+        self._same = client.register_script(_SAME)
 
     # ------------------------------------------------------------------ from the commands
 
@@ -110,7 +138,11 @@ class FollowThrough:
         if ts is None:
             return reply  # another replica holds this very announcement (cannot happen twice for one change)
         try:
-            self.redis.hset(FOLLOWS, space, Follow(space, actor.channel, ts, reply.text, now).to_json())
+            earlier = self.get(space)
+            if earlier is not None and earlier.ts != ts:
+                # A later change takes over: the earlier announcement ends saying where it is followed now.
+                self._edit(earlier, words.follow_superseded(actor.channel, earlier.channel == actor.channel))
+            self._store(Follow(space, actor.channel, ts, reply.text, now))
         except REDIS_ERRORS as err:
             log.warning("change to %s announced but not followed: Redis unreachable (%s)", space,
                         type(err).__name__)
@@ -129,24 +161,37 @@ class FollowThrough:
         return Follow.decode(space, self.redis.hget(FOLLOWS, space))
 
     def observed(self, result: Observation | str, space: str, now: float) -> None:
+        """A hot read of one Space."""
         follow = self.get(space)
-        if follow is None or not isinstance(result, Observation):
+        if follow is not None:
+            self._observe(follow, result, now)
+
+    def observed_all(self, results: dict[str, Observation | str], now: float) -> None:
+        """The reads of a batched poll cycle, and the sweep of the others: one Redis read for both."""
+        self._sweep(now, results)
+
+    def _observe(self, follow: Follow, result: Observation | str, now: float) -> None:
+        if not isinstance(result, Observation) or now < follow.read:
             return
         stage, elapsed = result.stage, now - follow.started
         moved = follow.moved or stage in STARTING or stage in ERRORS
+        follow = replace(follow, read=now)
         if elapsed >= FOLLOW_FOR:
             self._finish(follow, words.follow_status(stage, elapsed, moved, stopped=True))
         elif stage in STARTING:
             self._show(replace(follow, stage=stage, moved=True), words.follow_status(stage, elapsed, True))
         elif stage in ERRORS:
-            if not self._reveals(space, follow.channel):
-                status = words.follow_status(stage, elapsed, True) + words.follow_hidden(space)
+            if not self._reveals(follow.space, follow.channel):
+                status = words.follow_status(stage, elapsed, True) + words.follow_hidden(follow.space)
                 self._finish(follow, status, restart=True)
                 return
-            logs = self.log_lines(space, stage == "BUILD_ERROR") if self.log_lines and stage in WITH_LOGS else None
+            logs = self.log_lines(follow.space, stage == "BUILD_ERROR") \
+                if self.log_lines and stage in WITH_LOGS else None
             self._finish(follow, words.follow_status(stage, elapsed, True, result.error), logs=logs, restart=True)
         elif follow.moved or elapsed >= GRACE or stage != "RUNNING":
             self._finish(follow, words.follow_status(stage, elapsed, follow.moved))
+        else:
+            self._show(replace(follow, stage=stage), follow.status)
 
     def _reveals(self, space: str, channel: str) -> bool:
         try:
@@ -156,19 +201,43 @@ class FollowThrough:
             return False
 
     def sweep(self, now: float) -> None:
-        """Stop following after 30 min even when no read came (the budget ran low, the Hub was away)."""
+        """Stop following after 30 min even when no read came (the budget ran low, the Hub was away); runs on
+        every poll tick and hot tick. Without a recent read the last line says so instead of "stuck?"."""
+        self._sweep(now, {})
+
+    def _sweep(self, now: float, results: dict[str, Observation | str]) -> None:
         for space, raw in self.redis.hgetall(FOLLOWS).items():
             follow = Follow.decode(space, raw)
             if follow is None:
                 self.redis.hdel(FOLLOWS, space)
-            elif now - follow.started >= FOLLOW_FOR:
-                self._finish(follow, words.follow_status(follow.stage or "BUILDING", now - follow.started,
-                                                         follow.moved, stopped=True))
+                continue
+            if isinstance(results.get(space), Observation):
+                self._observe(follow, results[space], now)
+                continue
+            elapsed = now - follow.started
+            if elapsed < FOLLOW_FOR:
+                continue
+            if follow.read and now - follow.read <= UNREAD:
+                status = words.follow_status(follow.stage or "BUILDING", elapsed, follow.moved, stopped=True)
+            else:
+                status = words.follow_unread(follow.stage, elapsed, now - follow.read if follow.read else None)
+            self._finish(follow, status)
 
     def _show(self, follow: Follow, status: str) -> None:
-        if status != follow.status and self._edit(follow, status):
-            follow = replace(follow, status=status)
-        self.redis.hset(FOLLOWS, follow.space, follow.to_json())
+        """Keep what this read saw and, when the status line changed, edit the announcement (if still ours)."""
+        shown = replace(follow, status=status) if status and status != follow.status else follow
+        if self._keep(shown) and shown is not follow and not self._edit(follow, status):
+            self._keep(follow)  # not edited: the next read tries again
+
+    def _keep(self, follow: Follow) -> bool:
+        return bool(self._same(keys=[FOLLOWS], args=[follow.space, follow.ts, follow.to_json(), int(FOLLOW_KEEP)]))
+
+    def _store(self, follow: Follow) -> None:
+        """A new announcement's record (it replaces whatever was followed for the Space)."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hset(FOLLOWS, follow.space, follow.to_json())
+        pipe.expire(FOLLOWS, int(FOLLOW_KEEP))
+        pipe.execute()
 
     def deliver(self, channel: str, payload: str) -> None:
         """The outbox's `follow.edit` op (raises Slack's errors so the outbox retries)."""
@@ -176,8 +245,9 @@ class FollowThrough:
         self.deliveries.update(channel, data["ts"], data["text"], data["blocks"])
 
     def _finish(self, follow: Follow, status: str, logs=None, restart: bool = False) -> None:
-        self._edit(follow, status, logs, restart)
-        self.redis.hdel(FOLLOWS, follow.space)
+        """End the record if it is still this announcement's, then give the announcement its last line."""
+        if self._same(keys=[FOLLOWS], args=[follow.space, follow.ts, "", int(FOLLOW_KEEP)]):
+            self._edit(follow, status, logs, restart)
 
     def _edit(self, follow: Follow, status: str, logs=None, restart: bool = False) -> bool:
         reply = words.follow_message(follow.text, follow.space, status, self.hub_url, logs, restart)
@@ -201,4 +271,4 @@ class FollowThrough:
         if alert.kind != "transition":
             return False
         follow = self.get(alert.space)
-        return follow is not None and follow.channel == channel
+        return follow is not None and follow.channel == channel and reports(follow, alert)

@@ -134,12 +134,13 @@ class HotPoller:
     """Reads the due hot Spaces (leader only), feeds watched ones through the poller's CAS and outbox, and
     hands every observation to the listeners (command follow-through)."""
 
-    def __init__(self, hot: HotSet, poller, base_seconds: float):
+    def __init__(self, hot: HotSet, poller, base_seconds: float,
+                 listeners: list[Callable[[Observation | str, str, float], None]] = ()):
         self.hot = hot
         self.poller = poller
         self.base = base_seconds
         self.next_read: dict[str, float] = {}
-        self.listeners: list[Callable[[Observation | str, str, float], None]] = []
+        self.listeners = list(listeners)  # told of every hot read: (result, space, now)
 
     def interval(self, now: float, count: int) -> float:
         budget = self.poller.budget
@@ -200,7 +201,7 @@ class HotPoller:
             by_ns.setdefault(namespace_of(space), []).append(space)
         singles, batches = [], {}
         for ns, spaces in by_ns.items():
-            if len(spaces) > self.poller.pages.get(ns, 1):
+            if len(spaces) > self.poller.pages.get(ns, 1) and ns not in self.poller.unlisted:
                 batches[ns] = spaces
             else:
                 singles += spaces

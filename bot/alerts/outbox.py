@@ -57,7 +57,8 @@ class Outbox:
     """`enqueue` from the poller; `drain(now)` from the scheduler (leader only)."""
 
     def __init__(self, client: redis.Redis, deliveries: Deliveries, watch_store: WatchStore, hub_url: str,
-                 per_second: float = 1.0, burst: float = 3.0, clock: Callable[[], float] | None = None):
+                 per_second: float = 1.0, burst: float = 3.0, clock: Callable[[], float] | None = None,
+                 may_post: Callable[[str, str], bool] | None = None, prepare: Callable[[set[str]], None] | None = None):
         self.redis = client
         self.clock = clock or Clock(client)  # Redis's
         # The one way out to Slack (bot/core/deliver.py): marks, looks before a retry, edits.
@@ -76,10 +77,10 @@ class Outbox:
         # Other features' deliveries (op → deliver(channel, payload)), e.g. approval message edits that
         # failed when first tried; registered by every replica, since the leader drains for all.
         self.handlers: dict[str, Callable[[str, str], None]] = {}
-        # Whether an alert about a Space may go to a channel (channel scopes, private Spaces); set at wiring.
-        self.may_post: Callable[[str, str], bool] | None = None
+        # Whether an alert about a Space may go to a channel (channel scopes, private Spaces: access).
+        self.may_post = may_post
         # Called once with every Space about to be enqueued, so `may_post` can look them up together.
-        self.prepare: Callable[[set[str]], None] | None = None
+        self.prepare = prepare
         # A channel that already sees this change another way (the command's follow-through message).
         self.skip: Callable[[Alert, str], bool] | None = None
         self._lock = threading.Lock()
@@ -122,10 +123,6 @@ class Outbox:
                 count += 1
         pipe.execute()
         return count
-
-    def redeliver(self, alerts: list[Alert]) -> int:
-        """Enqueue alerts again (a leader died between deciding and enqueueing); delivery ids dedupe."""
-        return self.enqueue(alerts, self.watch_store.load())
 
     def enqueue_summary(self, alerts: list[Alert], watches: WatchSet, gap: float, now: float) -> int:
         """After downtime: one message per channel listing what changed meanwhile."""

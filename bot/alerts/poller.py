@@ -32,6 +32,9 @@ from bot.core.permissions import namespace_of
 
 log = logging.getLogger(__name__)
 DOWNTIME_INTERVALS = 5  # more than a lease handover (2.5 intervals + one tick) takes
+# A namespace whose listing timed out (too large to list in time) has its known Spaces read one by one for
+# this long, then is listed again: never silence after one "can't read".
+LIST_RETRY = 10 * 60
 READ_TIMEOUTS = 3       # a whole read (every page of a listing) ends within this many Hub timeouts
 LOG_FETCH_MAX = 20      # more failures than this in one cycle: no log lines (one request each)
 
@@ -50,6 +53,8 @@ class CycleReport:
     downtime: float = 0.0
     batched: list[str] = field(default_factory=list)
     per_space: int = 0
+    # What the cycle read, once its decisions are committed (command follow-through reads them too).
+    observations: dict = field(default_factory=dict, repr=False)
 
 
 class Poller:
@@ -57,7 +62,7 @@ class Poller:
 
     def __init__(self, client: redis.Redis, api: HfApi, outbox: Outbox, watch_store: WatchStore,
                  catalogues: CatalogueSource, interval: float, policy: Policy | None = None, workers: int = 16,
-                 hub_timeout: float = 10.0):
+                 hub_timeout: float = 10.0, privacy: Callable[[dict[str, bool]], None] | None = None):
         self.redis = client
         self.api = api
         self.outbox = outbox
@@ -66,7 +71,7 @@ class Poller:
         self.interval = interval
         self.policy = policy or Policy()
         self.budget = Budget()
-        self.reader = HubReader(api, self.budget, read_seconds=READ_TIMEOUTS * hub_timeout)
+        self.reader = HubReader(api, self.budget, read_seconds=READ_TIMEOUTS * hub_timeout, privacy=privacy)
         # Wall-clock bound of one cycle's waiting on the Hub: a cycle never runs into the next tick.
         self.cycle_seconds = max(float(interval), self.reader.read_seconds + 1.0)
         self.troubled: dict[str, str] = {}  # read target → reason, while its reads fail (logged once)
@@ -74,6 +79,7 @@ class Poller:
         self.server_clock = False  # True when `now` comes from the one clock (production), not a test's stepped one
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="spaceops-poll")
         self.pages: dict[str, int] = {}  # pages a namespace listing took last time
+        self.unlisted: dict[str, float] = {}  # namespace → until when it is not listed (its listing timed out)
         self.cache: dict[str, tuple[str, SpaceState]] = {}  # space → (stored ts, state), valid while leader
         self._cas = client.register_script(CAS)
         self._clear = client.register_script(CLEAR_PENDING)
@@ -83,14 +89,16 @@ class Poller:
         """Drop cached states (leadership was lost: another replica may have written since)."""
         self.cache.clear()
         self.unqueued.clear()
+        self.unlisted.clear()  # its known Spaces were in the cache: list it again
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
 
     # ------------------------------------------------------------------ planning and reading
 
-    def plan(self, watches: WatchSet) -> tuple[set[str], set[str]]:
-        """(namespaces to list, Spaces to read one by one): whichever costs fewer requests per namespace."""
+    def plan(self, watches: WatchSet, now: float | None = None) -> tuple[set[str], set[str]]:
+        """(namespaces to list, Spaces to read one by one): whichever costs fewer requests per namespace; a
+        namespace whose listing timed out less than `LIST_RETRY` ago has its known Spaces read one by one."""
         batch = set(watches.pattern_namespaces())
         by_ns: dict[str, list[str]] = {}
         for space in watches.explicit_spaces():
@@ -103,6 +111,13 @@ class Poller:
                 batch.add(ns)
             else:
                 single.update(spaces)
+        for ns, until in list(self.unlisted.items()):
+            if now is None or now >= until:
+                del self.unlisted[ns]
+            elif ns in batch:
+                batch.discard(ns)
+                single.update(s for s in set(by_ns.get(ns, ())) | set(self.cache)
+                              if namespace_of(s) == ns and watches.is_watched(s))
         return batch, single
 
     def read(self, watches: WatchSet, now: float, report: CycleReport,
@@ -110,7 +125,7 @@ class Poller:
         """Space → Observation, or a short failure reason. Reads the budget would not allow are skipped
         (`report.rate_limited`): those Spaces keep their last state until a later cycle. A read still
         running at `deadline` (time.monotonic()) counts as a timeout; the cycle goes on without it."""
-        namespaces, singles = self.plan(watches)
+        namespaces, singles = self.plan(watches, now)
         report.batched, report.per_space = sorted(namespaces), len(singles)
         results: dict[str, Observation | str] = {}
         deadline = deadline if deadline is not None else time.monotonic() + self.cycle_seconds
@@ -128,6 +143,8 @@ class Poller:
                 reason = err.reason if isinstance(err, ReadFailed) else "timeout"
                 if isinstance(err, FutureTimeout):
                     future.cancel()
+                if reason == "timeout" and name in namespaces:
+                    self.unlisted[name] = now + LIST_RETRY
                 self._trouble(name, reason)
                 results.update({space: reason for space in self._known_in(name, watches, singles)})
                 continue
@@ -137,6 +154,7 @@ class Poller:
                 continue
             items, pages = value
             self.pages[name] = pages
+            self.unlisted.pop(name, None)
             listed = set()
             for space, runtime in items:
                 listed.add(space)
@@ -304,6 +322,7 @@ class Poller:
             committed += alerts
         self.requeue(watches, (gap, now) if downtime else None)
         report.alerts = len(committed)
+        report.observations = results
         if not report.rate_limited and hub_answered:
             # A cycle cut short by the budget is not a success: changes meanwhile get the downtime summary.
             self.redis.set(LAST_OK, repr(now))
@@ -384,18 +403,3 @@ def _pending_alerts(space: str, pending: str) -> list[Alert]:
 
 def _dumps(value) -> str:
     return json.dumps(value, separators=(",", ":"))
-
-
-def usage(client: redis.Redis, space: str, now: float) -> dict[str, float]:
-    """Seconds per `stage|flavor` since the first poll, including the current stint (uptime and spend)."""
-    totals = {name: float(value) for name, value in client.hgetall(usage_key(space)).items()}
-    try:
-        state = SpaceState.from_fields(space, client.hgetall(state_key(space)))
-    except Unreadable:
-        state = None
-    if state and state.stage:
-        name = f"{state.stage}|{state.hardware or 'none'}"
-        totals[name] = totals.get(name, 0.0) + max(0.0, now - state.since)
-    return totals
-
-

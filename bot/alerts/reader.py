@@ -37,7 +37,8 @@ class HubReader:
     `list_spaces`' own sleep-and-retry.
     """
 
-    def __init__(self, api: HfApi, budget: Budget, read_seconds: float = 30.0, log_seconds: float = LOG_SECONDS):
+    def __init__(self, api: HfApi, budget: Budget, read_seconds: float = 30.0, log_seconds: float = LOG_SECONDS,
+                 privacy: Callable[[dict[str, bool]], None] | None = None):
         self.api = api
         self.budget = budget
         self.read_seconds = read_seconds
@@ -45,8 +46,8 @@ class HubReader:
         self.requests = 0
         self._count_lock = threading.Lock()
         self.shas: dict[str, str] = {}  # Space → commit, from the batched read (a new one makes it hot)
-        # {Space: private?} → None: told the visibilities each batched read saw; set at wiring (access).
-        self.privacy: Callable[[dict[str, bool]], None] = lambda seen: None
+        # {Space: private?} → None: told the visibilities each batched read saw (access keeps them).
+        self.privacy: Callable[[dict[str, bool]], None] = privacy or (lambda seen: None)
 
     def _before_request(self, now: float) -> None:
         self.budget.spend(now)

@@ -48,7 +48,13 @@ class Watcher:
     """Ties the watch store, poller, outbox and lease of one process together."""
 
     def __init__(self, settings: Settings, records: Store, poster: Poster | Deliveries, api: HfApi, spaces: Spaces,
-                 catalogues: CatalogueSource, policy: Policy | None = None):
+                 catalogues: CatalogueSource, policy: Policy | None = None,
+                 may_post: Callable[[str, str], bool] | None = None, prepare: Callable[[set[str]], None] | None = None,
+                 privacy: Callable[[dict[str, bool]], None] | None = None,
+                 reveals: Callable[[str, str], bool] | None = None):
+        """`may_post(space, channel)`: whether an alert may go there (access); `prepare(spaces)`: called before
+        routing alerts about these Spaces; `privacy({space: private?})`: what each batched read saw;
+        `reveals(space, channel)`: whether follow-through may show a Space's private details there."""
         self.settings = settings
         self.records = records  # the audit trail and the Redis check before a change
         self.spaces = spaces
@@ -57,18 +63,18 @@ class Watcher:
         self.store = WatchStore(client)
         # The one way out to Slack for everything the bot says on its own (bot/core/deliver.py).
         self.deliveries = poster if isinstance(poster, Deliveries) else Deliveries(client, poster, clock=records.clock)
-        self.outbox = Outbox(client, self.deliveries, self.store, settings.hf_endpoint, clock=records.clock)
+        self.outbox = Outbox(client, self.deliveries, self.store, settings.hf_endpoint, clock=records.clock,
+                             may_post=may_post, prepare=prepare)
         self.poller = Poller(client, api, self.outbox, self.store, catalogues, interval,
-                             policy or policy_of(settings), hub_timeout=settings.hub_timeout)
+                             policy or policy_of(settings), hub_timeout=settings.hub_timeout, privacy=privacy)
         self.lease = Lease(client, ttl=LEASE_INTERVALS * interval)
         # Hot polling and command follow-through (bot/alerts/hot.py, followthrough.py).
         self.hot = HotSet(client)
-        self.hot_poller = HotPoller(self.hot, self.poller, settings.hot_seconds)
         self.follow = FollowThrough(client, self.deliveries, self.hot, settings.hf_endpoint,
                                     self.poller.reader.last_log_lines, clock=records.clock,
-                                    later=self.outbox.enqueue_one)
+                                    later=self.outbox.enqueue_one, reveals=reveals)
+        self.hot_poller = HotPoller(self.hot, self.poller, settings.hot_seconds, listeners=[self.follow.observed])
         self.outbox.handlers[EDIT_OP] = self.follow.deliver
-        self.hot_poller.listeners.append(self.follow.observed)
         self.outbox.skip = self.follow.covers
         self.poller.annotate = self.hot_poller.name_commit
         self.webhooks = WebhookReceiver(client, self.hot, settings.hub_webhook_secret,
@@ -117,6 +123,9 @@ class Watcher:
         with self._reading:
             report = self.poller.cycle(now, leading=leading)
             self.hot_poller.after_cycle(now)
+            # Announcements hear the batched read too (hot reads may be starved), and end on this tick's
+            # clock even when hot ticks do not run.
+            self.follow.observed_all(report.observations, now)
         metrics.POLL_CYCLE.observe(time.monotonic() - started)
         self._note_hub(report, now)
         metrics.alerts("decided", report.alerts)

@@ -159,7 +159,7 @@ def burst_message(alerts: list) -> Reply:
     return Reply(head, [section(head)])
 
 
-_KIND_WORDS = {"hardware": "hardware applied", "stuck": "may be stuck", "flapping": "flapping", "cost": "cost warning",
+_KIND_WORDS = {"hardware": "hardware applied", "stuck": "may be stuck", "cost": "cost warning",
                "unreadable": "can't be read", "readable": "can be read again"}
 
 
@@ -265,6 +265,19 @@ def follow_hidden(space: str) -> str:
     ns = space.split("/", 1)[0]
     return (f" ({code(space)} is private: its error text and logs are shown only in a channel scoped to "
             f"{code(ns + '/*')} or in a DM with Space Ops.)")
+def follow_unread(stage: str, elapsed: float, unread_for: float | None) -> str:
+    """The last line of an announcement whose Space could not be read lately: no claim about where it is."""
+    if unread_for is None:
+        return (f":grey_question: Space Ops could not read the Space in {duration_words(elapsed)} "
+                f"(Hub unreachable or its rate budget spent): no longer followed here")
+    return (f":grey_question: last seen {stage_words(stage)}; Space Ops could not read it for the last "
+            f"{duration_words(unread_for)}: no longer followed here after {duration_words(elapsed)}")
+
+
+def follow_superseded(channel: str, same_channel: bool) -> str:
+    """The last line of an announcement a later change to the same Space took over."""
+    where = "in its own message below" if same_channel else f"in <#{escape(channel)}>"
+    return f":arrow_down: a later change to this Space is followed {where}"
 
 
 def follow_message(text: str, space: str, status: str, hub_url: str, logs: tuple[str, ...] | None = None,

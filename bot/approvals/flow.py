@@ -9,14 +9,14 @@ from dataclasses import dataclass, replace
 from typing import Callable
 
 from bot.approvals import words
-from bot.approvals.store import ApprovalRequest, ApprovalStore, Transition, apply_lease
+from bot.approvals.store import ApprovalRequest, ApprovalStore, Transition
 from bot.commands.grammar import Command
 from bot.commands.operations import Upgrade, duplicate_audited
 from bot.core.changes import Changes, Why
 from bot.core.deliver import SLACK_FAILURES, Deliveries
 from bot.core.errors import NotAllowed, NotFound, SpaceOpsError
 from bot.core.flavors import CatalogueSource
-from bot.core.hub import Spaces
+from bot.core.hub import Spaces, call_lease
 from bot.core.markup import code
 from bot.core.permissions import Actor, Roles, check_namespace, declare
 from bot.core.settings import Settings
@@ -51,7 +51,7 @@ class Approvals:
 
     def __init__(self, settings: Settings, records: Store, spaces: Spaces, roles: Roles, deliveries: Deliveries,
                  catalogues: CatalogueSource, later: Later | None = None, clock: Callable[[], float] | None = None,
-                 changes: Changes | None = None):
+                 changes: Changes | None = None, applied: Callable[[str], None] | None = None):
         self.settings = settings
         self.records = records  # the audit trail and the Redis check before a change
         self.spaces = spaces
@@ -62,12 +62,12 @@ class Approvals:
         self.catalogues = catalogues
         self.later = later
         self.hub_url = settings.hf_endpoint
-        self.store = ApprovalStore(records.redis, settings.approval_ttl, apply_lease(settings.hub_timeout))
+        self.store = ApprovalStore(records.redis, settings.approval_ttl, call_lease(settings.hub_timeout))
         # Redis's clock (bot/core/clock.py): claim leases are written by one replica and compared by another.
         self.clock = clock or records.clock
         self.kinds: dict[str, ApprovalKind] = {"hw": ApprovalKind(self._apply_hardware, self._hardware_landed)}
         # Told of each approved change once applied (the Space id), so alerts read it often (bot/app.py).
-        self.applied: Callable[[str], None] = lambda space: None
+        self.applied: Callable[[str], None] = applied or (lambda space: None)
 
     def register(self, action: str, kind: ApprovalKind) -> None:
         """Let another feature's changes go through approvals (`Upgrade.action == action`)."""

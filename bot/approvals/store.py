@@ -26,12 +26,6 @@ DECIDED_KEEP = 7 * 24 * 3600
 TAG = "{approvals}"
 
 
-def apply_lease(hub_timeout: float) -> float:
-    """How long a bot's `applying` claim lasts: its one Hub call is bounded by the client's timeouts
-    (connect, send, read), so a claim older than that belongs to a replica that died."""
-    return 3 * hub_timeout + 5
-
-
 # KEYS[1] request hash, KEYS[2] pending index.
 # ARGV: 1 allowed from-states (comma list; "stale" means an `applying` claim whose lease ran out),
 #       2 new state, 3 now, 4 expiry rule (live|dead|any), 5 guard field, 6 guard value,

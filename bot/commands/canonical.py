@@ -8,7 +8,7 @@ from dataclasses import replace
 
 from bot.commands.grammar import Command
 from bot.core import hub
-from bot.core.errors import SpaceOpsError
+from bot.core.errors import HubUnavailable, RateLimited, SpaceOpsError
 from bot.core.permissions import namespace_of
 from bot.core.store import REDIS_ERRORS, key
 
@@ -16,6 +16,7 @@ log = logging.getLogger(__name__)
 IDS = key("ids")  # hash: lower-cased id or "namespace/*" → the Hub's casing
 # Commands whose Space id is stored (watches, mutes): those must use the Hub's casing.
 STORED = frozenset({"watch", "unwatch", "mute", "unmute"})
+LISTING_SECONDS = 5.0  # the first page of a namespace, well within the command's answer deadline
 
 
 class Canonical:
@@ -48,13 +49,18 @@ class Canonical:
         self._learn(space, canonical)
         return canonical
 
-    def pattern(self, pattern: str) -> str:
+    def pattern(self, pattern: str, strict: bool = False) -> str:
+        """`strict` (a watch, which makes no Hub call of its own): a Hub failure is the command's answer."""
         known = self._known(pattern)
         if known:
             return known
         namespace = pattern[:-2]
         try:
-            first = next(iter(hub.call(self.api.list_spaces, author=namespace, limit=1)), None)
+            first = next(iter(hub.listing(self.api, namespace, LISTING_SECONDS, limit=1)), None)
+        except (HubUnavailable, RateLimited):
+            if strict:
+                raise
+            first = None
         except SpaceOpsError:
             first = None
         if first is None or namespace_of(first.id).lower() != namespace.lower():
@@ -65,5 +71,5 @@ class Canonical:
     def command(self, cmd: Command) -> Command:
         if cmd.name not in STORED or not cmd.space:
             return cmd
-        space = self.pattern(cmd.space) if cmd.is_pattern else self.space(cmd.space)
+        space = self.pattern(cmd.space, strict=cmd.name == "watch") if cmd.is_pattern else self.space(cmd.space)
         return cmd if space == cmd.space else replace(cmd, space=space)

@@ -96,25 +96,27 @@ class Operations:
 
     def __init__(self, settings: Settings, api: HfApi, spaces: Spaces, store: Store, roles: Roles,
                  catalogues: CatalogueSource, upgrades: UpgradeRequests | None = None, budget: Budget | None = None,
-                 changes: Changes | None = None):
+                 changes: ChangeListener | None = None, rewrites: list[Callable[[Command], Command]] = (),
+                 guards: list[Callable[[Command, Actor], None]] = (),
+                 reveals: Callable[[str, Actor], bool] | None = None, changes_out: Changes | None = None):
         self.settings = settings
         self.budget = budget  # the poller's: commands spend from the same RateLimit window, each member a share
         self.api = api
         self.spaces = spaces
         self.store = store
         # The one way a change reaches the Hub (attempt audit, budget, deadline, sentences, outcome).
-        self.changes_out = changes or Changes(api, store, budget, 2 * settings.hub_timeout)
+        self.changes_out = changes_out or Changes(api, store, budget, 2 * settings.hub_timeout)
         self.roles = roles
         self.catalogues = catalogues
         self.upgrades = upgrades or NoApprovals(catalogues)
-        self.changes: ChangeListener = NoListener()  # wired in bot/app.py
+        self.changes: ChangeListener = changes or NoListener()  # follow-through (bot/alerts/followthrough.py)
         self.hub_url = settings.hf_endpoint
-        # Checks other features add at wiring (channel scopes, workspace, guests): each raises NotAllowed.
-        self.guards: list[Callable[[Command, Actor], None]] = []
+        # Checks of other features (channel scopes, workspace, guests): each raises NotAllowed.
+        self.guards = list(guards)
         # Rewrites before anything else (the Hub's casing of Space ids for stored ones).
-        self.rewrites: list[Callable[[Command], Command]] = []
+        self.rewrites = list(rewrites)
         # Whether a Space's private details (error text) may be shown where this actor asked.
-        self.reveals: Callable[[str, Actor], bool] = lambda space, actor: True
+        self.reveals: Callable[[str, Actor], bool] = reveals or (lambda space, actor: True)
         self.handlers: dict[str, Handler] = {
             "help": lambda cmd, actor: words.help_reply(cmd.topic),
             "status": self.status,

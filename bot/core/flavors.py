@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable
 
 from bot.core.clock import Clock
+from bot.core.cache import TtlCache
 from bot.core.errors import SpaceOpsError
 from bot.core.store import REDIS_ERRORS, key
 
@@ -156,12 +157,18 @@ class CatalogueSource:
 
     @property
     def current(self) -> Catalogue:
+        return self.read(self._reads)
+
+    def read(self, client=None) -> Catalogue:
+        """The shared copy read through `client` (default: the normal one, for the leader's work), else the
+        last copy this process saw."""
         if self._redis is None:
             return self._local
+        client = client if client is not None else self._redis
         try:
-            at = self._reads.hget(CATALOGUE_KEY, "at")
+            at = client.hget(CATALOGUE_KEY, "at")
             if at and at != self._local_at:
-                stored = catalogue_from_json(self._reads.hget(CATALOGUE_KEY, "json"))
+                stored = catalogue_from_json(client.hget(CATALOGUE_KEY, "json"))
                 if stored is not None:
                     stored.read_at = float(at)
                     self._local, self._local_at = stored, at
@@ -223,18 +230,14 @@ class ThrottledCatalogue:
     def __init__(self, source: CatalogueSource, seconds: float = 5.0,
                  monotonic: Callable[[], float] = time.monotonic):
         self.source = source
-        self.seconds = seconds
-        self._monotonic = monotonic
-        self._until = 0.0
-        self._catalogue: Catalogue | None = None
+        self._copy: TtlCache[Catalogue] = TtlCache(seconds, monotonic)
 
     @property
     def current(self) -> Catalogue:
-        now = self._monotonic()
-        if self._catalogue is None or now >= self._until:
-            self._catalogue, self._until = self.source.current, now + self.seconds
-        return self._catalogue
+        # The poll leader's view: the normal client (a slow moment must not price a cycle with an old copy).
+        return self._copy.get("", self.source.read)
 
     def refresh(self, now: float | None = None) -> Catalogue:
-        self._catalogue = self.source.refresh(now)
-        return self._catalogue
+        catalogue = self.source.refresh(now)
+        self._copy.put("", catalogue)
+        return catalogue

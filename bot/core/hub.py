@@ -243,6 +243,13 @@ def rate_limit_of(response) -> tuple[int | None, int | None]:
     return (int(match.group(1)), int(match.group(2))) if match else (None, None)
 
 
+def call_lease(hub_timeout: float) -> float:
+    """How long a claim on one Hub change lasts (an approval being applied, a timed upgrade being reverted):
+    its Hub call is bounded by the client's timeouts (connect, send, read), so a claim older than that
+    belongs to a replica that died."""
+    return 3 * hub_timeout + 5
+
+
 def make_api(settings: Settings) -> HfApi:
     install_timeout(settings.hub_timeout)
     return HfApi(endpoint=settings.hf_endpoint, token=settings.hf_token or False,
@@ -262,6 +269,8 @@ def hub_errors(space: str | None = None) -> Iterator[None]:
         raise HubRefused(f"The Hub refused this for {what}: {reason}.") from err
     except HfHubHTTPError as err:
         raise _from_status(err, what) from err
+    except CallAborted as err:
+        raise _from_aborted(err.reason) from err
     except httpx.TimeoutException as err:
         raise HubUnavailable("The Hub did not answer in time. Nothing was confirmed; check `status` "
                              "before trying again.") from err
@@ -270,6 +279,27 @@ def hub_errors(space: str | None = None) -> Iterator[None]:
     except (KeyError, ValueError) as err:
         # A 200 whose body does not have the shape the client expects.
         raise HubUnavailable("The Hub answered with something unexpected. Try again in a minute.") from err
+
+
+def _from_aborted(reason: str) -> Exception:
+    """The sentence for a call `observed()` cut short at its first failure."""
+    if reason == "429":
+        return RateLimited("The Hub's rate limit for the bot's token is used up. Try again in a few minutes.", None)
+    if reason == "timeout":
+        return HubUnavailable("The Hub did not answer in time. Nothing was confirmed; check `status` before "
+                              "trying again.")
+    if reason.isdigit():
+        return HubUnavailable(f"The Hub had an error ({reason}). Nothing was confirmed; check `status` before "
+                              f"trying again.")
+    return HubUnavailable("The Hub cannot be reached right now. Try again in a minute.")
+
+
+def listing(api: HfApi, namespace: str, seconds: float | None = None, **kwargs) -> list:
+    """Every Space `list_spaces(author=namespace, …)` yields, consumed inside the error translation and under
+    `observed()`: the first 429/5xx/transport error is a sentence at once (not the client's half-minute of
+    retries), and with `seconds` the whole listing ends within that time."""
+    with hub_errors(f"{namespace}/*"), observed(None, seconds):
+        return list(api.list_spaces(author=namespace, **kwargs))
 
 
 def _server_message(err: HfHubHTTPError) -> str:

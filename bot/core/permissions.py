@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
+from bot.core.cache import TtlCache
 from bot.core.errors import NotAllowed
 from bot.core.settings import Settings
 
@@ -58,8 +57,7 @@ class Roles:
     def __init__(self, settings: Settings, resolve_group: Callable[[str], Iterable[str]] | None = None):
         self.settings = settings
         self._resolve = resolve_group
-        self._cache: dict[str, tuple[float, frozenset[str]]] = {}
-        self._lock = threading.Lock()
+        self._groups: TtlCache[frozenset[str]] = TtlCache(GROUP_CACHE_SECONDS)
 
     def _expand(self, ids: frozenset[str]) -> frozenset[str]:
         users = {i for i in ids if not i.startswith("S")}
@@ -68,18 +66,15 @@ class Roles:
         return frozenset(users)
 
     def _group(self, group: str) -> frozenset[str]:
-        with self._lock:
-            cached = self._cache.get(group)
-            if cached and cached[0] > time.monotonic():
-                return cached[1]
-        members: frozenset[str] = cached[1] if cached else frozenset()
+        return self._groups.get(group, lambda: self._members_of(group))
+
+    def _members_of(self, group: str) -> frozenset[str]:
+        members: frozenset[str] = self._groups.stale(group, frozenset())
         if self._resolve:
             try:
                 members = frozenset(self._resolve(group))
             except Exception:  # noqa: BLE001 — Slack unreachable: keep the last known members
                 log.warning("could not resolve user group %s; using %d cached members", group, len(members))
-        with self._lock:
-            self._cache[group] = (time.monotonic() + GROUP_CACHE_SECONDS, members)
         return members
 
     def members(self, ids: frozenset[str]) -> frozenset[str]:

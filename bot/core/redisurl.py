@@ -96,7 +96,3 @@ def parse_redis_url(url: str, cluster: bool = False) -> RedisTarget:
     if query not in ("", "0"):
         raise ConfigError(f"Redis Cluster has only database 0 (REDIS_URL ends in /{query})")
     return RedisTarget("cluster", url, _nodes(hosts, 6379, url), username=username, password=password, tls=tls)
-
-
-def hidden(url: str) -> str:
-    return _hide(url)

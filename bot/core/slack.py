@@ -6,7 +6,6 @@ import http.client
 import logging
 import re
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Protocol, TypeVar
 
 from slack_sdk import WebClient
@@ -145,11 +144,6 @@ class ConsolePoster:
 
     def permalink(self, channel, ts) -> str:
         return ""
-
-
-def background_pool(workers: int) -> ThreadPoolExecutor:
-    """Slow work (Hub calls) runs here, never on Bolt's listener threads that must ack within 3 s."""
-    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="spaceops-work")
 
 
 

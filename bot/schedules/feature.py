@@ -18,7 +18,7 @@ from bot.core.changes import Changes, Why
 from bot.core.deliver import Deliveries
 from bot.core.errors import BadInput, NotAllowed, NotFound, SpaceOpsError
 from bot.core.flavors import DEFAULT_FLAVOR, CatalogueSource
-from bot.core.hub import Spaces
+from bot.core.hub import Spaces, call_lease
 from bot.core.jobs import Deadline
 from bot.core.markup import code, escape
 from bot.core.permissions import Actor, Roles, declare
@@ -63,9 +63,8 @@ class Schedules:
         # Records named by id (buttons, `unschedule ID`) are checked against the Space they act on.
         self.check = check or (lambda cmd, actor: self.roles.check(cmd.name, actor.user, cmd.space))
         self.store = ScheduleStore(records.redis)
-        lease = 3 * settings.hub_timeout + 5
-        self.runner = Runner(self.store, records, api, spaces, catalogues, self.say, settings.schedule_grace, lease,
-                             self.changes, budget=budget)
+        self.runner = Runner(self.store, records, api, spaces, catalogues, self.say, settings.schedule_grace,
+                             call_lease(settings.hub_timeout), self.changes, budget=budget)
 
     # ------------------------------------------------------------------ wiring
 

@@ -177,18 +177,31 @@ def _cron_triggers(when: When, tz: ZoneInfo) -> list[CronTrigger]:
             from None
 
 
-def _triggers(when: When, tz: ZoneInfo) -> list[CronTrigger]:
+def _triggers(when: When, tz=timezone.utc) -> list[CronTrigger]:
+    """The APScheduler triggers of a weekly or cron WHEN; in UTC they run over wall-clock times (a naive wall
+    time written as UTC), which `_instant` maps to instants in the schedule's zone."""
     if when.kind == "cron":
         return _cron_triggers(when, tz)
     return [CronTrigger(minute=when.minute, hour=when.hour, day_of_week=",".join(when.days), timezone=tz)]
 
 
-def _repeated_wall_time(instant: datetime, tz: ZoneInfo) -> bool:
-    """True for the second pass of a wall-clock time the autumn change repeats (02:30 twice)."""
-    utc = instant.astimezone(timezone.utc)  # arithmetic on a zoned datetime is wall-clock arithmetic
-    local = utc.astimezone(tz).replace(tzinfo=None)
-    hour_before = (utc - timedelta(hours=1)).astimezone(tz).replace(tzinfo=None)
-    return local == hour_before
+def _instant(wall: datetime, tz: ZoneInfo) -> float:
+    """The instant a wall-clock time (naive) happens in `tz`: its first pass when the autumn change repeats
+    it; when the spring change skips it, the instant of the change (the clock passes it at 02:00 → 03:00)."""
+    first = wall.replace(tzinfo=tz, fold=0).astimezone(timezone.utc)
+    if first.astimezone(tz).replace(tzinfo=None) == wall:
+        return first.timestamp()
+    # In a gap, fold=1 reads it with the offset after the change (an instant before it), fold=0 with the one
+    # before (after it): the change lies between, found to the second.
+    low, high = wall.replace(tzinfo=tz, fold=1).timestamp(), first.timestamp()
+    offset = datetime.fromtimestamp(high, tz).utcoffset()
+    while high - low > 1:
+        middle = (low + high) // 2
+        if datetime.fromtimestamp(middle, tz).utcoffset() == offset:
+            high = middle
+        else:
+            low = middle
+    return float(high)
 
 
 def next_after(when: When, tz: ZoneInfo, after: float, anchor: float) -> float | None:
@@ -197,24 +210,26 @@ def next_after(when: When, tz: ZoneInfo, after: float, anchor: float) -> float |
     `anchor` is when the schedule began: `every` counts from it.
     """
     if when.kind == "at":
-        local = datetime.strptime(when.at, "%Y-%m-%d %H:%M")
-        # A wall time skipped by DST does not exist; normalise through UTC to the instant it would be.
-        instant = local.replace(tzinfo=tz).astimezone(timezone.utc).timestamp()
+        instant = _instant(datetime.strptime(when.at, "%Y-%m-%d %H:%M"), tz)
         return instant if instant > after else None
     if when.kind == "every":
         steps = max(1, int((after - anchor) // when.seconds) + 1)
         return anchor + steps * when.seconds
     best = None
-    for trigger in _triggers(when, tz):
-        point = datetime.fromtimestamp(after, timezone.utc)
-        for _ in range(48):  # a few steps past DST oddities; a real cron fires well within them
+    # Walk wall-clock times from the wall time of `after` and map each to its instant: a repeated time runs
+    # on its first pass only, a skipped one at the change.
+    start = datetime.fromtimestamp(after, tz).replace(tzinfo=timezone.utc)
+    for trigger in _triggers(when):
+        point = start
+        for _ in range(120):  # past the first passes of a repeated hour, at worst one a minute
             found = trigger.get_next_fire_time(None, point + timedelta(microseconds=1))
             if found is None:
                 break
-            if found.timestamp() <= after or _repeated_wall_time(found, tz):
-                point = max(point + timedelta(minutes=1), found.astimezone(timezone.utc) + timedelta(minutes=1))
+            instant = _instant(found.replace(tzinfo=None), tz)
+            if instant <= after:
+                point = found
                 continue
-            best = found.timestamp() if best is None else min(best, found.timestamp())
+            best = instant if best is None else min(best, instant)
             break
     return best
 
