@@ -117,9 +117,6 @@ def build_context(settings: Settings, redis_client: redis.Redis | None = None, p
     # The leader's poll tick expires approvals, so expiry needs no click.
     watcher.periodic.append(approvals.sweep)
     watcher.periodic.append(catalogues.refresh_if_due)
-    # State, usage and history of Spaces nobody watches any more are forgotten after a while.
-    retention = Retention(store.redis, watcher.store, forget=lambda space: watcher.poller.cache.pop(space, None))
-    watcher.periodic.append(retention.run)
     # The fleet reads what the poller records; on the leader's tick it indexes Spaces, refreshes open App
     # Homes and checks budgets; a cron job on the leader posts digests.
     fleet = Fleet(settings, store, poster, watcher.store, watcher.outbox, catalogues, roles,
@@ -127,6 +124,10 @@ def build_context(settings: Settings, redis_client: redis.Redis | None = None, p
                   pending_requests=approvals.store.open_requests, slack=client, reveals=access.reveals,
                   prefetch=access.prefetch)
     watcher.periodic.append(fleet.tick)
+    # State, usage and history of Spaces nobody watches any more are forgotten after a while, and leave the
+    # fleet's index of known Spaces.
+    retention = Retention(store.redis, watcher.store, forget=watcher.poller.forget_space, index=fleet)
+    watcher.periodic.append(retention.run)
     watcher.cron.append(("digests", fleet.digest_tick, {"minute": "*", "second": 5}))
     webhook = WebhookCommands(settings, api, store, watcher.store, roles.is_admin)
     for name, handler in {**watcher.commands(), **approvals.commands(), **schedules.commands(),

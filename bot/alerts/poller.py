@@ -24,7 +24,7 @@ from bot.alerts.outbox import Outbox
 from bot.alerts.reader import HubReader, ReadFailed
 from bot.alerts.scripts import CAS, CLEAR_PENDING
 from bot.alerts.transitions import (WITH_LOGS, Alert, Observation, Policy, SpaceState, Unreadable, failed, observe,
-                                    usage_delta)
+                                    unobserved, usage_delta)
 from bot.alerts.watches import WatchSet, WatchStore
 from bot.core.budget import Budget, RateLimitHit
 from bot.core.flavors import CatalogueSource
@@ -74,6 +74,9 @@ class Poller:
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="spaceops-poll")
         self.pages: dict[str, int] = {}  # pages a namespace listing took last time
         self.cache: dict[str, tuple[str, SpaceState]] = {}  # space → (stored ts, state), valid while leader
+        # space → its last successful read by this leader: where its billing stops when it stops being observed.
+        self.observed: dict[str, float] = {}
+        self.last_ok: float | None = None  # the last good cycle before this one (LAST_OK)
         self._cas = client.register_script(CAS)
         self._clear = client.register_script(CLEAR_PENDING)
         self.annotate = None  # Alert → Alert before commit (the commit a push brought, bot/alerts/hot.py)
@@ -82,6 +85,12 @@ class Poller:
         """Drop cached states (leadership was lost: another replica may have written since)."""
         self.cache.clear()
         self.unqueued.clear()
+        self.observed.clear()
+
+    def forget_space(self, space: str) -> None:
+        """Drop one Space (its keys were removed by retention)."""
+        self.cache.pop(space, None)
+        self.observed.pop(space, None)
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
@@ -245,12 +254,39 @@ class Poller:
         if isinstance(result, Observation):
             state, alerts = observe(prev, result, self.policy, self.catalogues.current.price(result.hardware))
         elif count_failures:
-            state, alerts = failed(prev, space, result, now, self.policy)
+            state, alerts = failed(prev, space, result, now, self.policy, self._last_read(prev))
         else:
             return None
         if prev is not None and replace(state, version=prev.version) == prev:
             return None  # nothing new: no write, so an unchanged poll costs no Redis command
         return state, alerts
+
+    def _last_read(self, prev: SpaceState | None) -> float | None:
+        """When a Space whose read failed was last read successfully (None: it was not being observed): this
+        leader's own record, else the last good cycle (every watched Space is read in one), else its state's
+        own observation time."""
+        if prev is None or not prev.stage or prev.last_read is not None:
+            return None
+        if prev.space in self.observed:
+            return self.observed[prev.space]
+        return max(prev.version, self.last_ok or 0.0)
+
+    def _saw(self, results: dict[str, Observation | str]) -> None:
+        for space, result in results.items():
+            if isinstance(result, Observation):
+                self.observed[space] = max(self.observed.get(space, 0.0), result.at)
+
+    def _unwatched(self, watches: WatchSet, now: float) -> dict[str, tuple[SpaceState, list[Alert]]]:
+        """Spaces this leader read that nobody watches any more: their stage counts up to their last read."""
+        gone = [space for space in self.observed if not watches.is_watched(space)]
+        self._load(gone)
+        out = {}
+        for space in gone:
+            last = self.observed.pop(space)
+            prev = self.cache.get(space, ("", None))[1]
+            if prev is not None and prev.stage and prev.last_read is None:
+                out[space] = (replace(unobserved(prev, last), version=max(now, prev.version)), [])
+        return out
 
     # ------------------------------------------------------------------ the cycle
 
@@ -262,6 +298,7 @@ class Poller:
         requests_before = self.reader.requests
         watches = self.watch_store.load()
         last_ok = self.redis.get(LAST_OK)
+        self.last_ok = float(last_ok) if last_ok else None
         results = self.read(watches, now, report, deadline) if len(watches) else {}
         report.hub_requests = self.reader.requests - requests_before
         report.spaces = len(results)
@@ -281,6 +318,8 @@ class Poller:
             outcome = self._decide(space, result, now, bool(successes) or not hub_failure(result))
             if outcome:
                 decided[space] = outcome
+        self._saw(results)
+        decided.update(self._unwatched(watches, now))
         self._attach_logs(decided, downtime, deadline)
         committed: list[Alert] = []
         checked = time.monotonic()
@@ -347,6 +386,7 @@ class Poller:
             outcome = self._decide(space, result, now, True)
             if outcome:
                 decided[space] = outcome
+        self._saw(results)
         self._attach_logs(decided, False)
         committed: list[Alert] = []
         for space, (state, alerts) in decided.items():

@@ -33,19 +33,22 @@ class Budgets:
         outbox.handlers[BUDGET_OP] = self._deliver_budget
 
     def _month_of_namespace(self, namespace: str, now: float) -> tuple[float, float, list[tuple[str, float]],
-                                                                         tuple[float, str] | None]:
+                                                                         tuple[float, str] | None, dict[str, int]]:
+        """(spent, projected, top spenders, first seen, billed seconds at an unknown price per Space) of the
+        namespace's watched Spaces this month."""
         spaces = self.reads.in_scope(f"{namespace}/*")
         start, end = report.month_bounds(report.month_of(now))
         snap = self.reads.snapshot(spaces, start, end, now)
         spent = sum(m[0] for m in snap.month.values())
         projected = sum(m[1] for m in snap.month.values())
         top = sorted(((s, m[0]) for s, m in snap.month.items() if m[0] > 0), key=lambda x: -x[1])
-        return spent, projected, top, snap.first_seen()
+        return spent, projected, top, snap.first_seen(), snap.unpriced
 
     def budget(self, cmd: Command, actor: Actor) -> Reply:
         namespace = namespace_of(cmd.space)
-        spent, projected, _, first = self._month_of_namespace(namespace, self.clock())
-        return words.budget_show_reply(cmd.space, self.reads.store.budgets().get(namespace), spent, projected, first)
+        spent, projected, _, first, unpriced = self._month_of_namespace(namespace, self.clock())
+        return words.budget_show_reply(cmd.space, self.reads.store.budgets().get(namespace), spent, projected, first,
+                                       unpriced)
 
     def _require_admin(self, actor: Actor) -> None:
         if not self.roles.is_admin(actor.user):
@@ -77,8 +80,10 @@ class Budgets:
         month = report.month_of(now)
         for namespace, budget in self.reads.store.budgets().items():
             amount = float(budget["amount"])
-            spent, projected, top, first = self._month_of_namespace(namespace, now)
+            spent, projected, top, first, unpriced = self._month_of_namespace(namespace, now)
             crossed = []
+            if unpriced:
+                crossed.append("unpriced")  # time the budget cannot count: said once a month, not left as $0
             if projected > amount:
                 crossed.append("projected")
             if spent >= 0.8 * amount:
@@ -90,7 +95,7 @@ class Budgets:
                     continue
                 payload = json.dumps({"namespace": namespace, "threshold": threshold, "amount": amount,
                                       "spent": spent, "projected": projected, "top": top[:5],
-                                      "first": list(first) if first else None})
+                                      "first": list(first) if first else None, "unpriced": unpriced})
                 self.outbox.enqueue_one(f"budget:{namespace}:{month}:{threshold}", budget["channel"], BUDGET_OP,
                                         payload)
                 queued += 1
@@ -100,5 +105,5 @@ class Budgets:
         data = json.loads(payload)
         reply = words.budget_alert(f"{data['namespace']}/*", data["threshold"], data["amount"], data["spent"],
                                    data["projected"], [tuple(t) for t in data["top"]], self.hub_url,
-                                   tuple(data["first"]) if data.get("first") else None)
+                                   tuple(data["first"]) if data.get("first") else None, data.get("unpriced") or {})
         self.poster.post(channel, reply.text, reply.blocks)
