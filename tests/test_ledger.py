@@ -296,3 +296,148 @@ def test_the_poller_cas_applies_a_roll_up_as_python_does(redis_client, case):
     assert ok and ok[0] == 1
     assert redis_client.hgetall(target) == apply_entry(stored, entry)
     assert 0 < redis_client.ttl(target) <= 100 or not redis_client.exists(target)
+
+
+# ---------------------------------------------------------------------- three weeks, to the cent
+
+H = HOUR
+END_H = 21 * 24 + 10                      # Monday 2026-11-23 10:00 UTC, after the third weekly digest
+PRICE_CHANGE_H = 7 * 24                   # t4-medium goes from $0.60/h to $0.80/h (the Hub's catalogue)
+GPU_DELETED_H = 10 * 24                   # acme/gpu is deleted while `acme/*` is watched
+FLAKY_DOWN_H, FLAKY_UP_H = 3 * 24, 4 * 24  # lab/flaky cannot be read for a day
+SOLO_OFF_H, SOLO_ON_H = 6 * 24, 12 * 24   # other/solo is unwatched for six days, then watched again
+
+# The ledger, by hand: (Space, first hour, last hour, $/h) of every stretch observed while watched and
+# billed. The poller reads every hour on the hour; a stretch ends at the last successful read.
+LEDGER = (
+    [("acme/chat", d * 24 + 9, d * 24 + 12, 0.60) for d in range(7)]           # 3 h a day, asleep the rest
+    + [("acme/chat", d * 24 + 9, d * 24 + 12, 0.80) for d in range(7, 21)]     # at the new price
+    + [("acme/gpu", 0, GPU_DELETED_H - 1, 1.50)]                               # last read the hour before
+    + [("lab/flaky", 0, FLAKY_DOWN_H - 1, 0.40), ("lab/flaky", FLAKY_UP_H, END_H, 0.40)]
+    + [("other/solo", 0, SOLO_OFF_H - 1, 0.40), ("other/solo", SOLO_ON_H, END_H, 0.40)]
+)
+
+
+def ledger(space: str | None, start_h: float, end_h: float, upto_h: float = END_H) -> tuple[float, float]:
+    """(dollars, billed hours) the ledger has for `space` (None: every Space) in [start_h, end_h), as known at
+    `upto_h` (a stretch still open then ends there)."""
+    dollars = hours = 0.0
+    for name, first, last, price in LEDGER:
+        if space not in (None, name) or first >= upto_h:
+            continue
+        lo, hi = max(first, start_h), min(last, end_h, upto_h)
+        if hi > lo:
+            dollars += (hi - lo) * price
+            hours += hi - lo
+    return dollars, hours
+
+
+def money(amount: float) -> str:
+    return f"{'-' if amount < -0.004 else ''}${abs(amount):,.2f}"
+
+
+def test_three_weeks_of_cost_digests_and_budgets_equal_the_ledger_to_the_cent(make_bot, hub, slack):
+    bot = make_bot(SPACEOPS_ADMINS="UA", SPACEOPS_OPERATORS="UA,U1", SPACEOPS_POLL_SECONDS="1h")
+    bot.ctx.watcher.poller.catalogues.seconds = 0          # prices as the catalogue says at each tick
+    clock = on_clock(bot, MONDAY)
+    hub.add_space("acme/chat", stage="SLEEPING", hardware="t4-medium", sleep=3600)
+    for space, flavor in (("acme/gpu", "a10g-large"), ("lab/flaky", "t4-small"), ("other/solo", "t4-small")):
+        hub.add_space(space, hardware=flavor)
+        hub.spaces[space]["gcTimeout"] = None              # never sleeps
+    watch(bot, "acme/*")
+    watch(bot, "lab/flaky")                                # read on its own: one Space that can fail alone
+    watch(bot, "other/solo")
+    assert "budget" in bot.command("/space budget acme/* 350/month", user="UA", channel="C9")["text"]
+    budget_checks: list[tuple[float, float, dict[str, float]]] = []  # (hour, acme spent, per Space) by the ledger
+    seen_during: dict[str, str] = {}
+
+    for hour in range(END_H + 1):
+        clock.now = MONDAY + hour * H
+        day, at = divmod(hour, 24)
+        if hour == 10:
+            assert "weekly digest" in bot.command("/space digest <#C1|ops> weekly 09:00", user="U1")["text"]
+        if day < 21 and at == 9:
+            hub.set_stage("acme/chat", "RUNNING")
+        if day < 21 and at == 12:
+            hub.set_stage("acme/chat", "SLEEPING")
+        if hour == PRICE_CHANGE_H:
+            hub.add_flavor("t4-medium", 0.80)
+        if hour == GPU_DELETED_H:
+            del hub.spaces["acme/gpu"]
+        if hour == FLAKY_DOWN_H:
+            hub.inject("GET", "/api/spaces/lab/flaky", status=403, times=10_000)
+        if hour == FLAKY_UP_H:
+            hub.clear_faults()
+        if hour == SOLO_OFF_H:
+            unwatch(bot, "other/solo")
+        if hour == SOLO_ON_H:
+            watch(bot, "other/solo")
+        bot.ctx.watcher.tick(clock.now)
+        bot.ctx.fleet.digest_tick(clock.now)
+        month = {s: ledger(s, -24, hour, hour)[0] for s in ("acme/chat", "acme/gpu")}   # since 2026-11-01
+        budget_checks.append((hour, sum(month.values()), month))
+        if hour == SOLO_OFF_H + 24:
+            seen_during["solo unwatched"] = shown(bot.command("/space cost other/solo"))
+        if hour == FLAKY_DOWN_H + 12:
+            seen_during["flaky unreadable"] = shown(bot.command("/space cost lab/flaky --month"))
+        if hour == GPU_DELETED_H + 48:
+            seen_during["gpu deleted"] = shown(bot.command("/space cost acme/gpu --month"))
+    at_the_end = shown(bot.command("/space cost --month", channel="C1"))
+    bot.ctx.watcher.tick(clock.step(MIN))                 # what the last tick queued is delivered
+
+    # `/space cost` while things happened.
+    assert "no record of other/solo" in seen_during["solo unwatched"]
+    dollars, hours = ledger("lab/flaky", -24, FLAKY_DOWN_H + 12, FLAKY_DOWN_H + 12)
+    assert f"lab/flaky — {money(dollars)} · {hours:.1f} h billed" in seen_during["flaky unreadable"]
+    assert "acme/gpu — $358.50 · 239 h billed" in seen_during["gpu deleted"]
+    assert "This month: $358.50 so far · about $358.50 projected" in seen_during["gpu deleted"]
+
+    # `/space cost --month` at the end: every Space of the channel, and the total, to the cent.
+    text = at_the_end
+    expected = {"acme/chat": (46.20, 63), "acme/gpu": (358.50, 239), "lab/flaky": (195.60, 489),
+                "other/solo": (147.60, 369)}
+    for space, (dollars, hours) in expected.items():
+        assert ledger(space, -24, END_H) == (dollars, hours) or abs(ledger(space, -24, END_H)[0] - dollars) < 1e-9
+        hours_text = f"{hours:.1f} h" if hours < 100 else f"{hours:,.0f} h"
+        assert line_of(text, space).startswith(f"{space} — {money(dollars)} · {hours_text} billed"), text
+    assert "Total: $747.90 (estimate)" in text
+    # Projected: the never-sleeping ones for the 182 h left, acme/chat at its last week's share (3 h a day).
+    assert "This month: $747.90 so far · about $911.70 projected" in text, text
+
+    # The weekly digests: each week's spend of the Spaces the channel watched when it was posted, and the
+    # change against the week before (of the same Spaces).
+    digests = [as_text(p["text"], p["blocks"]) for p in slack.posts("C1") if "Weekly digest" in p["text"]]
+    assert len(digests) == 3, [p["text"] for p in slack.posts("C1")]
+    weeks = [(0, 7 * 24, ("acme/chat", "acme/gpu", "lab/flaky")),
+             (7 * 24, 14 * 24, ("acme/chat", "acme/gpu", "lab/flaky", "other/solo")),
+             (14 * 24, 21 * 24, ("acme/chat", "acme/gpu", "lab/flaky", "other/solo"))]
+    for digest, (start_h, end_h, spaces) in zip(digests, weeks):
+        posted_h = end_h + 9
+        spend = sum(ledger(s, start_h, end_h, posted_h)[0] for s in spaces)
+        before = sum(ledger(s, start_h - 7 * 24, start_h, posted_h)[0] for s in spaces)
+        change = spend - before
+        sign = "+" if change > 0.004 else ""
+        assert f"Spend: {money(spend)} ({sign}{money(change)} vs the period before)" in digest, digest
+        for space in spaces:
+            assert f"{space} — " in digest and money(ledger(space, start_h, end_h, posted_h)[0]) in \
+                line_of(digest, space), (space, digest)
+        if "other/solo" not in spaces:
+            assert "other/solo" not in digest
+    idle = [d.split("Possible idle spend")[1] for d in digests]
+    assert "acme/gpu" in idle[0] and "acme/gpu" not in idle[1] + idle[2]      # deleted: not spending any more
+    assert "Spend: $321.80 (+$321.80 vs the period before)" in digests[0]
+    assert "Spend: $209.70 (-$169.30 vs the period before)" in digests[1]
+    assert "Spend: $151.20 (-$58.50 vs the period before)" in digests[2]
+
+    # Budget alerts: each threshold once, at the first check where the ledger crosses it, saying what was spent.
+    alerts = [as_text(p["text"], p["blocks"]) for p in slack.posts("C9") if "budget" in p["text"]]
+    assert alerts[0].startswith("acme/* is projected to exceed its budget this month.")
+    assert "$0.00 spent this month" in alerts[0]
+    for words, share in (("has spent 80% of its budget", 0.8), ("has spent its whole budget", 1.0)):
+        [alert] = [a for a in alerts if words in a]
+        hour, spent, per_space = next(c for c in budget_checks if c[1] >= share * 350 - 1e-9)
+        assert f"{money(spent)} spent this month of a $350.00/month budget" in alert, (hour, spent, alert)
+        for space, dollars in per_space.items():
+            if dollars > 0:
+                assert f"{space} — {money(dollars)}" in alert, (space, dollars, alert)
+    assert len(alerts) == 3

@@ -150,8 +150,10 @@ class Poller:
                 listed.add(space)
                 if watches.is_watched(space) and runtime:
                     results[space] = self._observation(space, runtime, now)
-            for space in watches.explicit_spaces():
-                if namespace_of(space) == name and space not in listed:
+            # Not in its namespace's listing any more: deleted (or renamed). A Space watched by name, or one
+            # this leader has read before, then counts as unreadable, so it stops accruing.
+            for space in watches.explicit_spaces() | set(self.observed):
+                if namespace_of(space) == name and space not in listed and watches.is_watched(space):
                     results[space] = "404"
         return results
 

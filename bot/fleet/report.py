@@ -106,6 +106,7 @@ class SpaceCost:
     daily: dict[str, float] = field(default_factory=dict)
     strips: dict[str, str] = field(default_factory=dict)
     hidden: bool = False  # a private Space's details left out where they may not be shown
+    unobserved: bool = False  # not observed any more (its reads fail, or it is deleted): not accruing
 
     @property
     def uptime(self) -> float | None:
@@ -119,6 +120,7 @@ def summarise(facts: Facts, start: float, end: float, now: float) -> SpaceCost:
     if state is not None:
         out.first_seen, out.stage, out.hardware = state.first_seen, state.stage, state.hardware
         out.since, out.sleep_time, out.error = state.since, state.sleep_time, state.error
+        out.unobserved = state.last_read is not None
     flavors: dict[str, int] = {}
     for day in days_between(start, min(end, now) - 1):
         record = facts.days.get(day)
@@ -143,9 +145,10 @@ def summarise(facts: Facts, start: float, end: float, now: float) -> SpaceCost:
 
 
 def is_idle_spend(cost: SpaceCost, price: float | None, now: float) -> bool:
-    """Paid, set to never sleep, and running without a break for more than a day."""
+    """Paid, set to never sleep, and running without a break for more than a day (as last observed: a Space
+    that cannot be read any more is not counted, so not flagged)."""
     never_sleeps = cost.sleep_time is None or cost.sleep_time < 0
-    return bool(price and price > 0 and never_sleeps and cost.stage == "RUNNING" and now - cost.since > IDLE_AFTER)
+    return bool(not cost.unobserved and price and price > 0 and never_sleeps and cost.stage == "RUNNING" and now - cost.since > IDLE_AFTER)
 
 
 def duty(facts: Facts, now: float, window: float = 7 * DAY) -> float:
@@ -203,6 +206,7 @@ def period_row(period: Period, previous_days: list[str], days: list[str], start:
     if state is not None:
         row.first_seen, row.stage, row.hardware = state.first_seen, state.stage, state.hardware
         row.since, row.sleep_time, row.error = state.since, state.sleep_time, state.error
+        row.unobserved = state.last_read is not None
         stop = min(end, now, until) if until is not None else None
         if state.stage and stop is not None and counted_from(state) < stop:
             for day, delta in stint(state.stage, state.hardware, price, counted_from(state), stop).items():
