@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.alerts.keys import history_key, state_key, usage_key
-from bot.alerts.rollups import apply_entry, day_key, hash_totals, month_key
+from bot.alerts.rollups import apply_entry, day_key, hash_totals
 from bot.alerts.scripts import CAS
 from bot.core.words import as_text
 from bot.fleet.store import KNOWN, FleetStore

@@ -10,7 +10,7 @@ stage a Space is in now with the same functions.
 
 Time on a flavor whose price is unknown is kept as `b|flavor|?`: billed seconds that no estimate covers, so a
 report says "price unknown" instead of counting it as $0. The arithmetic over these fields is defined here
-once, in Python (`hash_totals`, `apply_entry`) and in Lua (`LUA`, used by the poller's CAS and the fleet's
+once, in Python (`hash_totals`, `apply_entry`) and in Lua (`LUA_APPLY` for the poller's CAS, `LUA` for the fleet's
 report scripts); tests/test_ledger.py checks on random inputs that the two agree.
 """
 
@@ -131,7 +131,7 @@ def parse_billed(name: str) -> tuple[str, float | None] | None:
 
 
 def _int(text) -> int:
-    """A stored counter; a mangled one reads as 0 (as `int` in `LUA`)."""
+    """A stored counter; a mangled one reads as 0 (as in `LUA`)."""
     text = str(text if text is not None else "")
     return int(text) if _INT.fullmatch(text) else 0
 
@@ -176,7 +176,7 @@ def hash_totals(fields: dict[str, str]) -> Totals:
 
 
 def merge_summary(stored: str | None, add: list[int]) -> list[int]:
-    """A stored `d|DD` value with a delta's summary added (the definition `LUA`'s `merge_summary` follows):
+    """A stored `d|DD` value with a delta's summary added (the definition `LUA_APPLY`'s `merge_summary` follows):
     the first six numbers found, each summed, but the fifth (longest outage), which keeps the larger."""
     current = ([int(n) for n in _INT.findall(stored or "")] + [0] * SUMMARY_SIZE)[:SUMMARY_SIZE]
     add = (list(add) + [0] * SUMMARY_SIZE)[:SUMMARY_SIZE]
@@ -184,7 +184,7 @@ def merge_summary(stored: str | None, add: list[int]) -> list[int]:
 
 
 def apply_entry(fields: dict[str, str], entry: dict) -> dict[str, str]:
-    """A roll-up hash after the CAS applies one `cas_rollup` entry to it (the definition `LUA`'s
+    """A roll-up hash after the CAS applies one `cas_rollup` entry to it (the definition `LUA_APPLY`'s
     `apply_entry` follows)."""
     out = dict(fields)
     for name, value in (entry.get("add") or {}).items():
@@ -199,43 +199,37 @@ def apply_entry(fields: dict[str, str], entry: dict) -> dict[str, str]:
     return out
 
 
-# The same arithmetic in Lua, for the scripts (bot/alerts/scripts.py CAS, bot/fleet/store.py reports).
-# `totals(flat HGETALL)` → {cost, billed, unpriced, up, inc, out, h, fl = {flavor → seconds}, names = {flavors
-# in first-seen order}}; `apply_entry(key, entry)` writes one `cas_rollup` entry into a hash.
+# The same arithmetic in Lua, for the scripts: `LUA` (bot/fleet/store.py reports) has `totals(flat HGETALL)`
+# → cost, billed, unpriced, up, inc, out, h, {flavor → seconds}; `LUA_APPLY` (bot/alerts/scripts.py CAS)
+# has `apply_entry(key, entry)`, which writes one `cas_rollup` entry into a hash. Two parts, so a report
+# script does not define what it never calls on each of its thousands of calls.
 LUA = """
-local SUMMARY_SIZE = 6
-local function int(v)
-  local n = string.match(v or '', '^%-?%d+$')
-  return n and tonumber(n) or 0
-end
-local function parse_billed(name)
-  local flavor, price = string.match(name, '^b|([^|]*)|([^|]*)$')
-  if not flavor then return nil end
-  if price == '?' then return flavor, false end
-  if string.match(price, '^%d+$') or string.match(price, '^%d+%.%d*$') then return flavor, tonumber(price) end
-  return nil
-end
+-- A counter is a whole number ('12', '-3'), anything else 0; a price is '0.6', '2', '2.' or '?' (unknown).
+-- Written inline and returning values, not a table: a report calls this once per hash of thousands of Spaces.
+local find, match = string.find, string.match
 local function totals(f)
-  local t = {cost = 0, billed = 0, unpriced = 0, up = 0, inc = 0, out = 0, h = '', fl = {}, names = {}}
+  local cost, billed, unpriced, up, inc, out, h, fl = 0, 0, 0, 0, 0, 0, '', {}
   for j = 1, #f, 2 do
     local name, v = f[j], f[j + 1]
-    if name == 'up' then t.up = int(v)
-    elseif name == 'inc' then t.inc = int(v)
-    elseif name == 'out' then t.out = int(v)
-    elseif name == 'h' then t.h = v
+    if name == 'up' then up = find(v, '^%-?%d+$') and tonumber(v) or 0
+    elseif name == 'h' then h = v
+    elseif name == 'inc' then inc = find(v, '^%-?%d+$') and tonumber(v) or 0
+    elseif name == 'out' then out = find(v, '^%-?%d+$') and tonumber(v) or 0
     else
-      local flavor, price = parse_billed(name)
-      if flavor then
-        local sec = int(v)
-        if price then t.cost = t.cost + sec / 3600 * price else t.unpriced = t.unpriced + sec end
-        t.billed = t.billed + sec
-        if not t.fl[flavor] then t.names[#t.names + 1] = flavor end
-        t.fl[flavor] = (t.fl[flavor] or 0) + sec
+      local flavor, price = match(name, '^b|([^|]*)|([^|]*)$')
+      if flavor and (price == '?' or find(price, '^%d+%.?%d*$')) then
+        local sec = find(v, '^%-?%d+$') and tonumber(v) or 0
+        if price == '?' then unpriced = unpriced + sec else cost = cost + sec / 3600 * tonumber(price) end
+        billed = billed + sec
+        fl[flavor] = (fl[flavor] or 0) + sec
       end
     end
   end
-  return t
+  return cost, billed, unpriced, up, inc, out, h, fl
 end
+"""
+LUA_APPLY = """
+local SUMMARY_SIZE = 6
 local function merge_summary(stored, add)
   local cur, i = {}, 0
   for j = 1, SUMMARY_SIZE do cur[j] = 0 end
@@ -295,7 +289,7 @@ def mark(stage: str | None) -> str:
 
 
 def _rank(letter: str) -> int:
-    # A letter that is no mark (a mangled strip) ranks as unknown, as in `LUA`.
+    # A letter that is no mark (a mangled strip) ranks as unknown, as in `LUA_APPLY`.
     found = STRIP_RANK.find(letter) if letter else 0
     return found if found >= 0 else 0
 
@@ -305,7 +299,7 @@ def worse(a: str, b: str) -> str:
 
 
 def merge_strip(current: str, overlay: str) -> str:
-    """The worse letter of each hour (the definition `LUA`'s `merge_strip` follows)."""
+    """The worse letter of each hour (the definition `LUA_APPLY`'s `merge_strip` follows)."""
     current = (current or "").ljust(24, UNKNOWN)[:24]
     overlay = (overlay or "").ljust(24, UNKNOWN)[:24]
     return "".join(worse(a, b) for a, b in zip(current, overlay))

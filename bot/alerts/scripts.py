@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.alerts.rollups import LUA
+from bot.alerts.rollups import LUA_APPLY
 
 # Redis's own clock inside a script (ARGV[i] = '' asks for it): the same for every replica, however far
 # their clocks drift. Tests pass an injected time instead.
@@ -16,9 +16,10 @@ end
 """
 # state json, stage, pending alerts json, history entry json ('' = none), history maxlen, guard ('1': a stored
 # ts far ahead of Redis's clock, written by a replica whose clock ran ahead, does not fence), roll-up entries
-# json ('' = none; see bot/alerts/rollups.py `cas_rollup`; applied by its `LUA` `apply_entry`), roll-up TTL, then usage field/seconds pairs.
+# json ('' = none; see bot/alerts/rollups.py `cas_rollup`, applied by its `LUA_APPLY` `apply_entry`), roll-up TTL,
+# then usage field/seconds pairs.
 # New alerts are appended to those still pending (never overwritten); returns {1, all pending} or 0.
-CAS = NOW + LUA + """
+CAS = NOW + LUA_APPLY + """
 local cur = redis.call('HGET', KEYS[1], 'ts')
 if (cur or '') ~= ARGV[1] then return 0 end
 local curn = cur and tonumber(cur)

@@ -148,7 +148,8 @@ def is_idle_spend(cost: SpaceCost, price: float | None, now: float) -> bool:
     """Paid, set to never sleep, and running without a break for more than a day (as last observed: a Space
     that cannot be read any more is not counted, so not flagged)."""
     never_sleeps = cost.sleep_time is None or cost.sleep_time < 0
-    return bool(not cost.unobserved and price and price > 0 and never_sleeps and cost.stage == "RUNNING" and now - cost.since > IDLE_AFTER)
+    return bool(not cost.unobserved and price and price > 0 and never_sleeps and cost.stage == "RUNNING"
+                and now - cost.since > IDLE_AFTER)
 
 
 def duty(facts: Facts, now: float, window: float = 7 * DAY) -> float:

@@ -41,10 +41,11 @@ for i = 2, #KEYS do
   if #f == 0 then
     out[i] = ''
   else
-    local t, fl = totals(f), {}
-    for _, name in ipairs(t.names) do fl[#fl + 1] = name .. ':' .. t.fl[name] end
-    out[i] = string.format('%.6f', t.cost) .. ';' .. t.billed .. ';' .. t.up .. ';' .. t.inc .. ';' .. t.out .. ';'
-      .. t.h .. ';' .. t.unpriced .. ';' .. table.concat(fl, ',')
+    local cost, billed, unpriced, up, inc, o, h, flavors = totals(f)
+    local fl = {}
+    for name, sec in pairs(flavors) do fl[#fl + 1] = name .. ':' .. sec end
+    out[i] = string.format('%.6f', cost) .. ';' .. billed .. ';' .. up .. ';' .. inc .. ';' .. o .. ';' .. h .. ';'
+      .. unpriced .. ';' .. table.concat(fl, ',')
   end
 end
 return table.concat(out, '\\n')
@@ -56,28 +57,25 @@ return table.concat(out, '\\n')
 # its hour strips: a digest of 10,000 Spaces is one short reply per Space.
 _PERIOD = LUA + """
 local k = tonumber(ARGV[1])
-local prev, cost, billed, up, inc, o, unpriced, fl, names, daily, strips = 0, 0, 0, 0, 0, 0, 0, {}, {}, {}, {}
+local prev, cost, billed, up, inc, o, unpriced, fl, daily, strips = 0, 0, 0, 0, 0, 0, 0, {}, {}, {}
 for i = 2, #KEYS do
-  local t = totals(redis.call('HGETALL', KEYS[i]))
+  local dcost, dbilled, dunpriced, dup, dinc, dout, h, flavors = totals(redis.call('HGETALL', KEYS[i]))
   if (i - 1) > k then
-    cost = cost + t.cost
-    billed = billed + t.billed
-    unpriced = unpriced + t.unpriced
-    up = up + t.up
-    inc = inc + t.inc
-    if t.out > o then o = t.out end
-    for _, name in ipairs(t.names) do
-      if not fl[name] then names[#names + 1] = name end
-      fl[name] = (fl[name] or 0) + t.fl[name]
-    end
-    daily[#daily + 1] = string.format('%.6f', t.cost)
-    if t.h == '' then strips[#strips + 1] = '........................' else strips[#strips + 1] = t.h end
+    cost = cost + dcost
+    billed = billed + dbilled
+    unpriced = unpriced + dunpriced
+    up = up + dup
+    inc = inc + dinc
+    if dout > o then o = dout end
+    for name, sec in pairs(flavors) do fl[name] = (fl[name] or 0) + sec end
+    daily[#daily + 1] = string.format('%.6f', dcost)
+    if h == '' then strips[#strips + 1] = '........................' else strips[#strips + 1] = h end
   else
-    prev = prev + t.cost
+    prev = prev + dcost
   end
 end
 local fls = {}
-for _, name in ipairs(names) do fls[#fls + 1] = name .. ':' .. fl[name] end
+for name, sec in pairs(fl) do fls[#fls + 1] = name .. ':' .. sec end
 return table.concat({redis.call('HGET', KEYS[1], 'json') or '', string.format('%.6f', prev),
   string.format('%.6f', cost) .. ';' .. billed .. ';' .. up .. ';' .. inc .. ';' .. o .. ';;' .. unpriced .. ';'
     .. table.concat(fls, ','),
