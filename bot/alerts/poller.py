@@ -122,6 +122,7 @@ class Poller:
         report.batched, report.per_space = sorted(namespaces), len(singles)
         results: dict[str, Observation | str] = {}
         deadline = deadline if deadline is not None else time.monotonic() + self.cycle_seconds
+        listings: dict[str, set[str]] = {}  # namespace → the Spaces its listing had
         futures = {self.pool.submit(self.reader.namespace, ns, now): ns for ns in namespaces}
         futures.update({self.pool.submit(self.reader.space, space, now): space for space in singles})
         for future, name in futures.items():
@@ -145,16 +146,20 @@ class Poller:
                 continue
             items, pages = value
             self.pages[name] = pages
-            listed = set()
+            listed = listings[name] = set()
             for space, runtime in items:
                 listed.add(space)
                 if watches.is_watched(space) and runtime:
                     results[space] = self._observation(space, runtime, now)
-            # Not in its namespace's listing any more: deleted (or renamed). A Space watched by name, or one
-            # this leader has read before, then counts as unreadable, so it stops accruing.
-            for space in watches.explicit_spaces() | set(self.observed):
-                if namespace_of(space) == name and space not in listed and watches.is_watched(space):
+            for space in watches.explicit_spaces():
+                if namespace_of(space) == name and space not in listed:
                     results[space] = "404"
+        # A Space this leader read before that its namespace's listing no longer has was deleted (or renamed):
+        # unreadable, so it stops accruing.
+        for space in self.observed:
+            if space not in results and space not in listings.get(namespace_of(space), (space,)) \
+                    and watches.is_watched(space):
+                results[space] = "404"
         return results
 
     def _trouble(self, name: str, reason: str | None) -> None:
@@ -278,9 +283,9 @@ class Poller:
             if isinstance(result, Observation):
                 self.observed[space] = max(self.observed.get(space, 0.0), result.at)
 
-    def _unwatched(self, watches: WatchSet, now: float) -> dict[str, tuple[SpaceState, list[Alert]]]:
+    def _unwatched(self, watches: WatchSet, results: dict, now: float) -> dict[str, tuple[SpaceState, list[Alert]]]:
         """Spaces this leader read that nobody watches any more: their stage counts up to their last read."""
-        gone = [space for space in self.observed if not watches.is_watched(space)]
+        gone = [space for space in self.observed if space not in results and not watches.is_watched(space)]
         self._load(gone)
         out = {}
         for space in gone:
@@ -321,7 +326,7 @@ class Poller:
             if outcome:
                 decided[space] = outcome
         self._saw(results)
-        decided.update(self._unwatched(watches, now))
+        decided.update(self._unwatched(watches, results, now))
         self._attach_logs(decided, downtime, deadline)
         committed: list[Alert] = []
         checked = time.monotonic()

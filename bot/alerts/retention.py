@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import Iterable, Protocol
 
 import redis
 
 from bot.alerts.keys import history_key, state_key, usage_key
 from bot.alerts.watches import WatchStore
-from typing import Iterable, Protocol
-
 from bot.core.store import PREFIX
 
 log = logging.getLogger(__name__)
