@@ -93,6 +93,27 @@ def test_an_unwatched_space_is_billed_for_none_of_the_time_nobody_watched(bot, h
     assert "acme/a100 — $5.00 · 2.0 h billed · a100-large" in text, text
 
 
+def test_an_unwatch_no_leader_saw_is_not_billed_either(make_bot, hub):
+    """The leader that saw the unwatch restarted before its next cycle: the next one finds, when the Space is
+    watched again, that nobody watched it meanwhile (its retention mark is old) and bills none of that."""
+    bot = make_bot()
+    clock = on_clock(bot, MONDAY + 9 * HOUR)
+    hub.add_space("acme/a100", hardware="a100-large")                     # $2.50/h, never sleeps
+    hub.spaces["acme/a100"]["gcTimeout"] = None
+    watch(bot, "acme/a100")
+    tick(bot, clock)
+    tick(bot, clock, HOUR)
+    unwatch(bot, "acme/a100")
+    bot.ctx.watcher.poller.forget()                                      # a restart: what it read is gone
+    tick(bot, clock, MIN)
+    tick(bot, clock, 3 * DAY)
+    watch(bot, "acme/a100")
+    tick(bot, clock)
+    tick(bot, clock, HOUR)
+    text = shown(bot.command("/space cost acme/a100"))
+    assert "acme/a100 — $5.00 · 2.0 h billed · a100-large" in text, text
+
+
 def test_a_deleted_space_still_watched_stops_accruing_at_its_last_read(bot, hub):
     clock = on_clock(bot, MONDAY + 9 * HOUR)
     hub.add_space("acme/gone", hardware="t4-medium")                      # $0.60/h, never sleeps

@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 DOWNTIME_INTERVALS = 5  # more than a lease handover (2.5 intervals + one tick) takes
 READ_TIMEOUTS = 3       # a whole read (every page of a listing) ends within this many Hub timeouts
 LOG_FETCH_MAX = 20      # more failures than this in one cycle: no log lines (one request each)
+# A Space this leader has not read, whose retention mark (`watched_at`, refreshed hourly while it is watched)
+# is older than this, was not watched meanwhile: its stage counts up to that mark, not over the time between.
+UNSEEN_AFTER = 2 * 3600
 
 
 @dataclass
@@ -77,6 +80,8 @@ class Poller:
         # space → its last successful read by this leader: where its billing stops when it stops being observed.
         self.observed: dict[str, float] = {}
         self.last_ok: float | None = None  # the last good cycle before this one (LAST_OK)
+        self.marked: dict[str, float] = {}  # space → its retention mark when its state was loaded
+        self.closing: dict[str, float] = {}  # space → where the decided state's stage stopped being observed
         self._cas = client.register_script(CAS)
         self._clear = client.register_script(CLEAR_PENDING)
         self.annotate = None  # Alert → Alert before commit (the commit a push brought, bot/alerts/hot.py)
@@ -86,6 +91,8 @@ class Poller:
         self.cache.clear()
         self.unqueued.clear()
         self.observed.clear()
+        self.marked.clear()
+        self.closing.clear()
 
     def forget_space(self, space: str) -> None:
         """Drop one Space (its keys were removed by retention)."""
@@ -205,6 +212,10 @@ class Poller:
                     log.warning("stored state of %s unreadable (%s); starting it afresh", space, err)
                     state = None
                 self.cache[space] = (fields.get("ts", ""), state)
+                try:
+                    self.marked[space] = float(fields.get("watched_at") or 0)
+                except ValueError:
+                    self.marked.pop(space, None)
                 if fields.get("pending"):
                     # A previous leader decided these but may have died before enqueueing them.
                     self.unqueued[space] = fields["pending"]
@@ -241,7 +252,15 @@ class Poller:
         pending = _dumps([a.to_json() for a in alerts]) if alerts else ""
         usage = [x for item in usage_delta(prev, state).items() for x in (item[0], repr(item[1]))]
         price = self.catalogues.current.price(prev.hardware) if prev is not None else None
-        rollup_keys, rollup = rollups.cas_rollup(space, rollups.transition_rollup(prev, state, price))
+        closed = self.closing.pop(space, None)
+        if closed is not None and prev is not None:
+            # Not observed between `closed` and this read: what it did before counts up to `closed`.
+            between = unobserved(prev, closed)
+            deltas = rollups.add_deltas(rollups.transition_rollup(prev, between, price),
+                                        rollups.transition_rollup(between, state, price))
+        else:
+            deltas = rollups.transition_rollup(prev, state, price)
+        rollup_keys, rollup = rollups.cas_rollup(space, deltas)
         fields = state.to_fields()
         ok = self._cas(keys=[state_key(space), usage_key(space), history_key(space), *rollup_keys],
                        args=[expected, new_ts, fields["json"], state.stage, pending, history, HISTORY_MAXLEN,
@@ -258,7 +277,12 @@ class Poller:
     def _decide(self, space: str, result: Observation | str, now: float,
                 count_failures: bool) -> tuple[SpaceState, list[Alert]] | None:
         prev = self.cache.get(space, ("", None))[1]
+        self.closing.pop(space, None)
         if isinstance(result, Observation):
+            unseen = self._unseen_since(space, prev, now)
+            if unseen is not None:
+                self.closing[space] = unseen
+                prev = unobserved(prev, unseen)
             state, alerts = observe(prev, result, self.policy, self.catalogues.current.price(result.hardware))
         elif count_failures:
             state, alerts = failed(prev, space, result, now, self.policy, self._last_read(prev))
@@ -277,6 +301,16 @@ class Poller:
         if prev.space in self.observed:
             return self.observed[prev.space]
         return max(prev.version, self.last_ok or 0.0)
+
+    def _unseen_since(self, space: str, prev: SpaceState | None, now: float) -> float | None:
+        """Where a Space read now stopped being observed, when it was not watched for a while and its unwatch
+        was not seen by this leader (another leader's, or one from before a restart): its retention mark."""
+        if prev is None or not prev.stage or prev.last_read is not None or space in self.observed:
+            return None
+        mark = self.marked.get(space) or 0.0
+        if not mark or now - mark <= UNSEEN_AFTER:
+            return None
+        return max(prev.version, mark)
 
     def _saw(self, results: dict[str, Observation | str]) -> None:
         for space, result in results.items():
