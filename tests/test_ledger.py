@@ -170,9 +170,10 @@ def test_cost_of_a_past_month_projects_this_month_from_the_recent_days(bot, hub)
 
 
 def test_a_flavor_with_an_unknown_price_is_shown_as_unknown_and_flagged_to_budgets(make_bot, hub, slack):
-    bot = make_bot(SPACEOPS_ADMINS="UA")
+    bot = make_bot(SPACEOPS_ADMINS="UA", SPACEOPS_OPERATORS="UA,U1")
     clock = on_clock(bot, MONDAY + 9 * HOUR)
     assert "budget" in bot.command("/space budget acme/* 100/month", user="UA", channel="C9")["text"]
+    assert "daily digest" in bot.command("/space digest <#C1|ops> daily 09:00", user="UA")["text"]
     hub.add_space("acme/new", hardware="h300-mystery")                   # not in any catalogue
     hub.spaces["acme/new"]["gcTimeout"] = None
     hub.add_space("acme/chat", hardware="t4-medium", sleep=3600)
@@ -194,6 +195,14 @@ def test_a_flavor_with_an_unknown_price_is_shown_as_unknown_and_flagged_to_budge
     assert "$1.20 spent this month" in budget and "price is unknown" in budget
     tick(bot, clock, HOUR)
     assert len([p for p in slack.posts("C9") if "price is unknown" in p["text"]]) == 1    # once a month
+
+    clock.now = MONDAY + DAY + 9 * HOUR                                  # the day's digest
+    tick(bot, clock)
+    assert bot.ctx.fleet.digest_tick(clock.now) == 1
+    tick(bot, clock, MIN)
+    [digest] = [as_text(p["text"], p["blocks"]) for p in slack.posts("C1") if "Daily digest" in p["text"]]
+    assert "Spend: $1.20" in digest and line_of(digest, "acme/new").endswith("price unknown for 2.0 h"), digest
+    assert "Not in the estimate: 2.0 h billed on flavors whose price is unknown (acme/new)" in digest
 
 
 def test_the_known_spaces_index_is_pruned_with_retention(bot, hub, redis_client):
