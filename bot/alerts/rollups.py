@@ -200,7 +200,8 @@ def apply_entry(fields: dict[str, str], entry: dict) -> dict[str, str]:
 
 
 # The same arithmetic in Lua, for the scripts: `LUA` (bot/fleet/store.py reports) has `totals(flat HGETALL)`
-# → cost, billed, unpriced, up, inc, out, h, {flavor → seconds}; `LUA_APPLY` (bot/alerts/scripts.py CAS)
+# → cost, billed, unpriced, up, inc, out, h, {"flavor:seconds", …} (a flavor may come twice, at two prices: the
+# reader adds them up); `LUA_APPLY` (bot/alerts/scripts.py CAS)
 # has `apply_entry(key, entry)`, which writes one `cas_rollup` entry into a hash. Two parts, so a report
 # script does not define what it never calls on each of its thousands of calls.
 LUA = """
@@ -221,7 +222,7 @@ local function totals(f)
         local sec = find(v, '^%-?%d+$') and tonumber(v) or 0
         if price == '?' then unpriced = unpriced + sec else cost = cost + sec / 3600 * tonumber(price) end
         billed = billed + sec
-        fl[flavor] = (fl[flavor] or 0) + sec
+        fl[#fl + 1] = flavor .. ':' .. sec
       end
     end
   end

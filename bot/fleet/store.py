@@ -41,9 +41,7 @@ for i = 2, #KEYS do
   if #f == 0 then
     out[i] = ''
   else
-    local cost, billed, unpriced, up, inc, o, h, flavors = totals(f)
-    local fl = {}
-    for name, sec in pairs(flavors) do fl[#fl + 1] = name .. ':' .. sec end
+    local cost, billed, unpriced, up, inc, o, h, fl = totals(f)
     out[i] = string.format('%.6f', cost) .. ';' .. billed .. ';' .. up .. ';' .. inc .. ';' .. o .. ';' .. h .. ';'
       .. unpriced .. ';' .. table.concat(fl, ',')
   end
@@ -67,18 +65,16 @@ for i = 2, #KEYS do
     up = up + dup
     inc = inc + dinc
     if dout > o then o = dout end
-    for name, sec in pairs(flavors) do fl[name] = (fl[name] or 0) + sec end
+    for _, item in ipairs(flavors) do fl[#fl + 1] = item end
     daily[#daily + 1] = string.format('%.6f', dcost)
     if h == '' then strips[#strips + 1] = '........................' else strips[#strips + 1] = h end
   else
     prev = prev + dcost
   end
 end
-local fls = {}
-for name, sec in pairs(fl) do fls[#fls + 1] = name .. ':' .. sec end
 return table.concat({redis.call('HGET', KEYS[1], 'json') or '', string.format('%.6f', prev),
   string.format('%.6f', cost) .. ';' .. billed .. ';' .. up .. ';' .. inc .. ';' .. o .. ';;' .. unpriced .. ';'
-    .. table.concat(fls, ','),
+    .. table.concat(fl, ','),
   table.concat(daily, ','), table.concat(strips)}, '\\n')
 """
 
