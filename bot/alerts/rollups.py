@@ -289,21 +289,25 @@ def mark(stage: str | None) -> str:
     return STARTING_MARK
 
 
-def _rank(letter: str) -> int:
-    # A letter that is no mark (a mangled strip) ranks as unknown, as in `LUA_APPLY`.
-    found = STRIP_RANK.find(letter) if letter else 0
-    return found if found >= 0 else 0
+# A letter that is no mark (a mangled strip) ranks as unknown, as in `LUA_APPLY`.
+_RANK = {letter: rank for rank, letter in enumerate(STRIP_RANK)}
 
 
 def worse(a: str, b: str) -> str:
-    return b if _rank(b) > _rank(a) else a
+    return b if _RANK.get(b, 0) > _RANK.get(a, 0) else a
 
 
 def merge_strip(current: str, overlay: str) -> str:
     """The worse letter of each hour (the definition `LUA_APPLY`'s `merge_strip` follows)."""
     current = (current or "").ljust(24, UNKNOWN)[:24]
     overlay = (overlay or "").ljust(24, UNKNOWN)[:24]
-    return "".join(worse(a, b) for a, b in zip(current, overlay))
+    # The common cases, with the same answer as the letter-by-letter rule below.
+    if current == overlay or not overlay.strip(UNKNOWN):
+        return current
+    if not current.strip(UNKNOWN) and not overlay.strip(STRIP_RANK):
+        return overlay
+    rank = _RANK.get
+    return "".join(b if rank(b, 0) > rank(a, 0) else a for a, b in zip(current, overlay))
 
 
 @dataclass
