@@ -127,9 +127,6 @@ def build_context(settings: Settings, redis_client: redis.Redis | None = None, p
     # The leader's poll tick expires approvals, so expiry needs no click.
     jobs.add("approvals", approvals.sweep)
     jobs.add("catalogue", catalogues.refresh_if_due)
-    # State, usage and history of Spaces nobody watches any more are forgotten after a while.
-    retention = Retention(store.redis, watcher.store, forget=lambda space: watcher.poller.cache.pop(space, None))
-    jobs.add("retention", retention.run)
     # The fleet reads what the poller records; on the leader's tick it indexes Spaces, refreshes open App
     # Homes and checks budgets; a cron job on the leader posts digests.
     fleet = Fleet(settings, store, deliveries, watcher.store, watcher.outbox, catalogues, roles,
@@ -139,6 +136,10 @@ def build_context(settings: Settings, redis_client: redis.Redis | None = None, p
                   is_private=access.is_private, hidden=access.hidden)
     jobs.add("fleet", fleet.tick, deadline=SLOW_DEADLINE, slow=True)  # open App Homes are rebuilt: off the tick
     jobs.add("budgets", fleet.budgets.check_budgets, deadline=SLOW_DEADLINE, slow=True, takes_lease=True)
+    # State, usage and history of Spaces nobody watches any more are forgotten after a while, and leave the
+    # fleet's index of known Spaces.
+    retention = Retention(store.redis, watcher.store, forget=watcher.poller.forget_space, index=fleet)
+    jobs.add("retention", retention.run)
     watcher.cron.append(("digests", fleet.digest_tick, {"minute": "*", "second": 5}))
     webhook = WebhookCommands(settings, api, store, watcher.store, roles.is_admin, changes=changes)
     for name, handler in {**watcher.commands(), **approvals.commands(), **schedules.commands(),

@@ -24,7 +24,7 @@ from bot.alerts.outbox import Outbox
 from bot.alerts.reader import HubReader, ReadFailed
 from bot.alerts.scripts import CAS, CLEAR_PENDING
 from bot.alerts.transitions import (WITH_LOGS, Alert, Observation, Policy, SpaceState, Unreadable, failed, observe,
-                                    usage_delta)
+                                    unobserved, usage_delta)
 from bot.alerts.watches import WatchSet, WatchStore
 from bot.core.budget import Budget, RateLimitHit
 from bot.core.flavors import CatalogueSource
@@ -37,6 +37,9 @@ DOWNTIME_INTERVALS = 5  # more than a lease handover (2.5 intervals + one tick) 
 LIST_RETRY = 10 * 60
 READ_TIMEOUTS = 3       # a whole read (every page of a listing) ends within this many Hub timeouts
 LOG_FETCH_MAX = 20      # more failures than this in one cycle: no log lines (one request each)
+# A Space this leader has not read, whose retention mark (`watched_at`, refreshed hourly while it is watched)
+# is older than this, was not watched meanwhile: its stage counts up to that mark, not over the time between.
+UNSEEN_AFTER = 2 * 3600
 
 
 @dataclass
@@ -81,6 +84,11 @@ class Poller:
         self.pages: dict[str, int] = {}  # pages a namespace listing took last time
         self.unlisted: dict[str, float] = {}  # namespace → until when it is not listed (its listing timed out)
         self.cache: dict[str, tuple[str, SpaceState]] = {}  # space → (stored ts, state), valid while leader
+        # space → its last successful read by this leader: where its billing stops when it stops being observed.
+        self.observed: dict[str, float] = {}
+        self.last_ok: float | None = None  # the last good cycle before this one (LAST_OK)
+        self.marked: dict[str, float] = {}  # space → its retention mark when its state was loaded
+        self.closing: dict[str, float] = {}  # space → where the decided state's stage stopped being observed
         self._cas = client.register_script(CAS)
         self._clear = client.register_script(CLEAR_PENDING)
         self.annotate = None  # Alert → Alert before commit (the commit a push brought, bot/alerts/hot.py)
@@ -90,6 +98,14 @@ class Poller:
         self.cache.clear()
         self.unqueued.clear()
         self.unlisted.clear()  # its known Spaces were in the cache: list it again
+        self.observed.clear()
+        self.marked.clear()
+        self.closing.clear()
+
+    def forget_space(self, space: str) -> None:
+        """Drop one Space (its keys were removed by retention)."""
+        self.cache.pop(space, None)
+        self.observed.pop(space, None)
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
@@ -129,6 +145,7 @@ class Poller:
         report.batched, report.per_space = sorted(namespaces), len(singles)
         results: dict[str, Observation | str] = {}
         deadline = deadline if deadline is not None else time.monotonic() + self.cycle_seconds
+        listings: dict[str, set[str]] = {}  # namespace → the Spaces its listing had
         futures = {self.pool.submit(self.reader.namespace, ns, now): ns for ns in namespaces}
         futures.update({self.pool.submit(self.reader.space, space, now): space for space in singles})
         for future, name in futures.items():
@@ -155,7 +172,7 @@ class Poller:
             items, pages = value
             self.pages[name] = pages
             self.unlisted.pop(name, None)
-            listed = set()
+            listed = listings[name] = set()
             for space, runtime in items:
                 listed.add(space)
                 if watches.is_watched(space) and runtime:
@@ -163,6 +180,12 @@ class Poller:
             for space in watches.explicit_spaces():
                 if namespace_of(space) == name and space not in listed:
                     results[space] = "404"
+        # A Space this leader read before that its namespace's listing no longer has was deleted (or renamed):
+        # unreadable, so it stops accruing.
+        for space in self.observed:
+            if space not in results and space not in listings.get(namespace_of(space), (space,)) \
+                    and watches.is_watched(space):
+                results[space] = "404"
         return results
 
     def _trouble(self, name: str, reason: str | None) -> None:
@@ -208,6 +231,10 @@ class Poller:
                     log.warning("stored state of %s unreadable (%s); starting it afresh", space, err)
                     state = None
                 self.cache[space] = (fields.get("ts", ""), state)
+                try:
+                    self.marked[space] = float(fields.get("watched_at") or 0)
+                except ValueError:
+                    self.marked.pop(space, None)
                 if fields.get("pending"):
                     # A previous leader decided these but may have died before enqueueing them.
                     self.unqueued[space] = fields["pending"]
@@ -244,7 +271,15 @@ class Poller:
         pending = _dumps([a.to_json() for a in alerts]) if alerts else ""
         usage = [x for item in usage_delta(prev, state).items() for x in (item[0], repr(item[1]))]
         price = self.catalogues.current.price(prev.hardware) if prev is not None else None
-        rollup_keys, rollup = rollups.cas_rollup(space, rollups.transition_rollup(prev, state, price))
+        closed = self.closing.pop(space, None)
+        if closed is not None and prev is not None:
+            # Not observed between `closed` and this read: what it did before counts up to `closed`.
+            between = unobserved(prev, closed)
+            deltas = rollups.add_deltas(rollups.transition_rollup(prev, between, price),
+                                        rollups.transition_rollup(between, state, price))
+        else:
+            deltas = rollups.transition_rollup(prev, state, price)
+        rollup_keys, rollup = rollups.cas_rollup(space, deltas)
         fields = state.to_fields()
         ok = self._cas(keys=[state_key(space), usage_key(space), history_key(space), *rollup_keys],
                        args=[expected, new_ts, fields["json"], state.stage, pending, history, HISTORY_MAXLEN,
@@ -261,15 +296,57 @@ class Poller:
     def _decide(self, space: str, result: Observation | str, now: float,
                 count_failures: bool) -> tuple[SpaceState, list[Alert]] | None:
         prev = self.cache.get(space, ("", None))[1]
+        self.closing.pop(space, None)
         if isinstance(result, Observation):
+            unseen = self._unseen_since(space, prev, now)
+            if unseen is not None:
+                self.closing[space] = unseen
+                prev = unobserved(prev, unseen)
             state, alerts = observe(prev, result, self.policy, self.catalogues.current.price(result.hardware))
         elif count_failures:
-            state, alerts = failed(prev, space, result, now, self.policy)
+            state, alerts = failed(prev, space, result, now, self.policy, self._last_read(prev))
         else:
             return None
         if prev is not None and replace(state, version=prev.version) == prev:
             return None  # nothing new: no write, so an unchanged poll costs no Redis command
         return state, alerts
+
+    def _last_read(self, prev: SpaceState | None) -> float | None:
+        """When a Space whose read failed was last read successfully (None: it was not being observed): this
+        leader's own record, else the last good cycle (every watched Space is read in one), else its state's
+        own observation time."""
+        if prev is None or not prev.stage or prev.last_read is not None:
+            return None
+        if prev.space in self.observed:
+            return self.observed[prev.space]
+        return max(prev.version, self.last_ok or 0.0)
+
+    def _unseen_since(self, space: str, prev: SpaceState | None, now: float) -> float | None:
+        """Where a Space read now stopped being observed, when it was not watched for a while and its unwatch
+        was not seen by this leader (another leader's, or one from before a restart): its retention mark."""
+        if prev is None or not prev.stage or prev.last_read is not None or space in self.observed:
+            return None
+        mark = self.marked.get(space) or 0.0
+        if not mark or now - mark <= UNSEEN_AFTER:
+            return None
+        return max(prev.version, mark)
+
+    def _saw(self, results: dict[str, Observation | str]) -> None:
+        for space, result in results.items():
+            if isinstance(result, Observation):
+                self.observed[space] = max(self.observed.get(space, 0.0), result.at)
+
+    def _unwatched(self, watches: WatchSet, results: dict, now: float) -> dict[str, tuple[SpaceState, list[Alert]]]:
+        """Spaces this leader read that nobody watches any more: their stage counts up to their last read."""
+        gone = [space for space in self.observed if space not in results and not watches.is_watched(space)]
+        self._load(gone)
+        out = {}
+        for space in gone:
+            last = self.observed.pop(space)
+            prev = self.cache.get(space, ("", None))[1]
+            if prev is not None and prev.stage and prev.last_read is None:
+                out[space] = (replace(unobserved(prev, last), version=max(now, prev.version)), [])
+        return out
 
     # ------------------------------------------------------------------ the cycle
 
@@ -281,6 +358,7 @@ class Poller:
         requests_before = self.reader.requests
         watches = self.watch_store.load()
         last_ok = self.redis.get(LAST_OK)
+        self.last_ok = float(last_ok) if last_ok else None
         results = self.read(watches, now, report, deadline) if len(watches) else {}
         report.hub_requests = self.reader.requests - requests_before
         report.spaces = len(results)
@@ -301,6 +379,8 @@ class Poller:
             outcome = self._decide(space, result, now, bool(successes) or not hub_failure(result))
             if outcome:
                 decided[space] = outcome
+        self._saw(results)
+        decided.update(self._unwatched(watches, results, now))
         self._attach_logs(decided, downtime, deadline)
         committed: list[Alert] = []
         checked = time.monotonic()
@@ -368,6 +448,7 @@ class Poller:
             outcome = self._decide(space, result, now, True)
             if outcome:
                 decided[space] = outcome
+        self._saw(results)
         self._attach_logs(decided, False)
         committed: list[Alert] = []
         for space, (state, alerts) in decided.items():

@@ -1,12 +1,14 @@
 """Per-Space state, usage and history are kept while a Space is watched and forgotten a while after it is
 not: the leader marks watched Spaces hourly (`watched_at`, and a Redis EXPIRE as a backstop), and removes
 the keys of Spaces nobody has watched for RETENTION. A Space watched again after that starts from a fresh
-baseline: no "went to sleep after 90 d" alert and no 90 days of phantom spend."""
+baseline: no "went to sleep after 90 d" alert and no 90 days of phantom spend. The fleet's index of known
+Spaces (`index`) is pruned with them: a Space nobody watches and with no state left leaves it."""
 
 from __future__ import annotations
 
 import logging
 import re
+from typing import Iterable, Protocol
 
 import redis
 
@@ -21,16 +23,25 @@ BACKSTOP = 2 * RETENTION    # a real Redis expiry, in case no leader runs for th
 _STATE = re.compile("^" + re.escape(PREFIX) + r"space:\{(.+)\}:state$")
 
 
+class KnownIndex(Protocol):
+    """The fleet's index of known Spaces (bot/fleet/service.py `Fleet`)."""
+
+    def known(self) -> set[str]: ...
+
+    def forget_known(self, spaces: Iterable[str]) -> None: ...
+
+
 def space_of(state_key_name: str) -> str | None:
     match = _STATE.match(state_key_name)
     return match.group(1) if match else None
 
 
 class Retention:
-    def __init__(self, client: redis.Redis, watch_store: WatchStore, forget=None):
+    def __init__(self, client: redis.Redis, watch_store: WatchStore, forget=None, index: KnownIndex | None = None):
         self.redis = client
         self.watch_store = watch_store
         self.forget = forget  # drop a Space from the poller's cache when its keys go
+        self.index = index
         self.next_run = 0.0
 
     def run(self, now: float) -> int:
@@ -70,4 +81,20 @@ class Retention:
         if forgotten:
             log.info("forgot the state of %d Space(s) nobody has watched for %d days", forgotten,
                      RETENTION // 86400)
+        if self.index is not None:
+            self._prune_index(watches)
         return forgotten
+
+    def _prune_index(self, watches) -> None:
+        """Unwatched Spaces whose state is gone (forgotten now, or before the index was pruned) leave it."""
+        unwatched = sorted(s for s in self.index.known() if not watches.is_watched(s))
+        gone = []
+        for start in range(0, len(unwatched), 500):
+            chunk = unwatched[start:start + 500]
+            read = self.redis.pipeline(transaction=False)
+            for space in chunk:
+                read.exists(state_key(space))
+            gone += [space for space, exists in zip(chunk, read.execute()) if not exists]
+        if gone:
+            self.index.forget_known(gone)
+            log.info("%d Space(s) nobody watches left the fleet's index", len(gone))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from bot.alerts.rollups import LUA_APPLY
+
 # Redis's own clock inside a script (ARGV[i] = '' asks for it): the same for every replica, however far
 # their clocks drift. Tests pass an injected time instead.
 NOW = """
@@ -15,9 +17,10 @@ end
 # state json, stage, pending alerts json, history entry json ('' = none), history maxlen, guard ('1': a stored
 # ts more than 60 s ahead of the new one, which is on Redis's clock, was written by a replica whose own clock ran
 # ahead and does not fence), roll-up entries
-# json ('' = none; see bot/alerts/rollups.py `cas_rollup`), roll-up TTL, then usage field/seconds pairs.
+# json ('' = none; see bot/alerts/rollups.py `cas_rollup`, applied by its `LUA_APPLY` `apply_entry`), roll-up TTL,
+# then usage field/seconds pairs.
 # New alerts are appended to those still pending (never overwritten); returns {1, all pending} or 0.
-CAS = NOW + """
+CAS = NOW + LUA_APPLY + """
 local cur = redis.call('HGET', KEYS[1], 'ts')
 if (cur or '') ~= ARGV[1] then return 0 end
 local curn = cur and tonumber(cur)
@@ -46,34 +49,7 @@ end
 if ARGV[9] ~= '' then
   for _, e in ipairs(cjson.decode(ARGV[9])) do
     local k = KEYS[3 + e.k]
-    if e.add then for f, v in pairs(e.add) do redis.call('HINCRBY', k, f, v) end end
-    if e.peak then
-      for f, v in pairs(e.peak) do
-        if v > tonumber(redis.call('HGET', k, f) or '0') then redis.call('HSET', k, f, v) end
-      end
-    end
-    if e.sum then
-      for f, v in pairs(e.sum) do
-        local cur, i = {0, 0, 0, 0, 0}, 0
-        for n in string.gmatch(redis.call('HGET', k, f) or '', '%-?%d+') do
-          i = i + 1
-          if i <= 5 then cur[i] = tonumber(n) end
-        end
-        for j = 1, 4 do cur[j] = cur[j] + (tonumber(v[j]) or 0) end
-        if (tonumber(v[5]) or 0) > cur[5] then cur[5] = tonumber(v[5]) end
-        redis.call('HSET', k, f, table.concat(cur, ' '))
-      end
-    end
-    if e.h then
-      local cur, rank, out = redis.call('HGET', k, 'h') or '', '.spurb', {}
-      for i = 1, 24 do
-        local a, b = string.sub(cur, i, i), string.sub(e.h, i, i)
-        if a == '' then a = '.' end
-        if (string.find(rank, b, 1, true) or 1) > (string.find(rank, a, 1, true) or 1) then a = b end
-        out[i] = a
-      end
-      redis.call('HSET', k, 'h', table.concat(out))
-    end
+    apply_entry(k, e)
     redis.call('EXPIRE', k, ARGV[10])
   end
 end

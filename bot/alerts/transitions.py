@@ -158,6 +158,11 @@ class SpaceState:
     fail_reason: str = ""
     fail_reported: bool = False
     first_seen: float = 0.0
+    # Billing counts only what was observed: `last_read` is set when the Space stops being observed (a
+    # failed read, or nobody watches it any more) to its last successful read, where its stage was rolled
+    # up; `counted` is where the rolled-up part of the current stage ends (0: nothing of it yet).
+    last_read: float | None = None
+    counted: float = 0.0
 
     def to_fields(self) -> dict[str, str]:
         return {"json": json.dumps({"v": SCHEMA, **asdict(self)}, separators=(",", ":")), "stage": self.stage,
@@ -173,9 +178,11 @@ class SpaceState:
         try:
             data["errors"] = tuple(float(t) for t in data.get("errors") or ())
             data["space"] = space
-            for name in ("version", "since"):
+            for name in ("version", "since", "counted"):
                 if name in data:
-                    data[name] = float(data[name])
+                    data[name] = float(data[name] or 0)
+            if data.get("last_read") is not None:
+                data["last_read"] = float(data["last_read"])
             if "stage" in data:
                 data["stage"] = str(data["stage"])
             state = cls(**data)
@@ -217,6 +224,9 @@ def observe(prev: SpaceState | None, obs: Observation, policy: Policy,
     if prev.fail_reported:
         alerts.append(Alert("readable", obs.space, obs.at, ("errors",), new=obs.stage, since=prev.fail_since))
     state = replace(state, fail_since=None, fail_count=0, fail_reason="", fail_reported=False)
+    if prev.last_read is not None:
+        # Observed again after a time nobody saw: its stage counts again from now, not over that time.
+        state = replace(state, last_read=None, counted=obs.at)
 
     if obs.stage != prev.stage:
         state, change_alerts = _stage_change(prev, state, obs, policy)
@@ -296,16 +306,28 @@ def _cost(state: SpaceState, obs: Observation, policy: Policy, price: float | No
 
 
 def failed(prev: SpaceState | None, space: str, reason: str, at: float,
-           policy: Policy) -> tuple[SpaceState, list[Alert]]:
-    """A read that did not work: never a transition; said once after a few in a row."""
+           policy: Policy, last_read: float | None = None) -> tuple[SpaceState, list[Alert]]:
+    """A read that did not work: never a transition; said once after a few in a row. The first one also
+    ends what is counted of its stage at `last_read`, its last successful read (see `unobserved`)."""
     base = prev or SpaceState(space)
     state = replace(base, fail_since=base.fail_since or at, fail_count=base.fail_count + 1, fail_reason=reason,
                     version=max(base.version, at))
+    if last_read is not None:
+        state = unobserved(state, last_read)
     if state.fail_count >= policy.fail_report_after and not base.fail_reported:
         alert = Alert("unreadable", space, at, ("errors",), old=base.stage or None, reason=reason,
                       since=state.fail_since)
         return replace(state, fail_reported=True), [alert]
     return state, []
+
+
+def unobserved(state: SpaceState, last_read: float) -> SpaceState:
+    """The state of a Space that is not observed any more (its reads fail, or nobody watches it): its stage
+    counts up to `last_read`, its last successful read, and no further until it is read again."""
+    if not state.stage or state.last_read is not None:
+        return state
+    last_read = max(last_read, state.since, state.counted or 0.0)
+    return replace(state, last_read=last_read, counted=last_read)
 
 
 def usage_delta(prev: SpaceState | None, state: SpaceState) -> dict[str, float]:

@@ -233,6 +233,15 @@ class ThrottledCatalogue:
         self._copy: TtlCache[Catalogue] = TtlCache(seconds, monotonic)
 
     @property
+    def seconds(self) -> float:
+        """How long a copy is used before Redis is looked at again."""
+        return self._copy.seconds
+
+    @seconds.setter
+    def seconds(self, value: float) -> None:
+        self._copy.seconds = value
+
+    @property
     def current(self) -> Catalogue:
         # The poll leader's view: the normal client (a slow moment must not price a cycle with an old copy).
         return self._copy.get("", self.source.read)

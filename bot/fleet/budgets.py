@@ -38,14 +38,16 @@ class Budgets:
         outbox.handlers[BUDGET_OP] = self._deliver_budget
 
     def _month_of_namespace(self, namespace: str, now: float) -> tuple[float, float, list[tuple[str, float]],
-                                                                         tuple[float, str] | None]:
+                                                                         tuple[float, str] | None, dict[str, int]]:
+        """(spent, projected, top spenders, first seen, billed seconds at an unknown price per Space) of the
+        namespace's watched Spaces this month."""
         spaces = self.reads.in_scope(f"{namespace}/*")
         start, end = report.month_bounds(report.month_of(now))
         snap = self.reads.snapshot(spaces, start, end, now)
         spent = sum(m[0] for m in snap.month.values())
         projected = sum(m[1] for m in snap.month.values())
         top = sorted(((s, m[0]) for s, m in snap.month.items() if m[0] > 0), key=lambda x: -x[1])
-        return spent, projected, top, snap.first_seen()
+        return spent, projected, top, snap.first_seen(), snap.unpriced
 
     def _hidden(self, spaces: list[str], channel: str) -> set[str]:
         if self.hidden is None:
@@ -58,8 +60,9 @@ class Budgets:
 
     def budget(self, cmd: Command, actor: Actor) -> Reply:
         namespace = namespace_of(cmd.space)
-        spent, projected, _, first = self._month_of_namespace(namespace, self.clock())
-        return words.budget_show_reply(cmd.space, self.reads.store.budgets().get(namespace), spent, projected, first)
+        spent, projected, _, first, unpriced = self._month_of_namespace(namespace, self.clock())
+        return words.budget_show_reply(cmd.space, self.reads.store.budgets().get(namespace), spent, projected, first,
+                                       unpriced)
 
     def _require_admin(self, actor: Actor) -> None:
         if not self.roles.is_admin(actor.user):
@@ -97,8 +100,10 @@ class Budgets:
                 log.warning("budget check stopped at its deadline; the other namespaces wait %d s", BUDGET_EVERY)
                 break
             amount = float(budget["amount"])
-            spent, projected, top, first = self._month_of_namespace(namespace, now)
+            spent, projected, top, first, unpriced = self._month_of_namespace(namespace, now)
             crossed = []
+            if unpriced:
+                crossed.append("unpriced")  # time the budget cannot count: said once a month, not left as $0
             if projected > amount:
                 crossed.append("projected")
             if spent >= 0.8 * amount:
@@ -112,7 +117,7 @@ class Budgets:
                     continue
                 payload = json.dumps({"namespace": namespace, "threshold": threshold, "amount": amount,
                                       "spent": spent, "projected": projected, "top": top[:5],
-                                      "first": list(first) if first else None})
+                                      "first": list(first) if first else None, "unpriced": unpriced})
                 self.outbox.enqueue_one(f"budget:{namespace}:{month}:{threshold}", budget["channel"], BUDGET_OP,
                                         payload)
                 queued += 1
@@ -121,10 +126,13 @@ class Budgets:
     def _deliver_budget(self, channel: str, payload: str) -> None:
         data = json.loads(payload)
         top = [tuple(t) for t in data["top"]]
-        hidden = self._hidden([space for space, _ in top], channel)  # asked when it is shown, of the gate
+        unpriced = data.get("unpriced") or {}
+        # Asked when it is shown, of the gate: the top spenders and the Spaces whose price is unknown.
+        hidden = self._hidden(sorted({space for space, _ in top} | set(unpriced)), channel)
         reply = words.budget_alert(f"{data['namespace']}/*", data["threshold"], data["amount"], data["spent"],
                                    data["projected"], [t for t in top if t[0] not in hidden], self.hub_url,
                                    tuple(data["first"]) if data.get("first") else None,
+                                   {s: n for s, n in unpriced.items() if s not in hidden},
                                    private_left_out=len(hidden))
         # Under the outbox's delivery id (budget:<ns>:<month>:<threshold>): marked, looked for before a retry.
         self.deliveries.post(channel, reply.text, reply.blocks)

@@ -1,7 +1,8 @@
 """Money and uptime from roll-ups: pure functions over `Facts` (no Redis, no Slack).
 
 The stage a Space is in now has not been rolled up yet (that happens when it ends): `with_open_stint`
-adds it, up to `now`, at today's catalogue price.
+adds it, up to its last successful read (`until`, see rollups.open_until), at today's catalogue price. Time
+nobody observed (a Space that could not be read, or was not watched) is never counted.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import calendar
 import time
 from dataclasses import dataclass, field
 
-from bot.alerts.rollups import BILLED, DAY, DayDelta, billed_of, day_of, merge_strip, stint
+from bot.alerts.rollups import BILLED, DAY, DayDelta, billed_of, counted_from, day_of, merge_strip, stint
 from bot.alerts.transitions import ERRORS, STUCK_STAGES, UP
 from bot.fleet.store import Day, Facts, Period
 
@@ -38,35 +39,49 @@ def month_of(ts: float) -> str:
 
 
 def _apply(day: Day, delta: DayDelta) -> Day:
-    cost, billed, more = billed_of(delta.add)
+    cost, billed, more, unpriced = billed_of(delta.add)
     flavors = dict(day.flavors)
     for flavor, seconds in more.items():
         flavors[flavor] = flavors.get(flavor, 0) + seconds
     return Day(day.cost + cost, day.billed + billed, flavors, day.up + delta.add.get("up", 0),
                day.incidents + delta.add.get("inc", 0),
-               max(day.longest_outage, delta.peak.get("out", 0)), merge_strip(day.strip, delta.strip))
+               max(day.longest_outage, delta.peak.get("out", 0)), merge_strip(day.strip, delta.strip),
+               day.unpriced + unpriced)
 
 
-def with_open_stint(facts: Facts, now: float, price: float | None) -> Facts:
-    """Facts including the stage the Space is in now (from `state.since` to `now`), at `price`."""
+def with_open_stint(facts: Facts, until: float | None, price: float | None) -> Facts:
+    """Facts including the stage the Space is in now (from where its roll-ups end to `until`, its last
+    successful read; None: nothing open), at `price`."""
     state = facts.state
-    if state is None or not state.stage or now <= state.since:
+    if state is None or not state.stage or until is None or until <= counted_from(state):
         return facts
-    deltas = stint(state.stage, state.hardware, price, state.since, now)
+    deltas = stint(state.stage, state.hardware, price, counted_from(state), until)
     days = dict(facts.days)
     months = dict(facts.months)
+    unpriced = dict(facts.unpriced)
     for day, delta in deltas.items():
         days[day] = _apply(days.get(day, Day()), delta)
+        cost, _, _, unknown = billed_of(delta.add)
         if day[:7] in months:
-            months[day[:7]] += billed_of(delta.add)[0]
-    return Facts(facts.space, state, days, months)
+            months[day[:7]] += cost
+            unpriced[day[:7]] = unpriced.get(day[:7], 0) + unknown
+    return Facts(facts.space, state, days, months, unpriced)
 
 
-def open_cost(state, price: float | None, start: float, now: float) -> float:
-    """What the stage a Space is in now has cost since `start` (0 unless billed on paid hardware)."""
-    if state is None or not price or state.stage not in BILLED or now <= state.since:
+def open_cost(state, price: float | None, start: float, until: float | None) -> float:
+    """What the stage a Space is in now has cost from `start` to `until` (its last successful read; 0 unless
+    billed on paid hardware)."""
+    if state is None or not price or state.stage not in BILLED or until is None:
         return 0.0
-    return (now - max(start, state.since)) / 3600 * price if now > start else 0.0
+    begin = max(start, counted_from(state))
+    return (until - begin) / 3600 * price if until > begin else 0.0
+
+
+def open_unpriced(state, price: float | None, start: float, until: float | None) -> int:
+    """Billed seconds of the stage a Space is in now, from `start` to `until`, when its price is unknown."""
+    if state is None or price is not None or not state.hardware or state.stage not in BILLED or until is None:
+        return 0
+    return max(0, int(round(until - max(start, counted_from(state)))))
 
 
 @dataclass
@@ -79,6 +94,7 @@ class SpaceCost:
     flavors: list[str] = field(default_factory=list)
     up: int = 0
     observed: float = 0.0
+    unpriced: int = 0  # billed seconds on flavors whose price is unknown: in no estimate
     incidents: int = 0
     longest_outage: int = 0
     first_seen: float = 0.0
@@ -90,6 +106,7 @@ class SpaceCost:
     daily: dict[str, float] = field(default_factory=dict)
     strips: dict[str, str] = field(default_factory=dict)
     hidden: bool = False  # a private Space's details left out where they may not be shown
+    unobserved: bool = False  # not observed any more (its reads fail, or it is deleted): not accruing
 
     @property
     def uptime(self) -> float | None:
@@ -103,6 +120,7 @@ def summarise(facts: Facts, start: float, end: float, now: float) -> SpaceCost:
     if state is not None:
         out.first_seen, out.stage, out.hardware = state.first_seen, state.stage, state.hardware
         out.since, out.sleep_time, out.error = state.since, state.sleep_time, state.error
+        out.unobserved = state.last_read is not None
     flavors: dict[str, int] = {}
     for day in days_between(start, min(end, now) - 1):
         record = facts.days.get(day)
@@ -111,6 +129,7 @@ def summarise(facts: Facts, start: float, end: float, now: float) -> SpaceCost:
         out.cost += record.cost
         out.daily[day] = record.cost
         out.billed_seconds += record.billed
+        out.unpriced += record.unpriced
         for flavor, seconds in record.flavors.items():
             flavors[flavor] = flavors.get(flavor, 0) + seconds
         out.up += record.up
@@ -126,9 +145,11 @@ def summarise(facts: Facts, start: float, end: float, now: float) -> SpaceCost:
 
 
 def is_idle_spend(cost: SpaceCost, price: float | None, now: float) -> bool:
-    """Paid, set to never sleep, and running without a break for more than a day."""
+    """Paid, set to never sleep, and running without a break for more than a day (as last observed: a Space
+    that cannot be read any more is not counted, so not flagged)."""
     never_sleeps = cost.sleep_time is None or cost.sleep_time < 0
-    return bool(price and price > 0 and never_sleeps and cost.stage == "RUNNING" and now - cost.since > IDLE_AFTER)
+    return bool(not cost.unobserved and price and price > 0 and never_sleeps and cost.stage == "RUNNING"
+                and now - cost.since > IDLE_AFTER)
 
 
 def duty(facts: Facts, now: float, window: float = 7 * DAY) -> float:
@@ -148,8 +169,8 @@ def month_projection(facts: Facts, now: float, price: float | None) -> tuple[flo
     so_far = facts.months.get(month, 0.0)
     state = facts.state
     _, end = month_bounds(month)
-    if state is None or not price or state.stage == "PAUSED":
-        return so_far, so_far
+    if state is None or not price or state.stage == "PAUSED" or state.last_read is not None:
+        return so_far, so_far  # free, paused, or not observed any more (unreadable, unwatched): not accruing
     never_sleeps = state.sleep_time is None or state.sleep_time < 0
     if never_sleeps and state.stage not in ERRORS and state.stage not in ("SLEEPING", "STOPPED"):
         share = 1.0  # it runs until someone stops it
@@ -173,12 +194,12 @@ def is_up(stage: str) -> bool:
 
 
 def period_row(period: Period, previous_days: list[str], days: list[str], start: float, end: float, now: float,
-               price: float | None) -> tuple[SpaceCost, float]:
+               price: float | None, until: float | None = None) -> tuple[SpaceCost, float]:
     """(the Space over [start, end), the period before's cost) from totals summed in Redis, adding the stage
-    the Space is in now where it overlaps either period."""
+    the Space is in now, up to `until` (its last successful read), where it overlaps either period."""
     total, state = period.total, period.state
     row = SpaceCost(period.space, cost=total.cost, billed_seconds=total.billed, up=total.up,
-                    incidents=total.incidents, longest_outage=total.longest_outage)
+                    incidents=total.incidents, longest_outage=total.longest_outage, unpriced=total.unpriced)
     row.daily = dict(zip(days, period.daily))
     if period.strips is not None:
         row.strips = {day: period.strips[i * 24:(i + 1) * 24] for i, day in enumerate(days)}
@@ -186,13 +207,16 @@ def period_row(period: Period, previous_days: list[str], days: list[str], start:
     if state is not None:
         row.first_seen, row.stage, row.hardware = state.first_seen, state.stage, state.hardware
         row.since, row.sleep_time, row.error = state.since, state.sleep_time, state.error
-        if state.stage and state.since < min(end, now):
-            for day, delta in stint(state.stage, state.hardware, price, state.since, min(end, now)).items():
+        row.unobserved = state.last_read is not None
+        stop = min(end, now, until) if until is not None else None
+        if state.stage and stop is not None and counted_from(state) < stop:
+            for day, delta in stint(state.stage, state.hardware, price, counted_from(state), stop).items():
                 extra = _apply(Day(), delta)
                 if day in row.daily:
                     row.cost += extra.cost
                     row.daily[day] += extra.cost
                     row.billed_seconds += extra.billed
+                    row.unpriced += extra.unpriced
                     row.up += extra.up
                     if day in row.strips:
                         row.strips[day] = merge_strip(row.strips[day], extra.strip)

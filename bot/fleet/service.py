@@ -78,6 +78,15 @@ class Fleet:
                 log.exception("fleet job %s failed", job.__name__)
         return done
 
+    def known(self) -> set[str]:
+        """The index of known Spaces (retention prunes it: bot/alerts/retention.py)."""
+        return self.store.known()
+
+    def forget_known(self, spaces: Iterable[str]) -> None:
+        spaces = set(spaces)
+        self.store.forget_known(spaces)
+        self._indexed -= spaces  # indexed again if the poller sees them again
+
     # What tests, the benchmark and the Home handler call by name.
     def cost(self, cmd: Command, actor: Actor) -> Reply:
         return self.costs.cost(cmd, actor)

@@ -15,8 +15,8 @@ from typing import Iterable
 import redis
 
 from bot.alerts.keys import state_key
-from bot.alerts.rollups import (DAY, UNKNOWN, day_key, format_summary, month_key, parse_summary,
-                                summary_field)
+from bot.alerts.rollups import (DAY, LUA, SUMMARY_SIZE, UNKNOWN, counted_from, day_key, format_summary,
+                                month_key, parse_summary, summary_field)
 from bot.alerts.transitions import SpaceState
 from bot.core.store import key, script_each, script_groups
 
@@ -31,34 +31,19 @@ VERSION = 1
 
 
 # KEYS: the Space's state, then its day and month roll-up hashes (one hash tag, one slot). Returns one string:
-# the state's JSON, then per hash "cost;billed seconds;up;incidents;longest outage;strip;flavor:seconds,…" or "".
-# Summing in Redis keeps a 10,000-Space report to one short reply per Space instead of one hash per day.
-_FACTS = """
+# the state's JSON, then per hash "cost;billed seconds;up;incidents;longest outage;strip;unpriced seconds;
+# flavor:seconds,…" or "". Summing in Redis keeps a 10,000-Space report to one short reply per Space instead
+# of one hash per day. The sums are `totals` of bot/alerts/rollups.py `LUA`, the definition both sides share.
+_FACTS = LUA + """
 local out = {redis.call('HGET', KEYS[1], 'json') or ''}
 for i = 2, #KEYS do
   local f = redis.call('HGETALL', KEYS[i])
   if #f == 0 then
     out[i] = ''
   else
-    local cost, billed, up, inc, o, h, fl = 0, 0, 0, 0, 0, '', {}
-    for j = 1, #f, 2 do
-      local name, v = f[j], f[j + 1]
-      if name == 'up' then up = v
-      elseif name == 'inc' then inc = v
-      elseif name == 'out' then o = v
-      elseif name == 'h' then h = v
-      else
-        local flavor, price = string.match(name, '^b|(.*)|([^|]*)$')
-        if flavor then
-          local sec = tonumber(v) or 0
-          cost = cost + sec / 3600 * (tonumber(price) or 0)
-          billed = billed + sec
-          fl[#fl + 1] = flavor .. ':' .. sec
-        end
-      end
-    end
+    local cost, billed, unpriced, up, inc, o, h, fl = totals(f)
     out[i] = string.format('%.6f', cost) .. ';' .. billed .. ';' .. up .. ';' .. inc .. ';' .. o .. ';' .. h .. ';'
-      .. table.concat(fl, ',')
+      .. unpriced .. ';' .. table.concat(fl, ',')
   end
 end
 return table.concat(out, '\\n')
@@ -68,43 +53,28 @@ return table.concat(out, '\\n')
 # KEYS: the Space's state, then day hashes: the first ARGV[1] of the period before, then the period's. Returns
 # the state's JSON, the period before's cost, the period's totals as a `_FACTS` line, its daily costs and
 # its hour strips: a digest of 10,000 Spaces is one short reply per Space.
-_PERIOD = """
+_PERIOD = LUA + """
 local k = tonumber(ARGV[1])
-local prev, cost, billed, up, inc, o, fl, daily, strips = 0, 0, 0, 0, 0, 0, {}, {}, {}
+local prev, cost, billed, up, inc, o, unpriced, fl, daily, strips = 0, 0, 0, 0, 0, 0, 0, {}, {}, {}
 for i = 2, #KEYS do
-  local f = redis.call('HGETALL', KEYS[i])
-  local current = (i - 1) > k
-  local dcost, h = 0, '........................'
-  for j = 1, #f, 2 do
-    local name, v = f[j], f[j + 1]
-    if name == 'h' then h = v
-    elseif name == 'up' then if current then up = up + (tonumber(v) or 0) end
-    elseif name == 'inc' then if current then inc = inc + (tonumber(v) or 0) end
-    elseif name == 'out' then if current and (tonumber(v) or 0) > o then o = tonumber(v) end
-    else
-      local flavor, price = string.match(name, '^b|(.*)|([^|]*)$')
-      if flavor then
-        local sec = tonumber(v) or 0
-        dcost = dcost + sec / 3600 * (tonumber(price) or 0)
-        if current then
-          billed = billed + sec
-          fl[flavor] = (fl[flavor] or 0) + sec
-        end
-      end
-    end
-  end
-  if current then
+  local dcost, dbilled, dunpriced, dup, dinc, dout, h, flavors = totals(redis.call('HGETALL', KEYS[i]))
+  if (i - 1) > k then
     cost = cost + dcost
+    billed = billed + dbilled
+    unpriced = unpriced + dunpriced
+    up = up + dup
+    inc = inc + dinc
+    if dout > o then o = dout end
+    for _, item in ipairs(flavors) do fl[#fl + 1] = item end
     daily[#daily + 1] = string.format('%.6f', dcost)
-    strips[#strips + 1] = h
+    if h == '' then strips[#strips + 1] = '........................' else strips[#strips + 1] = h end
   else
     prev = prev + dcost
   end
 end
-local fls = {}
-for name, sec in pairs(fl) do fls[#fls + 1] = name .. ':' .. sec end
 return table.concat({redis.call('HGET', KEYS[1], 'json') or '', string.format('%.6f', prev),
-  string.format('%.6f', cost) .. ';' .. billed .. ';' .. up .. ';' .. inc .. ';' .. o .. ';;' .. table.concat(fls, ','),
+  string.format('%.6f', cost) .. ';' .. billed .. ';' .. up .. ';' .. inc .. ';' .. o .. ';;' .. unpriced .. ';'
+    .. table.concat(fl, ','),
   table.concat(daily, ','), table.concat(strips)}, '\\n')
 """
 
@@ -159,8 +129,9 @@ def _summed(values: str, count: int, before: int) -> "tuple[float, Day, list[flo
     commas, the first `before` of them the period before's; None unless every one is present and well formed."""
     if count == 0:
         return 0.0, Day(), []
+    size = SUMMARY_SIZE
     flat = values.replace(",", " ").split(" ")
-    if len(flat) != 5 * count:
+    if len(flat) != size * count:
         return None
     try:
         n = list(map(int, flat))
@@ -168,10 +139,11 @@ def _summed(values: str, count: int, before: int) -> "tuple[float, Day, list[flo
         return None
     if min(n, default=0) < 0:
         return None
-    cut = 5 * before
-    daily = [c / 1e6 for c in n[cut::5]]
-    return (sum(n[0:cut:5]) / 1e6, Day(sum(n[cut::5]) / 1e6, sum(n[cut + 1::5]), {}, sum(n[cut + 2::5]),
-                                       sum(n[cut + 3::5]), max(n[cut + 4::5], default=0)), daily)
+    cut = size * before
+    daily = [c / 1e6 for c in n[cut::size]]
+    return (sum(n[0:cut:size]) / 1e6,
+            Day(sum(n[cut::size]) / 1e6, sum(n[cut + 1::size]), {}, sum(n[cut + 2::size]), sum(n[cut + 3::size]),
+                max(n[cut + 4::size], default=0), unpriced=sum(n[cut + 5::size])), daily)
 
 
 def _needs_day_hash(state: "SpaceState | None", day: str) -> bool:
@@ -181,7 +153,7 @@ def _needs_day_hash(state: "SpaceState | None", day: str) -> bool:
     if state is None:
         return True
     start = calendar.timegm(time.strptime(day, "%Y-%m-%d"))
-    return max(start, state.first_seen or 0) < min(start + DAY, state.since)
+    return max(start, state.first_seen or 0) < min(start + DAY, counted_from(state))
 
 
 def _int(text: str) -> int:
@@ -193,7 +165,8 @@ def _int(text: str) -> int:
 
 @dataclass
 class Day:
-    """One Space-day of roll-up, summed: estimated cost, billed seconds (and per flavor), uptime, incidents."""
+    """One Space-day of roll-up, summed: estimated cost, billed seconds (and per flavor, and those at an
+    unknown price, which the cost leaves out), uptime, incidents."""
 
     cost: float = 0.0
     billed: int = 0
@@ -202,34 +175,36 @@ class Day:
     incidents: int = 0
     longest_outage: int = 0
     strip: str = UNKNOWN * 24
+    unpriced: int = 0
 
     @classmethod
     def decode(cls, line: str) -> "Day | None":
         """From the `_FACTS` line; None for an empty hash. A mangled field reads as 0, never raises."""
         if not line:
             return None
-        parts = line.split(";", 6)
-        if len(parts) < 7:
+        parts = line.split(";", 7)
+        if len(parts) < 8:
             return None
+        strip = parts[5] if len(parts[5]) == 24 else (parts[5] or "").ljust(24, UNKNOWN)[:24]
         try:
             flavors = {}
-            for item in parts[6].split(",") if parts[6] else ():
+            for item in parts[7].split(",") if parts[7] else ():
                 name, _, seconds = item.rpartition(":")
                 flavors[name] = flavors.get(name, 0) + int(seconds)
-            return cls(float(parts[0]), int(parts[1]), flavors, int(parts[2]), int(parts[3]), int(parts[4]),
-                       parts[5].ljust(24, UNKNOWN)[:24] if len(parts[5]) != 24 else parts[5])
+            return cls(float(parts[0]), int(parts[1]), flavors, int(parts[2]), int(parts[3]), int(parts[4]), strip,
+                       int(parts[6]))
         except ValueError:
             # A hand-edited or mangled field: read the slow, forgiving way.
             flavors = {}
-            for item in parts[6].split(",") if parts[6] else ():
+            for item in parts[7].split(",") if parts[7] else ():
                 name, _, seconds = item.rpartition(":")
                 flavors[name] = flavors.get(name, 0) + _int(seconds)
             try:
                 cost = float(parts[0])
             except ValueError:
                 cost = 0.0
-            return cls(cost, _int(parts[1]), flavors, _int(parts[2]), _int(parts[3]), _int(parts[4]),
-                       (parts[5] or "").ljust(24, UNKNOWN)[:24])
+            return cls(cost, _int(parts[1]), flavors, _int(parts[2]), _int(parts[3]), _int(parts[4]), strip,
+                       _int(parts[6]))
 
 
 @dataclass
@@ -240,6 +215,7 @@ class Facts:
     state: SpaceState | None
     days: dict[str, Day] = field(default_factory=dict)
     months: dict[str, float] = field(default_factory=dict)
+    unpriced: dict[str, int] = field(default_factory=dict)  # month → billed seconds at an unknown price
 
 
 def _decode_json(raw: str | None) -> dict | None:
@@ -282,6 +258,7 @@ class FleetStore:
                 for month, line in zip(months, lines[1 + len(days):]):
                     record = Day.decode(line)
                     facts.months[month] = record.cost if record else 0.0
+                    facts.unpriced[month] = record.unpriced if record else 0
                 out[space] = facts
         return out
 
@@ -349,6 +326,11 @@ class FleetStore:
 
     def known(self) -> set[str]:
         return set(self.redis.smembers(KNOWN))
+
+    def forget_known(self, spaces: Iterable[str]) -> None:
+        spaces = list(spaces)
+        for start in range(0, len(spaces), 5000):
+            self.redis.srem(KNOWN, *spaces[start:start + 5000])
 
     # ------------------------------------------------------------------ budgets
 

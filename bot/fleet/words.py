@@ -43,6 +43,24 @@ def hours_words(seconds: float) -> str:
     return f"{hours:,.1f} h" if hours < 100 else f"{hours:,.0f} h"
 
 
+def spend_words(cost: float, unpriced: int) -> str:
+    """"$1.20", or with time on flavors whose price is unknown "$1.20 + price unknown for 2.0 h"."""
+    if not unpriced:
+        return money_words(cost)
+    unknown = f"price unknown for {hours_words(unpriced)}"
+    return f"{money_words(cost)} + {unknown}" if cost else unknown
+
+
+def unpriced_note(unpriced: dict[str, int]) -> str:
+    """What the estimates leave out: time on flavors whose price is unknown (not counted as $0)."""
+    if not unpriced:
+        return ""
+    names = ", ".join(code(s) for s in sorted(unpriced, key=lambda s: (-unpriced[s], s))[:5])
+    more = f" and {len(unpriced) - 5} more" if len(unpriced) > 5 else ""
+    return (f"Not in the estimate: {hours_words(sum(unpriced.values()))} billed on flavors whose price is "
+            f"unknown ({names}{more}).")
+
+
 def uptime_words(share: float | None) -> str:
     return "uptime unknown" if share is None else f"uptime {share * 100:.1f}%".replace(".0%", "%")
 
@@ -62,12 +80,15 @@ def cost_reply(scope: str, period: str, rows: list, total: float, month: tuple[f
     lines = []
     for row in rows[:MAX_ROWS]:
         flavors = ", ".join(code(f) for f in row.flavors) or code(row.hardware or "none")
-        lines.append(f"{space_link(row.space, hub_url)} — *{money_words(row.cost)}* · "
+        lines.append(f"{space_link(row.space, hub_url)} — *{spend_words(row.cost, row.unpriced)}* · "
                      f"{hours_words(row.billed_seconds)} billed · {flavors} · {uptime_words(row.uptime)}")
     if len(rows) > MAX_ROWS:
         rest = sum(r.cost for r in rows[MAX_ROWS:])
         lines.append(f"…and {len(rows) - MAX_ROWS} more Spaces ({money_words(rest)})")
     summary = [f"*Total: {money_words(total)}* (estimate)"]
+    note = unpriced_note({r.space: r.unpriced for r in rows if r.unpriced})
+    if note:
+        summary.append(note)
     if month:
         summary.append(f"{month_label}: {money_words(month[0])} so far · about {money_words(month[1])} projected "
                        f"at today's hardware and sleep settings")
@@ -107,34 +128,40 @@ def budget_off_reply(user: str, namespace: str, existed: bool) -> Reply:
     return Reply(text, [section(text)], public=True)
 
 
-def budget_words(namespace: str, amount: float, spent: float, projected: float) -> str:
+def budget_words(namespace: str, amount: float, spent: float, projected: float,
+                 unpriced: dict[str, int] | None = None) -> str:
     share = spent / amount * 100 if amount else 0
-    return (f"{code(namespace)}: {money_words(spent)} spent this month of a {money_words(amount)}/month budget "
+    text = (f"{code(namespace)}: {money_words(spent)} spent this month of a {money_words(amount)}/month budget "
             f"({share:.0f}%); about {money_words(projected)} projected at today's hardware and sleep settings")
+    note = unpriced_note(unpriced or {})
+    return text + (f". {note.rstrip('.')}" if note else "")
 
 
 def budget_show_reply(namespace: str, budget: dict | None, spent: float, projected: float,
-                      first: tuple[float, str] | None) -> Reply:
+                      first: tuple[float, str] | None, unpriced: dict[str, int] | None = None) -> Reply:
     if not budget:
+        note = unpriced_note(unpriced or {})
         text = (f"{code(namespace)} has no budget. {money_words(spent)} spent this month so far, about "
-                f"{money_words(projected)} projected. Set one: `/space budget {escape(namespace)} 500/month` (admins).")
+                f"{money_words(projected)} projected. " + (f"{note} " if note else "") +
+                f"Set one: `/space budget {escape(namespace)} 500/month` (admins).")
         return Reply(text, [section(text), context(estimate_note(*(first or (None, None))))])
-    text = budget_words(namespace, float(budget["amount"]), spent, projected) + \
+    text = budget_words(namespace, float(budget["amount"]), spent, projected, unpriced) + \
         f". Alerts go to <#{escape(budget['channel'])}>."
     return Reply(text, [section(text), context(estimate_note(*(first or (None, None))))])
 
 
 THRESHOLD_WORDS = {"projected": ":chart_with_upwards_trend: is projected to exceed its budget",
-                   "80": ":warning: has spent 80% of its budget", "100": ":rotating_light: has spent its whole budget"}
+                   "80": ":warning: has spent 80% of its budget", "100": ":rotating_light: has spent its whole budget",
+                   "unpriced": ":grey_question: runs on flavors whose price is unknown, which its budget cannot count"}
 
 
 def budget_alert(namespace: str, threshold: str, amount: float, spent: float, projected: float,
                  top: list[tuple[str, float]], hub_url: str, first: tuple[float, str] | None = None,
-                 private_left_out: int = 0) -> Reply:
+                 unpriced: dict[str, int] | None = None, private_left_out: int = 0) -> Reply:
     """Once per threshold per month, with the top spenders and Pause / Sleep 1 h buttons. Private Spaces
     whose spend this channel may not see are left out of the list (`private_left_out` says how many)."""
     head = f"{code(namespace)} {THRESHOLD_WORDS[threshold]} this month."
-    blocks = [section(f"{head}\n{budget_words(namespace, amount, spent, projected)}."),
+    blocks = [section(f"{head}\n{budget_words(namespace, amount, spent, projected, unpriced)}."),
               section("*Top spenders this month:*")]
     for space, cost in top[:5]:
         blocks.append(section(f"{space_link(space, hub_url)} — {money_words(cost)}"))
@@ -181,6 +208,9 @@ def digest_message(title: str, rows: list, total: float, previous: float, idle: 
     """Uptime and incidents per Space, spend and its change, top 5, idle spend, broken or stuck now."""
     change = total - previous
     lines = [f"*Spend: {money_words(total)}* ({money_words(change, True)} vs the period before) · estimate"]
+    note = unpriced_note({r.space: r.unpriced for r in rows if r.unpriced and not r.hidden})
+    if note:
+        lines.append(note)
     top = [r for r in rows if r.cost > 0 and not r.hidden][:5]
     if top:
         lines.append("*Top spenders:* " + " · ".join(f"{i}. {space_link(r.space, hub_url)} {money_words(r.cost)}"
@@ -194,7 +224,7 @@ def digest_message(title: str, rows: list, total: float, previous: float, idle: 
         incidents = (f"{row.incidents} incident{'s' if row.incidents != 1 else ''}, longest "
                      f"{duration_words(row.longest_outage)}" if row.incidents else "no incidents")
         uptime.append(f"{space_link(row.space, hub_url)} — {uptime_words(row.uptime)} · {incidents} · "
-                      + ("spend private" if row.hidden else money_words(row.cost)))
+                      + ("spend private" if row.hidden else spend_words(row.cost, row.unpriced)))
     if len(rows) > MAX_ROWS:
         uptime.append(f"…and {len(rows) - MAX_ROWS} more Spaces")
     blocks.append(section("*Uptime and incidents:*\n" + ("\n".join(uptime) or "no Spaces")))
