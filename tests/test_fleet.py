@@ -46,6 +46,7 @@ def test_cost_fixture_running_3h_building_20min_asleep_5h(bot, hub, redis_client
     hub.add_space("acme/chat", stage="BUILDING", hardware="t4-medium", sleep=3600)
     watch(bot, "acme/chat")
     tick(bot, clock)                         # first sighting: building
+    first_seen = clock.now
     hub.set_stage("acme/chat", "RUNNING")
     tick(bot, clock, 20 * MIN)
     hub.set_stage("acme/chat", "SLEEPING")
@@ -54,7 +55,8 @@ def test_cost_fixture_running_3h_building_20min_asleep_5h(bot, hub, redis_client
     text = shown(bot.command("/space cost acme/chat"))
     assert "acme/chat — $1.80 · 3.0 h billed · t4-medium" in text, text
     assert "Total: $1.80 (estimate)" in text
-    day = time.strftime("%Y-%m-%d", time.gmtime(clock.now - 9 * HOUR + 1))
+    # The day of the first sighting itself (9 h before now less the steps was a day early after 09:00 UTC).
+    day = time.strftime("%Y-%m-%d", time.gmtime(first_seen))
     assert f"since {day}, when the bot first saw acme/chat" in text
     assert "projected at today's hardware and sleep settings" in text
 
