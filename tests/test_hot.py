@@ -145,6 +145,17 @@ def test_hot_interval_stretches_when_the_budget_runs_low():
     assert hot_interval(5, 1, 200, 200, 120, 1000) == 120                  # at the reserve: wait for the reset
 
 
+def test_peoples_commands_do_not_count_against_the_hot_ceiling_but_the_reserve_holds():
+    # 600 spent this window, 300 of them by people's commands (their reads before a restart, say): hot reads
+    # still have what the poll left them under the ceiling, and never the commands' reserve.
+    assert hot_interval(5, 20, 400, 200, 120, 1000) == 120                 # counted as the poll's: ceiling reached
+    follows = hot_interval(5, 20, 400, 200, 120, 1000, commands=300)
+    assert follows < 120 and 20 * 120 / follows <= HOT_CEILING * 1000 - 300 + 1e-6
+    # 10 requests above the reserve: 480 reads wanted until the reset, stretched to fit those 10
+    assert hot_interval(5, 20, 210, 200, 120, 1000, commands=500) == 5 * 480 / 10
+    assert hot_interval(5, 1, 200, 200, 120, 1000, commands=600) == 120    # at the reserve: wait for the reset
+
+
 def test_a_429_on_a_hot_read_means_reading_less_never_an_alert(bot, hub, slack, clock):
     hub.add_space("acme/chat")
     watch(bot, "watch acme/chat")

@@ -98,14 +98,17 @@ class HotSet:
 
 
 def hot_interval(base: float, count: int, remaining: int | None, reserve: int, reset_in: float,
-                 quota: int | None = None) -> float:
+                 quota: int | None = None, commands: int = 0) -> float:
     """Seconds between reads of each hot Space (pure): `base`, stretched so that reading `count` hot Spaces
     until the window resets keeps the window's use under `HOT_CEILING` of the quota and never touches the
-    commands' reserve; when nothing is left, wait for the reset (the batched read still covers them)."""
+    commands' reserve; when nothing is left, wait for the reset (the batched read still covers them).
+    The `commands` requests people's commands made this window are not counted against the ceiling: they
+    have the reserve, and the changes they make are what hot reads follow."""
     if remaining is None or reset_in <= 0 or count <= 0:
         return base
     quota = quota or max(remaining, 1000)
-    allowance = min(remaining - reserve, HOT_CEILING * quota - (quota - remaining))
+    used = max(0, quota - remaining - max(0, commands))
+    allowance = min(remaining - reserve, HOT_CEILING * quota - used)
     if allowance < 1:
         return max(base, reset_in)
     wanted = count * reset_in / base   # reads at the base interval until the reset
@@ -145,7 +148,8 @@ class HotPoller:
     def interval(self, now: float, count: int) -> float:
         budget = self.poller.budget
         return hot_interval(self.base, count, budget.remaining, budget.reserve,
-                            budget.reset_at - now if budget.remaining is not None else 0, budget.quota)
+                            budget.reset_at - now if budget.remaining is not None else 0, budget.quota,
+                            budget.commands_spent(now))
 
     def tick(self, now: float) -> HotReport:
         from bot.alerts.reader import RateLimitHit, ReadFailed

@@ -90,6 +90,11 @@ class Budget:
             if known and self.remaining > 0:
                 self.remaining -= 1
 
+    def commands_spent(self, now: float) -> int:
+        """Hub requests people's commands made in the current window (they have the reserve of their own)."""
+        with self.lock:
+            return sum(self.user_spent.values()) if now < self.user_window_end else 0
+
     def charge(self, now: float) -> None:
         """One Hub request of a change the leader's jobs make for people (a schedule, a revert): taken from
         what is left, never refused here (the Hub's own 429 says when nothing is)."""
