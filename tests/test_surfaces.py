@@ -131,7 +131,7 @@ def test_the_preview_buttons_answer_through_the_gate(make_bot, hub, slack):
 def test_status_step_outputs_stage_hardware_url_error(make_bot, hub, slack):
     hub.add_space("acme/chat", stage="RUNTIME_ERROR", hardware="t4-small", error="boom")
     bot = make_bot()
-    done = outcome(slack, run_step(bot, slack, "get_space_status",
+    done = outcome(slack, run_step(bot, slack, "space_status",
                                    {"space": "acme/chat", "user": "U1", "channel": "C1"}))
     assert done["state"] == "completed", done
     assert done["outputs"] == {"stage": "RUNTIME_ERROR", "hardware": "t4-small",
@@ -141,12 +141,12 @@ def test_status_step_outputs_stage_hardware_url_error(make_bot, hub, slack):
 def test_restart_step_acts_as_the_command_and_completes_once(make_bot, hub, slack):
     hub.add_space("acme/chat", stage="RUNNING")
     bot = make_bot()
-    execution = run_step(bot, slack, "restart_space", {"space": "acme/chat", "user": "U1", "channel": "C1"})
+    execution = run_step(bot, slack, "space_restart", {"space": "acme/chat", "user": "U1", "channel": "C1"})
     assert outcome(slack, execution)["state"] == "completed"
     assert hub_writes(hub) == [("POST", "/api/spaces/acme/chat/restart")]
     assert [e.action for e in bot.ctx.store.audit_entries("acme/chat")].count("restart") >= 1
     # The same execution delivered again (Slack retries an event): claimed, nothing sent twice.
-    send_event(bot, {"type": "function_executed", "function": {"callback_id": "restart_space"},
+    send_event(bot, {"type": "function_executed", "function": {"callback_id": "space_restart"},
                      "inputs": {"space": "acme/chat", "user": "U1", "channel": "C1"},
                      "function_execution_id": execution, "event_ts": "1"})
     time.sleep(0.5)
@@ -162,7 +162,7 @@ def test_restart_step_acts_as_the_command_and_completes_once(make_bot, hub, slac
 def test_a_step_with_a_bad_or_missing_input_fails_and_calls_nothing(make_bot, hub, slack, inputs, sentence):
     hub.add_space("acme/chat")
     bot = make_bot()
-    done = outcome(slack, run_step(bot, slack, "pause_space", inputs))
+    done = outcome(slack, run_step(bot, slack, "space_pause", inputs))
     assert done["state"] == "failed" and sentence in done["error"], done
     assert hub.requests == []
 
@@ -171,7 +171,7 @@ def test_a_step_run_by_someone_who_may_not_fails_with_the_commands_sentence(make
     hub.add_space("acme/chat")
     bot = make_bot(SPACEOPS_OPERATORS="UOP")
     refused = bot.command("/space pause acme/chat", user="UREAD")["text"]
-    done = outcome(slack, run_step(bot, slack, "pause_space", {"space": "acme/chat", "user": "UREAD",
+    done = outcome(slack, run_step(bot, slack, "space_pause", {"space": "acme/chat", "user": "UREAD",
                                                                 "channel": "C1"}))
     assert done["state"] == "failed" and done["error"] in refused, (done, refused)
     assert hub_writes(hub) == []
@@ -180,7 +180,7 @@ def test_a_step_run_by_someone_who_may_not_fails_with_the_commands_sentence(make
 def test_a_paid_hardware_step_waits_for_the_approval(make_bot, hub, slack):
     hub.add_space("acme/chat", hardware="cpu-basic")
     bot = make_bot(SPACEOPS_APPROVERS="UAPP")
-    execution = run_step(bot, slack, "change_hardware", {"space": "acme/chat", "flavor": "a100-large",
+    execution = run_step(bot, slack, "space_hardware", {"space": "acme/chat", "flavor": "a100-large",
                                                           "user": "U1", "channel": "C1"})
     request = slack.wait(lambda: bot.ctx.approvals.store.open_requests())
     assert request and slack.executions[execution]["state"] == "running"
@@ -192,7 +192,7 @@ def test_a_paid_hardware_step_waits_for_the_approval(make_bot, hub, slack):
     assert ("POST", "/api/spaces/acme/chat/hardware") in hub_writes(hub)
     # Denied: the step fails with the reason.
     hub.add_space("acme/other", hardware="cpu-basic")
-    execution = run_step(bot, slack, "change_hardware", {"space": "acme/other", "flavor": "a100-large",
+    execution = run_step(bot, slack, "space_hardware", {"space": "acme/other", "flavor": "a100-large",
                                                           "user": "U1", "channel": "C1"})
     request = slack.wait(lambda: [r for r in bot.ctx.approvals.store.open_requests() if r.space == "acme/other"])
     click(bot, slack, Asked(request[0].id, request[0].channel, request[0].ts), "UAPP", action="deny")
@@ -204,7 +204,7 @@ def test_a_paid_hardware_step_waits_for_the_approval(make_bot, hub, slack):
 def test_wait_step_survives_a_restart_and_completes_from_the_pollers_reads(make_bot, hub, slack, redis_server):
     hub.add_space("acme/chat", stage="BUILDING")
     bot = make_bot()
-    execution = run_step(bot, slack, "wait_until_running", {"space": "acme/chat", "user": "U1", "channel": "C1",
+    execution = run_step(bot, slack, "space_wait_running", {"space": "acme/chat", "user": "U1", "channel": "C1",
                                                              "timeout_minutes": "10"})
     slack.wait(lambda: bot.ctx.store.redis.hexists("spaceops:steps:pending", execution) or
                bot.ctx.store.redis.keys("*steps:pending*"))
@@ -226,8 +226,8 @@ def test_wait_step_fails_on_an_error_stage_or_after_its_timeout(make_bot, hub, s
     hub.add_space("acme/chat", stage="BUILDING")
     hub.add_space("acme/slow", stage="BUILDING")
     bot = make_bot()
-    broken = run_step(bot, slack, "wait_until_running", {"space": "acme/chat", "user": "U1", "channel": "C1"})
-    slow = run_step(bot, slack, "wait_until_running", {"space": "acme/slow", "user": "U1", "channel": "C1",
+    broken = run_step(bot, slack, "space_wait_running", {"space": "acme/chat", "user": "U1", "channel": "C1"})
+    slow = run_step(bot, slack, "space_wait_running", {"space": "acme/slow", "user": "U1", "channel": "C1",
                                                        "timeout_minutes": "5"})
     slack.wait(lambda: len(bot.ctx.store.redis.hgetall(next(iter(bot.ctx.store.redis.keys("*steps:pending*")),
                                                             "x"))) == 2)

@@ -23,8 +23,8 @@ from bot.surfaces import words
 
 log = logging.getLogger(__name__)
 # callback_id in the manifest → the command it runs ("wait" is this module's own).
-STEPS = {"get_space_status": "status", "restart_space": "restart", "pause_space": "pause",
-         "resume_space": "resume", "change_hardware": "hw", "wait_until_running": "wait"}
+STEPS = {"space_status": "status", "space_restart": "restart", "space_pause": "pause",
+         "space_resume": "resume", "space_hardware": "hw", "space_wait_running": "wait"}
 PENDING = key("steps", "pending")  # hash: execution id → Pending JSON
 KEEP_SECONDS = 7 * 86400  # the longest a step waits (Slack's own limit is unverified); its claim lives as long
 DEFAULT_WAIT_MINUTES = 30
