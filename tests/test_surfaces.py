@@ -252,3 +252,28 @@ def test_the_emulator_refuses_what_it_cannot_match(make_bot, hub, slack):
         client.api_call("chat.unfurl", json={"channel": "C1", "ts": "9.9", "unfurls": {URL: {}}})
     with pytest.raises(SlackApiError, match="function_execution_not_found"):
         client.api_call("functions.completeSuccess", json={"function_execution_id": "Fnope", "outputs": {}})
+
+
+def test_the_manifest_declares_previews_and_every_step_the_bot_handles():
+    from pathlib import Path
+
+    import yaml
+
+    from bot.surfaces.steps import STEPS
+
+    manifest = yaml.safe_load((Path(__file__).resolve().parent.parent / "manifest.yml").read_text())
+    assert {"links:read", "links:write"} <= set(manifest["oauth_config"]["scopes"]["bot"])
+    assert "link_shared" in manifest["settings"]["event_subscriptions"]["bot_events"]
+    assert 1 <= len(manifest["features"]["unfurl_domains"]) <= 5
+    assert manifest["settings"]["org_deploy_enabled"] is True
+    functions = manifest["functions"]
+    assert set(functions) == set(STEPS)
+    for name, step in functions.items():
+        inputs = step["input_parameters"]
+        assert {"space", "user", "channel"} <= set(inputs), name
+        assert inputs["user"]["type"] == "slack#/types/user_id" and inputs["channel"]["type"] == "slack#/types/channel_id"
+        assert step["title"] and step["description"] and isinstance(step["output_parameters"], dict)
+        for parameter in [*inputs.values(), *step["output_parameters"].values()]:
+            assert parameter["type"] in ("string", "integer", "slack#/types/user_id", "slack#/types/channel_id")
+    assert "flavor" in functions["space_hardware"]["input_parameters"]
+    assert set(functions["space_status"]["output_parameters"]) == {"stage", "hardware", "url", "error"}
