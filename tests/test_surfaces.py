@@ -152,6 +152,22 @@ def test_restart_step_acts_as_the_command_and_completes_once(make_bot, hub, slac
     time.sleep(0.5)
     sent = slack.of("functions.completeSuccess") + slack.of("functions.completeError")
     assert len(sent) == 1
+    assert hub_writes(hub) == [("POST", "/api/spaces/acme/chat/restart")]  # and the restart was made once
+
+
+def test_a_completion_slack_did_not_take_is_sent_on_the_next_tick(make_bot, hub, slack):
+    hub.add_space("acme/chat", stage="RUNNING")
+    bot = make_bot()
+    slack.fail("functions.completeSuccess", status=503, times=5)
+    execution = run_step(bot, slack, "space_status", {"space": "acme/chat", "user": "U1", "channel": "C1"})
+    assert slack.wait(lambda: bot.ctx.store.redis.hexists("spaceops:steps:pending", execution)), \
+        bot.ctx.store.redis.keys("*steps*")
+    slack.faults.clear()
+    bot.ctx.steps.tick(bot.ctx.store.clock())
+    done = outcome(slack, execution)
+    assert done["state"] == "completed" and done["outputs"]["stage"] == "RUNNING"
+    bot.ctx.steps.tick(bot.ctx.store.clock())
+    assert len(slack.of("functions.completeSuccess")) == 1
 
 
 @pytest.mark.parametrize("inputs, sentence", [

@@ -35,6 +35,10 @@ def seen_key(space: str) -> str:
     return key("steps", "seen", "{" + space + "}")
 
 
+def started_key(execution: str) -> str:
+    return key("steps", "started", execution)
+
+
 def done_key(execution: str) -> str:
     return key("steps", "done", execution)
 
@@ -60,6 +64,8 @@ class Pending:
     deadline: float
     request: str = ""    # the approval request's id
     user: str = ""
+    outputs: dict | None = None  # kind "result": an outcome whose completion Slack did not take yet
+    error: str | None = None
     v: int = VERSION
 
     def to_json(self) -> str:
@@ -89,7 +95,14 @@ class Steps:
     # ------------------------------------------------------------------ a step runs
 
     def run(self, callback: str, execution: str, inputs: dict, team: str = "") -> Outcome:
-        """Validate like the command's arguments, ask the gate through the command, act or wait."""
+        """Validate like the command's arguments, ask the gate through the command, act or wait. An execution
+        Slack delivers again (a retried event) is not run twice: its start is claimed in Redis."""
+        try:
+            self.store.require()
+            if not self.store.redis.set(started_key(execution), "1", nx=True, ex=KEEP_SECONDS):
+                return Outcome()  # already running or done: whoever has it finishes it
+        except REDIS_ERRORS:
+            return Outcome(error=words.STEP_NO_REDIS)
         try:
             return self._run(STEPS[callback], execution, inputs or {}, team)
         except SpaceOpsError as err:
@@ -176,6 +189,12 @@ class Steps:
                 log.warning("a pending workflow step could not be read; dropped: %s", execution)
                 self.store.redis.hdel(PENDING, execution)
                 continue
+            if now > pending.created + KEEP_SECONDS:
+                if pending.kind == "result":
+                    self.store.redis.hdel(PENDING, execution)  # Slack never took it: given up
+                else:
+                    self.finish(execution, Outcome(error=words.STEP_TOO_LONG.format(days=KEEP_SECONDS // 86400)))
+                continue
             try:
                 outcome = self._check(pending, now)
                 if outcome is None:
@@ -188,6 +207,8 @@ class Steps:
         return finished
 
     def _check(self, pending: Pending, now: float) -> Outcome | None:
+        if pending.kind == "result":
+            return Outcome(outputs=pending.outputs if pending.error is None else None, error=pending.error)
         if pending.kind == "approval":
             request = self.approvals.store.get(pending.request)
             if request is None or request.status == "expired" or now > pending.deadline:
@@ -261,10 +282,23 @@ class Steps:
             else:
                 self.client.functions_completeSuccess(function_execution_id=execution, outputs=outcome.outputs)
         except SlackApiError as err:
-            log.warning("Slack refused the completion of step %s: %s", execution, err.response.get("error"))
+            if err.response.status_code < 500 and err.response.status_code != 429:
+                log.warning("Slack refused the completion of step %s: %s", execution, err.response.get("error"))
+                redis.hdel(PENDING, execution)
+                return True
+            return self._later(execution, outcome, err)
         except (SlackClientError, OSError) as err:
-            log.warning("completion of step %s not sent (%s); tried again on the next tick", execution, err)
-            redis.delete(done_key(execution))  # not sent: a waiting step's next tick (any replica) claims it again
-            return False
+            return self._later(execution, outcome, err)
         redis.hdel(PENDING, execution)
         return True
+
+    def _later(self, execution: str, outcome: Outcome, err: Exception) -> bool:
+        """Slack did not take the completion: unclaimed, and kept for the next tick (any replica)."""
+        redis = self.store.redis
+        log.warning("completion of step %s not sent (%s); tried again on the next tick", execution, err)
+        redis.delete(done_key(execution))
+        if not redis.hexists(PENDING, execution):
+            now = self.store.clock()
+            redis.hset(PENDING, execution, Pending(execution, "result", "", now, now + KEEP_SECONDS,
+                                                   outputs=outcome.outputs, error=outcome.error).to_json())
+        return False

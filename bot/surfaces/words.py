@@ -41,4 +41,5 @@ STEP_EXPIRED = "Nobody approved the hardware change before it expired; nothing w
 STEP_FAILED = "The approved hardware change did not apply: {error}"
 STEP_WAIT_ERROR = "{space} is in an error stage ({stage}): {error}"
 STEP_WAIT_TIMEOUT = "{space} was not running after {minutes} min (last seen: {stage})."
-STEP_PAUSED_ELSEWHERE = "The step waited longer than Space Ops keeps a pending step ({days} d); it was ended."
+STEP_TOO_LONG = "The step waited longer than Space Ops keeps a pending step ({days} d); it was ended."
+STEP_NO_REDIS = "Space Ops can't reach its Redis right now, so it can't run this step safely; nothing was done."
