@@ -293,3 +293,15 @@ def test_the_manifest_declares_previews_and_every_step_the_bot_handles():
             assert parameter["type"] in ("string", "integer", "slack#/types/user_id", "slack#/types/channel_id")
     assert "flavor" in functions["space_hardware"]["input_parameters"]
     assert set(functions["space_status"]["output_parameters"]) == {"stage", "hardware", "url", "error"}
+
+
+def test_wait_step_for_a_running_space_completes_and_for_a_missing_one_fails_at_once(make_bot, hub, slack):
+    hub.add_space("acme/chat", stage="RUNNING")
+    bot = make_bot()
+    done = outcome(slack, run_step(bot, slack, "space_wait_running", {"space": "acme/chat", "user": "U1",
+                                                                       "channel": "C1"}))
+    assert done == {"state": "completed", "outputs": {"stage": "RUNNING"}}
+    done = outcome(slack, run_step(bot, slack, "space_wait_running", {"space": "acme/nope", "user": "U1",
+                                                                       "channel": "C1"}))
+    assert done["state"] == "failed" and "not found" in done["error"], done
+    assert bot.ctx.store.redis.hlen("spaceops:steps:pending") == 0

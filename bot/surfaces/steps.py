@@ -125,7 +125,7 @@ class Steps:
         text = f"{name} {space}" + (f" {inputs['flavor']}" if name == "hw" else "")
         cmd = parse_command(text, self.ops.catalogue)  # the command's own checks of its arguments
         if name == "status":
-            reply = self.ops.attempt(cmd, actor)
+            self.ops.check(cmd, actor)  # the gate and roles, as `status` here; then one read of the Space
             return Outcome(outputs=self.status_outputs(cmd.space, actor))
         before = self._open_ids()
         reply = self.ops.attempt(cmd, actor)
@@ -156,7 +156,9 @@ class Steps:
         if not 1 <= minutes <= 1440:
             raise BadInput(words.STEP_BAD_TIMEOUT)
         cmd = parse_command(f"status {space}", self.ops.catalogue)
-        self.ops.attempt(cmd, actor)  # the gate, as `status` in that channel; one read of where it is now
+        self.ops.check(cmd, actor)  # the gate and roles, as `status` in that channel
+        if self.ops.runtime(cmd.space).stage == "RUNNING":  # one read: a Space that is not there fails now
+            return Outcome(outputs={"stage": "RUNNING"})
         now = self.store.clock()
         pending = Pending(execution, "wait", cmd.space, now, now + 60 * minutes, user=actor.user)
         self._keep(pending)
