@@ -155,7 +155,7 @@ def build_context(settings: Settings, redis_client: redis.Redis | None = None, p
                   catalogues, ops, watcher, approvals, schedules, fleet, access=access)
     # Link previews and workflow steps ask the same gate and act through the same commands; a waiting step
     # is finished on the leader's tick from the poller's observations of the Space it made hot.
-    ctx.previews = Previews(store, ops, access, known=lambda: list(watcher.poller.cache))
+    ctx.previews = Previews(store, ops, access, known=lambda: list(watcher.poller.cache.copy()))
     hot = watcher.hot
     ctx.steps = Steps(store, ops, approvals, heat=lambda space, now: hot.get(space) or hot.heat(space, now, "step"),
                       client=client, space_url=lambda space: f"{settings.hf_endpoint}/spaces/{space}")

@@ -56,8 +56,10 @@ def _unfurl(ctx, actor: Actor, urls: list[str], event: dict) -> None:
                        headers=ctx.client.headers)
     try:
         client.chat_unfurl(channel=actor.channel, unfurls=unfurls, **where)
-    except (SlackApiError, SlackClientError, OSError) as err:
-        log.warning("chat.unfurl failed: %s", getattr(getattr(err, "response", None), "get", lambda _: err)("error"))
+    except SlackApiError as err:
+        log.warning("Slack refused chat.unfurl: %s", err.response.get("error"))
+    except (SlackClientError, OSError) as err:
+        log.warning("chat.unfurl failed: %s", type(err).__name__)  # a preview is not retried: the link stays
 
 
 def _status_clicked(ctx):

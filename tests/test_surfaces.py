@@ -305,3 +305,15 @@ def test_wait_step_for_a_running_space_completes_and_for_a_missing_one_fails_at_
                                                                        "channel": "C1"}))
     assert done["state"] == "failed" and "not found" in done["error"], done
     assert bot.ctx.store.redis.hlen("spaceops:steps:pending") == 0
+
+
+def test_a_link_still_being_typed_is_previewed_by_its_unfurl_id(make_bot, hub, slack):
+    hub.add_space("acme/chat", stage="RUNNING")
+    bot = make_bot()
+    slack.share("C1", "UF123", ["https://acme-chat.hf.space/"])
+    send_event(bot, {"type": "link_shared", "channel": "C1", "user": "U1", "unfurl_id": "UF123",
+                     "source": "composer", "links": [{"url": "https://acme-chat.hf.space/", "domain": "hf.space"}],
+                     "event_ts": "1.2"})
+    card = unfurled(slack, ("C1", "UF123"))
+    assert "acme/chat" in json.dumps(card)
+    assert slack.of("chat.unfurl")[0].body.get("source") == "composer"
