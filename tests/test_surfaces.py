@@ -73,11 +73,14 @@ def test_links_name_spaces_in_each_form():
 
 def test_a_pasted_link_gets_the_status_with_buttons_by_rights(make_bot, hub, slack):
     hub.add_space("acme/chat", stage="RUNTIME_ERROR", hardware="t4-small", error="ImportError: no torch")
+    hub.spaces["acme/chat"]["devMode"] = True
     bot = make_bot(SPACEOPS_OPERATORS="UOP")
     place = share(bot, slack, [URL], user="UOP")
     card = unfurled(slack, place)[URL]
     said = json.dumps(card)
-    assert "acme/chat" in said and "t4-small" in said and "ImportError: no torch" in said
+    assert "acme/chat" in said and "t4-small" in said and "ImportError: no torch" in said and "dev mode on" in said
+    status = bot.command("/space status acme/chat", user="UOP")["text"]
+    assert card["blocks"][0]["text"]["text"] == status  # the same words as `status`, from the same code
     actions = [e["action_id"] for b in card["blocks"] if b["type"] == "actions" for e in b["elements"]]
     assert actions == [words.PREVIEW_STATUS_ACTION, "alert:restart", words.LOGS_ACTION]
     # A reader (not an operator) gets no Restart button.
