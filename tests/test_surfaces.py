@@ -320,3 +320,12 @@ def test_a_link_still_being_typed_is_previewed_by_its_unfurl_id(make_bot, hub, s
     card = unfurled(slack, ("C1", "UF123"))
     assert "acme/chat" in json.dumps(card)
     assert slack.of("chat.unfurl")[0].body.get("source") == "composer"
+
+
+def test_a_preview_says_how_long_the_space_has_been_in_its_stage(make_bot, hub, slack):
+    hub.add_space("acme/chat", stage="RUNNING")
+    bot = make_bot(SPACEOPS_ADMINS="UADM")
+    assert "Watching" in bot.command("/space watch acme/chat", user="UADM")["text"]
+    bot.ctx.watcher.tick(bot.ctx.store.clock() - 600)  # the poller saw it running 10 min ago
+    card = unfurled(slack, share(bot, slack, [URL]))[URL]
+    assert "in this stage for 10 min" in json.dumps(card), card
