@@ -38,7 +38,6 @@ STEP_NO_FLAVOR = "This step needs a hardware flavor (for example `t4-small`); no
 STEP_BAD_TIMEOUT = "The timeout must be a whole number of minutes from 1 to 1440."
 STEP_DENIED = "The hardware change was {status} by an approver; nothing was changed."
 STEP_EXPIRED = "Nobody approved the hardware change before it expired; nothing was changed."
-STEP_FAILED = "The approved hardware change did not apply: {error}"
 STEP_WAIT_ERROR = "{space} is in an error stage ({stage}): {error}"
 STEP_WAIT_TIMEOUT = "{space} was not running after {minutes} min (last seen: {stage})."
 STEP_TOO_LONG = "The step waited longer than Space Ops keeps a pending step ({days} d); it was ended."
