@@ -32,6 +32,7 @@ from bot.core.work import Timers, WorkPool
 from bot.schedules.feature import Schedules
 from bot.schedules.slackzone import SlackZones
 from bot.fleet.service import Fleet
+from bot.surfaces import Previews, Steps
 
 log = logging.getLogger(__name__)
 SLOW_DEADLINE = 120.0  # the slow jobs' runs, off the tick; the quick ones have bot/core/jobs.py's default
@@ -55,6 +56,8 @@ class Context:
     schedules: Schedules
     fleet: Fleet
     access: Access | None = None
+    previews: Previews | None = None  # link previews (handlers/surfaces.py)
+    steps: Steps | None = None        # Workflow Builder steps
     timers: Timers = field(default_factory=Timers)
     # "Waiting for the Hub…" after the first, an answer (maybe "the Hub did not answer") by the second.
     reply_deadlines: tuple[float, float] = (3.0, 8.0)
@@ -65,6 +68,8 @@ class Context:
         self.watcher.stop(release=True)
         if self.access is not None:
             self.access.close()
+        if self.previews is not None:
+            self.previews.close()
 
 
 def build_context(settings: Settings, redis_client: redis.Redis | None = None, poster: Poster | None = None,
@@ -147,6 +152,14 @@ def build_context(settings: Settings, redis_client: redis.Redis | None = None, p
         ops.handle(name, handler)
     ctx = Context(settings, store, poster, WorkPool(settings.workers, settings.queue), client, roles, spaces,
                   catalogues, ops, watcher, approvals, schedules, fleet, access=access)
+    # Link previews and workflow steps ask the same gate and act through the same commands; a waiting step
+    # is finished on the leader's tick from the poller's observations of the Space it made hot.
+    ctx.previews = Previews(store, ops, access, known=lambda: list(watcher.poller.cache.copy()))
+    hot = watcher.hot
+    ctx.steps = Steps(store, ops, approvals, heat=lambda space, now: hot.get(space) or hot.heat(space, now, "step"),
+                      client=client, space_url=lambda space: f"{settings.hf_endpoint}/spaces/{space}")
+    jobs.add("steps", ctx.steps.tick)
+    watcher.hot_poller.listeners.append(ctx.steps.observed)
     if settings.ops_channel:
         from bot.health import SelfReport
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from slack_bolt import App
 
-from handlers import alerts, approvals, commands, dedupe, home, schedules, secrets
+from handlers import alerts, approvals, commands, dedupe, home, schedules, secrets, surfaces
 
 
 def register_all(app: App, ctx) -> None:
@@ -15,3 +15,4 @@ def register_all(app: App, ctx) -> None:
     approvals.register(app, ctx)
     alerts.register(app, ctx)
     schedules.register(app, ctx)
+    surfaces.register(app, ctx)

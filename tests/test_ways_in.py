@@ -20,6 +20,8 @@ from bot.approvals.words import APPROVE_ACTION, DENY_ACTION
 from bot.fleet.words import BUDGET_ACTIONS, HOME_ACTIONS
 from bot.schedules.store import Timed
 from bot.schedules.words import EXTEND_ACTION, REVERT_ACTION
+from bot.surfaces.steps import STEPS
+from bot.surfaces.words import LOGS_ACTION, PREVIEW_STATUS_ACTION
 from tests.harness import _ids
 from tests.test_approvals import ask
 
@@ -31,6 +33,7 @@ REFUSALS = ("only takes commands from members", "operator role", "read-only for"
             "is private:", "reader role", "approver role")
 SECRETS = ("ERRSECRET", "VARSECRET")
 SPACE = "acme/priv"
+PRIVATE_URL = "https://huggingface.co/spaces/acme/priv"
 
 
 def ways_in(app) -> list[tuple[str, str, bool]]:
@@ -122,10 +125,19 @@ def cases_for(kind: str, ident: str, home: bool, t: Timed, pending) -> list[tupl
         return [("secret", u, p) for u, p in changes_in_channels]
     if kind == "event" and ident == "app_home_opened":
         return [("home", u, u) for u in ("UOUT", "UNOB")]
+    if kind == "event" and ident == "link_shared":  # refused = no preview at all (SILENT)
+        return [(PRIVATE_URL, u, p) for u, p in [("UOUT", "CREAD"), ("UNOB", "C1"), ("UREAD", "C1"),
+                                                  ("UGST", "CBETA")]]
+    if kind == "function_executed" and ident in STEPS:
+        who = [("UNOB", "C1"), ("UOUT", "C1")] if STEPS[ident] in ("status", "wait") else \
+            changes_in_channels + [("UNOB", "C1")]
+        return [(SPACE, u, p) for u, p in who]
     if kind != "action":
         return None
     if ident == "^home:open:":
         return []
+    if ident in (PREVIEW_STATUS_ACTION, LOGS_ACTION):
+        return [(SPACE, u, "C1") for u in ("UOUT", "UNOB")]
     if ident in (APPROVE_ACTION, DENY_ACTION):
         value = pending.id
         places = [("UOUT", pending.channel), ("UGST", pending.channel), ("UAPP", "CBETA")] if not home else \
@@ -167,6 +179,32 @@ def test_every_listener_refuses_who_and_where_it_must(world, hub, slack):
                                    "response_url": f"{slack.base}/respond/sub{next(_ids)}"})
                 out = drive.run(lambda: bot.submit_view(
                     "secret_set", {"value": ("value", "v"), "description": ("description", "")}, meta, user=user))
+            elif kind == "event" and ident == "link_shared":
+                ts = f"{next(_ids)}.5"
+                slack.share(place, ts, [value])
+                out = drive.run(lambda: bot.post(json.dumps({
+                    "token": "legacy", "team_id": "T1", "api_app_id": "A1", "type": "event_callback",
+                    "event_id": f"Ev{time.monotonic_ns()}", "event_time": int(time.time()),
+                    "event": {"type": "link_shared", "channel": place, "user": user, "message_ts": ts,
+                              "links": [{"url": value, "domain": "huggingface.co"}]}}).encode(),
+                    "application/json"), expect_answer=False)
+                assert [o for o in out if o["method"] == "chat.unfurl"] == [], (label, out)
+                assert not any(s in json.dumps(out) for s in SECRETS), (label, out)
+                tried += 1
+                continue
+            elif kind == "function_executed":
+                execution = f"Fx{next(_ids)}"
+                slack.execute(execution)
+                out = drive.run(lambda: bot.post(json.dumps({
+                    "token": "legacy", "team_id": "T1", "api_app_id": "A1", "type": "event_callback",
+                    "event_id": f"Ev{time.monotonic_ns()}", "event_time": int(time.time()),
+                    "event": {"type": "function_executed", "function": {"callback_id": ident},
+                              "function_execution_id": execution, "event_ts": "1",
+                              "inputs": {"space": value, "user": user, "channel": place, "flavor": "a10g-large"}}
+                }).encode(), "application/json"), expect_answer=False)
+                slack.wait(lambda: slack.executions[execution]["state"] != "running", 6)
+                assert slack.executions[execution]["state"] == "failed", (label, slack.executions[execution])
+                out = drive.outputs(0)[-1:] + [slack.executions[execution]]
             elif kind == "event":
                 out = drive.run(lambda: bot.post(json.dumps({
                     "token": "legacy", "team_id": "T1", "api_app_id": "A1", "type": "event_callback",

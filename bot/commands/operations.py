@@ -143,6 +143,13 @@ class Operations:
     def run(self, cmd: Command, actor: Actor) -> Reply:
         """Check permissions, run, and turn any of our errors into a reply. Bugs still raise."""
         try:
+            return self.attempt(cmd, actor)
+        except SpaceOpsError as err:
+            return error_reply(err.sentence)
+
+    def attempt(self, cmd: Command, actor: Actor) -> Reply:
+        """`run`, with our errors raised (a workflow step fails with the sentence a command would show)."""
+        try:
             for rewrite in self.rewrites:
                 cmd = rewrite(cmd)
             for guard in self.guards:
@@ -162,7 +169,7 @@ class Operations:
         except SpaceOpsError as err:
             if isinstance(err, NotAllowed):
                 self._audit_refusal(cmd, actor, err)
-            return error_reply(err.sentence)
+            raise
 
     def check(self, cmd: Command, actor: Actor) -> None:
         """Every check `run` makes before a handler (guards, roles); raises NotAllowed. For paths that run

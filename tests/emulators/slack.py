@@ -56,8 +56,23 @@ class SlackEmulator:
             self.views: dict[str, dict[str, Any]] = {}     # user → {"view", "hash"} (views.publish)
             self.uploads: dict[str, dict[str, Any]] = {}   # file id → {"filename", "length", "bytes"}
             self.files: list[dict[str, Any]] = []          # completed uploads: id, title, channel, thread_ts, bytes
+            # link_shared events sent: (channel, message_ts or unfurl_id) → the URLs Slack would accept an unfurl of
+            self.shared: dict[tuple[str, str], set[str]] = {}
+            self.unfurled: dict[tuple[str, str], dict[str, Any]] = {}  # what chat.unfurl attached, per message
+            # function_executed events sent: execution id → {"state": running|completed|failed, outputs, error}
+            self.executions: dict[str, dict[str, Any]] = {}
 
     # ------------------------------------------------------------------ test-facing
+
+    def share(self, channel: str, ts: str, urls: list[str]) -> None:
+        """A link_shared event is being sent for these URLs of that message: chat.unfurl may answer it."""
+        with self.lock:
+            self.shared[(channel, ts)] = set(urls)
+
+    def execute(self, execution: str) -> None:
+        """A function_executed event is being sent: functions.complete* may finish it, once."""
+        with self.lock:
+            self.executions[execution] = {"state": "running"}
 
     def fail(self, method: str, status: int = 500, body: Any = None, headers: dict | None = None,
              times: int = 1, drop: bool | str = False) -> None:
@@ -299,6 +314,32 @@ class SlackEmulator:
                                    "filename": upload["filename"]})
                 done.append({"id": item["id"], "title": item.get("title"), "name": upload["filename"]})
             return 200, {"ok": True, "files": done}
+        if method == "chat.unfurl":
+            # Slack refuses an unfurl for a message or URL no link_shared event named.
+            place = (body.get("channel", ""), body.get("ts") or body.get("unfurl_id") or "")
+            unfurls = body.get("unfurls")
+            unfurls = json.loads(unfurls) if isinstance(unfurls, str) else (unfurls or {})
+            if place not in self.shared:
+                return 200, {"ok": False, "error": "cannot_find_message"}
+            if not unfurls or not set(unfurls) <= self.shared[place]:
+                return 200, {"ok": False, "error": "cannot_unfurl_url"}
+            self.unfurled.setdefault(place, {}).update(unfurls)
+            return 200, {"ok": True}
+        if method in ("functions.completeSuccess", "functions.completeError"):
+            execution = self.executions.get(body.get("function_execution_id", ""))
+            if execution is None:
+                return 200, {"ok": False, "error": "function_execution_not_found"}
+            if execution["state"] != "running":
+                return 200, {"ok": False, "error": "function_execution_already_completed"}  # [unverified] name
+            outputs = body.get("outputs")
+            outputs = json.loads(outputs) if isinstance(outputs, str) else outputs
+            if method == "functions.completeSuccess":
+                execution.update(state="completed", outputs=outputs or {})
+            else:
+                if not body.get("error"):
+                    return 200, {"ok": False, "error": "invalid_arguments"}
+                execution.update(state="failed", error=body["error"])
+            return 200, {"ok": True}
         if method == "usergroups.users.list":
             group = body.get("usergroup", "")
             if group not in self.groups:

@@ -485,3 +485,77 @@ def test_grid_surface_action_role_scope_privacy_workspace(make_bot, hub, slack, 
         figure(line)
     tally("authz grid: surface×action×role×scope×private×team", tried=total[0], lost=total[1] + total[2])
     assert total[1] == 0 and total[2] == 0
+
+
+# ---------------------------------------------------------------- link preview and workflow step × role × scope × privacy × workspace
+
+def test_grid_link_preview_and_workflow_step(make_bot, hub, slack, redis_client):
+    """A pasted link (link_shared → chat.unfurl) and a Workflow Builder step (function_executed → Restart)
+    × role × channel scope × public/private × workspace: a preview shows exactly where `status` may show
+    private details (elsewhere no card at all); a step acts exactly where the command would, and fails
+    with its sentence elsewhere."""
+    from tests.harness import _ids
+
+    spaces = ("acme/pub", "acme/priv")
+    for name in spaces:
+        hub.add_space(name, stage="RUNTIME_ERROR", hardware="t4-small", private=name.endswith("priv"),
+                      error=f"ERRSECRET {name}")
+    slack.users.update({"UGST": {"is_restricted": True}, "UGSTX": {"is_restricted": True, "team_id": "T9"},
+                        **{f"{u}X": {"team_id": "T9"} for u in ("UMEM", "UOP", "UADM")}})
+    bot = make_bot(**GRID_ENV)
+    for channel, level in GRID_CHANNELS.values():
+        if level:
+            bot.command(f"scope <#{channel}|x> {'beta' if level == 'beta' else 'acme'}/* "
+                        f"{'operate' if level == 'beta' else level}", user="UADM")
+
+    def event(inner: dict, team: str) -> None:
+        body = {"token": "legacy", "team_id": team, "api_app_id": "A1", "type": "event_callback",
+                "event_id": f"Ev{next(_ids)}", "event_time": int(time.time()), "event": inner}
+        assert bot.post(json.dumps(body).encode(), "application/json").status == 200
+
+    table = {"link preview": [0, 0, 0], "workflow step": [0, 0, 0]}  # cases, private shown, bad changes
+    for role, channel_name, private, same in itertools.product(GRID_ROLES, GRID_CHANNELS, (False, True),
+                                                               (True, False)):
+        user, level = GRID_ROLES[role]
+        user, team = (user, "T1") if same else (user + "X", "T9")
+        channel, scope = GRID_CHANNELS[channel_name]
+        scope = None if scope is None else ("none" if scope == "beta" else scope)
+        space = spaces[private]
+        covered = scope in ("read", "operate")
+        # -- link preview: what `status` may show here, private details included ("var ls" has that rule)
+        url = f"https://huggingface.co/spaces/{space}"
+        ts = f"{next(_ids)}.7"
+        slack.share(channel, ts, [url])
+        hub.requests.clear()
+        event({"type": "link_shared", "channel": channel, "user": user, "message_ts": ts,
+               "links": [{"url": url, "domain": "huggingface.co"}]}, team)
+        assert bot.ctx.pool.wait_idle(6)
+        card = slack.unfurled.get((channel, ts))
+        may = grid_expected("var ls SPACE", level, scope, private, same)
+        assert bool(card) is may, ("preview", role, channel_name, private, same, card)
+        leaked = bool(card) and private and not covered
+        table["link preview"][0] += 1
+        table["link preview"][1] += int(leaked)
+        table["link preview"][2] += int(any(r.method != "GET" for r in hub.requests))
+        # -- workflow step (Restart), run by this user in this channel
+        execution = f"Fx{next(_ids)}"
+        slack.execute(execution)
+        hub.requests.clear()
+        event({"type": "function_executed", "function": {"callback_id": "space_restart"},
+               "function_execution_id": execution, "event_ts": "1",
+               "inputs": {"space": space, "user": user, "channel": channel}}, team)
+        done = slack.wait(lambda: slack.executions[execution]["state"] != "running" and slack.executions[execution])
+        may = grid_expected("restart SPACE", level, scope, private, same)
+        assert done and (done["state"] == "completed") is may, ("step", role, channel_name, private, same, done)
+        if not may:
+            assert any(words in done["error"] for words in GRID_REFUSALS), done
+        made = [r for r in hub.requests if r.method != "GET"]
+        table["workflow step"][0] += 1
+        table["workflow step"][1] += int(not covered and private and "ERRSECRET" in json.dumps(done))
+        table["workflow step"][2] += int(bool(made) and not may)
+        hub.set_stage(space, "RUNTIME_ERROR", error=f"ERRSECRET {space}")
+    for surface, (cases, leaks, bad) in table.items():
+        figure(f"{surface:<28} {'':<8} {cases:>6} {leaks:>14} {bad:>23}")
+        assert leaks == 0 and bad == 0, (surface, leaks, bad)
+    tally("authz grid: preview/step×role×scope×private×team", tried=sum(v[0] for v in table.values()),
+          lost=sum(v[1] + v[2] for v in table.values()))
