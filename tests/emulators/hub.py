@@ -87,6 +87,7 @@ class HubEmulator:
             self.webhooks: dict[str, dict[str, Any]] = {}
             # Called with each request as it arrives, before it is answered (what else held at that moment).
             self.on_request: Callable[[Recorded], None] | None = None
+            self._reset_oauth()
             self._release_hung()
 
     def _release_hung(self) -> None:
@@ -250,6 +251,148 @@ class HubEmulator:
         start_response(f"{status} {reason}", out)
         return [data]
 
+    # ------------------------------------------------------------------ OAuth (hub-api.md §13)
+
+    OAUTH_SCOPES = "openid profile read-memberships"
+
+    def _reset_oauth(self) -> None:
+        self.oauth_clients: set[str] | None = None   # accepted client ids; None = any
+        self.oauth_clock: Callable[[], float] = time.time  # tests may inject their own
+        self.oauth_interval = 5
+        self.oauth_expires_in = 900
+        self.oauth_token_ttl = 28800
+        self.oauth_give_refresh = True
+        self.oauth_enforce_interval = False  # True: a poll sooner than the interval gets slow_down (+5 s)
+        self.members: dict[str, dict[str, Any]] = {}   # Hub user -> {"orgs": {org: role}, "restrictions": {org: [..]}}
+        self.device_codes: dict[str, dict[str, Any]] = {}
+        self.oauth_tokens: dict[str, str] = {}      # access token -> Hub user
+        self.refresh_tokens: dict[str, str] = {}    # refresh token -> Hub user (rotated on use)
+
+    def add_member(self, user: str, orgs: dict[str, str] | None = None,
+                   restrictions: dict[str, list[str]] | None = None) -> None:
+        """A Hub account with its role in each organization (no_access, read, contributor, write, admin)."""
+        with self.lock:
+            self.members[user] = {"orgs": dict(orgs or {}), "restrictions": {k: list(v) for k, v in (restrictions or {}).items()}}
+
+    def set_role(self, user: str, org: str, role: str | None) -> None:
+        """Change (or with None remove) a member's role in an org."""
+        with self.lock:
+            orgs = self.members.setdefault(user, {"orgs": {}, "restrictions": {}})["orgs"]
+            if role is None:
+                orgs.pop(org, None)
+            else:
+                orgs[org] = role
+
+    def set_restrictions(self, user: str, org: str, restrictions: list[str]) -> None:
+        """What the user has not completed for that org yet ("sso", "mfa", "ip", "token-policy")."""
+        with self.lock:
+            self.members.setdefault(user, {"orgs": {}, "restrictions": {}})["restrictions"][org] = list(restrictions)
+
+    def _pending(self, user_code: str | None) -> dict[str, Any]:
+        pending = [c for c in self.device_codes.values() if c["state"] == "pending"]
+        code = next((c for c in pending if user_code is None or c["user_code"] == user_code), None)
+        if code is None:
+            raise KeyError(f"no pending device code {user_code or ''}".strip())
+        return code
+
+    def approve(self, user: str, user_code: str | None = None) -> None:
+        """The user enters the code on the verification page and consents (the latest pending code if none given)."""
+        with self.lock:
+            code = self._pending(user_code)
+            code["state"], code["user"] = "approved", user
+
+    def deny(self, user_code: str | None = None) -> None:
+        with self.lock:
+            self._pending(user_code)["state"] = "denied"
+
+    def expire(self, user_code: str | None = None) -> None:
+        with self.lock:
+            self._pending(user_code)["expires_at"] = self.oauth_clock() - 1
+
+    def revoke(self, user: str) -> None:
+        """The user revokes the app: every access and refresh token of theirs is refused from now on."""
+        with self.lock:
+            self.oauth_tokens = {t: u for t, u in self.oauth_tokens.items() if u != user}
+            self.refresh_tokens = {t: u for t, u in self.refresh_tokens.items() if u != user}
+
+    @staticmethod
+    def _form(body: Any) -> dict[str, str]:
+        if isinstance(body, dict):
+            return {k: str(v) for k, v in body.items()}
+        return {k: v[0] for k, v in parse_qs(body or "", keep_blank_values=True).items()}
+
+    def _issue(self, user: str) -> dict[str, Any]:
+        access = "hf_oauth_" + uuid.uuid4().hex
+        self.oauth_tokens[access] = user
+        out = {"access_token": access, "token_type": "bearer", "expires_in": self.oauth_token_ttl,
+               "scope": self.OAUTH_SCOPES}
+        if self.oauth_give_refresh:
+            refresh = "hf_oauth_refresh_" + uuid.uuid4().hex
+            self.refresh_tokens[refresh] = user
+            out["refresh_token"] = refresh
+        return out
+
+    def _oauth_post(self, path: str, body: Any, base: str):
+        form = self._form(body)
+        with self.lock:
+            client_id = form.get("client_id", "")
+            if not client_id or (self.oauth_clients is not None and client_id not in self.oauth_clients):
+                return 401, {"error": "invalid_client", "error_description": "Unknown client"}, {}
+            now = self.oauth_clock()
+            if path == "/oauth/device":
+                device_code = uuid.uuid4().hex
+                user_code = "-".join(uuid.uuid4().hex[:8].upper()[i:i + 4] for i in (0, 4))
+                self.device_codes[device_code] = {
+                    "device_code": device_code, "user_code": user_code, "client_id": client_id,
+                    "scope": form.get("scope", ""), "state": "pending", "user": None,
+                    "expires_at": now + self.oauth_expires_in, "interval": self.oauth_interval, "last_poll": None}
+                return 200, {"device_code": device_code, "user_code": user_code,
+                             "verification_uri": f"{base}/oauth/device",
+                             "verification_uri_complete": f"{base}/oauth/device?user_code={user_code}",
+                             "expires_in": self.oauth_expires_in, "interval": self.oauth_interval}, {}
+            grant = form.get("grant_type", "")
+            if grant == "urn:ietf:params:oauth:grant-type:device_code":
+                code = self.device_codes.get(form.get("device_code", ""))
+                if code is None or code["client_id"] != client_id or code["state"] == "used":
+                    return 400, {"error": "invalid_grant", "error_description": "Unknown or used device code"}, {}
+                if now >= code["expires_at"]:
+                    return 400, {"error": "expired_token"}, {}
+                if code["state"] == "denied":
+                    return 400, {"error": "access_denied"}, {}
+                if code["state"] == "pending":
+                    last, code["last_poll"] = code["last_poll"], now
+                    if self.oauth_enforce_interval and last is not None and now - last < code["interval"]:
+                        code["interval"] += 5
+                        return 400, {"error": "slow_down"}, {}
+                    return 400, {"error": "authorization_pending"}, {}
+                code["state"] = "used"
+                return 200, self._issue(code["user"]), {}
+            if grant == "refresh_token":
+                user = self.refresh_tokens.pop(form.get("refresh_token", ""), None)
+                if user is None:
+                    return 400, {"error": "invalid_grant", "error_description": "Refresh token expired or revoked"}, {}
+                return 200, self._issue(user), {}
+            return 400, {"error": "unsupported_grant_type"}, {}
+
+    def _oauth_identity(self, path: str, token: str):
+        with self.lock:
+            user = self.oauth_tokens[token]
+            member = self.members.get(user, {"orgs": {}, "restrictions": {}})
+            orgs = [(org, role, member["restrictions"].get(org, [])) for org, role in sorted(member["orgs"].items())]
+            if path == "/oauth/userinfo":
+                out_orgs = []
+                for org, role, restr in orgs:
+                    item = {"sub": f"org-{org}", "name": org, "preferred_username": org, "picture": "", "roleInOrg": role}
+                    if restr:
+                        item["securityRestrictions"] = list(restr)
+                    out_orgs.append(item)
+                return 200, {"sub": f"user-{user}", "name": user, "preferred_username": user, "picture": "",
+                             "isPro": False, "canPay": False, "orgs": out_orgs}, {}
+            return 200, {"type": "user", "id": f"user-{user}", "name": user, "fullname": user, "isPro": False,
+                         "orgs": [{"type": "org", "name": org, "fullname": org, "roleInOrg": role}
+                                  for org, role, _ in orgs],
+                         "auth": {"type": "oauth", "expiresAt": now_iso()}}, {}
+
     # ------------------------------------------------------------------ routing
 
     @staticmethod
@@ -262,9 +405,13 @@ class HubEmulator:
     def _route(self, method, path, query, body, headers, base):
         if path == "/api/agent-harnesses":
             return 200, {"standardEnvVars": [], "harnesses": {}}, {}
+        if path in ("/oauth/device", "/oauth/token") and method == "POST":
+            return self._oauth_post(path, body, base)
         auth = headers.get("authorization", "")
         if not auth.startswith("Bearer "):
             return 401, {"error": "Invalid username or password."}, {}
+        if path in ("/oauth/userinfo", "/api/whoami-v2") and auth[7:] in self.oauth_tokens:
+            return self._oauth_identity(path, auth[7:])
         if auth[7:] != self.token:
             return self._error(401, "Invalid credentials in Authorization header")
         with self.lock:
