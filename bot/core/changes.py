@@ -140,3 +140,16 @@ def meter(budget: Budget, user: str, clock: Callable[[], float]):
             raise RateLimited(budget_used(used.retry_after, used.exhausted), used.retry_after) from None
 
     return hub.metered(before_each, lambda response: budget.note(response, clock()))
+
+
+def _dev_mode(self, why: Why, space: str, enabled: bool):
+    call = self.api.enable_space_dev_mode if enabled else self.api.disable_space_dev_mode
+    return self.make(why, space, lambda: call(space))
+
+
+def _volumes(self, why: Why, space: str, volumes: list):
+    return self.make(why, space, lambda: self.api.set_space_volumes(space, volumes=volumes))
+
+
+Changes.dev_mode = _dev_mode      # `/space dev` (bot/commands/tools.py)
+Changes.volumes = _volumes        # `/space volume add|rm`: replaces the whole list
