@@ -17,6 +17,7 @@ from bot.alerts.retention import Retention
 from bot.alerts.watcher import Watcher
 from bot.alerts.webhooks import WebhookCommands
 from bot.approvals.flow import ApprovalKind, Approvals
+from bot.commands.tools import Tools
 from bot.commands.canonical import Canonical
 from bot.commands.operations import Operations
 from bot.core import hub
@@ -114,6 +115,8 @@ def build_context(settings: Settings, redis_client: redis.Redis | None = None, p
     for action, (apply, landed) in ops.approval_appliers().items():
         approvals.register(action, ApprovalKind(apply, landed))
     for name, handler in access.commands().items():
+        ops.handle(name, handler)
+    for name, handler in Tools(ops).commands().items():  # logs, dev mode, volumes (bot/commands/tools.py)
         ops.handle(name, handler)
     for line in settings.warnings():
         log.warning(line)

@@ -12,7 +12,7 @@ import logging
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from bot.commands.grammar import Command, parse_space
+from bot.commands.grammar import LOG_LINES_DEFAULT, Command, parse_space
 from bot.core.errors import BadInput
 from bot.core.permissions import Actor
 from bot.core.words import busy_reply
@@ -38,9 +38,9 @@ def register(app, ctx) -> None:
         except PoolFull:
             log.warning("work pool full: link previews skipped")  # a preview is a nicety: none this time
 
-    for action_id in (PREVIEW_STATUS_ACTION, LOGS_ACTION):
-        # Logs: `/space logs` is not in this version; the button answers with the status until it is.
-        app.action(action_id)(_status_clicked(ctx))
+    # The preview's Status and Logs buttons answer as `/space status` and `/space logs` would, privately.
+    app.action(PREVIEW_STATUS_ACTION)(_status_clicked(ctx, "status"))
+    app.action(LOGS_ACTION)(_status_clicked(ctx, "logs"))
 
     for callback in STEPS:
         app.function(callback)(_step(ctx, callback))
@@ -62,7 +62,7 @@ def _unfurl(ctx, actor: Actor, urls: list[str], event: dict) -> None:
         log.warning("chat.unfurl failed: %s", type(err).__name__)  # a preview is not retried: the link stays
 
 
-def _status_clicked(ctx):
+def _status_clicked(ctx, name: str):
     def clicked(ack, body, action):
         ack()
         try:
@@ -71,7 +71,7 @@ def _status_clicked(ctx):
             return  # not a value we put on a button
         actor = Actor(user=(body.get("user") or {}).get("id", ""), channel=(body.get("channel") or {}).get("id", ""),
                       team=team_of(body))
-        submit(ctx, lambda: dataclasses.replace(ctx.ops.run(Command("status", space=space), actor), public=False,
+        submit(ctx, lambda: dataclasses.replace(ctx.ops.run(_button_command(name, space), actor), public=False,
                                                 posted=False),
                body.get("response_url", ""), "preview status", replace=False)
     return clicked
@@ -96,3 +96,10 @@ def _step(ctx, callback: str):
             ctx.steps.finish(execution, Outcome(error=busy_reply().text.removeprefix(":warning:").strip()))
     step.__name__ = f"step_{callback}"
     return step
+
+
+def _button_command(name: str, space: str) -> Command:
+    """What a preview button runs: the command as typed with its defaults (`logs`: the last 30 run lines)."""
+    if name == "logs":
+        return Command("logs", space=space, lines=LOG_LINES_DEFAULT)
+    return Command(name, space=space)

@@ -123,7 +123,11 @@ def test_the_preview_buttons_answer_through_the_gate(make_bot, hub, slack):
     for action in (words.PREVIEW_STATUS_ACTION, words.LOGS_ACTION):
         answer = bot.click(action, "acme/chat", user="UREAD")
         seen = slack.wait(lambda: slack.responses(answer.response_id))
-        assert "acme/chat" in seen[0]["text"] and "Running" in seen[0]["text"] or "running" in seen[0]["text"]
+        shown = seen[0]["text"]
+        if action == words.LOGS_ACTION:  # answered as `/space logs acme/chat` (the emulator has no lines for it)
+            assert "acme/chat" in shown and "log lines" in shown, shown
+        else:
+            assert "acme/chat" in shown and ("Running" in shown or "running" in shown), shown
         answer = bot.click(action, "acme/chat", user="UNOB")
         seen = slack.wait(lambda: slack.responses(answer.response_id))
         assert "reader role" in seen[0]["text"]

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from itertools import islice
 from typing import Callable
 
 from huggingface_hub import HfApi, SpaceRuntime
 from huggingface_hub.errors import HfHubHTTPError
 from huggingface_hub.utils import httpx
 
+from bot.core import logs
 from bot.core.budget import Budget, RateLimitHit
 from bot.core.hub import CallAborted, observed
 
@@ -109,21 +109,16 @@ class HubReader:
         return runtime
 
     def last_log_lines(self, space: str, build: bool) -> tuple[str, ...] | None:
-        """The last lines of the run or build log, bounded in count, size and time (`log_seconds`: a stream
-        that keeps sending keep-alive events ends there with what it gave); None when unreadable."""
-        lines: list[str] = []
+        """The last lines of the run or build log through the one reader (bot/core/logs: bounded in count,
+        size and time, credentials masked); None when unreadable."""
         try:
-            with observed(None, self.log_seconds):
-                for line in islice(self.api.fetch_space_logs(space, build=build), LOG_SCAN):
-                    lines.append(line.rstrip("\n")[:LOG_LINE_CHARS])
-                    del lines[:-LOG_LINES]
-            return tuple(lines)
+            return logs.read_lines(self.api, space, build, LOG_LINES, self.log_seconds, LOG_LINE_CHARS)
+        except logs.LogsTimedOut:
+            log.info("logs of %s not readable: timeout", space)
+            return None
         except CallAborted as err:
-            if err.reason == "timeout" and lines:
-                return tuple(lines)
             log.info("logs of %s not readable: %s", space, err.reason)
             return None
         except (HfHubHTTPError, httpx.HTTPError, ValueError, KeyError) as err:
             log.info("logs of %s not readable: %s", space, type(err).__name__)
             return None
-

@@ -54,13 +54,21 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "digests": ("digests", "digests", "the scheduled digests"),
     "budget": ("budget NAMESPACE/* [AMOUNT/month | off]", "budget acme/* 500/month",
                "a monthly budget with alerts at 80%, 100% and when the projection exceeds it"),
+    "logs": ("logs SPACE [--build] [--lines N]", "logs acme/chat --lines 100",
+             "the last log lines (run, or build with --build; 30 by default, at most 500)"),
+    "dev": ("dev SPACE on|off", "dev acme/chat on", "turn dev mode on or off (operators)"),
+    "volumes": ("volumes SPACE", "volumes acme/chat", "what is mounted in the Space"),
+    "volume": ("volume add SPACE bucket|model|dataset|space SOURCE MOUNT_PATH [--ro] [--revision R] | "
+               "volume rm SPACE MOUNT_PATH", "volume add acme/chat model acme/llm /models --ro",
+               "mount or unmount a volume (operators; the Space restarts)"),
     "help": ("help [COMMAND]", "help hw", "this help"),
 }
 ALIASES = {"hardware": "hw", "restore": "resume", "start": "resume", "vars": "var", "variable": "var",
            "variables": "var", "secrets": "secret", "dup": "duplicate", "clone": "duplicate", "fork": "duplicate",
            "flavours": "flavors", "hardwares": "flavors", "stop": "pause", "?": "help", "approval": "approvals",
-           "info": "status", "reboot": "restart", "costs": "cost", "spend": "cost", "budgets": "budget"}
-SUBCOMMANDS = {"var": ("ls", "set", "rm"), "secret": ("ls", "set", "rm")}
+           "info": "status", "reboot": "restart", "costs": "cost", "spend": "cost", "budgets": "budget",
+           "log": "logs", "devmode": "dev", "mounts": "volumes", "vol": "volume"}
+SUBCOMMANDS = {"var": ("ls", "set", "rm"), "secret": ("ls", "set", "rm"), "volume": ("add", "rm")}
 SUB_ALIASES = {"list": "ls", "get": "ls", "show": "ls", "add": "set", "put": "set", "delete": "rm",
                "del": "rm", "remove": "rm", "unset": "rm"}
 ALERT_KINDS = ("errors", "building", "running", "sleep", "paused", "hardware", "stuck", "cost")
@@ -110,6 +118,15 @@ class Command:
     period: str | None = None      # daily | weekly
     at: str | None = None          # HH:MM
     amount: float | None = None    # budget per month in USD
+    # logs, dev, volume (bot/commands/tools.py)
+    build: bool = False
+    lines: int | None = None
+    enabled: bool = False
+    volume_type: str | None = None
+    source: str | None = None
+    mount: str | None = None
+    revision: str | None = None
+    read_only: bool = False
 
     @property
     def is_pattern(self) -> bool:
@@ -618,7 +635,82 @@ def _parse_budget(args, _text, _catalogue):
     return Command("budget.set", space=target, amount=float(match.group(1)))
 
 
+LOG_LINES_DEFAULT = 30
+LOG_LINES_MAX = 500
+VOLUME_TYPES = ("bucket", "model", "dataset", "space")
+
+
+def _parse_logs(args, _text, _catalogue):
+    positional, flags = _split_flags(args, "logs", ("lines",), ("build",))
+    _need(positional, 1, "logs")
+    _too_many(positional, 1, "logs")
+    lines = LOG_LINES_DEFAULT
+    if "lines" in flags:
+        raw = str(flags["lines"])
+        if not raw.isdigit() or not 1 <= int(raw) <= LOG_LINES_MAX:
+            raise BadInput(f"`--lines` takes a number from 1 to {LOG_LINES_MAX}, not `{_clip(raw)}`.")
+        lines = int(raw)
+    return Command("logs", space=parse_space(positional[0]), build=bool(flags.get("build")), lines=lines)
+
+
+def _parse_dev(args, _text, _catalogue):
+    _need(args, 2, "dev")
+    _too_many(args, 2, "dev")
+    word = args[1].lower()
+    if word not in ("on", "off"):
+        close = difflib.get_close_matches(word, ("on", "off"), n=1, cutoff=0.5)
+        hint = f" Did you mean `{close[0]}`?" if close else ""
+        raise BadInput(f"`dev` takes on or off, not `{_clip(args[1])}`.{hint}")
+    return Command("dev", space=parse_space(args[0]), enabled=word == "on")
+
+
+def _mount_path(token: str) -> str:
+    if not token.startswith("/"):
+        raise BadInput(f"`{_clip(token)}` is not an absolute mount path: start it with `/` (example: `/data`).")
+    path = "/" + "/".join(part for part in token.split("/") if part)
+    if path == "/":
+        raise BadInput("A volume cannot be mounted at `/`: pick a folder such as `/data`.")
+    if any(part == ".." for part in path.split("/")):
+        raise BadInput(f"`{_clip(token)}` is not a mount path: `..` is not allowed.")
+    return path
+
+
+def _parse_volume(args, _text, _catalogue):
+    word = args[0].lower() if args else ""
+    word = {"remove": "rm", "delete": "rm", "del": "rm", "mount": "add", "unmount": "rm"}.get(word, word)
+    if word not in SUBCOMMANDS["volume"]:
+        _need(args, 1, "volume")
+        close = difflib.get_close_matches(word, SUBCOMMANDS["volume"], n=1, cutoff=0.5)
+        hint = f" Did you mean `volume {close[0]}`?" if close else ""
+        raise BadInput(f"`volume` takes add or rm, not `{_clip(args[0])}`.{hint}")
+    positional, flags = _split_flags(args[1:], "volume", ("revision",), ("ro",))
+    if word == "rm":
+        _need(positional, 2, "volume")
+        _too_many(positional, 2, "volume")
+        return Command("volume.rm", space=parse_space(positional[0]), mount=_mount_path(positional[1]))
+    _need(positional, 4, "volume")
+    _too_many(positional, 4, "volume")
+    kind = positional[1].lower()
+    if kind not in VOLUME_TYPES:
+        close = difflib.get_close_matches(kind, VOLUME_TYPES, n=1, cutoff=0.5)
+        hint = f" Did you mean `{close[0]}`?" if close else ""
+        raise BadInput(f"`{_clip(positional[1])}` is not a volume type.{hint} Types: bucket, model, dataset, space.")
+    if not _SPACE_ID.match(positional[2]):
+        raise BadInput(f"`{_clip(positional[2])}` is not a source: use `owner/name`.")
+    revision = str(flags["revision"]) if "revision" in flags else None
+    if revision is not None and kind == "bucket":
+        raise BadInput("`--revision` is for models, datasets and Spaces, not buckets.")
+    if revision is not None and not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.\-/]{0,99}$", revision):
+        raise BadInput(f"`{_clip(revision)}` is not a revision.")
+    return Command("volume.add", space=parse_space(positional[0]), volume_type=kind, source=positional[2],
+                   mount=_mount_path(positional[3]), revision=revision, read_only=bool(flags.get("ro")))
+
+
 _PARSERS = {
+    "logs": _parse_logs,
+    "dev": _parse_dev,
+    "volumes": _simple("volumes"),
+    "volume": _parse_volume,
     "scope": _parse_scope,
     "unscope": _parse_unscope,
     "status": _simple("status"),

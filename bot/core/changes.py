@@ -129,6 +129,15 @@ class Changes:
                     raise
         self.make(why, "", delete)
 
+    def dev_mode(self, why: Why, space: str, enabled: bool):
+        """`/space dev`: dev mode on or off."""
+        call = self.api.enable_space_dev_mode if enabled else self.api.disable_space_dev_mode
+        return self.make(why, space, lambda: call(space))
+
+    def volumes(self, why: Why, space: str, volumes: list):
+        """`/space volume add|rm`: replaces the whole list (bot/commands/tools.py edits it under a lock)."""
+        return self.make(why, space, lambda: self.api.set_space_volumes(space, volumes=volumes))
+
 
 def meter(budget: Budget, user: str, clock: Callable[[], float]):
     """Every Hub request made inside spends from the shared budget, within `user`'s share (a sentence when

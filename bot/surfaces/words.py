@@ -7,7 +7,7 @@ from typing import Any
 from bot.core.words import Reply, button, context, duration_words
 
 PREVIEW_STATUS_ACTION = "preview_status"
-LOGS_ACTION = "space_logs"  # `/space logs` answers it once that command exists; until then, the status
+LOGS_ACTION = "space_logs"  # answered as `/space logs SPACE` would be
 
 
 def preview_blocks(status: Reply, since: float | None, now: float, dev_mode: bool, buttons: list[str],

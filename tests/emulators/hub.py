@@ -83,7 +83,9 @@ class HubEmulator:
             self.rate_quota = 1000
             self.hardware_endpoint_up = True
             self.added_flavors: list = []  # flavors the Hub offers beyond the shipped table (add_flavor)
-            self.logs: dict[str, list[str]] = {}
+            self.logs: dict[str, list[str]] = {}        # run log lines of a Space
+            self.build_logs: dict[str, list[str]] = {}  # build log lines of a Space
+            self.plans: set[str] = set()  # namespaces on PRO / Team / Enterprise (may enable dev mode)
             self.webhooks: dict[str, dict[str, Any]] = {}
             # Called with each request as it arrives, before it is answered (what else held at that moment).
             self.on_request: Callable[[Recorded], None] | None = None
@@ -111,7 +113,7 @@ class HubEmulator:
         space = {
             "id": space_id, "_id": uuid.uuid4().hex[:24], "author": ns, "sdk": sdk, "private": private,
             "stage": stage, "current": None if static else hardware, "requested": requested, "gcTimeout": sleep,
-            "errorMessage": error, "replicas": 1, "devMode": False,
+            "errorMessage": error, "replicas": 1, "devMode": False, "volumes": None,
             "variables": {k: {"value": v, "updatedAt": now_iso()} for k, v in (variables or {}).items()},
             "secrets": {k: {"updatedAt": now_iso(), "_value": v} for k, v in (secrets or {}).items()},
             "createdAt": now_iso(), "lastModified": now_iso(), "likes": 0, "sha": uuid.uuid4().hex[:40],
@@ -514,6 +516,7 @@ class HubEmulator:
                    "replicas": {"requested": space["replicas"]} | (
                        {"current": space["replicas"]} if space["stage"] == "RUNNING" else {}),
                    "devMode": space["devMode"],
+                   **({"volumes": copy.deepcopy(space["volumes"])} if space.get("volumes") else {}),
                    "domains": [{"domain": space["id"].replace("/", "-") + ".hf.space", "stage": "READY"}]}
         if space["sdk"] == "static":
             runtime = {"stage": space["stage"], "hardware": {"current": None, "requested": None}, "storage": None,
@@ -547,8 +550,13 @@ class HubEmulator:
                 return self._error(403, "You don't have the rights to read secrets of this Space")
             items = {k: {kk: vv for kk, vv in v.items() if not kk.startswith("_")} for k, v in space[rest].items()}
             return 200, items, {}
-        if rest.startswith("logs/") and method == "GET":
-            lines = self.logs.get(space["id"], [])
+        if rest in ("logs/run", "logs/build") and method == "GET":
+            if static:
+                return self._error(404, "This Space has no logs (static)")
+            store = self.build_logs if rest == "logs/build" else self.logs
+            lines = store.get(space["id"], [])
+            if "tail" in query:
+                lines = lines[-int(query["tail"][0]):]
             stream = "".join(f"data: {json.dumps({'data': line, 'timestamp': now_iso()})}\n\n" for line in lines)
             return 200, stream.encode(), {"Content-Type": "text/event-stream"}
         if method in ("POST", "DELETE", "PUT") and not self._may_write(space):
@@ -559,6 +567,32 @@ class HubEmulator:
             space["stage"] = "BUILDING" if rest == "restart" else "PAUSED"
             space["errorMessage"] = None
             return 200, self._runtime(space), {}
+        if rest == "dev-mode" and method == "POST":
+            if static:
+                return self._error(400, "Dev mode is not available on a static Space")
+            enabled = bool(body.get("enabled"))
+            if enabled and space["author"] not in self.plans:
+                return self._error(403, "Dev mode is only available to PRO, Team or Enterprise accounts")
+            space["devMode"] = enabled
+            return 200, self._runtime(space), {}
+        if rest == "volumes" and method == "PUT":
+            volumes = body.get("volumes")
+            if not isinstance(volumes, list):
+                return self._error(400, "volumes must be a list")
+            paths = [v.get("mountPath") for v in volumes]
+            if any(not isinstance(p, str) or not p.startswith("/") for p in paths) or len(set(paths)) != len(paths):
+                return self._error(400, "Each volume needs a distinct absolute mountPath")
+            for v in volumes:
+                if v.get("type") in ("model", "dataset", "space"):
+                    v["readOnly"] = True
+            space["volumes"] = copy.deepcopy(volumes) or None  # replaces the whole list
+            space["stage"] = "BUILDING" if space["stage"] == "RUNNING" else space["stage"]
+            return 200, {}, {}
+        if rest == "volumes" and method == "DELETE":
+            if not space.get("volumes"):
+                return self._error(400, "This Space has no volumes")
+            space["volumes"] = None
+            return 200, {}, {}
         if rest == "hardware" and method == "POST":
             flavor = body.get("flavor")
             if flavor not in FLAVORS and flavor not in {f.name for f in self.added_flavors}:

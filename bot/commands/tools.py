@@ -1,0 +1,147 @@
+"""`/space logs`, `/space dev`, `/space volumes` and `/space volume add|rm`."""
+
+from __future__ import annotations
+
+from huggingface_hub import Volume
+from huggingface_hub.errors import HfHubHTTPError
+
+from bot.core import hub, logs
+from bot.core.changes import Why
+from bot.core.errors import BadInput
+from bot.core.markup import code, escape
+from bot.core.permissions import declare
+from bot.core.words import Reply, change_reply, error_reply, notice_reply, section, stage_words
+
+declare(reads={"logs", "volumes"}, changes={"dev", "volume.add", "volume.rm"})
+
+SHOWN = 40
+SECTION_CHARS = 2900
+LOCK_SECONDS = 30
+
+
+def code_blocks(lines: tuple[str, ...]) -> list[dict]:
+    """Lines as code sections, each within Slack's 3,000 characters (a long line was shortened already)."""
+    blocks, chunk = [], []
+    for line in lines:
+        line = escape(line.replace("```", "'''"))[:SECTION_CHARS - 10]
+        if chunk and sum(len(x) + 1 for x in chunk) + len(line) > SECTION_CHARS - 8:
+            blocks.append(section("```" + "\n".join(chunk) + "```"))
+            chunk = []
+        chunk.append(line)
+    if chunk:
+        blocks.append(section("```" + "\n".join(chunk) + "```"))
+    return blocks
+
+
+class Tools:
+    def __init__(self, ops, seconds: float = logs.TOTAL_SECONDS):
+        self.ops = ops
+        self.seconds = seconds
+
+    def commands(self) -> dict:
+        return {"logs": self.logs, "dev": self.dev, "volumes": self.volumes,
+                "volume.add": self.volume_add, "volume.rm": self.volume_rm}
+
+    def logs(self, cmd, actor) -> Reply:
+        info = hub.call(self.ops.api.space_info, cmd.space, space=cmd.space)
+        if getattr(info, "private", False) and not self.ops.reveals(cmd.space, actor):
+            return error_reply(f"{code(cmd.space)} is private: its logs are shown only where its details may be.")
+        if getattr(info, "sdk", None) == "static":
+            return notice_reply(f"{code(cmd.space)} is a static Space: it has no logs.")
+        runtime = info.runtime
+        stage = getattr(runtime, "stage", None)
+        if stage in ("SLEEPING", "PAUSED"):
+            when = getattr(info, "last_modified", None)
+            last = f" It last changed on {escape(when.strftime('%Y-%m-%d %H:%M UTC'))}." if when else ""
+            return notice_reply(f"{code(cmd.space)} is {stage_words(stage)}: no logs now.{last} "
+                                f"Logs start again when it runs.")
+        kind = "build" if cmd.build else "run"
+        try:
+            with hub.hub_errors(cmd.space):
+                lines = logs.read_lines(self.ops.api, cmd.space, cmd.build, cmd.lines or 30, self.seconds)
+        except logs.LogsTimedOut:
+            return error_reply(f"The Hub sent no log lines within {int(self.seconds)} s for {code(cmd.space)}.")
+        if not lines:
+            return notice_reply(f"{code(cmd.space)} has no {kind} log lines yet.")
+        shown = lines[-SHOWN:]
+        head = f"Last {len(shown)} {kind} log lines of {code(cmd.space)}"
+        if len(lines) > len(shown):
+            head += f" (of {len(lines)} read; ask with `--lines {SHOWN}` or fewer to see them all here)"
+        return Reply(head, [section(head + ":")] + code_blocks(shown))
+
+    def dev(self, cmd, actor) -> Reply:
+        why = Why(actor.user, "dev", {"enabled": cmd.enabled})
+        try:
+            self.ops.changes_out.dev_mode(why, cmd.space, cmd.enabled)
+        except Exception as err:  # noqa: BLE001 — a 403 on enabling is a plan matter, said plainly
+            if cmd.enabled and "403" in str(getattr(err, "sentence", err)):
+                return error_reply("Dev mode needs a PRO, Team or Enterprise plan on the Space's owner.")
+            raise
+        return change_reply(actor.user, "turned dev mode " + ("on" if cmd.enabled else "off") + " for", cmd.space)
+
+    def _current(self, space: str) -> list:
+        runtime = self.ops.spaces.runtime(space)
+        return list(getattr(runtime, "volumes", None) or [])
+
+    def volumes(self, cmd, actor) -> Reply:
+        mounts = self._current(cmd.space)
+        if not mounts:
+            return notice_reply(f"{code(cmd.space)} has no volumes.")
+        lines = [f"• {code(v.mount_path)} ← {escape(v.type)} {code(v.source)}"
+                 f"{' (read-only)' if v.read_only else ' (read-write)'}"
+                 f"{' at ' + code(v.revision) if v.revision else ''}" for v in mounts]
+        text = f"Volumes of {code(cmd.space)}:\n" + "\n".join(lines)
+        return Reply(text, [section(text)])
+
+    def _edit(self, cmd, actor, change) -> Reply:
+        redis = self.ops.store.redis
+        lock = redis.lock(f"spaceops:volumes-lock:{cmd.space}", timeout=LOCK_SECONDS, blocking_timeout=2)
+        if not lock.acquire():
+            return error_reply(f"Someone is changing the volumes of {code(cmd.space)} right now; try again.")
+        try:
+            before = self._current(cmd.space)
+            after, words = change(before)
+            again = self._current(cmd.space)
+            if [v.to_dict() for v in again] != [v.to_dict() for v in before]:
+                return error_reply(f"The volumes of {code(cmd.space)} changed while you edited them; "
+                                   f"nothing was changed. Check `/space volumes {escape(cmd.space)}` and try again.")
+            self.ops.changes_out.volumes(Why(actor.user, cmd.name, {"mount": cmd.mount, "source": cmd.source}),
+                                         cmd.space, after)
+        finally:
+            try:
+                lock.release()
+            except Exception:  # noqa: BLE001 — expired: the next edit takes it
+                pass
+        return change_reply(actor.user, words, cmd.space, "the Space restarts to apply it.")
+
+    def volume_add(self, cmd, actor) -> Reply:
+        note = ""
+        if cmd.volume_type != "bucket" and not cmd.read_only:
+            note = f" ({escape(cmd.volume_type)}s are always mounted read-only)"
+        if cmd.volume_type != "bucket":  # a model, dataset or Space: private ones only where they may be shown
+            self._may_see(cmd.source, cmd.volume_type, actor)
+
+        def change(before):
+            if any(v.mount_path == cmd.mount for v in before):
+                raise BadInput(f"Something is already mounted at {code(cmd.mount)}: remove it first with "
+                               f"`/space volume rm {escape(cmd.space)} {escape(cmd.mount)}`.")
+            new = Volume(type=cmd.volume_type, source=cmd.source, mount_path=cmd.mount, revision=cmd.revision,
+                         read_only=True if cmd.volume_type != "bucket" else (True if cmd.read_only else None))
+            return before + [new], f"mounted {escape(cmd.volume_type)} {code(cmd.source)} at {code(cmd.mount)}{note} on"
+        return self._edit(cmd, actor, change)
+
+    def _may_see(self, source: str, kind: str, actor) -> None:
+        try:
+            with hub.hub_errors(source):
+                info = self.ops.api.repo_info(source, repo_type=kind)
+        except HfHubHTTPError:
+            info = None
+        if info is None or (getattr(info, "private", False) and not self.ops.reveals(source, actor)):
+            raise BadInput(f"{code(source)} cannot be mounted from here: it is private or not found.")
+
+    def volume_rm(self, cmd, actor) -> Reply:
+        def change(before):
+            if not any(v.mount_path == cmd.mount for v in before):
+                raise BadInput(f"Nothing is mounted at {code(cmd.mount)} on {code(cmd.space)}.")
+            return [v for v in before if v.mount_path != cmd.mount], f"unmounted {code(cmd.mount)} from"
+        return self._edit(cmd, actor, change)
