@@ -189,26 +189,29 @@ class Runner:
                 failures += [(later, reason) for later in spaces[index:]]
                 break
             try:
-                planned = self._plan(s, space, confirm_only or claim == "takeover")
-            except SpaceOpsError as err:  # the Space could not be read: no change was tried
-                failures.append((space, err.sentence))
-                self.records.audit(why.user, why.action, space, params, result=f"error: {err.sentence[:200]}")
-                self.store.done(one)
-                continue
-            if planned is None:
-                self.store.done(one)
-                continue
-            detail, change = planned
-            self.pace.before_write()
-            try:
-                change(why)  # audited before the Hub hears of it, and its outcome after
+                detail = self._act_one(s, space, why, confirm_only or claim == "takeover")
             except SpaceOpsError as err:
                 failures.append((space, err.sentence))
-                self.store.done(one)
-                continue
-            self.store.done(one)
-            done.append((space, detail))
+            else:
+                if detail is not None:
+                    done.append((space, detail))
+            self.store.done(one)  # (a lost lease raises past this: the next leader takes the Space over)
         return done, failures
+
+    def _act_one(self, s: Schedule, space: str, why: Why, confirm_only: bool) -> str | None:
+        """Plan and make the change on one Space: its detail words, or None when there was nothing to do.
+        A Space that cannot be read is audited here (no change was tried); a change, by the way out."""
+        try:
+            planned = self._plan(s, space, confirm_only)
+        except SpaceOpsError as err:
+            self.records.audit(why.user, why.action, space, why.params, result=f"error: {err.sentence[:200]}")
+            raise
+        if planned is None:
+            return None
+        detail, change = planned
+        self.pace.before_write()
+        change(why)  # audited before the Hub hears of it, and its outcome after
+        return detail
 
     def _report(self, s: Schedule, fire: float, now: float, done, failures, retry: bool) -> None:
         self.pace.before_write()  # a leader that lost the lease mid-run leaves the report and retry to the next
