@@ -96,7 +96,8 @@ class Links:
 
     def all_users(self) -> list[str]:
         prefix = link_key("")
-        return [k.decode() if isinstance(k, bytes) else k for k in self.redis.scan_iter(match=prefix + "*", count=500)]
+        found = (k.decode() if isinstance(k, bytes) else k for k in self.redis.scan_iter(match=prefix + "*", count=500))
+        return [k[len(prefix):] for k in found]
 
 
 __all__ = ["HubLink", "Links", "ROLES", "STALE_SECONDS", "REDIS_ERRORS", "link_key", "replace"]
