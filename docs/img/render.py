@@ -114,7 +114,7 @@ def runs(text: str, style: str = "plain") -> list[tuple[str, str]]:
         kind = match.lastgroup
         value = match.group(kind)
         if kind == "bold":
-            out += [(t, "bold" if s == "plain" else s) for t, s in runs(value)]
+            out += [(t, {"plain": "bold", "link": "boldlink"}.get(s, s)) for t, s in runs(value)]
         elif kind == "label":
             out.append((value, "link"))
         elif kind in ("url", "bare"):
@@ -136,7 +136,7 @@ def runs(text: str, style: str = "plain") -> list[tuple[str, str]]:
 def face(style: str, small: bool):
     if small:
         return MONO if style == "code" else SMALL
-    return {"bold": BOLD, "italic": ITALIC, "code": MONO, "mention": BOLD}.get(style, REGULAR)
+    return {"bold": BOLD, "boldlink": BOLD, "italic": ITALIC, "code": MONO, "mention": BOLD}.get(style, REGULAR)
 
 
 class Canvas:
@@ -189,7 +189,7 @@ class Canvas:
             colour, glyph = EMOJI.get(word, (GREY, "•"))
             self.draw.text((self.px(cx), self.px(y)), glyph, font=BOLD, fill=colour)
             return
-        colour = {"link": LINK, "mention": LINK, "code": CODE_INK}.get(style, GREY if small else INK)
+        colour = {"link": LINK, "boldlink": LINK, "mention": LINK, "code": CODE_INK}.get(style, GREY if small else INK)
         w = self.draw.textlength(word, font=f)
         if style == "code" and word.strip():
             self.draw.rounded_rectangle((self.px(cx) - 3, self.px(y) - 1, self.px(cx) + w + 3, self.px(y + 17)),
