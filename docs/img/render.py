@@ -45,8 +45,9 @@ EMOJI = {"red_circle": ((224, 30, 90), "●"), "large_green_circle": ((43, 172, 
 # ---------------------------------------------------------------- capture the bot's blocks
 
 
-def capture() -> list[tuple[str, list[dict]]]:
-    """(channel, blocks) of the crash alert and the approval request, from the bot itself."""
+def capture(cleanups: list) -> list[tuple[str, list[dict]]]:
+    """(channel, blocks) of the crash alert and the approval request, from the bot itself; what must be
+    stopped afterwards is added to `cleanups`."""
     sys.path.insert(0, str(ROOT))
     from bot.app import build_context
     from bot.console import answer
@@ -66,6 +67,7 @@ def capture() -> list[tuple[str, list[dict]]]:
             return super().post(channel, text, blocks, thread_ts, metadata)
 
     redis = RedisServer(Path(tempfile.mkdtemp(prefix="spaceops-render-")))
+    cleanups.append(redis.stop)
     hub = HubEmulator(token="hf_demo")
     seed_demo(hub)
     _stop, base = serve(hub, port=0)
@@ -268,9 +270,14 @@ def draw(messages: list[tuple[str, list[dict]]]) -> Image.Image:
 
 
 def main() -> int:
-    draw(capture()).save(OUT, optimize=True)
-    print(f"wrote {OUT.relative_to(ROOT)}")
-    os._exit(0)  # the bot's threads (poller, pool) need not be stopped one by one for a picture
+    cleanups: list = []
+    try:
+        draw(capture(cleanups)).save(OUT, optimize=True)
+        print(f"wrote {OUT.relative_to(ROOT)}")
+    finally:
+        for stop in cleanups:
+            stop()
+        os._exit(0)  # the bot's threads (poller, pool) need not be stopped one by one for a picture
 
 
 if __name__ == "__main__":
