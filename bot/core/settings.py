@@ -100,6 +100,7 @@ ROLES_FROM = {"slack": "the lists SPACEOPS_OPERATORS, SPACEOPS_APPROVERS, SPACEO
 UNLINKED = {"read": "members with no linked Hugging Face account may read public Spaces (the default)",
             "none": "they may do nothing until they run /space login"}
 
+
 def _choice(name: str, raw: str | None, choices: dict[str, str], default: str) -> str:
     """One of a few words; the error names the setting and says what each word means."""
     value = (raw or "").strip().lower() or default
