@@ -50,6 +50,7 @@ class Standing:
     expired: bool = False        # the link's time is over: sign in again
     stale: bool = False          # roles older than a day after failed refreshes: they count as read
     hub_user: str = ""
+    member: bool = False         # the namespace is the user's own or one of their orgs
 
 
 def hub_allows(standing: Standing, action: str, private: bool, unlinked: str = "read") -> bool:
