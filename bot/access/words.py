@@ -81,6 +81,14 @@ def doing_words(command: str, target: str | None, need: str) -> str:
     return f"{verb} {what}".strip() if what else ("this" if not command else verb.removesuffix(" on"))
 
 
+def _first_up(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _an(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"
+
+
 def hub_refused(standing, namespace: str, needed: str, doing: str, unlinked: str, private: bool = False,
                 pattern: bool = False) -> str:
     """Why the Hub side says no, with what the person can do about it. `needed`: the least Hub role."""
@@ -96,9 +104,9 @@ def hub_refused(standing, namespace: str, needed: str, doing: str, unlinked: str
             return (f"A view of all of `{ns}/*` may name private Spaces: without a linked Hugging Face account you "
                     f"may read public Spaces only, one by name. Run {LOGIN} to link yours.")
         if private and needed == "read":
-            return (f"{doing.capitalize()} needs a linked Hugging Face account: that Space is private, and without "
+            return (f"{_first_up(doing)} needs a linked Hugging Face account: that Space is private, and without "
                     f"one you may read public Spaces only. Run {LOGIN} to link yours.")
-        return (f"{doing.capitalize()} needs `{needed}` in {code(namespace)} on Hugging Face, and your Hugging Face "
+        return (f"{_first_up(doing)} needs `{needed}` in {code(namespace)} on Hugging Face, and your Hugging Face "
                 f"account isn't linked: run {LOGIN}, then try again.")
     if standing.sso_pending:
         return (f"You haven't completed SSO for {code(namespace)} on Hugging Face. Complete the organization's "
@@ -106,11 +114,11 @@ def hub_refused(standing, namespace: str, needed: str, doing: str, unlinked: str
                 f"again; until then Space Ops does nothing in {code(namespace)} for you.")
     if not standing.member:
         return (f"You are not a member of {code(namespace)} on Hugging Face (signed in as "
-                f"{code(standing.hub_user)}): {doing} needs `{needed}` there. Ask an {ns} admin.")
+                f"{code(standing.hub_user)}): {doing} needs `{needed}` there. Ask {_an(namespace)} {ns} admin.")
     stale = (" (Space Ops could not refresh your roles from the Hub for over a day, so they count as `read`; "
              f"{LOGIN} reads them again.)") if standing.stale else ""
     return (f"Your Hugging Face role in {code(namespace)} is {code(standing.role)}: {doing} needs `{needed}`. "
-            f"Ask an {ns} admin.{stale}")
+            f"Ask {_an(namespace)} {ns} admin.{stale}")
 
 
 LINKS_UNKNOWN = ("Space Ops cannot reach its database, so it can't read your Hugging Face role right now; nothing "
