@@ -1,6 +1,8 @@
 """Who a Slack member is on the Hub, as far as rights go: their `Standing` in a namespace (for the gate)
 and the words "alice-ml, write in acme" (for the audit and approval messages). Reads the link that
-`/space login` keeps (bot/signin/links.py): one Redis GET; no tokens are ever read here."""
+`/space login` keeps (bot/signin/links.py `Links`, handed in at wiring: bot/access imports nothing of
+bot/signin, so the sign-in flow may use these rights in its own words without a circle): one Redis GET; no
+tokens are ever read here."""
 
 from __future__ import annotations
 
@@ -10,13 +12,12 @@ from bot.access.hubroles import Standing
 from bot.core.permissions import namespace_of
 from bot.core.settings import Settings
 from bot.core.store import REDIS_ERRORS
-from bot.signin.links import HubLink, Links
 
 log = logging.getLogger(__name__)
 
 
-def standing_of(link: HubLink | None, namespace: str, now: float) -> Standing:
-    """The Hub's word on `namespace` for this link (None: not linked)."""
+def standing_of(link, namespace: str, now: float) -> Standing:
+    """The Hub's word on `namespace` for this link (a `bot.signin.links.HubLink`; None: not linked)."""
     if link is None:
         return Standing(linked=False)
     if link.expires_at and now >= link.expires_at:
@@ -33,17 +34,17 @@ def standing_of(link: HubLink | None, namespace: str, now: float) -> Standing:
 class Identities:
     """The Hub side of a Slack member, read from their link; nothing at all under SPACEOPS_ROLES_FROM=slack."""
 
-    def __init__(self, settings: Settings, links: Links):
+    def __init__(self, settings: Settings, links=None):
         self.settings = settings
-        self.links = links
+        self.links = links  # bot.signin.links.Links; None: nobody is linked
 
     @property
     def active(self) -> bool:
         return self.settings.roles_from != "slack"
 
-    def link(self, user: str) -> HubLink | None:
-        """Raises Redis's errors: an unreadable link is not "not linked" for a change."""
-        return self.links.get(user) if user else None
+    def link(self, user: str):
+        """The member's HubLink or None. Raises Redis's errors: an unreadable link is not "not linked"."""
+        return self.links.get(user) if user and self.links is not None else None
 
     def standing(self, user: str, namespace: str, now: float) -> Standing:
         return standing_of(self.link(user), namespace, now)

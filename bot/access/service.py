@@ -28,7 +28,6 @@ from bot.core.permissions import CHANGES, READS, Actor, Roles, check_namespace, 
 from bot.core.settings import Settings
 from bot.core.store import REDIS_ERRORS, Store, key
 from bot.core.words import Reply
-from bot.signin.links import Links
 
 log = logging.getLogger(__name__)
 # What this feature's commands need (bot/core/permissions reads it; the core knows no command names).
@@ -58,8 +57,8 @@ class Access:
         self.api = api
         self.client = client  # slack_sdk WebClient, or None (console): no workspace or guest checks then
         self.scopes = ScopeStore(store.redis)  # its `reads` client also keeps the last known privacy (PRIVATE)
-        # The Hub side of rights (SPACEOPS_ROLES_FROM=hub|both): links read like scopes, never the fast client.
-        self.identities = identities or Identities(settings, Links(self.scopes.reads))
+        # The Hub side of rights (SPACEOPS_ROLES_FROM=hub|both), from the links bot/app.py hands in.
+        self.identities = identities or Identities(settings)
         self._users: TtlCache[dict | None] = TtlCache(CACHE_SECONDS)
         self._last_users: dict[str, dict] = {}
         self._private: TtlCache[bool | SpaceOpsError] = TtlCache(CACHE_SECONDS)
