@@ -2,15 +2,18 @@
 lets them do there. A plain function over values, no I/O: the gate (bot/access/service.py) reads the link,
 the clock and the Space's privacy, and asks here.
 
-| Hub role in the namespace | read | operate (restart, pause, resume, sleep, variables, secrets, duplicate into it, watch, schedules) | approve paid changes | admin commands (scopes, budgets, webhooks) |
-|---|---|---|---|---|
-| admin (and the user's own namespace) | yes | yes | yes | yes |
-| write | yes | yes | no | no |
-| contributor | yes | no | no | no |
-| read | yes | no | no | no |
-| no_access, not a member, SSO/MFA pending, link expired | no | no | no | no |
-| not linked, SPACEOPS_UNLINKED=read | public Spaces only | no | no | no |
-| not linked, SPACEOPS_UNLINKED=none | no | no | no | no |
+operate = restart, pause, resume, sleep, hardware, variables, secrets, duplicate into it, dev mode,
+volumes, watch, schedules; admin commands = scopes, budgets, the Hub webhook, cancelling others' requests.
+
+| Hub role in the namespace                          | read              | operate | approve | admin |
+|----------------------------------------------------|-------------------|---------|---------|-------|
+| admin (and the user's own namespace)               | yes               | yes     | yes     | yes   |
+| write                                              | yes               | yes     | no      | no    |
+| contributor                                        | yes               | no      | no      | no    |
+| read                                               | yes               | no      | no      | no    |
+| no_access, not a member, SSO/MFA pending, ended    | no                | no      | no      | no    |
+| not linked, SPACEOPS_UNLINKED=read                 | public Spaces     | no      | no      | no    |
+| not linked, SPACEOPS_UNLINKED=none                 | no                | no      | no      | no    |
 
 `contributor` is read only. On the Hub a contributor may write the repos they created, but nothing the
 Hub tells the bot says who created a Space: `SpaceInfo.author` (and `list_spaces(author=…)`) is the
@@ -19,7 +22,7 @@ from the audit of our own `duplicate` would grant rights the Hub never gave for 
 contributor gets what it is sure to hold: read.
 
 `both` takes the lower of the Slack level (SPACEOPS_OPERATORS/READERS…) and the Hub level: the lists are a
-ceiling, the Hub role a floor no list can lift."""
+ceiling over the Hub role, and the Hub role one over the lists."""
 
 from __future__ import annotations
 

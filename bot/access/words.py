@@ -62,7 +62,8 @@ SCOPES_UNKNOWN_SHOW = ("Space Ops cannot reach its database, so it can't read th
 
 # What a command does, as "restarting acme/chat needs `write`" says it.
 DOING = {"restart": "restarting", "resume": "resuming", "pause": "pausing", "hw": "changing the hardware of",
-         "sleep": "changing the sleep time of", "var set": "setting a variable on", "var rm": "removing a variable from",
+         "sleep": "changing the sleep time of", "var set": "setting a variable on",
+         "var rm": "removing a variable from",
          "secret set": "setting a secret on", "secret rm": "removing a secret from", "duplicate": "duplicating into",
          "watch": "watching", "unwatch": "unwatching", "mute": "muting", "unmute": "unmuting",
          "schedule": "scheduling", "unschedule": "unscheduling", "schedule pause": "pausing a schedule of",

@@ -280,7 +280,8 @@ class Approvals:
             self.deciders.require_admin(
                 actor.user, [namespace_of(s) for s in (request.space, request.duplicate_to) if s],
                 f"cancelling another member's request {code(request.id)}",
-                f"Only the requester or an admin can cancel {code(request.id)}. Admins: {self.roles.who_holds('admin')}.")
+                f"Only the requester or an admin can cancel {code(request.id)}. "
+                f"Admins: {self.roles.who_holds('admin')}.")
         self.records.require()
         done = self.store.close(request.id, "cancelled", actor.user, self.clock(),
                                 hub=identity_json(self.deciders.identity(actor.user, request.space)))
