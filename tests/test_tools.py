@@ -1,17 +1,24 @@
 """`/space logs`, `/space dev`, `/space volumes` and `volume add|rm` through signed Slack requests."""
 
+from bot.alerts.keys import state_key
+from bot.alerts.transitions import SpaceState
 from bot.core.logs import mask
 
 SPACE = "acme/chat"
 
 
+def deadlines(bot, first: float, total: float) -> None:
+    """Small log-read deadlines for a test (the bot's are 3 s to the Hub's first sign of life, 8 s in all)."""
+    bot.ctx.tools.first, bot.ctx.tools.seconds = first, total
+
+
 def test_logs_show_last_lines_as_code_masked_and_escaped(bot, hub):
     hub.add_space(SPACE)
     hub.logs[SPACE] = [f"line {i}" for i in range(50)] + ["token hf_abcdefghijklmnop <!channel>"]
-    text = str(bot.command(f"logs {SPACE} --lines 45"))
+    text = str(bot.command(f"logs {SPACE} --lines 40"))
     assert "line 49" in text and "hf_abcdefghijklmnop" not in text and "hf_•••" in text
     assert "<!channel>" not in text and "&lt;!channel&gt;" in text
-    assert "line 5\\n" not in text  # only the last 40 in the reply
+    assert "line 11" in text and "line 10\\n" not in text  # the last 40 lines, in the reply
 
 
 def test_logs_build_and_long_line_shortened(bot, hub):
@@ -73,3 +80,80 @@ def test_a_private_space_is_not_mounted_where_its_details_may_not_be_shown(make_
     text = str(bot.command(f"volume add {SPACE} space other/secret /secret"))
     assert "cannot be mounted from here" in text, text
     assert not hub.spaces[SPACE].get("volumes")
+
+
+def test_more_than_40_lines_are_one_uploaded_file_not_a_wall_of_messages(bot, hub, slack):
+    hub.add_space(SPACE)
+    hub.logs[SPACE] = [f"line {i}" for i in range(120)] + ["export HF_TOKEN=hf_abcdefghijklmnopqrst"]
+    posts_before = len(slack.posts())
+    reply = bot.command(f"logs {SPACE} --lines 100")
+    assert "last 100 run log lines" in reply["text"] and "acme-chat-run.log" in reply["text"], reply["text"]
+    assert "line 119" not in str(reply["blocks"])          # the lines are in the file, not the reply
+    [upload] = slack.files
+    assert upload["channel"] == "C1" and upload["filename"] == "acme-chat-run.log"
+    content = upload["bytes"].decode()
+    assert content.splitlines()[0] == "line 21" and "line 119" in content
+    assert "hf_abcdefghijklmnopqrst" not in content and "hf_•••" in content
+    assert len(slack.posts()) == posts_before              # no message posted besides the file
+
+
+def test_a_log_file_slack_refuses_falls_back_to_the_last_40_in_the_reply(bot, hub, slack):
+    hub.add_space(SPACE)
+    hub.logs[SPACE] = [f"line {i}" for i in range(60)]
+    slack.fail("files.getUploadURLExternal", status=200, body={"ok": False, "error": "not_in_channel"})
+    reply = bot.command(f"logs {SPACE} --lines 60")
+    text = str(reply)
+    assert "could not be uploaded" in text and "line 59" in text and "line 19\n" not in text
+    assert not slack.files
+
+
+def test_a_log_stream_of_keepalives_only_ends_with_the_total_deadline_sentence(bot, hub):
+    hub.add_space(SPACE)
+    hub.inject("GET", f"/api/spaces/{SPACE}/logs/run", keepalive=0.05)   # no line, keep-alives forever
+    deadlines(bot, first=0.8, total=1.2)
+    reply = bot.command(f"logs {SPACE}")
+    assert "The Hub sent no log lines within 1.2 s" in reply["text"], reply["text"]
+
+
+def test_a_log_stream_that_sends_nothing_is_given_up_at_the_first_deadline(bot, hub):
+    hub.add_space(SPACE)
+    hub.inject("GET", f"/api/spaces/{SPACE}/logs/run", hang=True)        # no headers, no byte
+    deadlines(bot, first=0.3, total=4.0)
+    reply = bot.command(f"logs {SPACE}")
+    assert "sent nothing for the logs" in reply["text"] and "within 0.3 s" in reply["text"], reply["text"]
+
+
+def test_a_stream_that_gives_lines_then_only_keepalives_shows_the_lines(bot, hub):
+    hub.add_space(SPACE)
+    hub.logs[SPACE] = ["booting", "ready"]
+    hub.inject("GET", f"/api/spaces/{SPACE}/logs/run", keepalive=0.05)
+    deadlines(bot, first=0.8, total=1.0)
+    text = str(bot.command(f"logs {SPACE}"))
+    assert "booting" in text and "ready" in text
+
+
+def test_logs_of_an_asleep_space_say_when_it_last_ran_from_the_pollers_observations(bot, hub):
+    hub.add_space(SPACE, stage="SLEEPING")
+    now = bot.ctx.store.clock()
+    state = SpaceState(SPACE, stage="SLEEPING", since=now - 7200, version=now, first_seen=now - 86400)
+    bot.ctx.store.redis.hset(state_key(SPACE), mapping=state.to_fields())
+    text = bot.command(f"logs {SPACE}")["text"]
+    assert "asleep: no logs now" in text and "It last ran until" in text and "2 h ago" in text, text
+    assert "Logs start again when it runs" in text
+    assert not hub.calls("GET", f"/api/spaces/{SPACE}/logs/run")
+
+
+def test_logs_of_a_paused_space_the_poller_never_saw_run_say_when_the_hub_changed_it(bot, hub):
+    hub.add_space(SPACE, stage="PAUSED")
+    text = bot.command(f"logs {SPACE}")["text"]
+    assert "paused: no logs now" in text and "the Hub last changed it on" in text, text
+    assert "Logs start again when it runs" in text
+
+
+def test_a_100_kb_line_is_shortened_with_a_mark_and_its_token_masked(bot, hub):
+    hub.add_space(SPACE)
+    hub.logs[SPACE] = ["Authorization: Bearer sk_live_abcdefghijkl " + "y" * 100_000]
+    seen = bot.command(f"logs {SPACE}")
+    text = str(seen)
+    assert "line shortened: 1000" in text and "sk_live_abcdefghijkl" not in text and "Bearer •••" in text
+    assert len(text) < 10_000

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import logging
+from typing import Callable
+
 from huggingface_hub import Volume
 from huggingface_hub.errors import HfHubHTTPError
 
+from bot.commands import words
+from bot.commands.grammar import LOG_LINES_DEFAULT
 from bot.core import hub, logs
 from bot.core.changes import Why
+from bot.core.deliver import SLACK_FAILURES, slack_error
 from bot.core.errors import BadInput
 from bot.core.markup import code, escape
 from bot.core.permissions import declare
-from bot.core.words import Reply, change_reply, error_reply, notice_reply, section, stage_words
+from bot.core.store import REDIS_ERRORS
+from bot.core.words import Reply, change_reply, error_reply, notice_reply, section
 
+log = logging.getLogger(__name__)
 declare(reads={"logs", "volumes"}, changes={"dev", "volume.add", "volume.rm"})
 
 SHOWN = 40
@@ -34,9 +42,17 @@ def code_blocks(lines: tuple[str, ...]) -> list[dict]:
 
 
 class Tools:
-    def __init__(self, ops, seconds: float = logs.TOTAL_SECONDS):
+    """The commands; `seconds` and `first` bound a log read (8 s in all, 3 s to the Hub's first sign of life),
+    `deliveries` uploads more than SHOWN lines as a file, `ran_until(space, stage)` is when the poller saw the
+    Space enter `stage` (an asleep or paused Space: when it last ran)."""
+
+    def __init__(self, ops, seconds: float = logs.TOTAL_SECONDS, first: float = logs.FIRST_SECONDS,
+                 deliveries=None, ran_until: Callable[[str, str], float | None] = lambda space, stage: None):
         self.ops = ops
         self.seconds = seconds
+        self.first = first
+        self.deliveries = deliveries
+        self.ran_until = ran_until
 
     def commands(self) -> dict:
         return {"logs": self.logs, "dev": self.dev, "volumes": self.volumes,
@@ -48,26 +64,48 @@ class Tools:
             return error_reply(f"{code(cmd.space)} is private: its logs are shown only where its details may be.")
         if getattr(info, "sdk", None) == "static":
             return notice_reply(f"{code(cmd.space)} is a static Space: it has no logs.")
-        runtime = info.runtime
-        stage = getattr(runtime, "stage", None)
-        if stage in ("SLEEPING", "PAUSED"):
-            when = getattr(info, "last_modified", None)
-            last = f" It last changed on {escape(when.strftime('%Y-%m-%d %H:%M UTC'))}." if when else ""
-            return notice_reply(f"{code(cmd.space)} is {stage_words(stage)}: no logs now.{last} "
-                                f"Logs start again when it runs.")
+        stage = getattr(info.runtime, "stage", None)
+        if stage in ("SLEEPING", "STOPPED", "PAUSED"):
+            return notice_reply(self._asleep(cmd.space, stage, getattr(info, "last_modified", None)))
         kind = "build" if cmd.build else "run"
         try:
             with hub.hub_errors(cmd.space):
-                lines = logs.read_lines(self.ops.api, cmd.space, cmd.build, cmd.lines or 30, self.seconds)
-        except logs.LogsTimedOut:
-            return error_reply(f"The Hub sent no log lines within {int(self.seconds)} s for {code(cmd.space)}.")
+                lines = logs.read_lines(self.ops.api, cmd.space, cmd.build, cmd.lines or LOG_LINES_DEFAULT,
+                                        self.seconds, first=self.first)
+        except logs.LogsTimedOut as err:
+            sentence = words.logs_silent if err.silent else words.logs_none_within
+            return error_reply(sentence(cmd.space, err.seconds))
         if not lines:
             return notice_reply(f"{code(cmd.space)} has no {kind} log lines yet.")
         shown = lines[-SHOWN:]
-        head = f"Last {len(shown)} {kind} log lines of {code(cmd.space)}"
-        if len(lines) > len(shown):
-            head += f" (of {len(lines)} read; ask with `--lines {SHOWN}` or fewer to see them all here)"
+        if len(lines) > SHOWN:
+            if self._upload(actor, cmd.space, kind, lines):
+                return notice_reply(words.logs_uploaded(cmd.space, kind, len(lines)))
+            head = words.logs_not_uploaded(cmd.space, kind, len(lines), len(shown))
+            return Reply(head, [section(head)] + code_blocks(shown))
+        head = words.logs_head(cmd.space, kind, len(shown), len(lines))
         return Reply(head, [section(head + ":")] + code_blocks(shown))
+
+    def _asleep(self, space: str, stage: str, last_modified) -> str:
+        try:
+            ran_until = self.ran_until(space, stage)
+        except REDIS_ERRORS:
+            ran_until = None
+        changed = last_modified.strftime("%Y-%m-%d %H:%M UTC") if last_modified else None
+        return words.logs_asleep(space, stage, ran_until, changed, self.ops.store.clock())
+
+    def _upload(self, actor, space: str, kind: str, lines: tuple[str, ...]) -> bool:
+        """More than SHOWN lines: one text file in the conversation the command came from (its channel or
+        the DM; a slash command has no thread), through the one way out. False when it could not be uploaded there."""
+        if self.deliveries is None or not actor.channel:
+            return False
+        content = ("\n".join(lines) + "\n").encode()
+        try:
+            return self.deliveries.upload(actor.channel, None, content,
+                                          words.logs_filename(space, kind), f"{space} {kind} logs")
+        except SLACK_FAILURES as err:
+            log.warning("log file for %s not uploaded to %s: %s", space, actor.channel, slack_error(err))
+            return False
 
     def dev(self, cmd, actor) -> Reply:
         why = Why(actor.user, "dev", {"enabled": cmd.enabled})

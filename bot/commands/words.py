@@ -7,8 +7,8 @@ from typing import Any, Iterable
 from bot.commands.grammar import COMMANDS
 from bot.core.flavors import Catalogue
 from bot.core.markup import code, escape
-from bot.core.words import (STAGE_EMOJI, Reply, context, flavor_words, price_words, section, sleep_words,
-                            space_link, stage_words, when_words)
+from bot.core.words import (STAGE_EMOJI, Reply, context, duration_words, flavor_words, price_words, section,
+                            sleep_words, space_link, stage_words, when_words)
 
 def help_reply(topic: str | None = None) -> Reply:
     if topic:
@@ -123,3 +123,47 @@ def audit_reply(entries: Iterable, space: str | None) -> Reply:
                     + f" → {result}")
     text = f"*Audit trail{scope}*, newest first:\n" + "\n".join(rows)
     return Reply(text, [section(text[:3000])])
+
+
+# ---------------------------------------------------------------- `/space logs`
+
+def logs_silent(space: str, seconds: float) -> str:
+    return (f"The Hub sent nothing for the logs of {code(space)} within {seconds:g} s (not even a keep-alive). "
+            f"Try again in a minute.")
+
+
+def logs_none_within(space: str, seconds: float) -> str:
+    return f"The Hub sent no log lines within {seconds:g} s for {code(space)}."
+
+
+def logs_asleep(space: str, stage: str, ran_until: float | None, changed: str | None, now: float) -> str:
+    """A Space that is asleep or paused has no logs: when it last ran (the poller saw it stop), or failing
+    that when the Hub last changed it, and that logs start again when it runs."""
+    if ran_until:
+        when = f" It last ran until {when_words(ran_until)} ({duration_words(max(0.0, now - ran_until))} ago)."
+    elif changed:
+        when = f" Space Ops has not seen it run; the Hub last changed it on {escape(changed)}."
+    else:
+        when = ""
+    return f"{code(space)} is {stage_words(stage)}: no logs now.{when} Logs start again when it runs."
+
+
+def logs_head(space: str, kind: str, shown: int, read: int) -> str:
+    head = f"Last {shown} {kind} log lines of {code(space)}"
+    if read > shown:
+        head += f" (of {read} read; ask with `--lines {shown}` or fewer to see them all here)"
+    return head
+
+
+def logs_uploaded(space: str, kind: str, count: int) -> str:
+    return (f"The last {count} {kind} log lines of {code(space)} are in the file `{escape(logs_filename(space, kind))}` "
+            f"Space Ops just uploaded to this conversation.")
+
+
+def logs_not_uploaded(space: str, kind: str, count: int, shown: int) -> str:
+    return (f"{count} {kind} log lines of {code(space)} were read but could not be uploaded as a file here "
+            f"(is Space Ops a member of this channel?); the last {shown}:")
+
+
+def logs_filename(space: str, kind: str) -> str:
+    return f"{space.replace('/', '-')}-{kind}.log"
