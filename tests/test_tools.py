@@ -1,5 +1,7 @@
 """`/space logs`, `/space dev`, `/space volumes` and `volume add|rm` through signed Slack requests."""
 
+import json
+
 from bot.alerts.keys import state_key
 from bot.alerts.transitions import SpaceState
 from bot.core.logs import mask
@@ -157,3 +159,56 @@ def test_a_100_kb_line_is_shortened_with_a_mark_and_its_token_masked(bot, hub):
     text = str(seen)
     assert "line shortened: 1000" in text and "sk_live_abcdefghijkl" not in text and "Bearer •••" in text
     assert len(text) < 10_000
+
+
+def test_status_and_the_app_home_say_dev_mode_on(make_bot, hub, slack):
+    from tests.test_fleet import Clock, open_home, tick, watch
+
+    bot = make_bot(SPACEOPS_OPERATORS="U1")
+    hub.add_space(SPACE)
+    hub.spaces[SPACE]["devMode"] = True
+    assert "dev mode on" in bot.command(f"status {SPACE}")["text"]
+    watch(bot, SPACE)
+    tick(bot, Clock(bot.ctx.store.clock() - 60))
+    home = open_home(bot, slack, "U1")
+    assert "dev mode on" in json.dumps(home["blocks"])
+    hub.spaces[SPACE]["devMode"] = False
+    assert "dev mode on" not in bot.command(f"status {SPACE}")["text"]
+
+
+def test_a_volume_list_changed_between_read_and_write_is_refused_and_no_mount_is_lost(bot, hub):
+    hub.add_space(SPACE)
+    hub.spaces[SPACE]["volumes"] = [{"type": "bucket", "source": "acme/old", "mountPath": "/old"}]
+    runtime_reads = []
+
+    def someone_else_mounts(request):
+        # Another person's write lands after the bot's first read of the list, before its check.
+        if request.method == "GET" and request.path == f"/api/spaces/{SPACE}/runtime":
+            runtime_reads.append(request)
+            if len(runtime_reads) == 2:
+                hub.spaces[SPACE]["volumes"] = hub.spaces[SPACE]["volumes"] + [
+                    {"type": "bucket", "source": "acme/theirs", "mountPath": "/theirs"}]
+    hub.on_request = someone_else_mounts
+    text = bot.command(f"volume add {SPACE} bucket acme/mine /mine")["text"]
+    hub.on_request = None
+    assert "changed while you edited them; nothing was changed" in text, text
+    assert not hub.calls("PUT", f"/api/spaces/{SPACE}/volumes")
+    assert [v["mountPath"] for v in hub.spaces[SPACE]["volumes"]] == ["/old", "/theirs"]
+
+
+def test_two_people_adding_mounts_at_once_both_keep_theirs(bot, hub, slack):
+    import time
+
+    hub.add_space(SPACE)
+
+    def slow_write(request):
+        if request.method == "PUT":
+            time.sleep(0.4)  # the first write is slow: the second edit waits for the Space's lock
+    hub.on_request = slow_write
+    answers = [bot.send_command(f"volume add {SPACE} bucket acme/{name} /{name}", user=user)
+               for name, user in (("a", "U1"), ("b", "U2"))]
+    slack.wait(lambda: len(hub.calls("PUT", f"/api/spaces/{SPACE}/volumes")) == 2
+               and all(slack.responses(a.response_id) or slack.posts("C1") for a in answers), 8)
+    slack.wait(lambda: len(hub.spaces[SPACE]["volumes"] or []) == 2, 3)
+    hub.on_request = None
+    assert sorted(v["mountPath"] for v in hub.spaces[SPACE]["volumes"]) == ["/a", "/b"]

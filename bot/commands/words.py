@@ -10,6 +10,9 @@ from bot.core.markup import code, escape
 from bot.core.words import (STAGE_EMOJI, Reply, context, duration_words, flavor_words, price_words, section,
                             sleep_words, space_link, stage_words, when_words)
 
+DEV_MODE_ON = "*Dev mode:* dev mode on (app restarts without a rebuild are not incidents)"
+
+
 def help_reply(topic: str | None = None) -> Reply:
     if topic:
         usage, example, summary = COMMANDS[topic]
@@ -48,6 +51,8 @@ def status_reply(space: str, runtime, catalogue: Catalogue, hub_url: str, hide_e
         f"*Sleep:* {sleep_words(runtime.sleep_time, requested or current)}",
         f"*Replicas:* {replica_words}",
     ]
+    if raw.get("devMode"):
+        lines.append(DEV_MODE_ON)
     if raw.get("errorMessage") and hide_error:
         lines.append(f"*Error:* hidden here: {code(space)} is private (its error text shows in a channel scoped "
                      f"to its namespace, or in a DM with Space Ops)")
