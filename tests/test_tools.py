@@ -35,7 +35,8 @@ def test_logs_build_and_long_line_shortened(bot, hub):
 def test_logs_of_static_and_missing_space(bot, hub):
     hub.add_space("acme/site", sdk="static")
     assert "static Space: it has no logs" in bot.command("logs acme/site")["text"]
-    assert "acme/nope" in bot.command("logs acme/nope")["text"]
+    missing = bot.command("logs acme/nope")["text"]
+    assert "acme/nope" in missing and "was not found" in missing, missing
 
 
 def test_logs_bad_lines(bot, hub):
@@ -212,3 +213,40 @@ def test_two_people_adding_mounts_at_once_both_keep_theirs(bot, hub, slack):
     slack.wait(lambda: len(hub.spaces[SPACE]["volumes"] or []) == 2, 3)
     hub.on_request = None
     assert sorted(v["mountPath"] for v in hub.spaces[SPACE]["volumes"]) == ["/a", "/b"]
+
+
+def test_mounting_a_dataset_checks_it_exists_and_may_be_seen_here(make_bot, hub):
+    hub.add_space(SPACE)
+    hub.repos[("dataset", "acme/corpus")] = False
+    hub.repos[("dataset", "other/private-corpus")] = True
+    bot = make_bot(SPACEOPS_NAMESPACES="acme")
+    text = bot.command(f"volume add {SPACE} dataset acme/nope /nope")["text"]
+    assert "cannot be mounted from here: it is private or not found" in text, text
+    text = bot.command(f"volume add {SPACE} dataset other/private-corpus /p")["text"]
+    assert "cannot be mounted from here" in text, text
+    text = bot.command(f"volume add {SPACE} dataset acme/corpus /data")["text"]
+    assert "always mounted read-only" in text, text
+    assert hub.spaces[SPACE]["volumes"] == [{"type": "dataset", "source": "acme/corpus", "mountPath": "/data",
+                                             "readOnly": True}]
+
+
+def test_volume_add_refuses_a_relative_path_and_the_root(bot, hub):
+    hub.add_space(SPACE)
+    for path in ("data", "./data", "/"):
+        text = bot.command(f"volume add {SPACE} bucket acme/b {path}")["text"]
+        assert "absolute mount path" in text or "cannot be mounted at `/`" in text, (path, text)
+    assert not hub.calls("PUT", f"/api/spaces/{SPACE}/volumes")
+
+
+def test_the_manifest_grants_what_logs_dev_and_volumes_need():
+    from pathlib import Path
+
+    import yaml
+
+    manifest = yaml.safe_load((Path(__file__).resolve().parent.parent / "manifest.yml").read_text())
+    assert {"display_information", "features", "oauth_config", "settings", "functions"} <= set(manifest)
+    scopes = set(manifest["oauth_config"]["scopes"]["bot"])
+    assert {"commands", "chat:write", "files:write"} <= scopes   # files:write: a long log goes out as a file
+    assert all("://" not in d and "/" not in d for d in manifest["features"]["unfurl_domains"])
+    [command] = manifest["features"]["slash_commands"]
+    assert command["command"] == "/space" and len(command["description"]) <= 100

@@ -6,14 +6,13 @@ import logging
 from typing import Callable
 
 from huggingface_hub import Volume
-from huggingface_hub.errors import HfHubHTTPError
 
 from bot.commands import words
 from bot.commands.grammar import LOG_LINES_DEFAULT
 from bot.core import hub, logs
 from bot.core.changes import Why
 from bot.core.deliver import SLACK_FAILURES, slack_error
-from bot.core.errors import BadInput
+from bot.core.errors import BadInput, NotFound
 from bot.core.markup import code, escape
 from bot.core.permissions import declare
 from bot.core.store import REDIS_ERRORS
@@ -172,7 +171,7 @@ class Tools:
         try:
             with hub.hub_errors(source):
                 info = self.ops.api.repo_info(source, repo_type=kind)
-        except HfHubHTTPError:
+        except NotFound:  # (the Hub's 404 as a sentence about a "Space"; this may be a model or dataset)
             info = None
         if info is None or (getattr(info, "private", False) and not self.ops.reveals(source, actor)):
             raise BadInput(f"{code(source)} cannot be mounted from here: it is private or not found.")

@@ -10,7 +10,7 @@ from bot.core.markup import code, escape
 from bot.core.words import (STAGE_EMOJI, Reply, context, duration_words, flavor_words, price_words, section,
                             sleep_words, space_link, stage_words, when_words)
 
-DEV_MODE_ON = "*Dev mode:* dev mode on (app restarts without a rebuild are not incidents)"
+DEV_MODE_ON = ":hammer_and_wrench: dev mode on: app restarts without a rebuild are not incidents"
 
 
 def help_reply(topic: str | None = None) -> Reply:
