@@ -250,3 +250,23 @@ def test_the_manifest_grants_what_logs_dev_and_volumes_need():
     assert all("://" not in d and "/" not in d for d in manifest["features"]["unfurl_domains"])
     [command] = manifest["features"]["slash_commands"]
     assert command["command"] == "/space" and len(command["description"]) <= 100
+
+
+def test_with_dev_mode_on_app_restarts_post_nothing_and_never_a_crash_loop(bot, hub, slack):
+    from tests.test_alerts import Clock, posts, tick, watch
+
+    clock = Clock()
+    hub.add_space(SPACE)
+    hub.spaces[SPACE]["devMode"] = True
+    watch(bot, f"watch {SPACE}")
+    tick(bot, clock)
+    for i in range(8):  # the app crashes and restarts in place every minute while someone edits it
+        hub.set_stage(SPACE, ("RUNTIME_ERROR", "APP_STARTING", "RUNNING_APP_STARTING", "RUNNING")[i % 4],
+                      error="NameError: name 'gr' is not defined" if i % 4 == 0 else None)
+        tick(bot, clock)
+    assert posts(slack) == []
+    hub.spaces[SPACE]["devMode"] = False   # dev mode off: the same crashes are a crash loop again
+    for i in range(6):
+        hub.set_stage(SPACE, "RUNTIME_ERROR" if i % 2 == 0 else "RUNNING", error="boom")
+        tick(bot, clock)
+    assert len([p for p in posts(slack) if "crash loop" in p["text"]]) == 1
