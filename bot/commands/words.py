@@ -132,6 +132,18 @@ def audit_reply(entries: Iterable, space: str | None) -> Reply:
 
 # ---------------------------------------------------------------- `/space logs`
 
+def logs_private(space: str) -> str:
+    return f"{code(space)} is private: its logs are shown only where its details may be."
+
+
+def logs_static(space: str) -> str:
+    return f"{code(space)} is a static Space: it has no logs."
+
+
+def logs_none_yet(space: str, kind: str) -> str:
+    return f"{code(space)} has no {kind} log lines yet."
+
+
 def logs_silent(space: str, seconds: float) -> str:
     return (f"The Hub sent nothing for the logs of {code(space)} within {seconds:g} s (not even a keep-alive). "
             f"Try again in a minute.")
@@ -172,3 +184,59 @@ def logs_not_uploaded(space: str, kind: str, count: int, shown: int) -> str:
 
 def logs_filename(space: str, kind: str) -> str:
     return f"{space.replace('/', '-')}-{kind}.log"
+
+
+# ---------------------------------------------------------------- `/space dev`, `/space volumes`, `volume add|rm`
+
+DEV_NEEDS_PLAN = "Dev mode needs a PRO, Team or Enterprise plan on the Space's owner."
+VOLUMES_RESTART = "the Space restarts to apply it."
+
+
+def dev_turned(enabled: bool) -> str:
+    return f"turned dev mode {'on' if enabled else 'off'} for"
+
+
+def volumes_none(space: str) -> str:
+    return f"{code(space)} has no volumes."
+
+
+def volumes_reply(space: str, mounts: list) -> Reply:
+    lines = [f"• {code(v.mount_path)} ← {escape(v.type)} {code(v.source)}"
+             f"{' (read-only)' if v.read_only else ' (read-write)'}"
+             f"{' at ' + code(v.revision) if v.revision else ''}" for v in mounts]
+    text = f"Volumes of {code(space)}:\n" + "\n".join(lines)
+    return Reply(text, [section(text)])
+
+
+def volumes_busy(space: str) -> str:
+    return f"Someone is changing the volumes of {code(space)} right now; try again."
+
+
+def volumes_changed_meanwhile(space: str) -> str:
+    return (f"The volumes of {code(space)} changed while you edited them; nothing was changed. "
+            f"Check `/space volumes {escape(space)}` and try again.")
+
+
+def volume_always_read_only(kind: str) -> str:
+    return f" ({escape(kind)}s are always mounted read-only)"
+
+
+def volume_taken(space: str, mount: str) -> str:
+    return (f"Something is already mounted at {code(mount)}: remove it first with "
+            f"`/space volume rm {escape(space)} {escape(mount)}`.")
+
+
+def volume_mounted(kind: str, source: str, mount: str, note: str) -> str:
+    return f"mounted {escape(kind)} {code(source)} at {code(mount)}{note} on"
+
+
+def volume_source_refused(source: str) -> str:
+    return f"{code(source)} cannot be mounted from here: it is private or not found."
+
+
+def volume_nothing_at(space: str, mount: str) -> str:
+    return f"Nothing is mounted at {code(mount)} on {code(space)}."
+
+
+def volume_unmounted(mount: str) -> str:
+    return f"unmounted {code(mount)} from"
