@@ -270,3 +270,22 @@ def test_with_dev_mode_on_app_restarts_post_nothing_and_never_a_crash_loop(bot, 
         hub.set_stage(SPACE, "RUNTIME_ERROR" if i % 2 == 0 else "RUNNING", error="boom")
         tick(bot, clock)
     assert len([p for p in posts(slack) if "crash loop" in p["text"]]) == 1
+
+
+def test_a_403_on_enabling_dev_mode_is_the_plan_whatever_the_hub_says_and_disabling_still_works(bot, hub):
+    hub.add_space(SPACE)
+    hub.inject("POST", f"/api/spaces/{SPACE}/dev-mode", status=403, body={"error": "Forbidden"})
+    text = bot.command(f"dev {SPACE} on")["text"]
+    assert "Dev mode needs a PRO, Team or Enterprise plan on the Space's owner." in text, text
+    hub.spaces[SPACE]["devMode"] = True
+    assert "turned dev mode off" in bot.command(f"dev {SPACE} off")["text"]
+    assert hub.spaces[SPACE]["devMode"] is False
+    audited = bot.ctx.store.audit_entries(SPACE)   # newest first: the refusal is audited too
+    assert [(e.action, e.params.get("enabled"), e.result.startswith("error")) for e in audited] == [
+        ("dev", False, False), ("dev", True, True)]
+
+
+def test_dev_mode_on_a_static_space_says_what_the_hub_said(bot, hub):
+    hub.add_space("acme/site", sdk="static")
+    text = bot.command("dev acme/site on")["text"]
+    assert "not available on a static Space" in text and "PRO" not in text, text

@@ -12,7 +12,7 @@ from bot.commands.grammar import LOG_LINES_DEFAULT
 from bot.core import hub, logs
 from bot.core.changes import Why
 from bot.core.deliver import SLACK_FAILURES, slack_error
-from bot.core.errors import BadInput, NotFound
+from bot.core.errors import BadInput, HubRefused, NotFound
 from bot.core.markup import escape
 from bot.core.permissions import declare
 from bot.core.store import REDIS_ERRORS
@@ -110,8 +110,10 @@ class Tools:
         why = Why(actor.user, "dev", {"enabled": cmd.enabled})
         try:
             self.ops.changes_out.dev_mode(why, cmd.space, cmd.enabled)
-        except Exception as err:  # noqa: BLE001 — a 403 on enabling is a plan matter, said plainly
-            if cmd.enabled and "403" in str(getattr(err, "sentence", err)):
+        except HubRefused as err:
+            # A 403 on enabling is the owner's plan (hub-api.md §13.4), whatever words the Hub puts with it.
+            status = getattr(getattr(err.__cause__, "response", None), "status_code", None)
+            if cmd.enabled and status == 403:
                 return error_reply(words.DEV_NEEDS_PLAN)
             raise
         return change_reply(actor.user, words.dev_turned(cmd.enabled), cmd.space)
