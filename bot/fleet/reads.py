@@ -107,10 +107,11 @@ class FleetReads:
         for space in spaces:
             item = facts[space]
             price = catalogue.price(item.state.hardware) if item.state else None
-            item = report.with_open_stint(item, open_until(item.state, last_ok, now), price)
+            until = open_until(item.state, last_ok, now)
+            item = report.with_open_stint(item, until, price)
             facts[space] = item
             prices[space] = price
-            rows.append(report.summarise(item, start, end, now))
+            rows.append(report.summarise(item, start, end, now, until))
             months[space] = report.month_projection(item, now, price) if project else \
                 (item.months.get(month, 0.0),) * 2
             day = item.days.get(today_day)

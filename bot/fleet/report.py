@@ -110,11 +110,40 @@ class SpaceCost:
 
     @property
     def uptime(self) -> float | None:
-        return self.up / self.observed if self.observed > 0 else None
+        """Share of the observed time it was up, always within 0–1 (a roll-up counts whole seconds, so a
+        minute's figures may round a little past the time they cover)."""
+        return share_of(self.up, self.observed)
 
 
-def summarise(facts: Facts, start: float, end: float, now: float) -> SpaceCost:
-    """Spend, billed hours, flavors, uptime and incidents of one Space from `start` to `end`."""
+def share_of(part: float, whole: float) -> float | None:
+    """`part / whole` kept within 0–1; None when nothing was observed."""
+    if whole <= 0:
+        return None
+    return min(1.0, max(0.0, part / whole))
+
+
+def observed_until(state, until: float | None, now: float) -> float:
+    """Where the time observed of a Space ends: its last successful read (`until`, see rollups.open_until), the
+    read before it stopped being observed (`last_read`), or `now` when it has no stage yet. Uptime divides by
+    the time up to there, the same end as the stage it is in counts to, so polling late never reads as downtime."""
+    if until is not None:
+        return min(now, until)
+    if state is not None and state.last_read is not None:
+        return min(now, state.last_read)
+    return now
+
+
+def observed_seconds(state, start: float, end: float, now: float, until: float | None) -> float:
+    """Seconds of [start, end) the bot observed the Space (from its first sighting to its last read)."""
+    if state is None or not state.first_seen:
+        return 0.0
+    stop = min(end, now, observed_until(state, until, now))
+    return max(0.0, stop - max(start, state.first_seen))
+
+
+def summarise(facts: Facts, start: float, end: float, now: float, until: float | None = None) -> SpaceCost:
+    """Spend, billed hours, flavors, uptime and incidents of one Space from `start` to `end`; `until` is where
+    its open stint was counted to (`with_open_stint`), so uptime's time observed ends there too."""
     state = facts.state
     out = SpaceCost(facts.space)
     if state is not None:
@@ -139,8 +168,7 @@ def summarise(facts: Facts, start: float, end: float, now: float) -> SpaceCost:
     if state is not None and state.incident is not None:
         out.longest_outage = max(out.longest_outage, int(now - state.incident))
     out.flavors = sorted(flavors, key=lambda f: -flavors[f])
-    if state is not None and state.first_seen:
-        out.observed = max(0.0, min(end, now) - max(start, state.first_seen))
+    out.observed = observed_seconds(state, start, end, now, until)
     return out
 
 
@@ -226,7 +254,6 @@ def period_row(period: Period, previous_days: list[str], days: list[str], start:
                     previous += extra.cost
         if state.incident is not None:
             row.longest_outage = max(row.longest_outage, int(now - state.incident))
-        if state.first_seen:
-            row.observed = max(0.0, min(end, now) - max(start, state.first_seen))
+        row.observed = observed_seconds(state, start, end, now, until)
     row.flavors = sorted(flavors, key=lambda f: -flavors[f])
     return row, previous
