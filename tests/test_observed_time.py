@@ -77,3 +77,45 @@ def test_uptime_is_always_within_0_and_100(first, run, lag, extra_up, start_back
     rolled = {report.day_of(first_seen): Day(up=extra_up)}
     share = uptime(state, now - start_back, now, now, first_seen + run, rolled)
     assert share is None or 0.0 <= share <= 1.0
+
+
+# ---------------------------------------------------------------------- projections
+
+
+def sleeper(first_seen: float, stage: str = "RUNNING") -> SpaceState:
+    return SpaceState("acme/chat", stage=stage, since=first_seen, version=first_seen, hardware="t4-medium",
+                      sleep_time=3600, first_seen=first_seen)
+
+
+def test_a_sleeping_space_is_not_projected_from_minutes():
+    now = MIDNIGHT + 10 * 3600
+    young = report.month_projection(facts_of(sleeper(now - 180)), now, 0.6)
+    assert young.projected is None and young.observed == 180
+    assert report.scope_projection({"acme/chat": young}) == (0.0, None, (180.0, "acme/chat"))
+    ran = {"2026-11-30": Day(billed=3 * 3600), "2026-12-01": Day(billed=3 * 3600)}  # 6 h of the last day
+    old = report.month_projection(facts_of(sleeper(now - report.PROJECT_AFTER), ran), now, 0.6)
+    assert old.projected == (31 * DAY - 10 * 3600) / 3600 * 0.6 * 0.25
+
+
+def test_settings_alone_project_a_never_sleeping_running_space():
+    """Paid, never sleeps, running: billed until someone stops it, whatever the history."""
+    now = MIDNIGHT + 10 * 3600
+    state = SpaceState("acme/big", stage="RUNNING", since=now - 60, version=now, hardware="a10g-large",
+                       sleep_time=-1, first_seen=now - 60)
+    projection = report.month_projection(facts_of(state), now, 1.5)
+    assert projection.projected == (31 * DAY - 10 * 3600) / 3600 * 1.5
+
+
+def test_free_and_paused_spaces_do_not_wait_for_history():
+    now = MIDNIGHT + 10 * 3600
+    assert report.month_projection(facts_of(sleeper(now - 60, "PAUSED")), now, 0.6).projected == 0.0
+    assert report.month_projection(facts_of(sleeper(now - 60)), now, 0.0).projected == 0.0
+
+
+def test_the_words_say_how_long_it_was_observed():
+    from bot.fleet.words import projection_words
+
+    assert projection_words(None, (180.0, "acme/chat")) == (
+        "not enough history yet to project: acme/chat observed for 3 min (it sleeps or stops, so a projection "
+        "needs 24 h of its use)")
+    assert projection_words(12.0, None) == "about $12.00 projected at today's hardware and sleep settings"

@@ -110,6 +110,9 @@ class Alert:
     since: float | None = None     # unreadable: failing since; cost: running since
     logs: tuple[str, ...] | None = None
     extra: dict = field(default_factory=dict)
+    # `seconds` (and a cost alert's `since`) counts from the bot's first sighting, not from when the stage
+    # began: what was observed, so the words say "at least".
+    at_least: bool = False
 
     @property
     def id(self) -> str:
@@ -163,6 +166,11 @@ class SpaceState:
     # up; `counted` is where the rolled-up part of the current stage ends (0: nothing of it yet).
     last_read: float | None = None
     counted: float = 0.0
+
+    @property
+    def stint_seen_from_start(self) -> bool:
+        """Whether the bot saw the stage it is in begin: a first sighting's stage began before it, unknown when."""
+        return self.since > self.first_seen
 
     def to_fields(self) -> dict[str, str]:
         return {"json": json.dumps({"v": SCHEMA, **asdict(self)}, separators=(",", ":")), "stage": self.stage,
@@ -252,7 +260,7 @@ def _stage_change(prev: SpaceState, state: SpaceState, obs: Observation,
         alert = Alert("crashloop", obs.space, obs.at, ("errors",), old=prev.stage, new=obs.stage,
                       seconds=obs.at - prev.since, hardware=obs.hardware, error=obs.error, incident=obs.at,
                       opens=True, extra={"errors": len(errors), "window": policy.crashloop_window,
-                             "settle": policy.settle_after})
+                             "settle": policy.settle_after}, at_least=not prev.stint_seen_from_start)
         return replace(state, crashloop=obs.at, incident=obs.at), [alert]
     kinds = kinds_of(prev.stage, obs.stage) + (("hardware",) if applied else ())
     incident, opens, closes = prev.incident, False, False
@@ -265,7 +273,8 @@ def _stage_change(prev: SpaceState, state: SpaceState, obs: Observation,
         closes = True
     alert = Alert("transition", obs.space, obs.at, kinds, old=prev.stage, new=obs.stage,
                   seconds=obs.at - prev.since, hardware=obs.hardware, requested=obs.requested, error=obs.error,
-                  incident=incident, opens=opens, closes=closes, extra={"hardware_applied": applied})
+                  incident=incident, opens=opens, closes=closes, extra={"hardware_applied": applied},
+                  at_least=not prev.stint_seen_from_start)
     return replace(state, incident=None if closes else incident), [alert]
 
 
@@ -289,7 +298,8 @@ def _steady(prev: SpaceState, state: SpaceState, obs: Observation, policy: Polic
         billed = obs.stage in BILLED
         alerts.append(Alert("stuck", obs.space, obs.at, ("stuck",), new=obs.stage, seconds=obs.at - prev.since,
                             hardware=obs.hardware, incident=prev.incident,
-                            extra={"billed": billed, "per_hour": price if price is not None else None}))
+                            extra={"billed": billed, "per_hour": price if price is not None else None},
+                            at_least=not prev.stint_seen_from_start))
         state = replace(state, stuck=True)
     return state, alerts
 
@@ -300,7 +310,8 @@ def _cost(state: SpaceState, obs: Observation, policy: Policy, price: float | No
     if (price and price > 0 and obs.stage == "RUNNING" and never_sleeps and obs.at - state.since > policy.cost_after
             and state.cost_day != day_of(obs.at)):
         alerts = alerts + [Alert("cost", obs.space, obs.at, ("cost",), new=obs.stage, hardware=obs.hardware,
-                                 since=state.since, extra={"per_day": round(price * 24, 2), "per_hour": price})]
+                                 since=state.since, extra={"per_day": round(price * 24, 2), "per_hour": price},
+                                 at_least=not state.stint_seen_from_start)]
         state = replace(state, cost_day=day_of(obs.at))
     return state, alerts
 

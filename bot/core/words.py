@@ -69,6 +69,12 @@ def duration_words(seconds: float) -> str:
     return f"{days} d" + (f" {hours} h" if hours else "")
 
 
+def held_words(seconds: float, whole: bool = True) -> str:
+    """"45 s", or "at least 45 s" when the time counts from the bot's first sighting rather than from the
+    start of what it measures (never a duration longer than observed stated as the whole)."""
+    return duration_words(max(0.0, seconds)) if whole else f"at least {duration_words(max(0.0, seconds))}"
+
+
 def sleep_words(sleep_time: int | None, hardware: str | None) -> str:
     if (hardware or "cpu-basic") == "cpu-basic":
         return f"cpu-basic: sleeps after {duration_words(sleep_time or CPU_BASIC_SLEEP)} idle"

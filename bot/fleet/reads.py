@@ -27,7 +27,7 @@ class Snapshot:
     rows: list[SpaceCost]
     facts: dict[str, Facts]
     prices: dict[str, float | None]
-    month: dict[str, tuple[float, float]]  # space → (so far, projected)
+    month: dict[str, report.Projection]  # space → this month so far and projected
     today: dict[str, float]
     # space → billed seconds this month on a flavor whose price is unknown (in no estimate), where any
     unpriced: dict[str, int] = field(default_factory=dict)
@@ -113,7 +113,7 @@ class FleetReads:
             prices[space] = price
             rows.append(report.summarise(item, start, end, now, until))
             months[space] = report.month_projection(item, now, price) if project else \
-                (item.months.get(month, 0.0),) * 2
+                report.Projection(*(item.months.get(month, 0.0),) * 2)
             day = item.days.get(today_day)
             today[space] = day.cost if day else 0.0
             if item.unpriced.get(month):
@@ -143,7 +143,7 @@ class FleetReads:
             day = item.days.get(today)
             todays[space] = (day.cost if day else 0.0) + report.open_cost(state, price, today_start, until)
             so_far = item.months.get(month, 0.0) + report.open_cost(state, price, month_start, until)
-            months[space] = (so_far, so_far)
+            months[space] = report.Projection(so_far, so_far)
             row.cost = todays[space]
             prices[space] = price
             rows.append(row)

@@ -109,6 +109,11 @@ class SpaceCost:
     unobserved: bool = False  # not observed any more (its reads fail, or it is deleted): not accruing
 
     @property
+    def stint_seen_from_start(self) -> bool:
+        """Whether the bot saw its current stage begin (else `since` is its first sighting: a lower bound)."""
+        return self.since > self.first_seen
+
+    @property
     def uptime(self) -> float | None:
         """Share of the observed time it was up, always within 0–1 (a roll-up counts whole seconds, so a
         minute's figures may round a little past the time they cover)."""
@@ -191,20 +196,47 @@ def duty(facts: Facts, now: float, window: float = 7 * DAY) -> float:
     return min(1.0, billed / observed)
 
 
-def month_projection(facts: Facts, now: float, price: float | None) -> tuple[float, float]:
-    """(this month so far, projected month total) at today's hardware and sleep settings."""
+# A projection from how much of the time a Space ran needs this much of it observed: a minute of a Space that
+# sleeps when idle says nothing about its month (it projected "$1,433.75 this month" in the demo's first minute).
+PROJECT_AFTER = 24 * 3600
+
+
+@dataclass(frozen=True)
+class Projection:
+    """This month so far and its projected total; `projected` is None when a Space's use was not observed for
+    long enough (`PROJECT_AFTER`), `observed` how long it was (seconds)."""
+
+    so_far: float
+    projected: float | None
+    observed: float = 0.0
+
+
+def month_projection(facts: Facts, now: float, price: float | None) -> Projection:
+    """This month so far and its projected total at today's hardware and sleep settings. A paid Space set to
+    never sleep and running is projected from those settings alone (it runs until someone stops it); one that
+    sleeps, or is asleep or in error, from the share of time it ran, once observed for `PROJECT_AFTER`."""
     month = month_of(now)
     so_far = facts.months.get(month, 0.0)
     state = facts.state
     _, end = month_bounds(month)
     if state is None or not price or state.stage == "PAUSED" or state.last_read is not None:
-        return so_far, so_far  # free, paused, or not observed any more (unreadable, unwatched): not accruing
+        return Projection(so_far, so_far)  # free, paused, or not observed any more: not accruing
     never_sleeps = state.sleep_time is None or state.sleep_time < 0
     if never_sleeps and state.stage not in ERRORS and state.stage not in ("SLEEPING", "STOPPED"):
-        share = 1.0  # it runs until someone stops it
-    else:
-        share = duty(facts, now)
-    return so_far, so_far + (end - now) / 3600 * price * share
+        return Projection(so_far, so_far + (end - now) / 3600 * price)
+    observed = max(0.0, now - state.first_seen) if state.first_seen else 0.0
+    if observed < PROJECT_AFTER:
+        return Projection(so_far, None, observed)
+    return Projection(so_far, so_far + (end - now) / 3600 * price * duty(facts, now), observed)
+
+
+def scope_projection(months: dict[str, Projection]) -> tuple[float, float | None, tuple[float, str] | None]:
+    """(so far, projected total or None, the Space observed for too short a time to project: (seconds, space))."""
+    so_far = sum(m.so_far for m in months.values())
+    young = [(m.observed, space) for space, m in months.items() if m.projected is None]
+    if young:
+        return so_far, None, min(young)
+    return so_far, sum(m.projected or 0.0 for m in months.values()), None
 
 
 def broken_now(cost: SpaceCost, now: float, stuck_after: float = 30 * 60) -> str | None:
