@@ -126,9 +126,22 @@ def approval_message(request, catalogue: Catalogue, hub_url: str) -> Reply:
     return Reply(text, blocks)
 
 
+def why_approval(request) -> str:
+    """Why this request waits for an approver, in its own terms: only a hardware move is "a paid upgrade"."""
+    if request.action == "hw" and not request.duplicate_to:
+        return "A paid upgrade needs an approver"
+    if request.action == "hw":
+        return "A copy on paid hardware needs an approver"
+    if request.action == "resume":
+        return "Starting it again on paid hardware resumes its billing, so it needs an approver"
+    if request.action == "sleep":
+        return "A longer sleep time on paid hardware raises what it may cost, so it needs an approver"
+    return "This raises what it may cost, so it needs an approver"
+
+
 def approval_sent_reply(request, permalink: str, ttl: int) -> Reply:
     where = f"<{permalink}|the approval request>" if permalink else "the approval request"
-    text = (f":hourglass_flowing_sand: A paid upgrade needs an approver, so nothing changed yet. Sent for approval: "
+    text = (f":hourglass_flowing_sand: {why_approval(request)}, so nothing changed yet. Sent for approval: "
             f"{where} in <#{escape(request.channel)}> to {upgrade_words(request)}. It expires in "
             f"{duration_words(ttl)}. Withdraw it with `/space approvals cancel {request.id}`.")
     return Reply(text, [section(text)])
