@@ -69,7 +69,7 @@ def test_restart_announces_in_channel_with_who(bot, hub):
     hub.add_space(SPACE)
     seen = bot.command(f"restart {SPACE}", user="U42")
     assert seen["response_type"] == "in_channel"
-    assert seen["text"] == "<@U42> restarted `acme/chat`: now building."
+    assert seen["text"].startswith("<@U42> restarted `acme/chat`: now building. The Hub now reports `cpu-basic` (free)")
     assert writes(hub) == [("POST", f"{BASE}/restart", {}, None)]
 
 

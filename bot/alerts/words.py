@@ -318,6 +318,22 @@ def follow_status(stage: str, elapsed: float, moved: bool, error: str | None = N
     return f"{STAGE_EMOJI.get(stage, ':large_blue_circle:')} now {stage_words(stage)}"
 
 
+def follow_hardware_status(flavor: str, stage: str, hardware: str | None, requested: str | None, elapsed: float,
+                           stopped: bool = False) -> tuple[str, bool]:
+    """(the line under an approved hardware move, whether it is the last): "now running on `a10g-small` after
+    2 min", or moving, or what the Hub reports instead of the approved flavor."""
+    took = precise_duration(elapsed)
+    if stage == "RUNNING" and hardware == flavor:
+        return f":large_green_circle: now running on {code(flavor)} after {took}", True
+    if requested and requested != flavor:
+        return (f":warning: the Hub now requests {code(requested)}, not the approved {code(flavor)} "
+                f"({stage_words(stage)} on {code(hardware or 'none')})"), True
+    if stopped:
+        return (f":hourglass: not on {code(flavor)} after {duration_words(elapsed)}: still {stage_words(stage)} "
+                f"on {code(hardware or 'none')}"), True
+    return f":hammer_and_wrench: moving to {code(flavor)}: {stage_words(stage)}… ({duration_words(elapsed)})", False
+
+
 def follow_hidden(space: str) -> str:
     ns = space.split("/", 1)[0]
     return (f" ({code(space)} is private: its error text and logs are shown only in a channel scoped to "

@@ -9,8 +9,8 @@ from typing import Iterable
 
 from bot.core.flavors import Catalogue
 from bot.core.markup import code, escape
-from bot.core.words import (Reply, context, duration_words, flavor_words, money_words, price_words, section,
-                            sleep_words, space_link, when_words)
+from bot.core.words import (Reply, context, differs_words, duration_words, flavor_words, hub_reports_words,
+                            money_words, price_words, section, sleep_words, space_link, when_words)
 
 APPROVE_ACTION = "approval:approve"
 
@@ -181,10 +181,10 @@ def approval_applied_unrecorded(request) -> str:
             f"Don't approve again.")
 
 
-def approval_click_reply(request) -> Reply:
+def approval_click_reply(request, readback: str = "") -> Reply:
     """What the approver who clicked sees (the message in the channel shows it too)."""
     verb = {"approved": "Approved", "denied": "Denied"}.get(request.status, request.status.capitalize())
-    text = f"{verb}: {upgrade_words(request)}."
+    text = f"{verb}: {upgrade_words(request)}." + (f"\n{readback}" if readback else "")
     return Reply(text, [section(text)])
 
 
@@ -207,11 +207,36 @@ def approval_cancelled_reply(request) -> Reply:
     return Reply(text, [section(text)])
 
 
-def approval_outcome_note(request) -> str:
-    """Thread reply under the approval message that tells the requester."""
+def approval_outcome_note(request, readback: str = "") -> str:
+    """Thread reply under the approval message that tells the requester (and, once applied, what the Hub
+    reports now)."""
     who = f"<@{escape(request.requester)}>"
     outcome = approval_status_line(request)
-    return f"{who} your request to {upgrade_words(request)}: {outcome}"
+    return f"{who} your request to {upgrade_words(request)}: {outcome}" + (f"\n{readback}" if readback else "")
+
+
+def promised(request) -> tuple[str | None, int | None]:
+    """(flavor, sleep seconds; -1 never) the approval message said the Space would have once applied."""
+    if request.action == "hw" and not request.duplicate_to:
+        # The card says "never sleeps (the Hub's default on paid hardware)" when no sleep time was asked.
+        return request.flavor, request.sleep_seconds if request.sleep_seconds is not None else -1
+    if request.action == "resume":
+        return request.flavor or None, None
+    if request.action == "sleep":
+        try:
+            return None, int(request.data.get("seconds"))
+        except (TypeError, ValueError):
+            return None, None
+    return None, None
+
+
+def readback_words(request, runtime, catalogue: Catalogue) -> str:
+    """What the Hub reports after an approved change, and where that is not what the approval said; "" when
+    the change answered no runtime (a duplicate, a schedule)."""
+    if runtime is None or not hasattr(runtime, "stage"):
+        return ""
+    flavor, sleep = promised(request)
+    return hub_reports_words(runtime, catalogue) + differs_words(runtime, flavor, sleep, "the approval said")
 
 
 def approvals_list_reply(requests: Iterable, catalogue: Catalogue, hub_url: str) -> Reply:

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.core.flavors import Catalogue
+from bot.core.flavors import DEFAULT_FLAVOR, Catalogue
 from bot.core.markup import code, escape
 
 STAGE_WORDS = {
@@ -101,6 +101,46 @@ def flavor_words(name: str | None, catalogue: Catalogue) -> str:
     if not name:
         return "none"
     return f"{code(name)} ({price_words(catalogue.price(name))})"
+
+
+def rate_words(name: str, catalogue: Catalogue) -> str:
+    """"`a10g-small` ($1.00/h · $24.00/day)", "`cpu-basic` (free)"."""
+    price = catalogue.price(name)
+    if not price:
+        return flavor_words(name, catalogue)
+    return f"{code(name)} ({price_words(price)} · {money_words(price * 24)}/day)"
+
+
+def _never(seconds: int | None) -> bool:
+    return seconds is None or seconds < 0
+
+
+def hub_reports_words(runtime, catalogue: Catalogue) -> str:
+    """What the Hub reports right after a change (its answer to the write, read back): hardware, price, sleep.
+    "The Hub now reports `a10g-small` ($1.00/h · $24.00/day) requested, on `cpu-basic` (free) until it moves;
+    never sleeps." """
+    current, requested = runtime.hardware, runtime.requested_hardware
+    if current is None and requested is None:
+        return "The Hub now reports no hardware (a static Space)."
+    if requested and current and requested != current:
+        hardware = f"{rate_words(requested, catalogue)} requested, on {flavor_words(current, catalogue)} until it moves"
+    else:
+        hardware = rate_words(requested or current, catalogue)
+    return f"The Hub now reports {hardware}; {sleep_words(runtime.sleep_time, requested or current)}."
+
+
+def differs_words(runtime, flavor: str | None, sleep_seconds: int | None, said: str) -> str:
+    """" :warning: Not what the approval said: sleeps after 2 d idle, not never sleeps." or "" when the Hub reports
+    the hardware (`flavor`) and sleep time (`sleep_seconds`, -1 never) that `said` promised (None: not promised)."""
+    diffs = []
+    actual = runtime.requested_hardware or runtime.hardware
+    if flavor and actual != flavor:
+        diffs.append(f"hardware {code(actual or 'none')}, not {code(flavor)}")
+    if sleep_seconds is not None and (actual or DEFAULT_FLAVOR) != DEFAULT_FLAVOR:
+        got = runtime.sleep_time
+        if _never(got) != _never(sleep_seconds) or (not _never(got) and got != sleep_seconds):
+            diffs.append(f"{sleep_words(got, actual)}, not {sleep_words(sleep_seconds, actual)}")
+    return f" :warning: Not what {said}: {'; '.join(diffs)}." if diffs else ""
 
 
 def space_link(space: str, hub_url: str) -> str:
