@@ -206,8 +206,8 @@ class FleetNow:
 
 
 # The order stages are counted in ("3 running, 1 crashed, 1 asleep, 1 paused"): the ones to act on early.
-COUNT_ORDER = ("running", "crashed", "build failed", "config error", "no app file", "building", "starting",
-               "asleep", "paused")
+COUNT_ORDER = ("running", "running, rebuilding", "running, restarting", "crashed", "build failed", "config error",
+               "no app file", "building", "starting", "asleep", "paused")
 MAX_BROKEN_LINES = 10
 
 

@@ -67,7 +67,8 @@ def flavors_reply(catalogue: Catalogue, hub_failed: bool = False) -> Reply:
         if hub_failed:
             source += "; the Hub's list can't be read right now"
     text = "*Hardware flavors* (USD per hour):\n" + "\n".join(rows)
-    return Reply(text, [section(text[:3000]), context(escape(source))])
+    # Our own words and a date token: nothing from outside to escape (escaping would show the token as typed).
+    return Reply(text, [section(text[:3000]), context(source)])
 
 
 def variables_reply(space: str, variables: dict) -> Reply:

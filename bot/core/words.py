@@ -6,14 +6,13 @@ Hub is escaped where it is inserted (`bot.core.markup`).
 
 from __future__ import annotations
 
-import html
-import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from bot.core.flavors import DEFAULT_FLAVOR, Catalogue
 from bot.core.markup import code, escape
+from bot.core.render import BARE, render
 
 STAGE_WORDS = {
     "RUNNING": "running",
@@ -188,30 +187,9 @@ def internal_error_reply() -> Reply:
 
 
 def as_text(reply_text: str, blocks: list[dict[str, Any]] | None = None) -> str:
-    """Plain-text rendering for the console: mrkdwn links and dates made readable."""
-    parts = []
-    for block in blocks or []:
-        if block.get("type") == "section" and block.get("text"):
-            parts.append(block["text"]["text"])
-        elif block.get("type") == "context":
-            parts.append(" ".join(e.get("text", "") for e in block.get("elements", [])))
-        elif block.get("type") == "actions":
-            parts.append("  ".join(f"[{e['text']['text']}]" for e in block.get("elements", []) if e.get("text")))
-        elif block.get("type") == "header":
-            parts.append(block["text"]["text"].upper())
-    text = "\n".join(parts) if parts else reply_text
-    text = re.sub(r"<!date\^\d+\^[^|]*\|([^>]*)>", r"\1", text)
-    # A link labelled with a Space id reads as the id; a sentence label keeps its URL.
-    text = re.sub(r"<(https?://[^|>]+)\|([^>\s]+)>", r"\2", text)
-    text = re.sub(r"<(https?://[^|>]+)\|([^>]+)>", r"\2: \1", text)
-    text = re.sub(r"<@([^>|\s]+)(?:\|[^>]*)?>", r"@\1", text)
-    text = re.sub(r"<!subteam\^[A-Z0-9]+\|(@?)([^>]+)>", lambda m: "@" + m.group(2), text)
-    text = re.sub(r"<!(here|channel|everyone)(?:\|[^>]*)?>", r"@\1", text)
-    text = re.sub(r":[a-z_]+: ?", "", text)  # emoji codes
-    text = re.sub(r"<#([^>|\s]+)(?:\|([^>]*))?>", lambda m: f"#{m.group(2) or m.group(1)}", text)
-    text = text.replace("```", "\n    ").replace("`", "")
-    text = re.sub(r"(?<![\w/])\*([^*\n]+)\*(?!\w)", r"\1", text)  # *bold*, not acme/*
-    return html.unescape(text)
+    """The words of a message without marks (code, emoji and links as text): what tests compare. The console
+    draws the same message with `bot.core.render` itself."""
+    return render(reply_text, blocks, BARE)
 
 
 def budget_used(retry_after: int, everyone: bool) -> str:
