@@ -119,3 +119,35 @@ def test_the_words_say_how_long_it_was_observed():
         "not enough history yet to project: acme/chat observed for 3 min (it sleeps or stops, so a projection "
         "needs 24 h of its use)")
     assert projection_words(12.0, None) == "about $12.00 projected at today's hardware and sleep settings"
+
+
+# ---------------------------------------------------------------------- durations observed
+
+
+def test_a_duration_is_whole_only_when_the_bot_watched_the_stage_from_its_start():
+    from bot.alerts.transitions import Observation, Policy, observe, unobserved
+
+    policy, t = Policy(), MIDNIGHT
+    state, _ = observe(None, Observation("acme/chat", "RUNNING", t), policy)          # first sighting
+    state, [alert] = observe(state, Observation("acme/chat", "PAUSED", t + 45), policy)
+    assert alert.seconds == 45 and alert.at_least                                     # running since before
+    state, [alert] = observe(state, Observation("acme/chat", "RUNNING", t + 225), policy)
+    assert alert.seconds == 180 and not alert.at_least                                # paused: seen from its start
+    # Nobody watched it for an hour; read again, still running: it may have stopped and started meanwhile.
+    state = unobserved(state, t + 300)
+    state, _ = observe(state, Observation("acme/chat", "RUNNING", t + 3900), policy)
+    state, [alert] = observe(state, Observation("acme/chat", "RUNTIME_ERROR", t + 3960), policy)
+    assert alert.at_least
+
+
+def test_the_words_of_a_lower_bound():
+    from bot.alerts.transitions import Alert
+    from bot.alerts.words import alert_line
+    from bot.core.words import held_words
+
+    assert held_words(45, whole=False) == "at least 45 s" and held_words(45) == "45 s"
+    alert = Alert("transition", "acme/chat", MIDNIGHT, ("paused",), old="RUNNING", new="PAUSED", seconds=45,
+                  at_least=True)
+    assert "is paused (was running for at least 45 s)" in alert_line(alert, "https://hub")
+    whole = Alert("transition", "acme/chat", MIDNIGHT, ("running",), old="PAUSED", new="RUNNING", seconds=180)
+    assert "after 3 min paused" in alert_line(whole, "https://hub")

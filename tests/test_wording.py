@@ -15,7 +15,7 @@ def test_resuming_a_paused_paid_space_is_not_called_an_upgrade(make_bot, hub):
     bot = make_bot(SPACEOPS_APPROVERS="UAPP", SPACEOPS_APPROVAL_CHANNEL="CAPP")
     hub.add_space("acme/finetune", stage="PAUSED", hardware="a10g-large", sleep=7200)
     text = bot.command("/space resume acme/finetune", user="U1")["text"]
-    assert "Starting it again on paid hardware resumes its billing, so it needs an approver" in text, text
+    assert "Resuming it on paid hardware starts its billing again and needs an approver, so nothing changed yet" in text, text
     assert "upgrade" not in text
     hub.add_space("acme/chat", hardware="cpu-basic")
     text = bot.command("/space hw acme/chat a10g-small", user="U1")["text"]

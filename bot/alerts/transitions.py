@@ -166,11 +166,14 @@ class SpaceState:
     # up; `counted` is where the rolled-up part of the current stage ends (0: nothing of it yet).
     last_read: float | None = None
     counted: float = 0.0
+    # False when the bot did not watch its stage throughout since `since`: it was read again after a time nobody
+    # observed, still in that stage (it may have left and come back meanwhile).
+    since_known: bool = True
 
     @property
     def stint_seen_from_start(self) -> bool:
         """Whether the bot saw the stage it is in begin: a first sighting's stage began before it, unknown when."""
-        return self.since > self.first_seen
+        return self.since > self.first_seen and self.since_known
 
     def to_fields(self) -> dict[str, str]:
         return {"json": json.dumps({"v": SCHEMA, **asdict(self)}, separators=(",", ":")), "stage": self.stage,
@@ -233,8 +236,9 @@ def observe(prev: SpaceState | None, obs: Observation, policy: Policy,
         alerts.append(Alert("readable", obs.space, obs.at, ("errors",), new=obs.stage, since=prev.fail_since))
     state = replace(state, fail_since=None, fail_count=0, fail_reason="", fail_reported=False)
     if prev.last_read is not None:
-        # Observed again after a time nobody saw: its stage counts again from now, not over that time.
-        state = replace(state, last_read=None, counted=obs.at)
+        # Observed again after a time nobody saw: its stage counts again from now, not over that time, and how
+        # long it has been in it is known only as "at least" (it may have left and come back meanwhile).
+        state = replace(state, last_read=None, counted=obs.at, since_known=False)
 
     if obs.stage != prev.stage:
         state, change_alerts = _stage_change(prev, state, obs, policy)
@@ -253,7 +257,7 @@ def _stage_change(prev: SpaceState, state: SpaceState, obs: Observation,
     errors = tuple(t for t in prev.errors if t > obs.at - policy.crashloop_window)
     if obs.stage in ERRORS and prev.stage not in ERRORS:
         errors += (obs.at,)
-    state = replace(state, stage=obs.stage, since=obs.at, errors=errors, stuck=False)
+    state = replace(state, stage=obs.stage, since=obs.at, errors=errors, stuck=False, since_known=True)
     applied = (prev.requested is not None and prev.hardware != prev.requested
                and obs.hardware == obs.requested == prev.requested)
     if prev.crashloop is None and len(errors) >= policy.crashloop_errors:

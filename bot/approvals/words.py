@@ -133,10 +133,10 @@ def why_approval(request) -> str:
     if request.action == "hw":
         return "A copy on paid hardware needs an approver"
     if request.action == "resume":
-        return "Starting it again on paid hardware resumes its billing, so it needs an approver"
+        return "Resuming it on paid hardware starts its billing again and needs an approver"
     if request.action == "sleep":
-        return "A longer sleep time on paid hardware raises what it may cost, so it needs an approver"
-    return "This raises what it may cost, so it needs an approver"
+        return "A longer sleep time on paid hardware raises what it may cost and needs an approver"
+    return "This raises what it may cost and needs an approver"
 
 
 def approval_sent_reply(request, permalink: str, ttl: int) -> Reply:

@@ -108,10 +108,12 @@ class SpaceCost:
     hidden: bool = False  # a private Space's details left out where they may not be shown
     unobserved: bool = False  # not observed any more (its reads fail, or it is deleted): not accruing
 
+    since_known: bool = True  # False: the bot did not watch its stage throughout since `since`
+
     @property
     def stint_seen_from_start(self) -> bool:
-        """Whether the bot saw its current stage begin (else `since` is its first sighting: a lower bound)."""
-        return self.since > self.first_seen
+        """Whether the bot saw its current stage begin and watched it since (else `since` is a lower bound)."""
+        return self.since > self.first_seen and self.since_known
 
     @property
     def uptime(self) -> float | None:
@@ -154,6 +156,7 @@ def summarise(facts: Facts, start: float, end: float, now: float, until: float |
     if state is not None:
         out.first_seen, out.stage, out.hardware = state.first_seen, state.stage, state.hardware
         out.since, out.sleep_time, out.error = state.since, state.sleep_time, state.error
+        out.since_known = state.since_known
         out.unobserved = state.last_read is not None
     flavors: dict[str, int] = {}
     for day in days_between(start, min(end, now) - 1):
@@ -267,6 +270,7 @@ def period_row(period: Period, previous_days: list[str], days: list[str], start:
     if state is not None:
         row.first_seen, row.stage, row.hardware = state.first_seen, state.stage, state.hardware
         row.since, row.sleep_time, row.error = state.since, state.sleep_time, state.error
+        row.since_known = state.since_known
         row.unobserved = state.last_read is not None
         stop = min(end, now, until) if until is not None else None
         if state.stage and stop is not None and counted_from(state) < stop:
