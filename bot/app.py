@@ -112,7 +112,8 @@ def build_context(settings: Settings, redis_client: redis.Redis | None = None, p
     deliveries = watcher.deliveries
     # An approved upgrade makes the Space hot (its message is the approval's, edited by the approvals flow).
     approvals = Approvals(settings, store, spaces, roles, deliveries, catalogues, later=watcher.outbox.enqueue_one,
-                          changes=changes, applied=watcher.follow.heat_applied, deciders=access)
+                          changes=changes, applied=watcher.follow.heat_applied, deciders=access,
+                          follow=watcher.follow.follow_applied)
     # Changes made through the bot make the Space hot and are followed in their announcement; Space ids are
     # put in the Hub's casing first, then access checks the command.
     ops = Operations(settings, api, spaces, store, roles, catalogues, upgrades=approvals,

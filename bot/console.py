@@ -9,13 +9,15 @@ from __future__ import annotations
 import getpass
 import re
 import sys
+import threading
 
 from bot.approvals.words import APPROVE_ACTION, DENY_ACTION
 from bot.commands.grammar import parse_command, parse_space
 from bot.core.errors import BadInput, SpaceOpsError
 from bot.core.permissions import Actor
 from bot.core.store import state_errors
-from bot.core.words import as_text, error_reply
+from bot.core.render import PLAIN, TERMINAL, Style, render
+from bot.core.words import error_reply
 from bot.alerts.buttons import ALERT_COMMANDS as ALERT_BUTTONS  # what an alert's buttons run, as in Slack
 
 PROMPT = "space-ops> "
@@ -25,7 +27,56 @@ BUTTON = re.compile(r"^\[([^\]]+)\]\s*(\S*)\s*$")
 AS_USER = re.compile(r"^/?as\s+@?([A-Za-z0-9._-]+)\s*$")
 
 
-def press(ctx, label: str, value: str, actor: Actor) -> str:
+class Screen:
+    """The console's terminal: replies after the prompt, and messages that arrive on their own (an alert, an
+    edit, a follow-through) drawn above a fresh prompt, so the prompt is always the last line."""
+
+    def __init__(self, out, interactive: bool):
+        self.out = out
+        self.interactive = interactive
+        self.prompt_text = ""
+        self.waiting = False  # the prompt is the last thing shown, waiting for a line
+        self._lock = threading.Lock()
+
+    def prompt(self, text: str) -> None:
+        with self._lock:
+            self.prompt_text = text
+            if self.interactive:
+                self.out.write(text)
+                self.out.flush()
+            self.waiting = True
+
+    def answered(self) -> None:
+        """A line was read: what follows is its reply."""
+        with self._lock:
+            self.waiting = False
+
+    def say(self, text: str) -> None:
+        with self._lock:
+            self.out.write(text + "\n")
+            self.out.flush()
+
+    def message(self, text: str) -> None:
+        """A message the bot posted or edited meanwhile."""
+        with self._lock:
+            if self.waiting and self.interactive:
+                # Clear the prompt line, show the message, then the prompt again (with what was typed so far).
+                self.out.write("\r\033[K" + text + "\n\n" + self.prompt_text + _typed())
+            else:
+                self.out.write("\n" + text + "\n\n")
+            self.out.flush()
+
+
+def _typed() -> str:
+    """What was typed at the prompt so far, when the terminal has line editing (readline)."""
+    module = sys.modules.get("readline")
+    try:
+        return module.get_line_buffer() if module is not None else ""
+    except Exception:  # noqa: BLE001 — a line editor without a buffer: the prompt alone
+        return ""
+
+
+def press(ctx, label: str, value: str, actor: Actor, style: Style = PLAIN) -> str:
     """`[Approve] ID` → what clicking that button in Slack does, as the console's user."""
     shown = getattr(ctx.poster, "buttons", {})
     found = [(channel, ts, element) for (channel, ts), elements in shown.items() for element in elements
@@ -52,52 +103,72 @@ def press(ctx, label: str, value: str, actor: Actor) -> str:
                 return f"The console cannot press [{label}]."
     except SpaceOpsError as err:
         reply = error_reply(err.sentence)
-    return as_text(reply.text, reply.blocks)
+    return reader_text(reply, actor, style)
 
 
-def answer(ctx, line: str, actor: Actor, read_secret=getpass.getpass) -> str:
+def reader_text(reply, actor: Actor, style: Style = PLAIN) -> str:
+    """A reply as its reader sees it; one posted in the channel is labelled like every channel post."""
+    if reply.posted:
+        return ""  # the console poster showed the announcement already
+    where = f"[#{actor.channel}] " if reply.public else ""
+    return where + render(reply.text, reply.blocks, style)
+
+
+def answer(ctx, line: str, actor: Actor, read_secret=getpass.getpass, style: Style = PLAIN) -> str:
     """One console line → the text a Slack user would read."""
     text = line.strip()
     button = BUTTON.match(text)
     if button:
-        return press(ctx, button.group(1).strip(), button.group(2), actor)
+        return press(ctx, button.group(1).strip(), button.group(2), actor, style)
     if text.startswith("/space"):
         text = text[len("/space"):]
     try:
         cmd = parse_command(text, ctx.ops.catalogue)
     except BadInput as err:
-        reply = error_reply(err.sentence)
-        return as_text(reply.text, reply.blocks)
+        return reader_text(error_reply(err.sentence), actor, style)
     if cmd.name == "secret.set":
         value = read_secret(f"value for {cmd.key} (not echoed): ")
         reply = ctx.ops.run_secret_set(cmd.space, cmd.key, value, actor)
     else:
         reply = ctx.ops.run(cmd, actor)
-    if reply.posted:
-        return ""  # the console poster printed the announcement already
-    where = "[in channel] " if reply.public else ""
-    return where + as_text(reply.text, reply.blocks)
+    return reader_text(reply, actor, style)
 
 
-def main(ctx, stdin=sys.stdin, stdout=sys.stdout, user: str = "console") -> int:
+def banner(endpoint: str, user: str) -> str:
+    return (f"Space Ops console against {endpoint}. Type `/space help`; `as alice` acts as @alice (Slack knows who "
+            f"clicks, the console is told), `as {user}` switches back; Ctrl-D quits.")
+
+
+def main(ctx, stdin=sys.stdin, stdout=sys.stdout, user: str = "console", style: Style | None = None) -> int:
     actor = Actor(user=user, channel="console")
     interactive = stdin.isatty()
+    tty = getattr(stdout, "isatty", None)
+    style = style or (TERMINAL if interactive and tty is not None and tty() else PLAIN)
+    screen = Screen(stdout, interactive)
+    if hasattr(ctx.poster, "screen"):
+        ctx.poster.screen = screen  # messages posted meanwhile redraw the prompt
+        ctx.poster.style = style
     if interactive:
-        print(f"Space Ops console against {ctx.settings.hf_endpoint}. Type `/space help`, Ctrl-D to quit.",
-              file=stdout)
-    while True:
-        if interactive:
-            print(PROMPT if actor.user == "console" else f"space-ops (@{actor.user})> ", end="", file=stdout,
-                  flush=True)
-        line = stdin.readline()
-        if not line:
-            return 0
-        if not line.strip():
-            continue
-        switch = AS_USER.match(line.strip())
-        if switch:
-            # Slack knows who clicked; the console is told: `as alice`, then `[Approve] ID` is alice's click.
-            actor = Actor(user=switch.group(1), channel="console")
-            print(f"You are now @{actor.user}.", file=stdout, flush=True)
-            continue
-        print(answer(ctx, line, actor), file=stdout, flush=True)
+        screen.say(banner(ctx.settings.hf_endpoint, user))
+    try:
+        while True:
+            screen.prompt(PROMPT if actor.user == user else f"space-ops (@{actor.user})> ")
+            line = stdin.readline()
+            screen.answered()
+            if not line:
+                return 0
+            if not line.strip():
+                continue
+            switch = AS_USER.match(line.strip())
+            if switch:
+                # Slack knows who clicked; the console is told: `as alice`, then `[Approve] ID` is alice's click.
+                actor = Actor(user=switch.group(1), channel="console")
+                screen.say(f"You are now @{actor.user}." + (f" `as {user}` switches back." if actor.user != user
+                                                            else ""))
+                continue
+            text = answer(ctx, line, actor, style=style)
+            if text:
+                screen.say(text)
+    finally:
+        if hasattr(ctx.poster, "screen"):
+            ctx.poster.screen = None

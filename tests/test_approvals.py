@@ -108,7 +108,7 @@ def test_request_refusals_then_approval_applies_once(make_bot, hub, slack):
     assert ("UAPP", "approval.approve", "ok") in actions
     assert ("U1", "approval.request", "ok") in actions
     assert any(a[:2] == ("U3", "approval.approve") and a[2].startswith("refused") for a in actions)
-    assert "approval.approve" in bot.command("audit acme/chat")["text"]
+    assert "approved the request to move `acme/chat` to" in bot.command("audit acme/chat")["text"]
 
 
 def test_deny_changes_nothing(make_bot, hub, slack):

@@ -69,7 +69,7 @@ def test_restart_announces_in_channel_with_who(bot, hub):
     hub.add_space(SPACE)
     seen = bot.command(f"restart {SPACE}", user="U42")
     assert seen["response_type"] == "in_channel"
-    assert seen["text"] == "<@U42> restarted `acme/chat`: now building."
+    assert seen["text"].startswith("<@U42> restarted `acme/chat`: now building. The Hub now reports `cpu-basic` (free)")
     assert writes(hub) == [("POST", f"{BASE}/restart", {}, None)]
 
 
@@ -318,6 +318,6 @@ def test_changes_are_audited_and_listed_newest_first(bot, hub):
     bot.command(f"resume {SPACE}", user="U3")
     text = bot.command(f"audit {SPACE}")["text"]
     lines = text.splitlines()[1:]
-    assert "<@U3> resume" in lines[0] and "error: The Hub had an error (500)" in lines[0]
-    assert "<@U2> pause" in lines[1] and "→ ok" in lines[1]
-    assert "<@U1> restart" in lines[2]
+    assert f"<@U3> tried to resume `{SPACE}`: *error* (The Hub had an error (500)" in lines[0], lines[0]
+    assert lines[1].endswith(f"<@U2> paused `{SPACE}`"), lines[1]
+    assert lines[2].endswith(f"<@U1> restarted `{SPACE}`"), lines[2]

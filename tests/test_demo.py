@@ -67,24 +67,25 @@ def test_demo_walks_through_the_approval_flow_and_stops_everything():
     out = result.stdout
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
-    assert "acme/broken is crashed (RUNTIME_ERROR)" in out and "CUDA out of memory" in out
-    assert "Last 7 run log lines of acme/broken" in out and "torch.OutOfMemoryError" in out
+    assert "acme/broken is crashed (`RUNTIME_ERROR`)" in out and "CUDA out of memory" in out
+    assert "*" not in out.replace("acme/*", "").replace("NAMESPACE/*", "")  # bold drawn, not shown as marks
+    assert "Last 7 run log lines of `acme/broken`" in out and "torch.OutOfMemoryError" in out
     assert "hf_demoAbCdEfGhIjKlMnOp" not in out and "HF_TOKEN=hf_•••" in out
-    assert "Last 6 build log lines of acme/broken" in out and "pip install -r requirements.txt" in out
-    assert "turned dev mode on for acme/chat" in out and "dev mode on: app restarts" in out
+    assert "Last 6 build log lines of `acme/broken`" in out and "pip install -r requirements.txt" in out
+    assert "turned dev mode on for `acme/chat`" in out and "dev mode on: app restarts" in out
     assert "acme/finetune is paused" in out and "a10g-large" in out
     assert "acme/sketch is asleep" in out or "acme/sketch is sleeping" in out
 
-    request = re.search(r"\[posted to #approvals\]\nPaid hardware request from @you", out)
+    request = re.search(r"\[#approvals\] \S+ Paid hardware request from @you", out)
     assert request, out
     press = re.search(r"type \[Approve\] (\S+) or \[Deny\] \1", out)
     assert press, out
     assert "can't approve your own" in out
     assert "You are now @alice." in out
     assert "No [Deny] button for nope is showing." in out
-    assert re.search(r"\[message console\.\d+ in #approvals updated\]", out)
-    assert "Approved by @alice" in out and "@you your request to move acme/chat" in out
-    assert "Approved: move acme/chat from cpu-basic to a10g-small." in out
+    assert re.search(r"\[#approvals, edited\] \S+ Paid hardware request from @you", out)
+    assert "Approved by @alice" in out and "@you your request to move `acme/chat`" in out
+    assert "Approved: move `acme/chat` from `cpu-basic` to `a10g-small`." in out
     assert "No [Approve] button is showing." in out
     assert "<@" not in out and "<#" not in out   # mentions read as @user and #channel
 

@@ -58,7 +58,9 @@ def test_cost_fixture_running_3h_building_20min_asleep_5h(bot, hub, redis_client
     # The day of the first sighting itself (9 h before now less the steps was a day early after 09:00 UTC).
     day = time.strftime("%Y-%m-%d", time.gmtime(first_seen))
     assert f"since {day}, when the bot first saw acme/chat" in text
-    assert "projected at today's hardware and sleep settings" in text
+    # Nine hours of a Space that sleeps when idle say little about its month.
+    assert ("not enough history yet to project: acme/chat observed for 9 h (it sleeps or stops, so a projection "
+            "needs 24 h of its use)") in text
 
     # The roll-up itself: billed seconds with the price of the time, uptime, a 400-day TTL.
     days = {time.strftime("%Y-%m-%d", time.gmtime(t)) for t in (clock.now - 9 * HOUR, clock.now)}
@@ -395,3 +397,21 @@ def test_digest_shows_a_private_spaces_error_text_only_where_its_namespace_is_in
     assert "spend private" in unscoped and "spend private" not in scoped   # its spend too (issue 19)
     assert "boom in public" in unscoped
     assert "HF_PRIVATE_DATASET_ROW" in scoped and "boom in public" in scoped and "private:" not in scoped
+
+
+def test_cost_projects_a_sleeping_space_only_after_a_day_of_history(bot, hub):
+    """The first minutes: "not enough history yet"; a day later, a projection from the share of time it ran."""
+    clock = Clock(time.time() - 30 * HOUR)
+    hub.add_space("acme/chat", hardware="t4-medium", sleep=3600)
+    watch(bot, "acme/chat")
+    tick(bot, clock)
+    tick(bot, clock, 3 * MIN)
+    bot.ctx.fleet.clock = lambda: clock.now
+    text = shown(bot.command("/space cost acme/chat"))
+    assert "This month: $0.03 so far · not enough history yet to project: acme/chat observed for 3 min" in text, text
+    assert "projected at today's" not in text
+    hub.set_stage("acme/chat", "SLEEPING")
+    tick(bot, clock, 57 * MIN)
+    tick(bot, clock, 24 * HOUR)
+    text = shown(bot.command("/space cost acme/chat"))
+    assert "projected at today's hardware and sleep settings" in text and "not enough history" not in text, text

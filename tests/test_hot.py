@@ -181,7 +181,7 @@ def test_restart_is_followed_in_its_announcement_until_running(bot, hub, slack, 
     bot.command("/space restart acme/chat", user="UALICE")
     followed(bot)
     ts, first = announced(slack)
-    assert first["text"] == "<@UALICE> restarted `acme/chat`: now building."
+    assert first["text"].startswith("<@UALICE> restarted `acme/chat`: now building. The Hub now reports")
     hot_tick(bot, clock, 60)
     assert "building… (1 min)" in message(slack, "C1", ts)["text"]
     edits = message(slack, "C1", ts)["updates"]

@@ -462,7 +462,8 @@ def test_three_weeks_of_cost_digests_and_budgets_equal_the_ledger_to_the_cent(ma
     # Budget alerts: each threshold once, at the first check where the ledger crosses it, saying what was spent.
     alerts = [as_text(p["text"], p["blocks"]) for p in slack.posts("C9") if "budget" in p["text"]]
     assert alerts[0].startswith("acme/* is projected to exceed its budget this month.")
-    assert "$0.00 spent this month" in alerts[0]
+    # Not from the first minutes (acme/chat sleeps when idle: its month is projected after a day of its use).
+    assert "$0.00 spent this month" not in alerts[0] and "not enough history" not in alerts[0]
     for words, share in (("has spent 80% of its budget", 0.8), ("has spent its whole budget", 1.0)):
         [alert] = [a for a in alerts if words in a]
         hour, spent, per_space = next(c for c in budget_checks if c[1] >= share * 350 - 1e-9)

@@ -18,5 +18,5 @@ def test_socket_mode_envelope_runs_the_command(bot, hub, slack):
     handler.handle(handler.client, SocketModeRequest.from_dict(envelope))
     assert sent and sent[0].envelope_id == "E1"
     reply = slack.wait(lambda: slack.posts("C1"))          # a followed change: posted by the bot itself
-    assert reply[0]["text"] == "<@U1> restarted `acme/chat`: now building."
+    assert reply[0]["text"].startswith("<@U1> restarted `acme/chat`: now building. The Hub now reports")
     assert len(hub.calls("POST", "/api/spaces/acme/chat/restart")) == 1

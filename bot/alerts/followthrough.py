@@ -67,6 +67,7 @@ class Follow:
     status: str = ""       # last status line shown
     moved: bool = False    # seen in a transitional stage since the change
     read: float = 0.0      # when the last read of the Space came (0: none yet)
+    hardware: str = ""     # an approved hardware move: followed until it runs on this flavor
     v: int = 1
 
     def to_json(self) -> str:
@@ -79,7 +80,7 @@ class Follow:
             return cls(space=space, channel=str(data["channel"]), ts=str(data["ts"]), text=str(data["text"]),
                        started=float(data["started"]), stage=str(data.get("stage") or ""),
                        status=str(data.get("status") or ""), moved=bool(data.get("moved")),
-                       read=float(data.get("read") or 0.0))
+                       read=float(data.get("read") or 0.0), hardware=str(data.get("hardware") or ""))
         except (ValueError, TypeError, KeyError):
             return None
 
@@ -148,6 +149,17 @@ class FollowThrough:
                         type(err).__name__)
         return replace(reply, posted=True)
 
+    def follow_applied(self, space: str, channel: str, ts: str, text: str, flavor: str) -> None:
+        """An approved hardware move was announced (the thread note at `ts`): edit it as the Space moves, like
+        a restart's announcement, until it runs on `flavor` (never fails the approval)."""
+        try:
+            earlier = self.get(space)
+            if earlier is not None and earlier.ts != ts:
+                self._edit(earlier, words.follow_superseded(channel, earlier.channel == channel))
+            self._store(Follow(space, channel, ts, text, self.clock(), hardware=flavor))
+        except REDIS_ERRORS as err:
+            log.warning("approved move of %s not followed: Redis unreachable (%s)", space, type(err).__name__)
+
     def heat_applied(self, space: str) -> None:
         """An approved change was applied: read the Space often (never fails the approval)."""
         try:
@@ -176,6 +188,14 @@ class FollowThrough:
         stage, elapsed = result.stage, now - follow.started
         moved = follow.moved or stage in STARTING or stage in ERRORS
         follow = replace(follow, read=now)
+        if follow.hardware and stage not in ERRORS:
+            status, last = words.follow_hardware_status(follow.hardware, stage, result.hardware, result.requested,
+                                                        elapsed, stopped=elapsed >= FOLLOW_FOR)
+            if last:
+                self._finish(follow, status)
+            else:
+                self._show(replace(follow, stage=stage, moved=moved), status)
+            return
         if elapsed >= FOLLOW_FOR:
             self._finish(follow, words.follow_status(stage, elapsed, moved, stopped=True))
         elif stage in STARTING:

@@ -114,6 +114,9 @@ class Alert:
     since: float | None = None     # unreadable: failing since; cost: running since
     logs: tuple[str, ...] | None = None
     extra: dict = field(default_factory=dict)
+    # `seconds` (and a cost alert's `since`) counts from the bot's first sighting, not from when the stage
+    # began: what was observed, so the words say "at least".
+    at_least: bool = False
 
     @property
     def id(self) -> str:
@@ -169,6 +172,14 @@ class SpaceState:
     counted: float = 0.0
     dev_mode: bool = False           # as last read (the App Home and `status` say "dev mode on")
     dev_noted: float | None = None   # the incident whose thread heard of a dev-mode reload already
+    # False when the bot did not watch its stage throughout since `since`: it was read again after a time nobody
+    # observed, still in that stage (it may have left and come back meanwhile).
+    since_known: bool = True
+
+    @property
+    def stint_seen_from_start(self) -> bool:
+        """Whether the bot saw the stage it is in begin: a first sighting's stage began before it, unknown when."""
+        return self.since > self.first_seen and self.since_known
 
     def to_fields(self) -> dict[str, str]:
         return {"json": json.dumps({"v": SCHEMA, **asdict(self)}, separators=(",", ":")), "stage": self.stage,
@@ -231,8 +242,9 @@ def observe(prev: SpaceState | None, obs: Observation, policy: Policy,
         alerts.append(Alert("readable", obs.space, obs.at, ("errors",), new=obs.stage, since=prev.fail_since))
     state = replace(state, fail_since=None, fail_count=0, fail_reason="", fail_reported=False)
     if prev.last_read is not None:
-        # Observed again after a time nobody saw: its stage counts again from now, not over that time.
-        state = replace(state, last_read=None, counted=obs.at)
+        # Observed again after a time nobody saw: its stage counts again from now, not over that time, and how
+        # long it has been in it is known only as "at least" (it may have left and come back meanwhile).
+        state = replace(state, last_read=None, counted=obs.at, since_known=False)
 
     if obs.stage != prev.stage and _dev_reload(prev, obs):
         state, change_alerts = _dev_reloaded(prev, state, obs)
@@ -254,14 +266,14 @@ def _stage_change(prev: SpaceState, state: SpaceState, obs: Observation,
     errors = tuple(t for t in prev.errors if t > obs.at - policy.crashloop_window)
     if obs.stage in ERRORS and prev.stage not in ERRORS:
         errors += (obs.at,)
-    state = replace(state, stage=obs.stage, since=obs.at, errors=errors, stuck=False)
+    state = replace(state, stage=obs.stage, since=obs.at, errors=errors, stuck=False, since_known=True)
     applied = (prev.requested is not None and prev.hardware != prev.requested
                and obs.hardware == obs.requested == prev.requested)
     if prev.crashloop is None and len(errors) >= policy.crashloop_errors:
         alert = Alert("crashloop", obs.space, obs.at, ("errors",), old=prev.stage, new=obs.stage,
                       seconds=obs.at - prev.since, hardware=obs.hardware, error=obs.error, incident=obs.at,
                       opens=True, extra={"errors": len(errors), "window": policy.crashloop_window,
-                             "settle": policy.settle_after})
+                             "settle": policy.settle_after}, at_least=not prev.stint_seen_from_start)
         return replace(state, crashloop=obs.at, incident=obs.at), [alert]
     kinds = kinds_of(prev.stage, obs.stage) + (("hardware",) if applied else ())
     incident, opens, closes = prev.incident, False, False
@@ -274,7 +286,8 @@ def _stage_change(prev: SpaceState, state: SpaceState, obs: Observation,
         closes = True
     alert = Alert("transition", obs.space, obs.at, kinds, old=prev.stage, new=obs.stage,
                   seconds=obs.at - prev.since, hardware=obs.hardware, requested=obs.requested, error=obs.error,
-                  incident=incident, opens=opens, closes=closes, extra={"hardware_applied": applied})
+                  incident=incident, opens=opens, closes=closes, extra={"hardware_applied": applied},
+                  at_least=not prev.stint_seen_from_start)
     return replace(state, incident=None if closes else incident), [alert]
 
 
@@ -317,7 +330,8 @@ def _steady(prev: SpaceState, state: SpaceState, obs: Observation, policy: Polic
         billed = obs.stage in BILLED
         alerts.append(Alert("stuck", obs.space, obs.at, ("stuck",), new=obs.stage, seconds=obs.at - prev.since,
                             hardware=obs.hardware, incident=prev.incident,
-                            extra={"billed": billed, "per_hour": price if price is not None else None}))
+                            extra={"billed": billed, "per_hour": price if price is not None else None},
+                            at_least=not prev.stint_seen_from_start))
         state = replace(state, stuck=True)
     return state, alerts
 
@@ -328,7 +342,8 @@ def _cost(state: SpaceState, obs: Observation, policy: Policy, price: float | No
     if (price and price > 0 and obs.stage == "RUNNING" and never_sleeps and obs.at - state.since > policy.cost_after
             and state.cost_day != day_of(obs.at)):
         alerts = alerts + [Alert("cost", obs.space, obs.at, ("cost",), new=obs.stage, hardware=obs.hardware,
-                                 since=state.since, extra={"per_day": round(price * 24, 2), "per_hour": price})]
+                                 since=state.since, extra={"per_day": round(price * 24, 2), "per_hour": price},
+                                 at_least=not state.stint_seen_from_start)]
         state = replace(state, cost_day=day_of(obs.at))
     return state, alerts
 

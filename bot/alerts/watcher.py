@@ -226,7 +226,29 @@ class Watcher:
         self.records.require()
         existed = self.store.add(channel, cmd.space, cmd.only, actor.user, self.clock())
         self.records.audit(actor.user, "watch", cmd.space, {"channel": channel, "only": sorted(cmd.only)})
-        return words.watch_reply(cmd.space, channel, cmd.only, stage, existed)
+        fleet = self._namespace_now(cmd.space[:-2], channel) if cmd.is_pattern else None
+        return words.watch_reply(cmd.space, channel, cmd.only, stage, existed, fleet)
+
+    def _namespace_now(self, namespace: str, channel: str) -> "words.FleetNow | None":
+        """What a namespace's Spaces are doing now, for the watch reply: one listing through the poller's reader
+        (its budget and deadline). None when it cannot be read now (the watch holds; the alerts will tell)."""
+        from bot.alerts.reader import RateLimitHit, ReadFailed
+
+        try:
+            listed, _ = self.poller.reader.namespace(namespace, self.clock())
+        except (ReadFailed, RateLimitHit) as err:
+            log.info("watch of %s/*: its Spaces could not be listed now (%s)", namespace, err)
+            return None
+        stages = {space: str(runtime.stage) for space, runtime in listed if runtime is not None}
+        named = {space for space in stages if self._reveals(space, channel)}
+        return words.FleetNow(stages, named)
+
+    def _reveals(self, space: str, channel: str) -> bool:
+        try:
+            return bool(self.follow.reveals(space, channel))
+        except Exception:  # noqa: BLE001 — when it can't be told, a private Space is counted, not named
+            log.warning("could not tell whether %s may be named in %s", space, channel, exc_info=True)
+            return False
 
     def unwatch(self, cmd: Command, actor: Actor) -> Reply:
         channel = cmd.channel or actor.channel

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
+from bot.alerts.transitions import ERRORS
 from bot.core.markup import code, escape
-from bot.core.words import (STAGE_EMOJI, Reply, button, context, duration_words, notice_reply, section,
+from bot.core.words import (STAGE_EMOJI, Reply, button, context, duration_words, held_words, notice_reply, section,
                             space_link, stage_words, when_words)
 
 ALERT_ACTIONS = {"restart": "alert:restart", "resume": "alert:resume", "sleep": "alert:sleep1h"}
@@ -50,15 +52,20 @@ def alert_line(alert, hub_url: str) -> str:
                 f"{stage_words(alert.new)} for {duration_words(alert.seconds or 0)}, after a crash loop of {loop}")
     if alert.kind == "transition":
         emoji = STAGE_EMOJI.get(alert.new or "", ":large_blue_circle:")
-        was = (f" after {duration_words(alert.seconds)} {stage_words(alert.old)}"
-               if alert.seconds and alert.old else "")
+        if not alert.seconds or not alert.old:
+            was = ""
+        elif alert.at_least:  # it was in that stage when the bot first saw it: only a lower bound is known
+            was = f" (was {stage_words(alert.old)} for at least {duration_words(alert.seconds)})"
+        else:
+            was = f" after {duration_words(alert.seconds)} {stage_words(alert.old)}"
         dev = " (dev mode: the app restarts in place; further restarts are not reported)" \
             if alert.extra.get("dev_reload") else ""
         return f"{emoji} {link} {_change_words(alert.old, alert.new)}{was}{_commit_words(alert, hub_url)}{dev}"
     if alert.kind == "hardware":
         return f":gear: {link} now runs on {code(alert.hardware)}: the requested hardware is applied"
     if alert.kind == "stuck":
-        return (f":hourglass: {link} has been {stage_words(alert.new)} for {duration_words(alert.seconds or 0)}; "
+        return (f":hourglass: {link} has been {stage_words(alert.new)} for "
+                f"{held_words(alert.seconds or 0, not alert.at_least)}; "
                 f"it may be stuck. {_billing_words(alert)}")
     if alert.kind == "crashloop":
         window = duration_words(alert.extra.get("window", 0))
@@ -69,7 +76,7 @@ def alert_line(alert, hub_url: str) -> str:
     if alert.kind == "cost":
         return (f":moneybag: {link} runs on paid {code(alert.hardware)} and never sleeps: "
                 f"about ${alert.extra.get('per_day', 0):,.2f}/day, running for "
-                f"{duration_words(alert.at - (alert.since or alert.at))}")
+                f"{held_words(alert.at - (alert.since or alert.at), not alert.at_least)}")
     if alert.kind == "unreadable" and alert.reason == "404":
         return (f":grey_question: can't read {link}: it is gone from the Hub (404: deleted, renamed, or hidden "
                 f"from the bot's token). This channel still watches it; `/space unwatch {alert.space}` stops that")
@@ -192,11 +199,61 @@ def only_words(only) -> str:
     return ", ".join(sorted(only)) if only else "all alerts"
 
 
-def watch_reply(target: str, channel: str, only, stage: str | None, existed: bool) -> Reply:
+@dataclass(frozen=True)
+class FleetNow:
+    """A namespace's Spaces as listed now: Space → stage, and those whose names may show where the reply goes."""
+
+    stages: dict[str, str]
+    named: set[str]
+
+
+# The order stages are counted in ("3 running, 1 crashed, 1 asleep, 1 paused"): the ones to act on early.
+COUNT_ORDER = ("running", "running, rebuilding", "running, restarting", "crashed", "build failed", "config error",
+               "no app file", "building", "starting", "asleep", "paused")
+MAX_BROKEN_LINES = 10
+
+
+def fleet_now_words(target: str, fleet: FleetNow) -> str:
+    """"acme/*: 6 Spaces · 3 running, 1 crashed, 1 asleep, 1 paused", then one line per broken Space."""
+    counts: dict[str, int] = {}
+    for stage in fleet.stages.values():
+        label = stage_words(stage)
+        counts[label] = counts.get(label, 0) + 1
+    ranked = sorted(counts.items(), key=lambda c: (COUNT_ORDER.index(c[0]) if c[0] in COUNT_ORDER
+                                                   else len(COUNT_ORDER), c[0]))
+    total = len(fleet.stages)
+    head = f"{code(target)}: {total} Space{'s' if total != 1 else ''}"
+    if not total:
+        return head + " yet"
+    lines = [head + " · " + ", ".join(f"{n} {label}" for label, n in ranked)]
+    broken = sorted(space for space, stage in fleet.stages.items() if stage in ERRORS)
+    shown = [space for space in broken if space in fleet.named]
+    for space in shown[:MAX_BROKEN_LINES]:
+        stage = fleet.stages[space]
+        lines.append(f"{STAGE_EMOJI.get(stage, ':red_circle:')} {code(space)} is {stage_words(stage)} "
+                     f"({code(stage)}): `/space status {escape(space)}` shows its error")
+    rest = len(broken) - min(len(shown), MAX_BROKEN_LINES)
+    if rest:
+        private = len(broken) - len(shown)
+        lines.append(f"…and {rest} more broken" + (f" ({private} private, named only where its details may show)"
+                                                    if private else ""))
+    return "\n".join(lines)
+
+
+def watch_reply(target: str, channel: str, only, stage: str | None, existed: bool,
+                fleet: FleetNow | None = None) -> Reply:
+    """The watch is set; what it watches is doing this now (a Space's stage, or a namespace's summary)."""
     now = f" It is {stage_words(stage)} now." if stage else ""
     verb = "Updated the watch on" if existed else "Watching"
     text = f"{verb} {code(target)} in <#{escape(channel)}>: {only_words(only)}.{now}"
-    return Reply(text, [section(text)], public=True)
+    blocks = [section(text)]
+    if fleet is not None:
+        summary = fleet_now_words(target, fleet)
+        blocks.append(section(summary))
+        text += "\n" + summary.splitlines()[0]
+    elif target.endswith("/*"):
+        blocks.append(context("Its Spaces could not be listed just now; the alerts will say what changes."))
+    return Reply(text, blocks, public=True)
 
 
 def unwatch_reply(target: str, channel: str, existed: bool) -> Reply:
@@ -261,6 +318,22 @@ def follow_status(stage: str, elapsed: float, moved: bool, error: str | None = N
     if stage in ("BUILDING", "APP_STARTING", "RUNNING_BUILDING", "RUNNING_APP_STARTING"):
         return f":hammer_and_wrench: {stage_words(stage)}… ({duration_words(elapsed)})"
     return f"{STAGE_EMOJI.get(stage, ':large_blue_circle:')} now {stage_words(stage)}"
+
+
+def follow_hardware_status(flavor: str, stage: str, hardware: str | None, requested: str | None, elapsed: float,
+                           stopped: bool = False) -> tuple[str, bool]:
+    """(the line under an approved hardware move, whether it is the last): "now running on `a10g-small` after
+    2 min", or moving, or what the Hub reports instead of the approved flavor."""
+    took = precise_duration(elapsed)
+    if stage == "RUNNING" and hardware == flavor:
+        return f":large_green_circle: now running on {code(flavor)} after {took}", True
+    if requested and requested != flavor:
+        return (f":warning: the Hub now requests {code(requested)}, not the approved {code(flavor)} "
+                f"({stage_words(stage)} on {code(hardware or 'none')})"), True
+    if stopped:
+        return (f":hourglass: not on {code(flavor)} after {duration_words(elapsed)}: still {stage_words(stage)} "
+                f"on {code(hardware or 'none')}"), True
+    return f":hammer_and_wrench: moving to {code(flavor)}: {stage_words(stage)}… ({duration_words(elapsed)})", False
 
 
 def follow_hidden(space: str) -> str:

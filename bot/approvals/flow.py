@@ -83,7 +83,8 @@ class Approvals:
     def __init__(self, settings: Settings, records: Store, spaces: Spaces, roles: Roles, deliveries: Deliveries,
                  catalogues: CatalogueSource, later: Later | None = None, clock: Callable[[], float] | None = None,
                  changes: Changes | None = None, applied: Callable[[str], None] | None = None,
-                 deciders: Deciders | None = None):
+                 deciders: Deciders | None = None,
+                 follow: Callable[[str, str, str, str, str], None] | None = None):
         self.settings = settings
         self.records = records  # the audit trail and the Redis check before a change
         self.spaces = spaces
@@ -103,6 +104,9 @@ class Approvals:
         self.kinds: dict[str, ApprovalKind] = {"hw": ApprovalKind(self._apply_hardware, self._hardware_landed)}
         # Told of each approved change once applied (the Space id), so alerts read it often (bot/app.py).
         self.applied: Callable[[str], None] = applied or (lambda space: None)
+        # Told of the thread note of an approved hardware move (space, channel, ts, text, flavor), so hot reads
+        # edit it like a restart's announcement: "now running on `a10g-small` after 2 min" (bot/app.py).
+        self.follow: Callable[[str, str, str, str, str], None] = follow or (lambda *args: None)
 
     def register(self, action: str, kind: ApprovalKind) -> None:
         """Let another feature's changes go through approvals (`Upgrade.action == action`)."""
@@ -197,7 +201,7 @@ class Approvals:
         request = claim.request
         attempt = request.attempt
         try:
-            self._apply(request, user)
+            runtime = self._apply(request, user)
         except SpaceOpsError as err:
             done = self.store.finish(request, attempt, self.clock(), error=err.sentence[:500])
             self.records.audit(user, "approval.approve", request.space, self._params(request),
@@ -213,8 +217,11 @@ class Approvals:
             return error_reply(words.approval_applied_unrecorded(request))
         self.records.audit(user, "approval.approve", request.space, self._params(request))
         final = done.request or request
-        self._announce(final)
-        return words.approval_click_reply(final)
+        readback = words.readback_words(final, runtime, self.catalogue)
+        ts = self._announce(final, readback)
+        if ts and final.action == "hw" and not final.duplicate_to:
+            self.follow(final.space, final.channel, ts, words.approval_outcome_note(final, readback), final.flavor)
+        return words.approval_click_reply(final, readback)
 
     def _kind(self, request: ApprovalRequest) -> ApprovalKind:
         kind = self.kinds.get(request.action)
@@ -223,10 +230,12 @@ class Approvals:
                                 f"another replica will. Nothing was changed.")
         return kind
 
-    def _apply(self, request: ApprovalRequest, user: str) -> None:
-        self._kind(request).apply(request, user)
+    def _apply(self, request: ApprovalRequest, user: str):
+        """Apply it; what the Hub answered (a Space's runtime after the change, read back, or None)."""
+        return self._kind(request).apply(request, user)
 
-    def _apply_hardware(self, request: ApprovalRequest, user: str) -> None:
+    def _apply_hardware(self, request: ApprovalRequest, user: str):
+        runtime = None
         if request.duplicate_to:
             duplicate_audited(self.changes, user, request.space, request.duplicate_to, request.private,
                               request.flavor, request.sleep_seconds)
@@ -234,8 +243,10 @@ class Approvals:
             params = {"from": request.current, "flavor": request.flavor, "approval": request.id}
             if request.sleep_seconds is not None:
                 params["sleep"] = request.sleep_seconds
-            self.changes.hardware(Why(user, "hw", params), request.space, request.flavor, request.sleep_seconds)
+            runtime = self.changes.hardware(Why(user, "hw", params), request.space, request.flavor,
+                                            request.sleep_seconds)
         self.applied(request.duplicate_to or request.space)
+        return runtime
 
     def deny(self, request_id: str, user: str, channel: str, ts: str) -> Reply:
         request = self._clicked(request_id, channel, ts)
@@ -355,10 +366,11 @@ class Approvals:
 
     # ------------------------------------------------------------------ Slack
 
-    def _announce(self, request: ApprovalRequest) -> None:
-        """Show the outcome on the approval message and tell the requester in its thread."""
+    def _announce(self, request: ApprovalRequest, readback: str = "") -> str | None:
+        """Show the outcome on the approval message and tell the requester in its thread (with what the Hub
+        reports after an approved change); the note's ts when it was posted now."""
         self._show(request)
-        self._tell_requester(request)
+        return self._tell_requester(request, readback)
 
     def _show(self, request: ApprovalRequest) -> None:
         """Edit the approval message to its current state; a Slack failure never undoes a decision.
@@ -384,11 +396,11 @@ class Approvals:
         message = words.approval_message(request, self.catalogue, self.hub_url)
         self.sender.update(request.channel, request.ts, message.text, message.blocks)
 
-    def _tell_requester(self, request: ApprovalRequest) -> None:
-        text = words.approval_outcome_note(request)
+    def _tell_requester(self, request: ApprovalRequest, readback: str = "") -> str | None:
+        text = words.approval_outcome_note(request, readback)
         # Now, or queued under the same id (a lost answer is found in the thread, not posted again).
-        self.sender.send(f"approval.note:{request.id}:{request.status}:{request.decided_at}", request.channel,
-                             text, thread_ts=request.ts)
+        return self.sender.send(f"approval.note:{request.id}:{request.status}:{request.decided_at}",
+                                request.channel, text, thread_ts=request.ts)
 
     def _note_now(self, channel: str, payload: str) -> None:
         """A note an older replica queued: posted under the id the outbox is delivering."""

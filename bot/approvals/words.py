@@ -10,8 +10,9 @@ from typing import Iterable
 
 from bot.core.flavors import Catalogue
 from bot.core.markup import code, escape
-from bot.core.words import (Reply, context, duration_words, flavor_words, hub_identity_words, money_words,
-                            price_words, section, sleep_words, space_link, when_words)
+from bot.core.words import (Reply, context, differs_words, duration_words, flavor_words, hub_identity_words,
+                            hub_reports_words, money_words, price_words, section, sleep_words, space_link,
+                            when_words)
 
 APPROVE_ACTION = "approval:approve"
 
@@ -142,9 +143,22 @@ def approval_message(request, catalogue: Catalogue, hub_url: str) -> Reply:
     return Reply(text, blocks)
 
 
+def why_approval(request) -> str:
+    """Why this request waits for an approver, in its own terms: only a hardware move is "a paid upgrade"."""
+    if request.action == "hw" and not request.duplicate_to:
+        return "A paid upgrade needs an approver"
+    if request.action == "hw":
+        return "A copy on paid hardware needs an approver"
+    if request.action == "resume":
+        return "Resuming it on paid hardware starts its billing again and needs an approver"
+    if request.action == "sleep":
+        return "A longer sleep time on paid hardware raises what it may cost and needs an approver"
+    return "This raises what it may cost and needs an approver"
+
+
 def approval_sent_reply(request, permalink: str, ttl: int) -> Reply:
     where = f"<{permalink}|the approval request>" if permalink else "the approval request"
-    text = (f":hourglass_flowing_sand: A paid upgrade needs an approver, so nothing changed yet. Sent for approval: "
+    text = (f":hourglass_flowing_sand: {why_approval(request)}, so nothing changed yet. Sent for approval: "
             f"{where} in <#{escape(request.channel)}> to {upgrade_words(request)}. It expires in "
             f"{duration_words(ttl)}. Withdraw it with `/space approvals cancel {request.id}`.")
     return Reply(text, [section(text)])
@@ -184,10 +198,10 @@ def approval_applied_unrecorded(request) -> str:
             f"Don't approve again.")
 
 
-def approval_click_reply(request) -> Reply:
+def approval_click_reply(request, readback: str = "") -> Reply:
     """What the approver who clicked sees (the message in the channel shows it too)."""
     verb = {"approved": "Approved", "denied": "Denied"}.get(request.status, request.status.capitalize())
-    text = f"{verb}: {upgrade_words(request)}."
+    text = f"{verb}: {upgrade_words(request)}." + (f"\n{readback}" if readback else "")
     return Reply(text, [section(text)])
 
 
@@ -210,11 +224,36 @@ def approval_cancelled_reply(request) -> Reply:
     return Reply(text, [section(text)])
 
 
-def approval_outcome_note(request) -> str:
-    """Thread reply under the approval message that tells the requester."""
+def approval_outcome_note(request, readback: str = "") -> str:
+    """Thread reply under the approval message that tells the requester (and, once applied, what the Hub
+    reports now)."""
     who = f"<@{escape(request.requester)}>"
     outcome = approval_status_line(request)
-    return f"{who} your request to {upgrade_words(request)}: {outcome}"
+    return f"{who} your request to {upgrade_words(request)}: {outcome}" + (f"\n{readback}" if readback else "")
+
+
+def promised(request) -> tuple[str | None, int | None]:
+    """(flavor, sleep seconds; -1 never) the approval message said the Space would have once applied."""
+    if request.action == "hw" and not request.duplicate_to:
+        # The card says "never sleeps (the Hub's default on paid hardware)" when no sleep time was asked.
+        return request.flavor, request.sleep_seconds if request.sleep_seconds is not None else -1
+    if request.action == "resume":
+        return request.flavor or None, None
+    if request.action == "sleep":
+        try:
+            return None, int(request.data.get("seconds"))
+        except (TypeError, ValueError):
+            return None, None
+    return None, None
+
+
+def readback_words(request, runtime, catalogue: Catalogue) -> str:
+    """What the Hub reports after an approved change, and where that is not what the approval said; "" when
+    the change answered no runtime (a duplicate, a schedule)."""
+    if runtime is None or not hasattr(runtime, "stage"):
+        return ""
+    flavor, sleep = promised(request)
+    return hub_reports_words(runtime, catalogue) + differs_words(runtime, flavor, sleep, "the approval said")
 
 
 def approvals_list_reply(requests: Iterable, catalogue: Catalogue, hub_url: str) -> Reply:

@@ -41,7 +41,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
                  "schedule acme/demo pause weekdays 19:00 --tz Europe/Paris",
                  "act at set times: ACTION pause, resume, restart, sleep DURATION or hw FLAVOR; WHEN weekdays "
                  "19:00, daily 02:30, mon,wed,fri 08:00, every 6h, cron (5 fields in quotes) or at 2026-12-24 "
-                 "18:00; schedule pause|resume ID skips it for a while"),
+                 "18:00; schedule pause ID holds it until schedule resume ID"),
     "schedules": ("schedules [SPACE|NAMESPACE/*]", "schedules acme/demo", "schedules and timed upgrades"),
     "unschedule": ("unschedule ID", "unschedule 7f3a", "remove a schedule, or cancel a timed upgrade's revert"),
     "scope": ("scope [#channel] [NAMESPACE/* [read|operate]]", "scope #alerts acme/* read",

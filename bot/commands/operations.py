@@ -22,8 +22,8 @@ from bot.core.markup import code, escape
 from bot.core.permissions import READS, Actor, Roles, declare
 from bot.core.settings import Settings
 from bot.core.store import Store, state_errors
-from bot.core.words import (Reply, change_reply, duration_words, error_reply, flavor_words, notice_reply,
-                            sleep_words, stage_words)
+from bot.core.words import (Reply, change_reply, differs_words, duration_words, error_reply, flavor_words,
+                            hub_reports_words, notice_reply, sleep_words, stage_words)
 
 log = logging.getLogger(__name__)
 # What this feature's commands need (bot/core/permissions reads it; the core knows no command names).
@@ -250,13 +250,14 @@ class Operations:
         runtime = self.changes_out.restart(Why(actor.user, action, {"factory": cmd.factory} if cmd.factory else {}),
                                            cmd.space, cmd.factory)
         verb = {"resume": "resumed", "restart": "factory-rebooted" if cmd.factory else "restarted"}[action]
-        return change_reply(actor.user, verb, cmd.space, f"now {stage_words(runtime.stage)}.")
+        return change_reply(actor.user, verb, cmd.space,
+                            f"now {stage_words(runtime.stage)}. {hub_reports_words(runtime, self.catalogue)}")
 
     def pause(self, cmd: Command, actor: Actor) -> Reply:
         runtime = self.changes_out.pause(Why(actor.user, "pause"), cmd.space)
         return change_reply(actor.user, "paused", cmd.space,
                             f"now {stage_words(runtime.stage)}; no billing until someone resumes it "
-                            f"with `/space resume {escape(cmd.space)}`.")
+                            f"with `/space resume {escape(cmd.space)}`. {hub_reports_words(runtime, self.catalogue)}")
 
     def hardware(self, cmd: Command, actor: Actor) -> Reply:
         if cmd.for_seconds:
@@ -280,7 +281,8 @@ class Operations:
         return change_reply(
             actor.user, "moved", cmd.space,
             f"{flavor_words(current, self.catalogue)} → {flavor_words(cmd.flavor, self.catalogue)}; "
-            f"now {stage_words(new.stage)}.")
+            f"now {stage_words(new.stage)}. {hub_reports_words(new, self.catalogue)}"
+            + differs_words(new, cmd.flavor, None, "was asked"))
 
     def sleep(self, cmd: Command, actor: Actor) -> Reply:
         runtime = self.runtime(cmd.space)
@@ -299,7 +301,8 @@ class Operations:
                 summary=f"let {code(cmd.space)} {when}", cost_note=change.note), actor)
         new = self.changes_out.sleep_time(Why(actor.user, "sleep", {"seconds": cmd.seconds}), cmd.space, cmd.seconds)
         return change_reply(actor.user, "set the sleep time of", cmd.space,
-                            sleep_words(new.sleep_time if new.sleep_time is not None else cmd.seconds, hardware) + ".")
+                            f"{sleep_words(cmd.seconds, hardware)}. {hub_reports_words(new, self.catalogue)}"
+                            + differs_words(new, None, cmd.seconds, "was asked"))
 
     def var_set(self, cmd: Command, actor: Actor) -> Reply:
         # The audit trail keeps the key, never the value (a variable may still hold something private).

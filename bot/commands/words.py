@@ -8,7 +8,7 @@ from bot.commands.grammar import COMMANDS
 from bot.core.flavors import Catalogue
 from bot.core.markup import code, escape
 from bot.core.words import (STAGE_EMOJI, Reply, context, duration_words, flavor_words, hub_identity_words,
-                            price_words, section, sleep_words, space_link, stage_words, when_words)
+                            money_words, price_words, section, sleep_words, space_link, stage_words, when_words)
 
 DEV_MODE_ON = ":hammer_and_wrench: dev mode on: app restarts without a rebuild are not incidents"
 
@@ -53,11 +53,12 @@ def status_reply(space: str, runtime, catalogue: Catalogue, hub_url: str, hide_e
     ]
     if raw.get("devMode"):
         lines.append(DEV_MODE_ON)
-    if raw.get("errorMessage") and hide_error:
+    error = str(raw.get("errorMessage") or "").strip()  # a blank one says nothing: no empty "Error:" line
+    if error and hide_error:
         lines.append(f"*Error:* hidden here: {code(space)} is private (its error text shows in a channel scoped "
                      f"to its namespace, or in a DM with Space Ops)")
-    elif raw.get("errorMessage"):
-        lines.append(f"*Error:* ```{escape(str(raw['errorMessage'])[:1500])}```")
+    elif error:
+        lines.append(f"*Error:* ```{escape(error[:1500])}```")
     text = "\n".join(lines)
     return Reply(text, [section(text), context(f"<{hub_url}/spaces/{space}|Open on Hugging Face>")])
 
@@ -71,7 +72,8 @@ def flavors_reply(catalogue: Catalogue, hub_failed: bool = False) -> Reply:
         if hub_failed:
             source += "; the Hub's list can't be read right now"
     text = "*Hardware flavors* (USD per hour):\n" + "\n".join(rows)
-    return Reply(text, [section(text[:3000]), context(escape(source))])
+    # Our own words and a date token: nothing from outside to escape (escaping would show the token as typed).
+    return Reply(text, [section(text[:3000]), context(source)])
 
 
 def variables_reply(space: str, variables: dict) -> Reply:
@@ -114,19 +116,175 @@ def secret_modal(space: str, key: str, callback_id: str, private_metadata: str) 
     }
 
 
+def _dur(seconds) -> str:
+    try:
+        seconds = int(seconds)
+    except (TypeError, ValueError):
+        return "?"
+    return "never sleep" if seconds < 0 else duration_words(seconds)
+
+
+def _sleep_to(seconds) -> str:
+    try:
+        return "never sleep" if int(seconds) < 0 else f"sleep after {duration_words(int(seconds))} idle"
+    except (TypeError, ValueError):
+        return "sleep after ? idle"
+
+
+def _request(p: dict) -> str:
+    """" (request `1oNS…`)": the start of the id, as `/space approvals` lists it in full."""
+    rid = str(p.get("id") or p.get("approval") or "")
+    return f" (request {code(rid[:4] + '…' if len(rid) > 5 else rid)})" if rid else ""
+
+
+def _where(p: dict) -> str:
+    return f" in <#{escape(str(p['channel']))}>" if p.get("channel") else ""
+
+
+def _upgrade(space: str, p: dict) -> str:
+    """What an approval request asks for, as a verb phrase: "move `acme/chat` to `a10g-small`"."""
+    action, flavor = p.get("action"), code(str(p.get("flavor") or "?"))
+    if action == "resume":
+        return f"resume {space} on {flavor}"
+    if action == "sleep":
+        return f"let {space} {_sleep_to(p.get('sleep'))}"
+    if action == "schedule":
+        return f"schedule paid hardware for {space}"
+    if p.get("to"):
+        return f"duplicate {space} as {code(str(p['to']))} on {flavor}"
+    return f"move {space} to {flavor}"
+
+
+def _schedule_words(verb: str):
+    """A schedule's own change (the runner's `schedule.pause` …, params with `schedule`), or the
+    `schedule pause|resume ID` command (params with `id`)."""
+    def words(space: str, p: dict) -> str:
+        if "schedule" in p:
+            what = {"pause": f"pause {space}", "resume": f"resume {space}", "restart": f"restart {space}",
+                    "sleep": f"set the sleep time of {space}", "hw": f"change the hardware of {space}"}[verb]
+            return f"let schedule {code(str(p['schedule']))} {what}" + (" (its retry)" if p.get("retry") else "")
+        if verb == "pause":
+            return f"pause schedule {code(str(p.get('id', '?')))} of {space} (until `schedule resume`)"
+        return f"resume schedule {code(str(p.get('id', '?')))} of {space}"
+    return words
+
+
+def _duplicate(s: str, p: dict) -> str:
+    extras = (["private"] if p.get("private") else []) + ([f"on {code(str(p['hw']))}"] if p.get("hw") else []) \
+        + ([_sleep_to(p["sleep"])] if p.get("sleep") else [])
+    return f"duplicate {s} as {code(str(p.get('to', '?')))}" + "".join(f", {w}" for w in extras)
+
+
+def _scheduled(s: str, p: dict) -> str:
+    return (f"schedule {escape(str(p.get('action', '?')))}" + (f" {code(str(p['flavor']))}" if p.get("flavor") else "")
+            + (f" {_dur(p['sleep'])}" if p.get("sleep") else "") + f" of {s} {escape(str(p.get('when', '')))}"
+            + (f" ({escape(str(p['tz']))})" if p.get("tz") else "")
+            + (f" as schedule {code(str(p['id']))}" if p.get("id") else "")
+            + (", approved" if p.get("approved") else ""))
+
+
+# What a person did, per audited action: a verb phrase over the Space (in code) and the entry's params. The
+# past tense comes from its first word (`_past`); a refused or failed entry reads "tried to …".
+AUDIT_WORDS: dict[str, Any] = {
+    "restart": lambda s, p: (f"factory-reboot {s}" if p.get("factory") else f"restart {s}") + _request(p),
+    "resume": lambda s, p: f"resume {s}" + _request(p),
+    "pause": lambda s, p: f"pause {s}",
+    "hw": lambda s, p: (f"move {s}" + (f" from {code(str(p['from']))}" if p.get("from") else "")
+                        + f" to {code(str(p.get('flavor', '?')))}"
+                        + (f" for {_dur(p['for'])}" if p.get("for") else "") + _request(p)),
+    "sleep": lambda s, p: f"set the sleep time of {s} to {_dur(p.get('seconds'))}" + _request(p),
+    "var.set": lambda s, p: f"set variable {code(str(p.get('key', '?')))} on {s}",
+    "var.rm": lambda s, p: f"remove variable {code(str(p.get('key', '?')))} from {s}",
+    "secret.set": lambda s, p: f"set secret {code(str(p.get('key', '?')))} on {s}",
+    "secret.rm": lambda s, p: f"remove secret {code(str(p.get('key', '?')))} from {s}",
+    "duplicate": _duplicate,
+    "dev": lambda s, p: f"turn dev mode {'on' if p.get('enabled') else 'off'} for {s}",
+    "volume.add": lambda s, p: f"mount {code(str(p.get('source', '?')))} at {code(str(p.get('mount', '?')))} on {s}",
+    "volume.rm": lambda s, p: f"remove the volume at {code(str(p.get('mount', '?')))} from {s}",
+    "watch": lambda s, p: (f"watch {s}{_where(p)}"
+                           + (f" (only {escape(', '.join(map(str, p['only'])))})" if p.get("only") else "")),
+    "unwatch": lambda s, p: f"stop watching {s}{_where(p)}",
+    "mute": lambda s, p: f"mute {s}{_where(p)}" + (f" for {_dur(p['seconds'])}" if p.get("seconds") else ""),
+    "unmute": lambda s, p: f"unmute {s}{_where(p)}",
+    "schedule": _scheduled,
+    "unschedule": lambda s, p: f"remove schedule {code(str(p.get('id', '?')))} of {s}",
+    "schedule.pause": _schedule_words("pause"),
+    "schedule.resume": _schedule_words("resume"),
+    "schedule.restart": _schedule_words("restart"),
+    "schedule.sleep": _schedule_words("sleep"),
+    "schedule.hw": _schedule_words("hw"),
+    "hw-for.extend": lambda s, p: (f"extend the timed upgrade {code(str(p.get('id', '?')))} of {s}"
+                                   + (f" by {_dur(p['seconds'])}" if p.get("seconds") else "")),
+    "hw-for.revert": lambda s, p: (f"move {s} back" + (f" to {code(str(p['flavor']))}" if p.get("flavor") else "")
+                                   + f" as its timed upgrade {code(str(p.get('id', '?')))} ended"),
+    "scope": lambda s, p: (f"let <#{escape(str(p.get('channel', '?')))}> "
+                           + ("only read" if p.get("level") == "read" else "read and operate") + f" {s}"),
+    "unscope": lambda s, p: f"remove the scope {s}" + (f" from <#{escape(str(p['channel']))}>"
+                                                        if p.get("channel") else ""),
+    "approval.request": lambda s, p: f"ask to {_upgrade(s, p)}{_request(p)}",
+    "approval.approve": lambda s, p: f"approve the request to {_upgrade(s, p)}{_request(p)}",
+    "approval.deny": lambda s, p: f"deny the request to {_upgrade(s, p)}{_request(p)}",
+    "approval.cancel": lambda s, p: f"withdraw the request to {_upgrade(s, p)}{_request(p)}",
+    "approval.expire": lambda s, p: f"let the request to {_upgrade(s, p)} expire{_request(p)}",
+    "digest": lambda s, p: (f"schedule a {escape(str(p.get('period', '?')))} digest{_where(p)}"
+                            + (f" at {escape(str(p['time']))}" if p.get("time") else "")
+                            + (f" ({escape(str(p['tz']))})" if p.get("tz") else "")),
+    "digest.off": lambda s, p: f"stop the digest{_where(p)}",
+    "budget.set": lambda s, p: (f"set a budget of {money_words(float(p.get('amount') or 0))}/month on {s}"
+                                + (f", alerts in <#{escape(str(p['channel']))}>" if p.get("channel") else "")),
+    "budget.off": lambda s, p: f"remove the budget of {s}",
+    "webhook.enable": lambda s, p: "enable the Hub webhook" + (f" for {escape(', '.join(map(str, p['namespaces'])))}"
+                                                               if p.get("namespaces") else ""),
+    "webhook.disable": lambda s, p: "disable the Hub webhook",
+}
+# Commands audited only when refused (a person tried; nothing changed), beyond the actions above.
+REFUSED_WORDS: dict[str, Any] = {
+    "approvals.cancel": lambda s, p: "withdraw an approval request",
+    "scope.set": lambda s, p: f"set the scope of a channel to {s}",
+    "webhook": lambda s, p: "manage the Hub webhook",
+}
+_PAST = {"set": "set", "let": "let", "withdraw": "withdrew", "stop": "stopped", "deny": "denied",
+         "factory-reboot": "factory-rebooted", "ask": "asked", "run": "ran"}
+
+
+def _past(phrase: str) -> str:
+    verb, _, rest = phrase.partition(" ")
+    past = _PAST.get(verb) or (verb + "d" if verb.endswith("e") else verb + "ed")
+    return f"{past} {rest}"
+
+
+def audit_phrase(entry) -> str:
+    """What the entry's action was, as a verb phrase ("set the sleep time of `acme/chat` to 1 h")."""
+    space = code(entry.space) if entry.space else "the workspace"
+    params = entry.params if isinstance(entry.params, dict) else {}
+    render = AUDIT_WORDS.get(entry.action) or REFUSED_WORDS.get(entry.action)
+    try:
+        return render(space, params) if render else f"run {code(entry.action)} on {space}"
+    except (KeyError, TypeError, ValueError):  # a record from another version, with params this one lacks
+        return f"run {code(entry.action)} on {space}"
+
+
+def audit_words(entry) -> str:
+    """One audit entry as what a person did: "@alice set the sleep time of `acme/chat` to 1 h", "@bob tried to
+    restart `acme/chat`: *refused* (…)". A function of the entry alone, so more can be said around it."""
+    who, phrase = f"<@{escape(entry.user)}>{hub_identity_words(getattr(entry, 'hub', None))}", audit_phrase(entry)
+    result = entry.result or "ok"
+    if result == "ok":
+        return f"{who} {_past(phrase)}"
+    if result.startswith("started"):
+        return f"{who} started to {phrase}; the outcome is unknown (Space Ops stopped before the Hub answered)"
+    if result.startswith("skipped"):
+        return f"{who}'s schedule did not {phrase.removeprefix('let ')}: skipped, {escape(result.partition(': ')[2])}"
+    kind, _, why = result.partition(": ")
+    return f"{who} tried to {phrase}: *{escape(kind)}*" + (f" ({escape(why)})" if why else "")
+
+
 def audit_reply(entries: Iterable, space: str | None) -> Reply:
     entries = list(entries)
     scope = f" for {code(space)}" if space else ""
     if not entries:
         return Reply(f"No audit entries{scope} yet.")
-    rows = []
-    for entry in entries:
-        params = ", ".join(f"{escape(k)}={escape(v)}" for k, v in sorted(entry.params.items()))
-        result = "ok" if entry.result == "ok" else f"*{escape(entry.result)}*"
-        rows.append(f"{when_words(entry.ts)} <@{escape(entry.user)}>{hub_identity_words(getattr(entry, 'hub', None))} "
-                    f"{escape(entry.action)}"
-                    + (f" {code(entry.space)}" if entry.space else "") + (f" ({params})" if params else "")
-                    + f" → {result}")
+    rows = [f"{when_words(entry.ts)} {audit_words(entry)}" for entry in entries]
     text = f"*Audit trail{scope}*, newest first:\n" + "\n".join(rows)
     return Reply(text, [section(text[:3000])])
 

@@ -13,7 +13,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler
 
 from bot.core.settings import Settings
-from bot.core.words import as_text
+from bot.core.render import PLAIN, TERMINAL, Style, render
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -112,30 +112,46 @@ class SlackPoster:
 
 
 class ConsolePoster:
-    """Stands in for Slack in `python -m bot console`: prints what would be posted."""
+    """Stands in for Slack in `python -m bot console`: shows what would be posted, drawn by `bot.core.render`.
 
-    def __init__(self, out):
+    Channel posts read `[#channel] …`, thread replies `[#channel, thread] …`, edits `[#channel, edited] …`.
+    The console sets `screen` (bot/console.py) so a message arriving while the prompt shows redraws it."""
+
+    def __init__(self, out, style: Style | None = None):
         self.out = out
+        self.style = style
         self.count = 0
+        self.screen = None  # bot.console.Screen, while the console runs
         # The buttons each shown message carries, so the console can press them: (channel, ts) → elements.
         self.buttons: dict[tuple[str, str], list[dict]] = {}
+
+    def _style(self) -> Style:
+        if self.style is not None:
+            return self.style
+        isatty = getattr(self.out, "isatty", None)
+        return TERMINAL if isatty is not None and isatty() else PLAIN
 
     def post(self, channel, text, blocks=None, thread_ts=None, metadata=None) -> str:
         self.count += 1
         ts = f"console.{self.count}"
-        where = f"#{channel}" + (" (thread)" if thread_ts else "")
-        print(f"\n[posted to {where}]\n{as_text(text, blocks)}{self._remember(channel, ts, blocks)}\n",
-              file=self.out, flush=True)
+        self._show(f"#{channel}" + (", thread" if thread_ts else ""), channel, ts, text, blocks)
         return ts
 
     def update(self, channel, ts, text, blocks=None) -> None:
-        print(f"\n[message {ts} in #{channel} updated]\n{as_text(text, blocks)}{self._remember(channel, ts, blocks)}\n",
-              file=self.out, flush=True)
+        self._show(f"#{channel}, edited", channel, ts, text, blocks)
+
+    def _show(self, label: str, channel: str, ts: str, text: str, blocks) -> None:
+        shown = f"[{label}] {render(text, blocks, self._style())}{self._remember(channel, ts, blocks)}"
+        if self.screen is not None:
+            self.screen.message(shown)
+        else:
+            print(f"\n{shown}\n", file=self.out, flush=True)
 
     def _remember(self, channel: str, ts: str, blocks) -> str:
         """Keep the message's buttons; return the hint that says how to press them."""
-        elements = [e for b in blocks or [] if b.get("type") == "actions" for e in b.get("elements", [])
-                    if e.get("type") == "button" and e.get("text")]
+        elements = [e for b in blocks or [] for e in (b.get("elements", []) if b.get("type") == "actions"
+                                                      else [b.get("accessory") or {}])
+                    if e.get("type") == "button" and e.get("text") and e.get("action_id")]
         self.buttons[(channel, ts)] = elements
         if not elements:
             return ""

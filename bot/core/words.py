@@ -6,14 +6,13 @@ Hub is escaped where it is inserted (`bot.core.markup`).
 
 from __future__ import annotations
 
-import html
-import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.core.flavors import Catalogue
+from bot.core.flavors import DEFAULT_FLAVOR, Catalogue
 from bot.core.markup import code, escape
+from bot.core.render import BARE, render
 
 STAGE_WORDS = {
     "RUNNING": "running",
@@ -69,6 +68,12 @@ def duration_words(seconds: float) -> str:
     return f"{days} d" + (f" {hours} h" if hours else "")
 
 
+def held_words(seconds: float, whole: bool = True) -> str:
+    """"45 s", or "at least 45 s" when the time counts from the bot's first sighting rather than from the
+    start of what it measures (never a duration longer than observed stated as the whole)."""
+    return duration_words(max(0.0, seconds)) if whole else f"at least {duration_words(max(0.0, seconds))}"
+
+
 def sleep_words(sleep_time: int | None, hardware: str | None) -> str:
     if (hardware or "cpu-basic") == "cpu-basic":
         return f"cpu-basic: sleeps after {duration_words(sleep_time or CPU_BASIC_SLEEP)} idle"
@@ -95,6 +100,46 @@ def flavor_words(name: str | None, catalogue: Catalogue) -> str:
     if not name:
         return "none"
     return f"{code(name)} ({price_words(catalogue.price(name))})"
+
+
+def rate_words(name: str, catalogue: Catalogue) -> str:
+    """"`a10g-small` ($1.00/h · $24.00/day)", "`cpu-basic` (free)"."""
+    price = catalogue.price(name)
+    if not price:
+        return flavor_words(name, catalogue)
+    return f"{code(name)} ({price_words(price)} · {money_words(price * 24)}/day)"
+
+
+def _never(seconds: int | None) -> bool:
+    return seconds is None or seconds < 0
+
+
+def hub_reports_words(runtime, catalogue: Catalogue) -> str:
+    """What the Hub reports right after a change (its answer to the write, read back): hardware, price, sleep.
+    "The Hub now reports `a10g-small` ($1.00/h · $24.00/day) requested, on `cpu-basic` (free) until it moves;
+    never sleeps." """
+    current, requested = runtime.hardware, runtime.requested_hardware
+    if current is None and requested is None:
+        return "The Hub now reports no hardware (a static Space)."
+    if requested and current and requested != current:
+        hardware = f"{rate_words(requested, catalogue)} requested, on {flavor_words(current, catalogue)} until it moves"
+    else:
+        hardware = rate_words(requested or current, catalogue)
+    return f"The Hub now reports {hardware}; {sleep_words(runtime.sleep_time, requested or current)}."
+
+
+def differs_words(runtime, flavor: str | None, sleep_seconds: int | None, said: str) -> str:
+    """" :warning: Not what the approval said: sleeps after 2 d idle, not never sleeps." or "" when the Hub reports
+    the hardware (`flavor`) and sleep time (`sleep_seconds`, -1 never) that `said` promised (None: not promised)."""
+    diffs = []
+    actual = runtime.requested_hardware or runtime.hardware
+    if flavor and actual != flavor:
+        diffs.append(f"hardware {code(actual or 'none')}, not {code(flavor)}")
+    if sleep_seconds is not None and (actual or DEFAULT_FLAVOR) != DEFAULT_FLAVOR:
+        got = runtime.sleep_time
+        if _never(got) != _never(sleep_seconds) or (not _never(got) and got != sleep_seconds):
+            diffs.append(f"{sleep_words(got, actual)}, not {sleep_words(sleep_seconds, actual)}")
+    return f" :warning: Not what {said}: {'; '.join(diffs)}." if diffs else ""
 
 
 def space_link(space: str, hub_url: str) -> str:
@@ -151,30 +196,9 @@ def internal_error_reply() -> Reply:
 
 
 def as_text(reply_text: str, blocks: list[dict[str, Any]] | None = None) -> str:
-    """Plain-text rendering for the console: mrkdwn links and dates made readable."""
-    parts = []
-    for block in blocks or []:
-        if block.get("type") == "section" and block.get("text"):
-            parts.append(block["text"]["text"])
-        elif block.get("type") == "context":
-            parts.append(" ".join(e.get("text", "") for e in block.get("elements", [])))
-        elif block.get("type") == "actions":
-            parts.append("  ".join(f"[{e['text']['text']}]" for e in block.get("elements", []) if e.get("text")))
-        elif block.get("type") == "header":
-            parts.append(block["text"]["text"].upper())
-    text = "\n".join(parts) if parts else reply_text
-    text = re.sub(r"<!date\^\d+\^[^|]*\|([^>]*)>", r"\1", text)
-    # A link labelled with a Space id reads as the id; a sentence label keeps its URL.
-    text = re.sub(r"<(https?://[^|>]+)\|([^>\s]+)>", r"\2", text)
-    text = re.sub(r"<(https?://[^|>]+)\|([^>]+)>", r"\2: \1", text)
-    text = re.sub(r"<@([^>|\s]+)(?:\|[^>]*)?>", r"@\1", text)
-    text = re.sub(r"<!subteam\^[A-Z0-9]+\|(@?)([^>]+)>", lambda m: "@" + m.group(2), text)
-    text = re.sub(r"<!(here|channel|everyone)(?:\|[^>]*)?>", r"@\1", text)
-    text = re.sub(r":[a-z_]+: ?", "", text)  # emoji codes
-    text = re.sub(r"<#([^>|\s]+)(?:\|([^>]*))?>", lambda m: f"#{m.group(2) or m.group(1)}", text)
-    text = text.replace("```", "\n    ").replace("`", "")
-    text = re.sub(r"(?<![\w/])\*([^*\n]+)\*(?!\w)", r"\1", text)  # *bold*, not acme/*
-    return html.unescape(text)
+    """The words of a message without marks (code, emoji and links as text): what tests compare. The console
+    draws the same message with `bot.core.render` itself."""
+    return render(reply_text, blocks, BARE)
 
 
 def budget_used(retry_after: int, everyone: bool) -> str:

@@ -46,10 +46,9 @@ class Budgets:
         spaces = self.reads.in_scope(f"{namespace}/*")
         start, end = report.month_bounds(report.month_of(now))
         snap = self.reads.snapshot(spaces, start, end, now)
-        spent = sum(m[0] for m in snap.month.values())
-        projected = sum(m[1] for m in snap.month.values())
-        top = sorted(((s, m[0]) for s, m in snap.month.items() if m[0] > 0), key=lambda x: -x[1])
-        return spent, projected, top, snap.first_seen(), snap.unpriced
+        spent, projected, young = report.scope_projection(snap.month)
+        top = sorted(((s, m.so_far) for s, m in snap.month.items() if m.so_far > 0), key=lambda x: -x[1])
+        return spent, (projected, young), top, snap.first_seen(), snap.unpriced
 
     def _hidden(self, spaces: list[str], channel: str) -> set[str]:
         if self.hidden is None:
@@ -110,7 +109,7 @@ class Budgets:
             crossed = []
             if unpriced:
                 crossed.append("unpriced")  # time the budget cannot count: said once a month, not left as $0
-            if projected > amount:
+            if projected[0] is not None and projected[0] > amount:  # never from too short a history
                 crossed.append("projected")
             if spent >= 0.8 * amount:
                 crossed.append("80")
@@ -122,7 +121,8 @@ class Budgets:
                 if not self.reads.store.first_alert(namespace, month, threshold):
                     continue
                 payload = json.dumps({"namespace": namespace, "threshold": threshold, "amount": amount,
-                                      "spent": spent, "projected": projected, "top": top[:5],
+                                      "spent": spent, "projected": projected[0],
+                                      "young": list(projected[1]) if projected[1] else None, "top": top[:5],
                                       "first": list(first) if first else None, "unpriced": unpriced})
                 self.outbox.enqueue_one(f"budget:{namespace}:{month}:{threshold}", budget["channel"], BUDGET_OP,
                                         payload)
@@ -136,7 +136,8 @@ class Budgets:
         # Asked when it is shown, of the gate: the top spenders and the Spaces whose price is unknown.
         hidden = self._hidden(sorted({space for space, _ in top} | set(unpriced)), channel)
         reply = words.budget_alert(f"{data['namespace']}/*", data["threshold"], data["amount"], data["spent"],
-                                   data["projected"], [t for t in top if t[0] not in hidden], self.hub_url,
+                                   (data.get("projected"), tuple(data["young"]) if data.get("young") else None),
+                                   [t for t in top if t[0] not in hidden], self.hub_url,
                                    tuple(data["first"]) if data.get("first") else None,
                                    {s: n for s, n in unpriced.items() if s not in hidden},
                                    private_left_out=len(hidden))

@@ -43,9 +43,8 @@ class CostCommand:
         snap = self.reads.snapshot(spaces, start, end, now)
         if not any(f.state for f in snap.facts.values()):
             return words.nothing_to_report(scope)
-        so_far = sum(m[0] for m in snap.month.values())
-        projected = sum(m[1] for m in snap.month.values())
-        reply = words.cost_reply(scope, period, snap.rows, snap.total, (so_far, projected), self.reads.idle(snap, now),
+        reply = words.cost_reply(scope, period, snap.rows, snap.total, report.scope_projection(snap.month),
+                                 self.reads.idle(snap, now),
                                  snap.prices, snap.first_seen(), now, self.hub_url, month_label)
         if cmd.chart:
             self._chart_after(actor.channel, f"Spend of {scope}, {period}", snap, start, end, now)

@@ -97,7 +97,7 @@ class Home:
         spaces = [s for s in watched if namespace_of(s) in viewer.details
                   or (namespace_of(s) in viewer.namespaces and not self.is_private(s))]
         snap = self.reads.glance(spaces, now)
-        month = {s: m[0] for s, m in snap.month.items()}
+        month = {s: m.so_far for s, m in snap.month.items()}
         if page == 0:
             rows = sorted(snap.rows, key=lambda r: (report.broken_now(r, now) is None, -month.get(r.space, 0.0),
                                                     r.space))

@@ -27,7 +27,7 @@ class Snapshot:
     rows: list[SpaceCost]
     facts: dict[str, Facts]
     prices: dict[str, float | None]
-    month: dict[str, tuple[float, float]]  # space → (so far, projected)
+    month: dict[str, report.Projection]  # space → this month so far and projected
     today: dict[str, float]
     # space → billed seconds this month on a flavor whose price is unknown (in no estimate), where any
     unpriced: dict[str, int] = field(default_factory=dict)
@@ -107,12 +107,13 @@ class FleetReads:
         for space in spaces:
             item = facts[space]
             price = catalogue.price(item.state.hardware) if item.state else None
-            item = report.with_open_stint(item, open_until(item.state, last_ok, now), price)
+            until = open_until(item.state, last_ok, now)
+            item = report.with_open_stint(item, until, price)
             facts[space] = item
             prices[space] = price
-            rows.append(report.summarise(item, start, end, now))
+            rows.append(report.summarise(item, start, end, now, until))
             months[space] = report.month_projection(item, now, price) if project else \
-                (item.months.get(month, 0.0),) * 2
+                report.Projection(*(item.months.get(month, 0.0),) * 2)
             day = item.days.get(today_day)
             today[space] = day.cost if day else 0.0
             if item.unpriced.get(month):
@@ -140,10 +141,11 @@ class FleetReads:
                 row.first_seen, row.stage, row.hardware = state.first_seen, state.stage, state.hardware
                 row.since, row.sleep_time, row.error = state.since, state.sleep_time, state.error
                 row.dev_mode = state.dev_mode
+                row.since_known = state.since_known
             day = item.days.get(today)
             todays[space] = (day.cost if day else 0.0) + report.open_cost(state, price, today_start, until)
             so_far = item.months.get(month, 0.0) + report.open_cost(state, price, month_start, until)
-            months[space] = (so_far, so_far)
+            months[space] = report.Projection(so_far, so_far)
             row.cost = todays[space]
             prices[space] = price
             rows.append(row)

@@ -109,18 +109,55 @@ class SpaceCost:
     hidden: bool = False  # a private Space's details left out where they may not be shown
     unobserved: bool = False  # not observed any more (its reads fail, or it is deleted): not accruing
 
+    since_known: bool = True  # False: the bot did not watch its stage throughout since `since`
+
+    @property
+    def stint_seen_from_start(self) -> bool:
+        """Whether the bot saw its current stage begin and watched it since (else `since` is a lower bound)."""
+        return self.since > self.first_seen and self.since_known
+
     @property
     def uptime(self) -> float | None:
-        return self.up / self.observed if self.observed > 0 else None
+        """Share of the observed time it was up, always within 0–1 (a roll-up counts whole seconds, so a
+        minute's figures may round a little past the time they cover)."""
+        return share_of(self.up, self.observed)
 
 
-def summarise(facts: Facts, start: float, end: float, now: float) -> SpaceCost:
-    """Spend, billed hours, flavors, uptime and incidents of one Space from `start` to `end`."""
+def share_of(part: float, whole: float) -> float | None:
+    """`part / whole` kept within 0–1; None when nothing was observed."""
+    if whole <= 0:
+        return None
+    return min(1.0, max(0.0, part / whole))
+
+
+def observed_until(state, until: float | None, now: float) -> float:
+    """Where the time observed of a Space ends: its last successful read (`until`, see rollups.open_until), the
+    read before it stopped being observed (`last_read`), or `now` when it has no stage yet. Uptime divides by
+    the time up to there, the same end as the stage it is in counts to, so polling late never reads as downtime."""
+    if until is not None:
+        return min(now, until)
+    if state is not None and state.last_read is not None:
+        return min(now, state.last_read)
+    return now
+
+
+def observed_seconds(state, start: float, end: float, now: float, until: float | None) -> float:
+    """Seconds of [start, end) the bot observed the Space (from its first sighting to its last read)."""
+    if state is None or not state.first_seen:
+        return 0.0
+    stop = min(end, now, observed_until(state, until, now))
+    return max(0.0, stop - max(start, state.first_seen))
+
+
+def summarise(facts: Facts, start: float, end: float, now: float, until: float | None = None) -> SpaceCost:
+    """Spend, billed hours, flavors, uptime and incidents of one Space from `start` to `end`; `until` is where
+    its open stint was counted to (`with_open_stint`), so uptime's time observed ends there too."""
     state = facts.state
     out = SpaceCost(facts.space)
     if state is not None:
         out.first_seen, out.stage, out.hardware = state.first_seen, state.stage, state.hardware
         out.since, out.sleep_time, out.error = state.since, state.sleep_time, state.error
+        out.since_known = state.since_known
         out.unobserved = state.last_read is not None
     flavors: dict[str, int] = {}
     for day in days_between(start, min(end, now) - 1):
@@ -140,8 +177,7 @@ def summarise(facts: Facts, start: float, end: float, now: float) -> SpaceCost:
     if state is not None and state.incident is not None:
         out.longest_outage = max(out.longest_outage, int(now - state.incident))
     out.flavors = sorted(flavors, key=lambda f: -flavors[f])
-    if state is not None and state.first_seen:
-        out.observed = max(0.0, min(end, now) - max(start, state.first_seen))
+    out.observed = observed_seconds(state, start, end, now, until)
     return out
 
 
@@ -164,20 +200,47 @@ def duty(facts: Facts, now: float, window: float = 7 * DAY) -> float:
     return min(1.0, billed / observed)
 
 
-def month_projection(facts: Facts, now: float, price: float | None) -> tuple[float, float]:
-    """(this month so far, projected month total) at today's hardware and sleep settings."""
+# A projection from how much of the time a Space ran needs this much of it observed: a minute of a Space that
+# sleeps when idle says nothing about its month (it projected "$1,433.75 this month" in the demo's first minute).
+PROJECT_AFTER = 24 * 3600
+
+
+@dataclass(frozen=True)
+class Projection:
+    """This month so far and its projected total; `projected` is None when a Space's use was not observed for
+    long enough (`PROJECT_AFTER`), `observed` how long it was (seconds)."""
+
+    so_far: float
+    projected: float | None
+    observed: float = 0.0
+
+
+def month_projection(facts: Facts, now: float, price: float | None) -> Projection:
+    """This month so far and its projected total at today's hardware and sleep settings. A paid Space set to
+    never sleep and running is projected from those settings alone (it runs until someone stops it); one that
+    sleeps, or is asleep or in error, from the share of time it ran, once observed for `PROJECT_AFTER`."""
     month = month_of(now)
     so_far = facts.months.get(month, 0.0)
     state = facts.state
     _, end = month_bounds(month)
     if state is None or not price or state.stage == "PAUSED" or state.last_read is not None:
-        return so_far, so_far  # free, paused, or not observed any more (unreadable, unwatched): not accruing
+        return Projection(so_far, so_far)  # free, paused, or not observed any more: not accruing
     never_sleeps = state.sleep_time is None or state.sleep_time < 0
     if never_sleeps and state.stage not in ERRORS and state.stage not in ("SLEEPING", "STOPPED"):
-        share = 1.0  # it runs until someone stops it
-    else:
-        share = duty(facts, now)
-    return so_far, so_far + (end - now) / 3600 * price * share
+        return Projection(so_far, so_far + (end - now) / 3600 * price)
+    observed = max(0.0, now - state.first_seen) if state.first_seen else 0.0
+    if observed < PROJECT_AFTER:
+        return Projection(so_far, None, observed)
+    return Projection(so_far, so_far + (end - now) / 3600 * price * duty(facts, now), observed)
+
+
+def scope_projection(months: dict[str, Projection]) -> tuple[float, float | None, tuple[float, str] | None]:
+    """(so far, projected total or None, the Space observed for too short a time to project: (seconds, space))."""
+    so_far = sum(m.so_far for m in months.values())
+    young = [(m.observed, space) for space, m in months.items() if m.projected is None]
+    if young:
+        return so_far, None, min(young)
+    return so_far, sum(m.projected or 0.0 for m in months.values()), None
 
 
 def broken_now(cost: SpaceCost, now: float, stuck_after: float = 30 * 60) -> str | None:
@@ -208,6 +271,7 @@ def period_row(period: Period, previous_days: list[str], days: list[str], start:
     if state is not None:
         row.first_seen, row.stage, row.hardware = state.first_seen, state.stage, state.hardware
         row.since, row.sleep_time, row.error = state.since, state.sleep_time, state.error
+        row.since_known = state.since_known
         row.unobserved = state.last_read is not None
         stop = min(end, now, until) if until is not None else None
         if state.stage and stop is not None and counted_from(state) < stop:
@@ -227,7 +291,6 @@ def period_row(period: Period, previous_days: list[str], days: list[str], start:
                     previous += extra.cost
         if state.incident is not None:
             row.longest_outage = max(row.longest_outage, int(now - state.incident))
-        if state.first_seen:
-            row.observed = max(0.0, min(end, now) - max(start, state.first_seen))
+        row.observed = observed_seconds(state, start, end, now, until)
     row.flavors = sorted(flavors, key=lambda f: -flavors[f])
     return row, previous

@@ -9,8 +9,9 @@ from bot.alerts.words import ALERT_ACTIONS
 from bot.approvals.words import APPROVE_ACTION, DENY_ACTION, upgrade_words
 from bot.core.flavors import Catalogue
 from bot.core.markup import code, escape
-from bot.core.words import (STAGE_EMOJI, Reply, button, context, duration_words, money_words, notice_reply,
-                            price_words, section, space_link, stage_words)
+from bot.fleet.report import PROJECT_AFTER
+from bot.core.words import (STAGE_EMOJI, Reply, button, context, duration_words, held_words, money_words,
+                            notice_reply, price_words, section, space_link, stage_words)
 
 HOME_ACTIONS = {"restart": "home:restart", "pause": "home:pause", "resume": "home:resume", "sleep": "home:sleep1h",
                 "page": "home:page"}
@@ -61,6 +62,16 @@ def unpriced_note(unpriced: dict[str, int]) -> str:
             f"unknown ({names}{more}).")
 
 
+def projection_words(projected: float | None, young: tuple[float, str] | None) -> str:
+    """"about $12.00 projected at today's hardware and sleep settings", or why there is no projection yet:
+    "not enough history yet to project: acme/chat observed for 3 min (a projection needs 24 h)"."""
+    if projected is not None:
+        return f"about {money_words(projected)} projected at today's hardware and sleep settings"
+    observed, space = young or (0.0, "")
+    return (f"not enough history yet to project: {escape(space)} observed for {duration_words(observed)} "
+            f"(it sleeps or stops, so a projection needs {PROJECT_AFTER // 3600} h of its use)")
+
+
 def uptime_words(share: float | None) -> str:
     return "uptime unknown" if share is None else f"uptime {share * 100:.1f}%".replace(".0%", "%")
 
@@ -68,11 +79,13 @@ def uptime_words(share: float | None) -> str:
 def _idle_block(row, price: float | None, now: float, hub_url: str) -> dict[str, Any]:
     per_day = money_words((price or 0) * 24)
     text = (f":moneybag: {space_link(row.space, hub_url)} runs on paid {code(row.hardware or '?')} and never sleeps: "
-            f"running without a break for {duration_words(now - row.since)}, about {per_day}/day")
+            f"running without a break for {held_words(now - row.since, row.stint_seen_from_start)}, "
+            f"about {per_day}/day")
     return {**section(text), "accessory": button("Set 1 h sleep", ALERT_ACTIONS["sleep"], row.space, "primary")}
 
 
-def cost_reply(scope: str, period: str, rows: list, total: float, month: tuple[float, float] | None,
+def cost_reply(scope: str, period: str, rows: list, total: float,
+               month: tuple[float, float | None, tuple[float, str] | None] | None,
                idle: list, prices: dict[str, float | None], first: tuple[float, str] | None, now: float,
                hub_url: str, month_label: str = "This month") -> Reply:
     """`/space cost`: Spaces by spend, highest first, the total, the month's projection, idle spend."""
@@ -90,8 +103,7 @@ def cost_reply(scope: str, period: str, rows: list, total: float, month: tuple[f
     if note:
         summary.append(note)
     if month:
-        summary.append(f"{month_label}: {money_words(month[0])} so far · about {money_words(month[1])} projected "
-                       f"at today's hardware and sleep settings")
+        summary.append(f"{month_label}: {money_words(month[0])} so far · {projection_words(month[1], month[2])}")
     blocks = [section(head), section("\n".join(lines) or "No spend recorded in this period."),
               section("\n".join(summary))]
     if idle:
@@ -128,21 +140,24 @@ def budget_off_reply(user: str, namespace: str, existed: bool) -> Reply:
     return Reply(text, [section(text)], public=True)
 
 
-def budget_words(namespace: str, amount: float, spent: float, projected: float,
+Projected = tuple  # (projected total or None, (seconds observed, Space) when too short to project)
+
+
+def budget_words(namespace: str, amount: float, spent: float, projected: Projected,
                  unpriced: dict[str, int] | None = None) -> str:
     share = spent / amount * 100 if amount else 0
     text = (f"{code(namespace)}: {money_words(spent)} spent this month of a {money_words(amount)}/month budget "
-            f"({share:.0f}%); about {money_words(projected)} projected at today's hardware and sleep settings")
+            f"({share:.0f}%); {projection_words(*projected)}")
     note = unpriced_note(unpriced or {})
     return text + (f". {note.rstrip('.')}" if note else "")
 
 
-def budget_show_reply(namespace: str, budget: dict | None, spent: float, projected: float,
+def budget_show_reply(namespace: str, budget: dict | None, spent: float, projected: Projected,
                       first: tuple[float, str] | None, unpriced: dict[str, int] | None = None) -> Reply:
     if not budget:
         note = unpriced_note(unpriced or {})
-        text = (f"{code(namespace)} has no budget. {money_words(spent)} spent this month so far, about "
-                f"{money_words(projected)} projected. " + (f"{note} " if note else "") +
+        text = (f"{code(namespace)} has no budget. {money_words(spent)} spent this month so far, "
+                f"{projection_words(*projected)}. " + (f"{note} " if note else "") +
                 f"Set one: `/space budget {escape(namespace)} 500/month` (admins).")
         return Reply(text, [section(text), context(estimate_note(*(first or (None, None))))])
     text = budget_words(namespace, float(budget["amount"]), spent, projected, unpriced) + \
@@ -155,7 +170,7 @@ THRESHOLD_WORDS = {"projected": ":chart_with_upwards_trend: is projected to exce
                    "unpriced": ":grey_question: runs on flavors whose price is unknown, which its budget cannot count"}
 
 
-def budget_alert(namespace: str, threshold: str, amount: float, spent: float, projected: float,
+def budget_alert(namespace: str, threshold: str, amount: float, spent: float, projected: Projected,
                  top: list[tuple[str, float]], hub_url: str, first: tuple[float, str] | None = None,
                  unpriced: dict[str, int] | None = None, private_left_out: int = 0) -> Reply:
     """Once per threshold per month, with the top spenders and Pause / Sleep 1 h buttons. Private Spaces
@@ -231,7 +246,8 @@ def digest_message(title: str, rows: list, total: float, previous: float, idle: 
     if broken:
         blocks.append(section("*Broken or stuck now:*\n" + "\n".join(
             f"{STAGE_EMOJI.get(r.stage, ':hourglass:')} {space_link(r.space, hub_url)} {stage_words(r.stage)} for "
-            f"{duration_words(now - r.since)}" + (f": {escape((r.error or '')[:120])}" if r.error else "")
+            f"{held_words(now - r.since, r.stint_seen_from_start)}"
+            + (f": {escape((r.error or '')[:120])}" if r.error else "")
             + (" (private: its error text and spend are shown in a channel scoped to its namespace, or in a DM)"
                if r.hidden else "")
             for r in broken[:MAX_ROWS])))
@@ -254,8 +270,8 @@ def _row_blocks(row, price: float | None, today: float, month: float, operator: 
                 hub_url: str) -> list[dict[str, Any]]:
     emoji = STAGE_EMOJI.get(row.stage, ":large_blue_circle:" if row.stage else ":grey_question:")
     text = (f"{emoji} *{space_link(row.space, hub_url)}* {stage_words(row.stage)} for "
-            f"{duration_words(max(0.0, now - row.since))} · {code(row.hardware or 'none')} {price_words(price)}"
-            f"{' · dev mode on' if row.dev_mode else ''}\n"
+            f"{held_words(now - row.since, row.stint_seen_from_start)} · {code(row.hardware or 'none')} "
+            f"{price_words(price)}{' · dev mode on' if row.dev_mode else ''}\n"
             f"Today {money_words(today)} · this month {money_words(month)}")
     if row.error:
         text += f"\n```{escape(row.error[:300])}```"

@@ -42,8 +42,9 @@ def runs_words(runs: list[float], tz: ZoneInfo) -> str:
 def created_reply(s, runs: list[float], tz: ZoneInfo) -> Reply:
     text = (f"<@{escape(s.creator)}> scheduled {schedule_words(s)} · id {code(s.id)}.\n"
             f"Next runs: {runs_words(runs, tz)}.")
-    return Reply(text, [section(text), context(f"`/space schedule pause {s.id}` skips it for a while, "
-                                               f"`/space unschedule {s.id}` removes it.")], public=True)
+    hint = (f"`/space schedule pause {s.id}` holds it until `/space schedule resume {s.id}`; "
+            f"`/space unschedule {s.id}` removes it.")
+    return Reply(text, [section(text), context(hint)], public=True)
 
 
 def pending_reply(approval: Reply, s, runs: list[float], tz: ZoneInfo) -> Reply:

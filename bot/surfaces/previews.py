@@ -117,12 +117,15 @@ class Previews:
             pass
         return runtime
 
-    def _since(self, space: str, stage: str) -> float | None:
+    def _since(self, space: str, stage: str) -> tuple[float, bool] | None:
+        """(when it entered its stage, whether the bot saw that happen) as the poller remembers it."""
         try:
             state = SpaceState.from_fields(space, self.store.redis.hgetall(state_key(space)))
         except REDIS_ERRORS:
             return None
-        return state.since if state is not None and state.stage == stage and state.since else None
+        if state is None or state.stage != stage or not state.since:
+            return None
+        return state.since, state.stint_seen_from_start
 
     def render(self, space: str, runtime: SpaceRuntime, actor: Actor) -> list[dict]:
         """`status`'s words (the error line only where it may show), how long, dev mode, and the buttons."""

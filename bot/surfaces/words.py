@@ -4,20 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.core.words import Reply, button, context, duration_words
+from bot.core.words import Reply, button, context, held_words
 
 PREVIEW_STATUS_ACTION = "preview_status"
 LOGS_ACTION = "space_logs"  # answered as `/space logs SPACE` would be
 
 
-def preview_blocks(status: Reply, since: float | None, now: float, dev_mode: bool, buttons: list[str],
+def preview_blocks(status: Reply, since: tuple[float, bool] | None, now: float, dev_mode: bool, buttons: list[str],
                    restart_action: str, space: str) -> list[dict[str, Any]]:
     """The `status` reply's blocks, with how long it has been in its stage, dev mode, and the buttons the
     viewer may use (Status, Restart, Logs)."""
     blocks = list(status.blocks[:1])
     notes = []
-    if since and now >= since:
-        notes.append(f"in this stage for {duration_words(now - since)}")
+    if since and now >= since[0]:
+        notes.append(f"in this stage for {held_words(now - since[0], since[1])}")
     if dev_mode and "dev mode on" not in str(status.blocks[:1]):
         notes.append("dev mode on")
     if notes:

@@ -29,6 +29,7 @@ console standing in for Slack. You are @you, an operator; @alice approves paid h
   /space hw acme/chat a10g-small       paid hardware goes to an approver, with Approve / Deny buttons
   as alice                             act as @alice (Slack knows who clicks; the console is told)
   [Approve]                            press a button by its label (add the id when several show)
+  as you                               back to yourself
   /space help                          every command
 
 Ctrl-D or Ctrl-C stops the demo, its Hub emulator and its Redis.
