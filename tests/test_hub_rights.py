@@ -102,7 +102,7 @@ def test_write_on_the_hub_restarts_and_the_audit_names_both_identities(hub_bot, 
     assert "restarted" in seen["text"], seen
     assert writes(acme) == [("POST", RESTART)]
     audit = hub_bot.command("audit acme/chat", user=ALICE)["text"]
-    assert "<@UALICE> (hf: alice-ml, write in acme) restart `acme/chat`" in audit, audit
+    assert "<@UALICE> (hf: alice-ml, write in acme) restarted `acme/chat`" in audit, audit
 
 
 def test_read_on_the_hub_is_refused_with_the_role_what_is_needed_and_whom_to_ask(hub_bot, acme):
@@ -219,7 +219,7 @@ def test_older_audit_entries_without_a_hub_identity_still_read(hub_bot):
                                                                      "space": "acme/chat", "params": "{}",
                                                                      "result": "ok", "v": "1"})
     text = hub_bot.command("audit acme/chat", user=BOB)["text"]
-    assert "<@UOLD> pause `acme/chat`" in text, text
+    assert "<@UOLD> paused `acme/chat`" in text, text
 
 
 def test_cancelling_another_members_request_needs_admin_in_its_namespace(hub_bot, acme, slack):
