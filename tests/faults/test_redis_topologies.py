@@ -40,7 +40,9 @@ SCENARIOS = [
 ]
 
 
-@pytest.fixture(scope="module", params=["cluster", "sentinel"])
+# One topology's servers are one module fixture: its tests stay on one xdist worker (one cluster per run).
+@pytest.fixture(scope="module", params=[pytest.param("cluster", marks=pytest.mark.xdist_group("redis-cluster")),
+                                        pytest.param("sentinel", marks=pytest.mark.xdist_group("redis-sentinel"))])
 def topology(request, tmp_path_factory):
     reason = why_not(sentinel=request.param == "sentinel")
     if reason:
@@ -72,6 +74,7 @@ def topo_make_bot(make_bot, topology, topo_client):
     return make
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda f: f.__name__.removeprefix("test_"))
 def test_scenario_on_the_topology(scenario, request, topology, topo_make_bot, topo_client):
     given = {"make_bot": topo_make_bot, "redis_client": topo_client, "redis_server": None,
@@ -120,6 +123,7 @@ def _kill_a_primary(topology, key: str) -> tuple[object, float]:
     return topology.fail_primary()
 
 
+@pytest.mark.slow
 def test_primary_failover_loses_nothing_and_posts_nothing_twice(topology, topo_make_bot, hub, slack):
     """Two replicas of the bot; a pending approval, watches, and alerts queued behind a Slack 429; then the
     primary holding the outbox dies, later the one holding the approvals: every alert is posted exactly once,
