@@ -14,10 +14,12 @@ from tests.harness import SIGNING_SECRET, Bot
 
 # ------------------------------------------------------------------ how the suite runs (make test)
 #
-# `make test` runs the suite on pytest-xdist workers (`-n auto --dist loadgroup`, pyproject's addopts). Every
+# `make test` runs the suite on pytest-xdist workers (`-n auto --dist loadfile`, pyproject's addopts). Every
 # session fixture below (redis-server, the emulators) is per worker: each worker has its own server on a free
-# port and its own emulators, so workers share nothing but the machine. A module whose fixture is one process
-# for the whole module (a served bot, a Redis Cluster) is one xdist group, kept on one worker.
+# port and its own emulators, so workers share nothing but the machine. A test file runs on one worker, so a
+# module fixture (a served bot, a Redis Cluster and a Sentinel set) starts once, and a file's figures (the
+# clock-skew grid) stay together. Not loadgroup: pytest-xdist 3.8 cannot group under pytest 9 (it renames
+# `item._nodeid`, which pytest 9 no longer reads).
 
 
 def pytest_xdist_auto_num_workers(config):

@@ -51,10 +51,6 @@ OVERRIDES = {("sleep", "unknown stage"): "set the sleep time", ("secret rm", "ma
 CASES = [(c, f) for c in COMMANDS for f in FAULTS if f != "unknown stage" or COMMANDS[c][3]]
 
 
-# One served bot for the module: its tests stay on one xdist worker.
-pytestmark = pytest.mark.xdist_group("hub-faults")
-
-
 @pytest.fixture(scope="module")
 def served(hub_server, slack_server, redis_server, tmp_path_factory):
     """One real bot process for the whole module (the per-test `hub`/`slack` fixtures reset the emulators)."""

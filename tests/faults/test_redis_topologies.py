@@ -40,9 +40,7 @@ SCENARIOS = [
 ]
 
 
-# One topology's servers are one module fixture: its tests stay on one xdist worker (one cluster per run).
-@pytest.fixture(scope="module", params=[pytest.param("cluster", marks=pytest.mark.xdist_group("redis-cluster")),
-                                        pytest.param("sentinel", marks=pytest.mark.xdist_group("redis-sentinel"))])
+@pytest.fixture(scope="module", params=["cluster", "sentinel"])
 def topology(request, tmp_path_factory):
     reason = why_not(sentinel=request.param == "sentinel")
     if reason:
