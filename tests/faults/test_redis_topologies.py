@@ -88,6 +88,7 @@ def test_scenario_on_the_topology(scenario, request, topology, topo_make_bot, to
     scenario(**args)
 
 
+@pytest.mark.slow  # starts a 6-node cluster and a Sentinel set (6 s each) when no other test has
 def test_the_client_matches_the_url(topology, topo_client):
     from redis.cluster import RedisCluster
 
