@@ -1,10 +1,10 @@
-# Space Ops: `make run` starts the bot, `make test` runs the test suite.
+# Space Ops: `make run` starts the bot, `make test` runs the test suite, `make test-fast` all but the slow tests.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run console demo test bench venv clean
+.PHONY: run console demo test test-fast bench venv clean
 
 $(STAMP): pyproject.toml
 	@$(PY) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Space Ops needs Python 3.11 or newer")'
@@ -29,6 +29,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	@command -v redis-server >/dev/null || { echo "redis-server is not installed: the tests start a real one. Debian/Ubuntu: sudo apt-get install redis-server; macOS: brew install redis"; exit 1; }
 	$(BIN)/python -m pytest
+
+# Everything but @pytest.mark.slow (real processes, real time, fuzz runs): a minute, for the edit-test loop.
+test-fast: $(STAMP)
+	@command -v redis-server >/dev/null || { echo "redis-server is not installed: the tests start a real one. Debian/Ubuntu: sudo apt-get install redis-server; macOS: brew install redis"; exit 1; }
+	$(BIN)/python -m pytest -m "not slow"
 
 bench: $(STAMP)
 	$(BIN)/python bench/ack.py

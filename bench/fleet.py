@@ -126,7 +126,7 @@ def main() -> None:
             day_keys = fill(client, spaces, args.days, now)
             print(f"filled {len(spaces):,} Spaces × {args.days} days ({day_keys:,} day hashes) "
                   f"in {time.perf_counter() - start:.1f} s")
-            sample_day = time.strftime("%Y-%m-%d", time.gmtime(now - 5 * 86400))
+            sample_day = time.strftime("%Y-%m-%d", time.gmtime(now - min(5, args.days - 1) * 86400))  # a filled day
             sample = [day_key(s, sample_day) for s in spaces[:2000]]
             per_day = sum(client.memory_usage(k) or 0 for k in sample) / len(sample)
             # Each month hash holds the month's billed fields and one summary per day: its share per day.
@@ -149,7 +149,7 @@ def main() -> None:
             # What the leader's batched reads keep telling access: which Spaces are private (1 in 50 here).
             ctx.access.observed({space: n % 50 == 49 for n, space in enumerate(spaces)})
             actor = Actor("U1", "C1")
-            reply, _ = timed("/space cost acme/* (1,000 Spaces, 7 days)",
+            reply, _ = timed(f"/space cost acme/* ({per_ns:,} Spaces, 7 days)",
                              lambda: fleet.cost(Command("cost", space="acme/*"), actor))
             timed("/space cost acme/* --month", lambda: fleet.cost(Command("cost", space="acme/*", month=""), actor))
             view, _ = timed(f"App Home view ({len(spaces):,} watched Spaces)", lambda: fleet.home("U1", 0, now))
@@ -161,7 +161,7 @@ def main() -> None:
             png, _ = timed("    of which: the chart (PNG)",
                            lambda: fleet.chart_png("bench", snap, end - 7 * 86400, end, now))
             print(f"    chart: {len(png):,} bytes")
-            timed("weekly digest with its chart (10,000 Spaces)", lambda: fleet.post_digest("C1", config, now, now))
+            timed(f"weekly digest with its chart ({len(spaces):,} Spaces)", lambda: fleet.post_digest("C1", config, now, now))
             ctx.close()
         finally:
             server.stop()

@@ -35,7 +35,7 @@ def register(app, ctx) -> None:
     @app.command("/space")
     def space_command(ack, command, client):
         try:
-            cmd = parse_command(command.get("text", ""), ctx.ops.catalogue)
+            cmd = parse_command(command.get("text", ""), lambda: ctx.ops.catalogue)  # read only for a flavor
         except BadInput as err:
             reply = error_reply(err.sentence)
             ack(text=reply.text, blocks=reply.blocks, response_type="ephemeral")

@@ -12,6 +12,54 @@ from tests.emulators.slack import SlackEmulator
 from tests.harness import SIGNING_SECRET, Bot
 
 
+# ------------------------------------------------------------------ how the suite runs (make test)
+#
+# `make test` runs the suite on pytest-xdist workers (`-n auto --dist loadfile`, pyproject's addopts). Every
+# session fixture below (redis-server, the emulators) is per worker: each worker has its own server on a free
+# port and its own emulators, so workers share nothing but the machine. A test file runs on one worker, so a
+# module fixture (a served bot, a Redis Cluster and a Sentinel set) starts once, and a file's figures (the
+# clock-skew grid) stay together. Not loadgroup: pytest-xdist 3.8 cannot group under pytest 9 (it renames
+# `item._nodeid`, which pytest 9 no longer reads).
+
+
+def pytest_xdist_auto_num_workers(config):
+    """`-n auto`: two workers per core. The suite mostly waits (on sockets, on processes it started, on
+    timers), so a core serves two workers; more than that and the real-process tests start slowly."""
+    import os
+
+    return max(2, 2 * (os.cpu_count() or 1))
+
+
+def pytest_collection_modifyitems(config, items):
+    """The slow tests first (stable: files keep their order otherwise), so the workers start on the long waits
+    and finish together instead of one worker running a long test at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+def pytest_sessionfinish(session):
+    """On an xdist worker: hand this worker's fault tally and figures to the controller."""
+    out = getattr(session.config, "workeroutput", None)
+    if out is not None:
+        from tests.faults.tally import worker_output
+
+        out.update(worker_output())
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """On the xdist controller: add up what each worker tried (pytest-xdist's hook; absent without it)."""
+    from tests.faults.tally import add_worker_output
+
+    add_worker_output(getattr(node, "workeroutput", None) or {})
+
+
+def pytest_terminal_summary(terminalreporter):
+    from tests.faults.tally import table
+
+    for line in table():
+        terminalreporter.write_line(line)
+
+
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory):
     if not shutil.which("redis-server"):

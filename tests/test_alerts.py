@@ -315,6 +315,7 @@ def test_hardware_applied_closes_the_loop(bot, hub, slack, clock):
     assert "t4-medium" in str(post["blocks"]) and "requested hardware applied" in str(post["blocks"])
 
 
+@pytest.mark.slow
 def test_cost_warning_once_a_day_with_sleep_button(bot, hub, slack, clock):
     hub.add_space("acme/gpu", hardware="a10g-large")
     hub.spaces["acme/gpu"]["gcTimeout"] = None                        # never sleeps
@@ -352,6 +353,7 @@ def test_restart_button(bot, hub, slack):
     assert hub.spaces["acme/chat"]["stage"] == "BUILDING"
 
 
+@pytest.mark.slow
 def test_crash_loop_is_one_message_with_the_rest_in_its_thread(bot, hub, slack, clock):
     hub.add_space("acme/chat")
     watch(bot, "watch acme/chat")
@@ -377,6 +379,7 @@ def test_crash_loop_is_one_message_with_the_rest_in_its_thread(bot, hub, slack, 
     assert [e["ts"] for e in edited].count(loop_ts) == 1 and "recovered after" in edited[-1]["text"]
 
 
+@pytest.mark.slow
 def test_sleep_and_wake_twenty_times_a_day_never_loops(bot, hub, slack, clock):
     hub.add_space("acme/chat")
     watch(bot, "watch acme/chat --only sleep", "C1")

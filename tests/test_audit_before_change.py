@@ -216,6 +216,7 @@ def calls_of(path: Path, names: set[str], root: Path = ROOT) -> list[str]:
             if name in names]
 
 
+@pytest.mark.slow
 def test_only_the_way_out_calls_hub_write_methods():
     names = hub_write_methods()
     offenders = [hit for folder in ("bot", "handlers") for path in sorted((ROOT / folder).rglob("*.py"))

@@ -66,6 +66,7 @@ def feature_files() -> list[Path]:
     return [f for f in files if f != CLOCK_MODULE]
 
 
+@pytest.mark.slow
 def test_feature_code_never_reads_the_machines_wall_clock():
     found = [line for path in feature_files() for line in wall_clock_reads(path)]
     assert not found, ("feature code reads this machine's clock; take the time from the one clock "

@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from bot.core.words import as_text
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,6 +47,7 @@ def _gone(*urls: str) -> bool:
     return False
 
 
+@pytest.mark.slow
 def test_demo_walks_through_the_approval_flow_and_stops_everything():
     script = "\n".join([
         "/space status acme/broken",
@@ -93,6 +96,7 @@ def test_demo_walks_through_the_approval_flow_and_stops_everything():
     assert _gone(hub, redis), "the demo left its Hub emulator or Redis running"
 
 
+@pytest.mark.slow
 def test_demo_stops_everything_on_sigterm():
     proc = subprocess.Popen(DEMO, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env=_clean_env(), text=True)

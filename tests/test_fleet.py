@@ -10,6 +10,8 @@ import json
 import struct
 import time
 
+import pytest
+
 from bot.alerts.rollups import day_key, month_key
 from bot.alerts.words import ALERT_ACTIONS
 from bot.core.words import as_text
@@ -295,6 +297,7 @@ def png_size(data: bytes) -> tuple[int, int]:
     return struct.unpack(">II", data[16:24])
 
 
+@pytest.mark.slow
 def test_digest_posted_once_per_period_across_replicas_and_handover(make_bot, hub, slack):
     one, two = make_bot(SPACEOPS_OPERATORS="UOP,U1"), make_bot(SPACEOPS_OPERATORS="UOP,U1")
     refused = one.command("/space digest <#C7|ops> daily 09:00", user="UX")
@@ -372,6 +375,7 @@ def test_digest_due_follows_the_time_zone_and_mondays():
     assert period == "2026-W49" and due == calendar.timegm((2026, 11, 30, 9, 0, 0))
 
 
+@pytest.mark.slow
 def test_digest_shows_a_private_spaces_error_text_only_where_its_namespace_is_in_scope(make_bot, hub, slack):
     """As `/space status` does: a private Space's error text goes to a channel scoped to its namespace (or a
     DM), never into an unscoped one; a public Space's error text goes everywhere."""

@@ -12,6 +12,7 @@ import time
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+import pytest
 
 from bot.alerts.keys import state_key
 from bot.alerts.rollups import DayDelta, format_summary, month_key, parse_summary, summary_field, summary_of
@@ -70,6 +71,7 @@ def test_summaries_say_what_the_day_hashes_say(bot, hub, redis_client):
     assert fast["acme/free"].total.cost == 0 and fast["acme/free"].total.up > 0
 
 
+@pytest.mark.slow
 def test_digest_figures_are_the_same_from_summaries_from_old_days_and_from_mangled_ones(bot, hub, redis_client):
     start, now = three_days_of(bot, hub)
     fleet = bot.ctx.fleet
@@ -124,6 +126,7 @@ def test_a_long_stage_needs_no_summary_for_the_days_inside_it(bot, hub, redis_cl
     assert round(row.cost, 2) == round(3 * 24 * 0.6, 2) and row.up == 3 * DAY
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.one_of(st.none(), st.tuples(st.integers(0, 86400), st.sampled_from([0.0, 0.4, 0.6, 23.5]),
                                                  st.integers(0, 86400), st.integers(0, 3), st.integers(0, 86400))),

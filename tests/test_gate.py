@@ -10,6 +10,8 @@ import json
 import threading
 import time
 
+import pytest
+
 from bot.core.words import as_text
 from bot.fleet.words import HOME_ACTIONS
 from bot.schedules.store import Schedule, Timed
@@ -41,6 +43,7 @@ def tick(bot, clock, seconds: float = 60):
 # ---------------------------------------------------------------- 19.1 the App Home per viewer
 
 
+@pytest.mark.slow
 def test_app_home_shows_each_viewer_what_the_gate_lets_them_read(make_bot, hub, slack):
     hub.add_space("acme/chat", hardware="t4-small")
     hub.add_space("acme/priv", stage="RUNTIME_ERROR", private=True, error="ERRSECRET crash")
@@ -71,6 +74,7 @@ def test_app_home_shows_each_viewer_what_the_gate_lets_them_read(make_bot, hub, 
     assert HOME_ACTIONS["restart"] in json.dumps(operator) and "evil/app" not in as_text("", operator["blocks"])
 
 
+@pytest.mark.slow
 def test_a_refresh_round_builds_the_home_once_per_role_and_scope(bot, hub, slack):
     hub.add_space("acme/chat")
     assert "Watching" in bot.command("/space watch acme/*")["text"]

@@ -90,6 +90,7 @@ _words = st.sampled_from(list(COMMANDS) + ["hardware", "ls", "set", "rm", "acme/
 _text = st.one_of(st.text(max_size=200), st.lists(st.one_of(_words, st.text(max_size=12)), max_size=8).map(" ".join))
 
 
+@pytest.mark.slow
 @settings(max_examples=3000, deadline=None)
 @given(_text)
 def test_parser_always_answers(text):

@@ -118,6 +118,7 @@ def test_a_new_commit_in_the_batched_read_makes_the_space_hot(bot, hub, slack, c
     assert "acme/s1" in posts(slack, "C1")[-1]["text"] and "building" in posts(slack, "C1")[-1]["text"]
 
 
+@pytest.mark.slow
 def test_hot_reads_stop_after_30_minutes(bot, hub, slack, clock):
     hub.add_space("acme/chat")
     watch(bot, "watch acme/chat", "C2")
@@ -215,6 +216,7 @@ def test_a_crash_after_a_change_shows_the_error_logs_and_a_restart_button(bot, h
     assert [p for p in posts(slack, "C2") if "crashed" in p["text"]]        # the other channel hears it
 
 
+@pytest.mark.slow
 def test_following_stops_after_30_minutes_saying_it_may_be_stuck(bot, hub, slack, clock):
     ts = restarted(bot, hub, slack, clock)
     for _ in range(31):

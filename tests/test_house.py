@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 FEATURES = ("bot.commands", "bot.approvals", "bot.alerts", "bot.schedules", "bot.fleet")
 
@@ -47,6 +49,7 @@ def package_graph() -> dict[str, set[str]]:
     return graph
 
 
+@pytest.mark.slow
 def test_importing_the_core_loads_no_feature():
     code = ("import sys, bot.core, bot.core.settings, bot.core.errors, bot.core.markup, bot.core.store, "
             "bot.core.hub, bot.core.slack, bot.core.permissions, bot.core.flavors, bot.core.words, "
@@ -61,6 +64,7 @@ def test_core_files_import_no_feature():
     assert {name: found for name, found in offenders.items() if found} == {}
 
 
+@pytest.mark.slow
 def test_no_import_cycles_among_packages():
     graph = package_graph()
     cycles = []

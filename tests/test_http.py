@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from urllib.parse import urlencode
 
+import pytest
+
 from tests.harness import SIGNING_SECRET
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,6 +78,7 @@ def _env(**extra):
     return env
 
 
+@pytest.mark.slow
 def test_run_without_slack_tokens_says_what_is_missing():
     result = subprocess.run([sys.executable, "-m", "bot", "run"], cwd=ROOT, env=_env(), capture_output=True,
                             text=True, timeout=30)
@@ -86,6 +89,7 @@ def test_run_without_slack_tokens_says_what_is_missing():
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_serve_without_signing_secret_refuses_to_start():
     result = subprocess.run([sys.executable, "-m", "bot", "serve"], cwd=ROOT,
                             env=_env(SLACK_BOT_TOKEN="xoxb-1", REDIS_URL="redis://127.0.0.1:1/0"),
@@ -93,6 +97,7 @@ def test_serve_without_signing_secret_refuses_to_start():
     assert result.returncode == 2 and "SLACK_SIGNING_SECRET" in result.stderr
 
 
+@pytest.mark.slow
 def test_console_answers_status_against_the_hub_emulator(hub, redis_server):
     hub.add_space("ns/x", hardware="t4-small")
     result = subprocess.run([sys.executable, "-m", "bot", "console"], cwd=ROOT, input="/space status ns/x\n",
@@ -104,6 +109,7 @@ def test_console_answers_status_against_the_hub_emulator(hub, redis_server):
     assert hub.calls("GET", "/api/spaces/ns/x/runtime")
 
 
+@pytest.mark.slow
 def test_serve_starts_and_answers_signed_requests(hub, slack, redis_server):
     """`python -m bot serve` as a real process: health, a signed command, and a 401 for a bad signature."""
     from slack_sdk.signature import SignatureVerifier
@@ -146,6 +152,7 @@ def test_serve_starts_and_answers_signed_requests(hub, slack, redis_server):
         proc.wait(5)
 
 
+@pytest.mark.slow
 def test_serve_with_slack_unreachable_says_so(redis_server):
     result = subprocess.run([sys.executable, "-m", "bot", "serve", "--no-scheduler"], cwd=ROOT,
                             env=_env(SLACK_BOT_TOKEN="xoxb-1", SLACK_SIGNING_SECRET="s", REDIS_URL=redis_server.url,

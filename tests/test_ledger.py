@@ -13,6 +13,7 @@ import re
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+import pytest
 
 from bot.alerts.keys import history_key, state_key, usage_key
 from bot.alerts.rollups import apply_entry, day_key, hash_totals
@@ -130,6 +131,7 @@ def test_a_deleted_space_still_watched_stops_accruing_at_its_last_read(bot, hub)
     assert "This month: $0.60 so far · about $0.60 projected" in text           # not accruing either
 
 
+@pytest.mark.slow
 def test_an_unreadable_space_stops_accruing_and_counts_again_once_read(bot, hub):
     clock = on_clock(bot, MONDAY + 9 * HOUR)
     hub.add_space("acme/flaky", hardware="t4-small")                      # $0.40/h, never sleeps
@@ -151,6 +153,7 @@ def test_an_unreadable_space_stops_accruing_and_counts_again_once_read(bot, hub)
     assert "acme/flaky — $0.80 · 2.0 h billed" in text, text
 
 
+@pytest.mark.slow
 def test_cost_of_a_past_month_projects_this_month_from_the_recent_days(bot, hub):
     clock = on_clock(bot, MONDAY - 5 * DAY)                              # late October
     hub.add_space("acme/chat", stage="SLEEPING", hardware="t4-medium", sleep=3600)
@@ -169,6 +172,7 @@ def test_cost_of_a_past_month_projects_this_month_from_the_recent_days(bot, hub)
     assert "about $0.00 projected" not in projection
 
 
+@pytest.mark.slow
 def test_a_flavor_with_an_unknown_price_is_shown_as_unknown_and_flagged_to_budgets(make_bot, hub, slack):
     bot = make_bot(SPACEOPS_ADMINS="UA", SPACEOPS_OPERATORS="UA,U1")
     clock = on_clock(bot, MONDAY + 9 * HOUR)
@@ -245,6 +249,7 @@ def roll_up_hash(draw) -> dict[str, str]:
     return fields
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(roll_up_hash(), min_size=3, max_size=3))
 def test_the_report_scripts_sum_a_hash_as_python_does(redis_client, hashes):
@@ -309,6 +314,7 @@ def stored_and_entry(draw) -> tuple[dict[str, str], dict]:
     return stored, entry
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(stored_and_entry())
 def test_the_poller_cas_applies_a_roll_up_as_python_does(redis_client, case):
@@ -366,6 +372,7 @@ def money(amount: float) -> str:
     return f"{'-' if amount < -0.004 else ''}${abs(amount):,.2f}"
 
 
+@pytest.mark.slow
 def test_three_weeks_of_cost_digests_and_budgets_equal_the_ledger_to_the_cent(make_bot, hub, slack):
     bot = make_bot(SPACEOPS_ADMINS="UA", SPACEOPS_OPERATORS="UA,U1", SPACEOPS_POLL_SECONDS="1h")
     bot.ctx.watcher.poller.catalogues.seconds = 0          # prices as the catalogue says at each tick

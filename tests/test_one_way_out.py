@@ -11,6 +11,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 # The one path, and the thin wrapper over slack_sdk that only it calls (SlackPoster.post/update).
 THE_PATH = {"bot/core/deliver.py", "bot/core/slack.py"}
@@ -54,6 +56,7 @@ def sources() -> dict[str, str]:
     return {str(p.relative_to(ROOT)): p.read_text() for p in paths}
 
 
+@pytest.mark.slow
 def test_nothing_outside_the_one_path_posts_edits_or_uploads():
     found = {}
     for name, source in sources().items():

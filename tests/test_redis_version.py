@@ -40,6 +40,7 @@ def redis6(tmp_path):
     server.stop()
 
 
+@pytest.mark.slow
 def test_serve_refuses_redis_6_naming_the_version_and_what_needs_7(redis6, hub, slack):
     env = clean_env(SLACK_BOT_TOKEN=slack.token, SLACK_SIGNING_SECRET="s", SLACK_API_URL=f"{slack.base}/api/",
                     HF_ENDPOINT=hub.base, HF_TOKEN="hf_x", REDIS_URL=redis6.url)

@@ -117,6 +117,7 @@ def test_one_hub_read_per_space_per_30_s_and_five_previews_a_message(make_bot, h
     assert len(reads) == 5
 
 
+@pytest.mark.slow
 def test_the_preview_buttons_answer_through_the_gate(make_bot, hub, slack):
     hub.add_space("acme/chat", stage="RUNNING")
     bot = make_bot(SPACEOPS_READERS="UREAD")
@@ -224,6 +225,7 @@ def test_a_paid_hardware_step_waits_for_the_approval(make_bot, hub, slack):
     assert done["state"] == "failed" and "denied" in done["error"]
 
 
+@pytest.mark.slow
 def test_wait_step_survives_a_restart_and_completes_from_the_pollers_reads(make_bot, hub, slack, redis_server):
     hub.add_space("acme/chat", stage="BUILDING")
     bot = make_bot()

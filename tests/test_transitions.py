@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from hypothesis import given, strategies as st
+import pytest
 
 from bot.alerts.transitions import Alert, Observation, Policy, SpaceState, failed, observe, usage_delta
 
@@ -163,6 +164,7 @@ STAGES = st.sampled_from(["RUNNING", "BUILDING", "RUNTIME_ERROR", "SLEEPING", "P
                           "RUNNING_BUILDING", "STOPPED"])
 
 
+@pytest.mark.slow
 @given(st.lists(STAGES, min_size=1, max_size=40))
 def test_one_alert_at_most_per_change_and_none_without(stages):
     state = None

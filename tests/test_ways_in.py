@@ -154,6 +154,7 @@ def cases_for(kind: str, ident: str, home: bool, t: Timed, pending) -> list[tupl
     return None
 
 
+@pytest.mark.slow
 def test_every_listener_refuses_who_and_where_it_must(world, hub, slack):
     bot, t, pending = world
     drive = Drive(bot, slack)

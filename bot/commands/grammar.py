@@ -7,6 +7,7 @@ import html
 import re
 import zoneinfo
 from dataclasses import dataclass, field
+from typing import Callable
 
 from bot.core.errors import BadInput
 from bot.core.flavors import Catalogue
@@ -170,8 +171,10 @@ def parse_duration(token: str, allow_never: bool = True) -> int:
     return seconds
 
 
-def parse_command(text: str, catalogue: Catalogue | None = None) -> Command:
-    """Parse the text after `/space`. Raises BadInput (with a suggestion where one fits)."""
+def parse_command(text: str, catalogue: Catalogue | Callable[[], Catalogue] | None = None) -> Command:
+    """Parse the text after `/space`. Raises BadInput (with a suggestion where one fits).
+    `catalogue` may be a function, called only when the text names a flavor: Slack's ack path then reads
+    the shared catalogue (a Redis round trip) for `hw` and the like, not for every command."""
     catalogue = catalogue or Catalogue()
     if len(text or "") > MAX_TEXT:
         raise BadInput(f"That command is too long ({len(text)} characters); the limit is {MAX_TEXT}.")
@@ -250,10 +253,11 @@ _FLAVOR_NAME = re.compile(r"^[a-z0-9][a-z0-9_.\-]{0,39}$")
 TYPO_CUTOFF = 0.85
 
 
-def _flavor(token: str, catalogue: Catalogue) -> str:
+def _flavor(token: str, catalogue: Catalogue | Callable[[], Catalogue]) -> str:
     """A known flavor; a name one typo away from one gets "Did you mean"; any other well-formed name is
     taken as a flavor the catalogue does not know yet (treated as paid at an unknown price: an approver
     decides, see bot/commands/costs.py)."""
+    catalogue = catalogue() if callable(catalogue) else catalogue
     name = token.strip().lower()
     if name in catalogue:
         return name

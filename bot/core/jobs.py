@@ -113,9 +113,10 @@ class Jobs:
                 if job.busy():
                     metrics.JOB_RUNS.labels(job.name, "busy").inc()
                     continue
-                job.thread = threading.Thread(target=self._guarded, args=(job, now, leading), daemon=True,
-                                              name=f"job-{job.name}")
-                job.thread.start()
+                thread = threading.Thread(target=self._guarded, args=(job, now, leading), daemon=True,
+                                          name=f"job-{job.name}")
+                thread.start()
+                job.thread = thread  # only once started: `settle` on another thread may join it at once
             else:
                 self._guarded(job, now, leading)
             started.append(job.name)

@@ -8,11 +8,6 @@ from __future__ import annotations
 import heapq
 import io
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.colors import ListedColormap
-from matplotlib.figure import Figure
-from matplotlib.patches import Patch
-
 from bot.alerts.rollups import STRIP_RANK
 
 TOP = 8
@@ -42,6 +37,13 @@ def spend_series(days: list[str], daily: dict[str, dict[str, float]]) -> dict[st
 
 def render(title: str, days: list[str], daily: dict[str, dict[str, float]], strips: dict[str, str]) -> bytes:
     """PNG: stacked bars of daily spend, then one strip row per Space (hours of the period)."""
+    # matplotlib is imported on the first picture, not at start-up: it is 1.5 s of CPU of every process start
+    # (serve, worker, console) for a digest that only the leader draws, and maybe once a day.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.colors import ListedColormap
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
     series = spend_series(days, daily)
     rows = list(strips)[:STRIP_ROWS]
     # A Figure on an Agg canvas, without pyplot: no display, and no global figure registry shared by the

@@ -13,48 +13,17 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections import defaultdict
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import free_port
 from tests.emulators.hub import TOKEN
+# The tally and the figures live in tests/faults/tally.py; the root conftest prints them (also under xdist).
+from tests.faults.tally import figure, tally  # noqa: F401 — re-exported for the fault tests
 from tests.harness import SIGNING_SECRET, Bot
 
 ROOT = Path(__file__).resolve().parents[2]
-COLUMNS = ("tried", "lost", "duplicated", "crashes")
-TALLY: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(COLUMNS, 0))
-
-
-def tally(kind: str, tried: int = 1, lost: int = 0, duplicated: int = 0, crashes: int = 0) -> None:
-    """Count cases for the session summary; a test asserts the bad columns are 0 before it records."""
-    row = TALLY[kind]
-    for name, value in zip(COLUMNS, (tried, lost, duplicated, crashes)):
-        row[name] += value
-
-
-FIGURES: list[str] = []
-
-
-def figure(line: str) -> None:
-    """A measured figure (a failover's seconds, say) printed after the table."""
-    FIGURES.append(line)
-
-
-def pytest_terminal_summary(terminalreporter):
-    write = terminalreporter.write_line
-    for line in FIGURES:
-        write(line)
-    if not TALLY:
-        return
-    write("")
-    width = max(50, *(len(kind) + 1 for kind in TALLY))
-    write(f"{'fault or input class':<{width}}| cases tried | lost | duplicated | crashes")
-    write(f"{'-' * width}|-------------|------|------------|--------")
-    for kind in sorted(TALLY):
-        row = TALLY[kind]
-        write(f"{kind:<{width}}| {row['tried']:>11} | {row['lost']:>4} | {row['duplicated']:>10} | {row['crashes']:>7}")
 
 
 def clean_env(**extra: str) -> dict[str, str]:

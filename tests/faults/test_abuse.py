@@ -54,6 +54,7 @@ def test_bad_signatures_are_401_and_nothing_runs(bot, hub, slack, case):
     tally("bad signature", tried=4)
 
 
+@pytest.mark.slow
 def test_a_signed_body_replayed_with_the_same_headers_runs_once(bot, hub, slack):
     """A captured request resent within the 5-minute window: the delivery id dedupes it."""
     hub.add_space(SPACE)
@@ -195,6 +196,7 @@ def signed(body: bytes) -> dict:
     return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest}"}
 
 
+@pytest.mark.slow
 def test_malformed_bodies_never_500_never_crash(serve_bot, hub, slack):
     hub.add_space(SPACE)
     proc = serve_bot(**ROLES)
@@ -213,6 +215,7 @@ def test_malformed_bodies_never_500_never_crash(serve_bot, hub, slack):
     assert "Traceback" not in log, log[-3000:]
 
 
+@pytest.mark.slow
 def test_oversized_bodies_are_413(serve_bot, hub):
     hub.add_space(SPACE)
     proc = serve_bot()

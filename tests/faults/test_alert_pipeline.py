@@ -89,6 +89,7 @@ def test_a_hung_namespace_listing_does_not_stop_the_pipeline(make_bot, hub, slac
           duplicated=len(crashed) - 1)
 
 
+@pytest.mark.slow
 def test_every_request_of_the_client_has_a_timeout(make_bot, hub):
     """`list_spaces` passes timeout=None (no timeout at all in httpx); the transport gives it one."""
     bot = make_bot(SPACEOPS_HUB_TIMEOUT="1")
@@ -278,6 +279,7 @@ def test_a_burst_for_one_channel_is_one_message_and_others_arrive_within_10_s(bo
     tally("alerts: burst of 2,000 for one channel + 3 others", tried=count + 3, lost=lost, duplicated=duplicated)
 
 
+@pytest.mark.slow
 def test_a_backlog_for_one_channel_does_not_hold_back_the_others(bot, hub, slack):
     """Alerts that piled up for one channel over many cycles (one by one in the stream) before the others'."""
     from bot.alerts.transitions import Alert
@@ -368,6 +370,7 @@ def test_two_drainers_never_post_one_entry(make_bot, hub, slack):
     tally("alerts: two drainers at once", tried=5, lost=5 - len(paused), duplicated=max(0, len(paused) - 5))
 
 
+@pytest.mark.slow
 def test_replicas_with_clocks_240_s_apart_have_one_leader_and_every_write_lands(make_bot, hub, slack, redis_client):
     """±120 s of clock skew between two replicas, on the production path (no injected `now`): the lease and
     the CAS fence run on Redis's clock."""

@@ -75,6 +75,7 @@ def matrix_bot(make_bot):
     return make_bot(**ENV)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command, role", CASES, ids=[f"{c} × {r}" for c, r in CASES])
 def test_command_by_role(matrix_bot, hub, slack, command, role):
     seed(hub)
@@ -186,6 +187,7 @@ def grid_expected(command: str, level: str, channel_scope: str | None, private: 
     return not (shows and private and not covered)
 
 
+@pytest.mark.slow
 def test_grid_command_role_scope_privacy_workspace(make_bot, hub, slack, redis_client):
     """Every command × role × channel scope × public/private Space × same/other workspace, through signed HTTP:
     refusals reach the Hub with no write, allowed changes with exactly theirs, and no private detail ever
@@ -277,6 +279,7 @@ def _click(bot, slack, action_id: str, value: str, user: str, team: str, channel
     assert bot.interact(payload).status == 200
 
 
+@pytest.mark.slow
 def test_grid_surface_action_role_scope_privacy_workspace(make_bot, hub, slack, redis_client):
     """Every surface (slash command, alert button, approval message, App Home view and buttons, reminder
     button, follow-through announcement, digest, budget alert and its button) × action × role × channel
@@ -492,6 +495,7 @@ def test_grid_surface_action_role_scope_privacy_workspace(make_bot, hub, slack, 
 
 # ---------------------------------------------------------------- link preview and workflow step × role × scope × privacy × workspace
 
+@pytest.mark.slow
 def test_grid_link_preview_and_workflow_step(make_bot, hub, slack, redis_client):
     """A pasted link (link_shared → chat.unfurl) and a Workflow Builder step (function_executed → Restart)
     × role × channel scope × public/private × workspace: a preview shows exactly where `status` may show

@@ -248,6 +248,7 @@ def fresh(make_bot, hub, slack, redis_client, skew) -> World:
     return World(make_bot, hub, slack, skew)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("skew", SKEWS)
 def test_clock_skew_grid(make_bot, hub, slack, redis_client, skew):
     results: dict[str, tuple[int, int, int, int]] = {}

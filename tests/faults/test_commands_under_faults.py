@@ -9,6 +9,7 @@ import signal
 import time
 
 import redis
+import pytest
 
 from tests.conftest import RedisServer
 from tests.faults.conftest import tally
@@ -33,6 +34,7 @@ def hub_writes(hub) -> list:
 
 # ---------------------------------------------------------------------------------------- the Hub hangs
 
+@pytest.mark.slow
 def test_a_slow_hub_gets_a_waiting_note_then_the_answer_in_its_place(make_bot, hub, slack):
     seed(hub)
     bot = make_bot(SPACEOPS_HUB_TIMEOUT="30")
@@ -47,6 +49,7 @@ def test_a_slow_hub_gets_a_waiting_note_then_the_answer_in_its_place(make_bot, h
     tally("Hub slow: waiting note, then the answer")
 
 
+@pytest.mark.slow
 def test_a_hung_hub_gets_an_honest_sentence_before_the_deadline(make_bot, hub, slack):
     seed(hub)
     bot = make_bot(SPACEOPS_HUB_TIMEOUT="30")
@@ -73,6 +76,7 @@ def test_a_hung_hub_gets_an_honest_sentence_before_the_deadline(make_bot, hub, s
 
 # ---------------------------------------------------------------------------------------- Redis on the ack path
 
+@pytest.mark.slow
 def test_a_hung_redis_does_not_delay_the_ack(make_bot, hub, slack, tmp_path):
     seed(hub)
     server = RedisServer(tmp_path)
@@ -238,6 +242,7 @@ def test_the_audit_after_a_change_never_raises(make_bot, hub, slack, tmp_path):
         other.stop()
 
 
+@pytest.mark.slow
 def test_a_hung_slack_while_checking_a_group_role_still_answers_the_secret_command_in_time(make_bot, hub, slack):
     """`secret set` checks roles before its ack (trigger_id): a user group Slack will not list costs < 3 s."""
     seed(hub)

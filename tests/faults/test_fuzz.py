@@ -58,6 +58,7 @@ def seed(hub) -> None:
     hub.add_space("beta/api")
 
 
+@pytest.mark.slow
 @settings(max_examples=1500, **FIXTURES)
 @given(space=space_ids, duration=durations, flavor=flavors)
 @example(space="acme/chat", duration="²", flavor="cpu-basic")   # found by this test: int("²") raised

@@ -71,6 +71,7 @@ def sentence_within(proc, text: str, seconds: float = 5.0) -> dict:
     return seen
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command, fault", CASES, ids=[f"{c}-{f}" for c, f in CASES])
 def test_hub_fault_gets_a_sentence_and_no_repeat(served, hub, slack, redis_client, command, fault):
     seed(hub)
@@ -98,6 +99,7 @@ def test_flavors_fall_back_to_the_shipped_table_on_any_hub_fault(served, hub, sl
     assert served.alive and "Traceback" not in served.output()
 
 
+@pytest.mark.slow
 def test_hub_connection_refused(serve_bot, hub, slack):
     proc = serve_bot(HF_ENDPOINT=f"http://127.0.0.1:{free_port()}")
     for command, (text, *_rest) in COMMANDS.items():
@@ -107,6 +109,7 @@ def test_hub_connection_refused(serve_bot, hub, slack):
     assert proc.alive and "Traceback" not in proc.output()
 
 
+@pytest.mark.slow
 def test_a_change_is_sent_once_when_the_hub_is_slow_then_recovers(served, hub, slack, redis_client):
     """After a timeout the user is told to check, not to blindly retry; the next command works."""
     seed(hub)

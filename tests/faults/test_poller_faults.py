@@ -50,6 +50,7 @@ def stored_stage(redis_client, space: str = SPACE) -> str | None:
     return redis_client.hget(state_key(space), "stage")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pattern", [False, True], ids=["per-Space read", "namespace listing"])
 @pytest.mark.parametrize("fault", FAULTS)
 def test_a_failed_poll_keeps_the_last_stage_and_raises_no_false_alert(bot, hub, slack, redis_client, fault, pattern):

@@ -123,6 +123,7 @@ def test_redis_killed_and_restarted_with_persistence_loses_nothing(make_bot, hub
         server.stop()
 
 
+@pytest.mark.slow
 def test_redis_lost_between_the_hub_call_and_the_record(make_bot, hub, slack, tmp_path):
     """Redis dies while the Hub applies an approval: the approver is told it was applied; when Redis is
     back, the claim is settled from the Hub (approved) and nothing is applied twice."""

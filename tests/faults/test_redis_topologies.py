@@ -72,6 +72,7 @@ def topo_make_bot(make_bot, topology, topo_client):
     return make
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda f: f.__name__.removeprefix("test_"))
 def test_scenario_on_the_topology(scenario, request, topology, topo_make_bot, topo_client):
     given = {"make_bot": topo_make_bot, "redis_client": topo_client, "redis_server": None,
@@ -87,6 +88,7 @@ def test_scenario_on_the_topology(scenario, request, topology, topo_make_bot, to
     scenario(**args)
 
 
+@pytest.mark.slow  # starts a 6-node cluster and a Sentinel set (6 s each) when no other test has
 def test_the_client_matches_the_url(topology, topo_client):
     from redis.cluster import RedisCluster
 
@@ -120,6 +122,7 @@ def _kill_a_primary(topology, key: str) -> tuple[object, float]:
     return topology.fail_primary()
 
 
+@pytest.mark.slow
 def test_primary_failover_loses_nothing_and_posts_nothing_twice(topology, topo_make_bot, hub, slack):
     """Two replicas of the bot; a pending approval, watches, and alerts queued behind a Slack 429; then the
     primary holding the outbox dies, later the one holding the approvals: every alert is posted exactly once,

@@ -66,6 +66,7 @@ def redis_dump(client) -> str:
     return "\n".join(parts)
 
 
+@pytest.mark.slow
 def test_a_secret_set_through_the_modal_leaves_no_trace(make_bot, hub, slack, redis_client, debug_logs):
     handler, caplog = debug_logs
     bot = make_bot(SPACEOPS_ADMINS="U7")

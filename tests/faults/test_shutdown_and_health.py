@@ -99,6 +99,7 @@ def test_metrics_in_prometheus_text(make_bot, hub, slack):
     assert "USECRETID" not in text and "C1" not in text.replace("C1_", "")
 
 
+@pytest.mark.slow
 def test_worker_serves_health_and_stops_cleanly_on_sigterm(hub, slack, redis_server, redis_client, tmp_path):
     from tests.emulators.hub import TOKEN
 

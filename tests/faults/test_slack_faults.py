@@ -91,6 +91,7 @@ def test_approval_request_post_waits_out_slack(own_slack, bot_on, hub, fault):
     tally(f"Slack {fault} on approval request post")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fault", FAULTS)
 @pytest.mark.parametrize("method", ["chat.update", "chat.postMessage"], ids=["decision edit", "requester note"])
 def test_approval_updates_arrive_later_exactly_once(own_slack, bot_on, hub, method, fault):

@@ -87,6 +87,7 @@ JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size
                                                                                   max_size=4), max_leaves=20)
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(event=JSON, repo=JSON, refs=JSON)
 def test_fuzzed_deliveries_never_fail(hook_bot, hub, redis_client, event, repo, refs):
