@@ -377,3 +377,46 @@ def test_the_poll_is_in_redis_and_survives_a_restart(make_bot, hub, slack, redis
     second.now = first.now
     assert redis_client.zscore(PENDING, "UA") is not None
     assert second.poll() == 1 and second.signin.links.get("UA").hub_user == "alice-ml"
+
+
+def test_socket_mode_signs_in_too_and_every_replica_polls_on_its_scheduler(world, hub, slack):
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+    from slack_sdk.socket_mode.request import SocketModeRequest
+
+    handler = SocketModeHandler(world.bot.app, app_token="xapp-test")
+    handler.client.send_socket_mode_response = lambda response: None
+
+    def envelope(text: str, rid: str) -> list:
+        handler.handle(handler.client, SocketModeRequest.from_dict({
+            "envelope_id": rid, "type": "slash_commands", "accepts_response_payload": True, "payload": {
+                "team_id": "T1", "channel_id": "C1", "user_id": "UA", "command": "/space", "text": text,
+                "response_url": f"{slack.base}/respond/{rid}", "trigger_id": f"trig.{rid}"}}))
+        return slack.wait(lambda: slack.responses(rid), 5)
+
+    code = CODE.search(envelope("login", "sock1")[0]["text"]).group(1)
+    hub.approve("alice-ml", code)
+    world.poll()
+    assert world.dms()[0].startswith("Signed in as `alice-ml`")
+    assert "<@UA> is `alice-ml`" in envelope("whoami", "sock2")[0]["text"]
+    # `serve` and `socket` both start the watcher's scheduler, which runs the poll every few seconds.
+    assert ("signin-poll", world.signin.scheduled, {"second": "*/2"}) in world.bot.ctx.watcher.cron
+    assert "signin-refresh" in world.bot.ctx.watcher.periodic.names
+
+
+def test_the_leaders_tick_refreshes_the_roles(world, hub):
+    linked(world)
+    hub.set_role("alice-ml", "acme", "read")
+    world.now += 60
+    world.bot.ctx.watcher.tick(world.now)
+    assert world.signin.links.get("UA").orgs["acme"] == "write"  # not due yet
+    world.now += 3600
+    world.bot.ctx.watcher.tick(world.now)
+    assert world.signin.links.get("UA").orgs["acme"] == "read"
+
+
+def test_two_slack_users_may_link_one_hub_account_and_the_audit_says_so(world, hub):
+    linked(world, "UA")
+    linked(world, "UB")
+    [entry] = [e for e in world.bot.ctx.store.audit_entries(count=50) if e.user == "UB" and e.action == "signin.link"]
+    assert entry.params["hub_user"] == "alice-ml" and entry.params["also_linked"] == ["UA"]
+    assert "refresh_token" not in json.dumps(entry.params) and "hf_oauth" not in json.dumps(entry.params)
