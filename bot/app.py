@@ -12,7 +12,9 @@ from slack_bolt.error import BoltError
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.access.identity import Identities
 from bot.access.service import Access
+from bot.access.store import scope_client
 from bot.alerts.retention import Retention
 from bot.alerts.watcher import Watcher
 from bot.alerts.webhooks import WebhookCommands
@@ -34,6 +36,7 @@ from bot.schedules.feature import Schedules
 from bot.schedules.slackzone import SlackZones
 from bot.fleet.service import Fleet
 from bot.signin.flow import POLL_EVERY, SignIn
+from bot.signin.links import Links
 from bot.signin.refresh import Refresh
 from bot.surfaces import Previews, Steps
 
@@ -81,7 +84,9 @@ def build_context(settings: Settings, redis_client: redis.Redis | None = None, p
     """Build the edges, then the features in dependency order: alerts, approvals, commands."""
     redis_client = redis_client or connect(settings.redis_url, cluster=settings.redis_cluster)
     check_server_version(redis_client)  # 7.0 or newer, or a sentence saying what needs it
-    store = Store(redis_client, fast=fast_client(redis_client))
+    # Who a member is on the Hub (SPACEOPS_ROLES_FROM=hub|both), read from their link for the gate and the audit.
+    identities = Identities(settings, Links(scope_client(redis_client)))
+    store = Store(redis_client, fast=fast_client(redis_client), identify=identities.describe)
     if poster is None:
         client = client or make_web_client(settings)
         poster = SlackPoster(client)
@@ -94,7 +99,7 @@ def build_context(settings: Settings, redis_client: redis.Redis | None = None, p
     catalogues = CatalogueSource(spaces.hardware, store.redis, clock=store.clock, fast=store.fast)
 
     # Who may do what, where: channel scopes, private Spaces, the workspace boundary, guests and readers.
-    access = Access(settings, store, roles, api, client)
+    access = Access(settings, store, roles, api, client, identities=identities)
     # The poller prices every Space it reads: it looks at the shared catalogue at most every few seconds.
     # Alerts go where access allows (looked up together before routing); the batched reads tell access
     # which Spaces are private; follow-through shows private details only where the gate allows.
@@ -107,7 +112,7 @@ def build_context(settings: Settings, redis_client: redis.Redis | None = None, p
     deliveries = watcher.deliveries
     # An approved upgrade makes the Space hot (its message is the approval's, edited by the approvals flow).
     approvals = Approvals(settings, store, spaces, roles, deliveries, catalogues, later=watcher.outbox.enqueue_one,
-                          changes=changes, applied=watcher.follow.heat_applied)
+                          changes=changes, applied=watcher.follow.heat_applied, deciders=access)
     # Changes made through the bot make the Space hot and are followed in their announcement; Space ids are
     # put in the Hub's casing first, then access checks the command.
     ops = Operations(settings, api, spaces, store, roles, catalogues, upgrades=approvals,
@@ -144,7 +149,7 @@ def build_context(settings: Settings, redis_client: redis.Redis | None = None, p
                   known=lambda: list(watcher.poller.cache), leading=watcher.lease.holds,
                   pending_requests=approvals.store.open_requests, slack=client, reveals=access.reveals,
                   prefetch=access.prefetch, check=ops.check, gate=access.gate,
-                  is_private=access.is_private, hidden=access.hidden)
+                  is_private=access.is_private, hidden=access.hidden, deciders=access)
     jobs.add("fleet", fleet.tick, deadline=SLOW_DEADLINE, slow=True)  # open App Homes are rebuilt: off the tick
     jobs.add("budgets", fleet.budgets.check_budgets, deadline=SLOW_DEADLINE, slow=True, takes_lease=True)
     # State, usage and history of Spaces nobody watches any more are forgotten after a while, and leave the
@@ -152,7 +157,8 @@ def build_context(settings: Settings, redis_client: redis.Redis | None = None, p
     retention = Retention(store.redis, watcher.store, forget=watcher.poller.forget_space, index=fleet)
     jobs.add("retention", retention.run)
     watcher.cron.append(("digests", fleet.digest_tick, {"minute": "*", "second": 5}))
-    webhook = WebhookCommands(settings, api, store, watcher.store, roles.is_admin, changes=changes)
+    webhook = WebhookCommands(settings, api, store, watcher.store, roles.is_admin, changes=changes,
+                              require_admin=access.require_admin)
     for name, handler in {**watcher.commands(), **approvals.commands(), **schedules.commands(),
                           **fleet.commands(), **webhook.commands()}.items():
         ops.handle(name, handler)

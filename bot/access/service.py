@@ -15,12 +15,15 @@ from dataclasses import replace
 from typing import Callable
 
 from bot.access import words
+from bot.access.hubroles import LEVELS as HUB_LEVELS, NEEDS, Standing, combined, effective, hub_allows, hub_level
+from bot.access.identity import Identities, standing_of
 from bot.access.rules import LEVELS, Scope, Situation, Verdict, decide, is_dm, is_user, may_alert, reveals
 from bot.access.store import ScopeStore
 from bot.commands.grammar import Command
 from bot.core import hub
 from bot.core.cache import TtlCache
 from bot.core.errors import BadInput, NotAllowed, SpaceOpsError
+from bot.core.markup import escape
 from bot.core.permissions import CHANGES, READS, Actor, Roles, check_namespace, declare, namespace_of
 from bot.core.settings import Settings
 from bot.core.store import REDIS_ERRORS, Store, key
@@ -46,13 +49,16 @@ ACTIONS = {
 
 
 class Access:
-    def __init__(self, settings: Settings, store: Store, roles: Roles, api, client=None):
+    def __init__(self, settings: Settings, store: Store, roles: Roles, api, client=None,
+                 identities: Identities | None = None):
         self.settings = settings
         self.records = store
         self.roles = roles
         self.api = api
         self.client = client  # slack_sdk WebClient, or None (console): no workspace or guest checks then
         self.scopes = ScopeStore(store.redis)  # its `reads` client also keeps the last known privacy (PRIVATE)
+        # The Hub side of rights (SPACEOPS_ROLES_FROM=hub|both), from the links bot/app.py hands in.
+        self.identities = identities or Identities(settings)
         self._users: TtlCache[dict | None] = TtlCache(CACHE_SECONDS)
         self._last_users: dict[str, dict] = {}
         self._private: TtlCache[bool | SpaceOpsError] = TtlCache(CACHE_SECONDS)
@@ -205,8 +211,13 @@ class Access:
         if unknown and private:  # a public Space's details are the Hub's to show anyone: they may go on
             return Verdict(False, words.SCOPES_UNKNOWN_DETAILS, reveal=False)
         info = self.user(actor.user)
+        level = role or self.role(actor.user)
+        if self.identities.active and action != "decide":  # an approver's click: the approvals flow decides
+            level, refusal = self._with_hub(actor.user, target, need, command, level)
+            if refusal:
+                return Verdict(False, refusal, reveal=False)
         verdict = decide(Situation(
-            need=need, role=role or self.role(actor.user), channel=place, scopes=scopes,
+            need=need, role=level, channel=place, scopes=scopes,
             namespace=namespace_of(target) if target else None, private=private, shows_private=action == "reveal",
             workspace=workspace, command=command.replace(".", " "), admins=self.roles.who_holds("admin"),
             guest=bool(info.get("is_restricted") or info.get("is_ultra_restricted")),
@@ -214,6 +225,95 @@ class Access:
         if unknown:
             return replace(verdict, reveal=False)
         return verdict
+
+    # ------------------------------------------------------------------ the Hub side (SPACEOPS_ROLES_FROM)
+
+    def standing(self, user: str, namespace: str) -> Standing:
+        """The member's Hub standing in `namespace` now. Raises Redis's errors (unknown is not unlinked)."""
+        return self.identities.standing(user, namespace, self.records.clock())
+
+    def _with_hub(self, user: str, target: str | None, need: str, command: str, slack: str) -> tuple[str, str]:
+        """(the level that counts, a refusal sentence when the Hub side is why it falls short of `need`).
+
+        A Space: the role in its namespace (an unlinked member reads public Spaces only, under
+        SPACEOPS_UNLINKED=read). `ns/*`: the role in that namespace (never for an unlinked member: the view
+        may name private Spaces). No Space: a linked account may go on (each Space it then names is checked
+        on its own); an unlinked one reads under SPACEOPS_UNLINKED=read, nothing more."""
+        mode, unlinked = self.settings.roles_from, self.settings.unlinked
+        pattern = bool(target) and target.endswith("/*")
+        namespace = namespace_of(target) if target else ""
+        try:
+            link = self.identities.link(user)
+        except REDIS_ERRORS:
+            if need != "read":
+                return "none", words.LINKS_UNKNOWN
+            link = None  # a read goes on as an unlinked member's would
+        now = self.records.clock()
+        standing = standing_of(link, namespace, now)
+        if not target:
+            hub = "operate" if standing.linked else hub_level(standing, False, unlinked)
+        else:
+            private = not standing.linked and (pattern or self.is_private(target))
+            hub = hub_level(standing, private, unlinked)
+        level = effective(mode, slack, hub)
+        if HUB_LEVELS[level] >= HUB_LEVELS[need]:
+            return level, ""
+        if mode == "both" and HUB_LEVELS[slack] < HUB_LEVELS[need]:
+            return level, ""  # the Slack lists are the ceiling that holds: their own sentence says so
+        action = "operate" if need == "operate" else "read"
+        doing = words.doing_words(command, target, need)
+        return level, words.hub_refused(standing, namespace or "any namespace", NEEDS[action], doing, unlinked,
+                                        private=bool(target) and not pattern and not standing.linked,
+                                        pattern=pattern)
+
+    def require_admin(self, user: str, namespaces, doing: str, refusal: str) -> None:
+        """Admin commands (scopes, budgets, webhooks, cancelling others' requests) on `namespaces`: the
+        SPACEOPS_ADMINS list (`refusal` says so), an `admin` Hub role in each namespace, or both, by
+        SPACEOPS_ROLES_FROM. Nothing bot-wide (no namespace) is a Hub role's to grant: the list decides it."""
+        namespaces = sorted({n for n in namespaces if n})
+        mode = self.settings.roles_from
+        if mode != "hub" or not namespaces:
+            if not self.roles.is_admin(user):
+                raise NotAllowed(refusal)
+        if mode != "slack":
+            for namespace in namespaces:
+                self._require_hub(user, namespace, "admin", doing)
+
+    def check_approver(self, user: str, requester: str, spaces) -> None:
+        """An approver other than the requester: the SPACEOPS_APPROVERS list, `admin` in the namespace of
+        each Space the change touches, or both, by SPACEOPS_ROLES_FROM."""
+        mode = self.settings.roles_from
+        if mode != "hub":
+            self.roles.check_approver(user, requester)
+        elif user == requester:
+            raise NotAllowed("You can't approve your own request: another approver has to.")
+        if mode != "slack":
+            for namespace in sorted({namespace_of(s) for s in spaces if s}):
+                self._require_hub(user, namespace, "approve",
+                                  f"approving paid changes in {escape(namespace)}")
+
+    def _require_hub(self, user: str, namespace: str, action: str, doing: str) -> None:
+        try:
+            standing = self.standing(user, namespace)
+        except REDIS_ERRORS:
+            raise NotAllowed(words.LINKS_UNKNOWN) from None
+        if not hub_allows(standing, action, False, self.settings.unlinked):
+            raise NotAllowed(words.hub_refused(standing, namespace, NEEDS[action], doing, "read"))
+
+    def approves(self, user: str) -> bool:
+        """Whether `user` may approve anything at all (the App Home shows the approvals it may decide)."""
+        if self.settings.roles_from == "slack":
+            return self.roles.is_approver(user)
+        try:
+            link = self.identities.link(user)
+        except REDIS_ERRORS:
+            return False
+        hub = link is not None  # admin of their own namespace at least: approvals there are theirs to decide
+        return combined(self.settings.roles_from, self.roles.is_approver(user), hub)
+
+    def identity(self, user: str, space: str) -> dict[str, str]:
+        """{"user", "role", "namespace"} of the member on the Hub, for approval messages ({} without one)."""
+        return self.identities.describe(user, space, self.records.clock())
 
     def check(self, cmd: Command, actor: Actor) -> None:
         """Raise NotAllowed with the reason, before anything runs."""
@@ -348,8 +448,8 @@ class Access:
         return words.unscope_reply(actor.user, cmd.channel, cmd.space, existed, self.channel_scopes(cmd.channel))
 
     def _require_admin(self, cmd: Command, actor: Actor) -> None:
-        if not self.roles.is_admin(actor.user):
-            raise NotAllowed(words.SCOPE_ADMINS_ONLY.format(admins=self.roles.who_holds("admin")))
+        self.require_admin(actor.user, [namespace_of(cmd.space)], f"setting a channel's scope on {escape(cmd.space)}",
+                           words.SCOPE_ADMINS_ONLY.format(admins=self.roles.who_holds("admin")))
 
     def commands(self) -> dict[str, Callable[[Command, Actor], Reply]]:
         return {"scope": self.show, "scope.set": self.set, "unscope": self.unset}

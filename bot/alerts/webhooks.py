@@ -134,7 +134,8 @@ class WebhookReceiver:
 class WebhookCommands:
     """`/space webhook [enable|disable]`: one Hub webhook for the watched namespaces, made with the bot's token."""
 
-    def __init__(self, settings, api, records, watch_store, is_admin, changes: Changes | None = None):
+    def __init__(self, settings, api, records, watch_store, is_admin, changes: Changes | None = None,
+                 require_admin=None):
         self.settings = settings
         self.api = api
         self.records = records          # bot.core.store.Store: audit trail and the Redis check
@@ -142,6 +143,8 @@ class WebhookCommands:
         self.changes = changes or Changes(api, records, None, 2 * settings.hub_timeout)
         self.watch_store = watch_store
         self.is_admin = is_admin
+        # bot/access's (SPACEOPS_ROLES_FROM=hub|both: `admin` on the Hub in every namespace the webhook covers).
+        self.require_admin = require_admin
 
     def _state(self) -> dict:
         return self.records.redis.hgetall(STATE)
@@ -156,8 +159,8 @@ class WebhookCommands:
 
     def enable(self, cmd, actor):
 
-        if not self.is_admin(actor.user):
-            raise NotAllowed("Setting up the Hub webhook needs the admin role (SPACEOPS_ADMINS).")
+        self._admin(actor, self._namespaces(), "setting up the Hub webhook for",
+                    "Setting up the Hub webhook needs the admin role (SPACEOPS_ADMINS).")
         if not self.settings.public_url or not self.settings.hub_webhook_secret:
             raise BadInput("The Hub webhook needs SPACEOPS_PUBLIC_URL (where the Hub can reach this bot) and "
                            "SPACEOPS_HUB_WEBHOOK_SECRET. Without them (Socket Mode), pushes are noticed from the "
@@ -181,8 +184,9 @@ class WebhookCommands:
 
     def disable(self, cmd, actor):
 
-        if not self.is_admin(actor.user):
-            raise NotAllowed("Removing the Hub webhook needs the admin role (SPACEOPS_ADMINS).")
+        covered = [n for n in (self._state().get("namespaces") or "").split(",") if n]
+        self._admin(actor, covered, "removing the Hub webhook of",
+                    "Removing the Hub webhook needs the admin role (SPACEOPS_ADMINS).")
         self.records.require()
         hook_id = self._state().get("id")
         if not hook_id:
@@ -191,6 +195,12 @@ class WebhookCommands:
         self.changes.remove_webhook(Why(actor.user, "webhook.disable"), hook_id)
         self.records.redis.delete(STATE)
         return words.webhook_disabled_reply(actor.user)
+
+    def _admin(self, actor, namespaces: list[str], doing: str, refusal: str) -> None:
+        if self.require_admin is not None:
+            self.require_admin(actor.user, namespaces, f"{doing} {', '.join(namespaces) or 'no namespace'}", refusal)
+        elif not self.is_admin(actor.user):
+            raise NotAllowed(refusal)
 
     def commands(self):
         return {"webhook": self.show, "webhook.enable": self.enable, "webhook.disable": self.disable}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, replace
-from typing import Callable
+from typing import Callable, Protocol
 
 from bot.approvals import words
 from bot.approvals.store import ApprovalRequest, ApprovalStore, Transition
@@ -18,7 +18,7 @@ from bot.core.errors import NotAllowed, NotFound, SpaceOpsError
 from bot.core.flavors import CatalogueSource
 from bot.core.hub import Spaces, call_lease
 from bot.core.markup import code
-from bot.core.permissions import Actor, Roles, check_namespace, declare
+from bot.core.permissions import Actor, Roles, check_namespace, declare, namespace_of
 from bot.core.settings import Settings
 from bot.core.store import REDIS_ERRORS, Store
 from bot.core.words import Reply, error_reply
@@ -46,18 +46,53 @@ class ApprovalKind:
     landed: Callable[[ApprovalRequest], bool]
 
 
+class Deciders(Protocol):
+    """Who may decide a request (never its requester) and cancel another's, and who someone is on the Hub."""
+
+    def check_approver(self, user: str, requester: str, spaces: list[str]) -> None: ...
+
+    def require_admin(self, user: str, namespaces: list[str], doing: str, refusal: str) -> None: ...
+
+    def identity(self, user: str, space: str) -> dict[str, str]: ...
+
+
+class ListDeciders:
+    """The Slack lists only (SPACEOPS_APPROVERS, SPACEOPS_ADMINS): no Hub identity."""
+
+    def __init__(self, roles: Roles):
+        self.roles = roles
+
+    def check_approver(self, user: str, requester: str, spaces: list[str]) -> None:
+        self.roles.check_approver(user, requester)
+
+    def require_admin(self, user: str, namespaces: list[str], doing: str, refusal: str) -> None:
+        if not self.roles.is_admin(user):
+            raise NotAllowed(refusal)
+
+    def identity(self, user: str, space: str) -> dict[str, str]:
+        return {}
+
+
+def identity_json(identity: dict[str, str]) -> str:
+    return json.dumps(identity, sort_keys=True) if identity else ""
+
+
 class Approvals:
     """The feature: request, decide, cancel, list and expire, with Slack messages and audit entries."""
 
     def __init__(self, settings: Settings, records: Store, spaces: Spaces, roles: Roles, deliveries: Deliveries,
                  catalogues: CatalogueSource, later: Later | None = None, clock: Callable[[], float] | None = None,
-                 changes: Changes | None = None, applied: Callable[[str], None] | None = None):
+                 changes: Changes | None = None, applied: Callable[[str], None] | None = None,
+                 deciders: Deciders | None = None):
         self.settings = settings
         self.records = records  # the audit trail and the Redis check before a change
         self.spaces = spaces
         # The one way a change reaches the Hub: audited before and after, metered, with a deadline.
         self.changes = changes or Changes(spaces.api, records, None, 2 * settings.hub_timeout)
         self.roles = roles
+        # Who may decide and cancel, and who they are on the Hub: the access gate's (bot/access), by
+        # SPACEOPS_ROLES_FROM; the Slack lists alone when none is given.
+        self.deciders: Deciders = deciders or ListDeciders(roles)
         self.sender = deliveries  # the one way out to Slack (bot/core/deliver.py)
         self.catalogues = catalogues
         self.later = later
@@ -104,7 +139,7 @@ class Approvals:
             requester=actor.user, channel=channel, ts="", created_at=now, expires_at=now + ttl,
             sleep_seconds=upgrade.sleep_seconds, duplicate_to=upgrade.duplicate_to or "", private=upgrade.private,
             requester_channel=actor.channel, action=upgrade.action, params=upgrade.params, summary=upgrade.summary,
-            cost_note=upgrade.cost_note)
+            cost_note=upgrade.cost_note, requester_hub=identity_json(self.deciders.identity(actor.user, upgrade.space)))
         message = words.approval_message(request, self.catalogue, self.hub_url)
         try:
             # Nothing is stored until Slack gives the message's ts, so wait out a short Slack hiccup here
@@ -156,7 +191,7 @@ class Approvals:
         if request.status == "applying" and request.lease_until <= now:
             # Whoever was applying it died mid-call: settle it from the Hub before anything is applied again.
             self._take_over(request_id, now)
-        claim = self.store.claim(request_id, user, now)
+        claim = self.store.claim(request_id, user, now, hub=identity_json(self.deciders.identity(user, request.space)))
         if not claim.ok:
             return self._not_open(claim, request_id)
         request = claim.request
@@ -205,7 +240,8 @@ class Approvals:
     def deny(self, request_id: str, user: str, channel: str, ts: str) -> Reply:
         request = self._clicked(request_id, channel, ts)
         self._check_decider(request, user, "deny")
-        done = self.store.close(request_id, "denied", user, self.clock())
+        done = self.store.close(request_id, "denied", user, self.clock(),
+                                hub=identity_json(self.deciders.identity(user, request.space)))
         if not done.ok:
             return self._not_open(done, request_id)
         self.records.audit(user, "approval.deny", request.space, self._params(request))
@@ -217,7 +253,7 @@ class Approvals:
             check_namespace(request.space, self.settings)
             if request.duplicate_to:
                 check_namespace(request.duplicate_to, self.settings)
-            self.roles.check_approver(user, request.requester)
+            self.deciders.check_approver(user, request.requester, [request.space, request.duplicate_to])
         except NotAllowed as err:
             self.records.audit(user, f"approval.{verb}", request.space, {"id": request.id},
                                  result=f"refused: {err.sentence[:120]}")
@@ -240,11 +276,15 @@ class Approvals:
         if request is None:
             raise NotFound(f"There is no approval request {code(cmd.request_id)} (it may have expired). "
                            f"See `/space approvals`.")
-        if actor.user != request.requester and not self.roles.is_admin(actor.user):
-            raise NotAllowed(f"Only the requester or an admin can cancel {code(request.id)}. "
-                             f"Admins: {self.roles.who_holds('admin')}.")
+        if actor.user != request.requester:
+            self.deciders.require_admin(
+                actor.user, [namespace_of(s) for s in (request.space, request.duplicate_to) if s],
+                f"cancelling another member's request {code(request.id)}",
+                f"Only the requester or an admin can cancel {code(request.id)}. "
+                f"Admins: {self.roles.who_holds('admin')}.")
         self.records.require()
-        done = self.store.close(request.id, "cancelled", actor.user, self.clock())
+        done = self.store.close(request.id, "cancelled", actor.user, self.clock(),
+                                hub=identity_json(self.deciders.identity(actor.user, request.space)))
         if not done.ok:
             return self._not_open(done, request.id)
         self.records.audit(actor.user, "approval.cancel", request.space, self._params(request))

@@ -86,6 +86,8 @@ class ApprovalRequest:
     private: bool = False
     requester_channel: str = ""
     decided_by: str = ""
+    decided_hub: str = ""    # JSON {"user", "role", "namespace"}: the decider on the Hub ("" under slack mode)
+    requester_hub: str = ""  # the same of the requester
     decided_at: float = 0.0
     error: str = ""
     attempt: str = ""  # the token of the claim allowed to finish `applying`
@@ -207,11 +209,12 @@ class ApprovalStore:
 
     # The four decisions, named for the callers.
 
-    def claim(self, request_id: str, user: str, now: float) -> Transition:
+    def claim(self, request_id: str, user: str, now: float, hub: str = "") -> Transition:
         """pending/failed (or a stale claim) → applying; the one caller that gets `ok` calls the Hub."""
         attempt = secrets.token_hex(8)
         return self.transition(request_id, ("pending", "failed", "stale"), "applying", now,
-                               decided_by=user, decided_at=now, attempt=attempt, lease_until=now + self.lease)
+                               decided_by=user, decided_hub=hub, decided_at=now, attempt=attempt,
+                               lease_until=now + self.lease)
 
     def take_over(self, request_id: str, now: float) -> Transition:
         """A stale `applying` claim (its replica died) → ours, to settle from what the Hub shows."""
@@ -226,9 +229,10 @@ class ApprovalStore:
         return self.transition(request.id, ("applying",), "approved", now, expiry="any",
                                guard=("attempt", attempt), keep=DECIDED_KEEP, error="", lease_until=0)
 
-    def close(self, request_id: str, to: str, user: str, now: float) -> Transition:
+    def close(self, request_id: str, to: str, user: str, now: float, hub: str = "") -> Transition:
         """pending/failed → denied or cancelled."""
-        return self.transition(request_id, OPEN, to, now, keep=DECIDED_KEEP, decided_by=user, decided_at=now)
+        return self.transition(request_id, OPEN, to, now, keep=DECIDED_KEEP, decided_by=user, decided_hub=hub,
+                               decided_at=now)
 
     def expire(self, request_id: str, now: float) -> Transition:
         # A claim abandoned by a dead replica expires too, once its lease is over.

@@ -5,12 +5,13 @@ Requests are `bot.approvals.store.ApprovalRequest` values; these functions only 
 
 from __future__ import annotations
 
+import json
 from typing import Iterable
 
 from bot.core.flavors import Catalogue
 from bot.core.markup import code, escape
-from bot.core.words import (Reply, context, duration_words, flavor_words, money_words, price_words, section,
-                            sleep_words, space_link, when_words)
+from bot.core.words import (Reply, context, duration_words, flavor_words, hub_identity_words, money_words,
+                            price_words, section, sleep_words, space_link, when_words)
 
 APPROVE_ACTION = "approval:approve"
 
@@ -52,8 +53,23 @@ def upgrade_words(request) -> str:
     return f"move {code(request.space)} from {code(request.current)} to {code(request.flavor)}"
 
 
+def _hub(raw: str) -> dict:
+    """A stored Hub identity (JSON), tolerantly: {} when absent or unreadable."""
+    try:
+        value = json.loads(raw) if raw else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
 def _by(request) -> str:
-    return f" by <@{escape(request.decided_by)}>" if request.decided_by else ""
+    if not request.decided_by:
+        return ""
+    return f" by <@{escape(request.decided_by)}>{hub_identity_words(_hub(getattr(request, 'decided_hub', '')))}"
+
+
+def _from(request) -> str:
+    return f"<@{escape(request.requester)}>{hub_identity_words(_hub(getattr(request, 'requester_hub', '')))}"
 
 
 def _at(request) -> str:
@@ -72,7 +88,7 @@ def approval_status_line(request) -> str:
         return (f"{OUTCOME_WORDS[status]}{_by(request)}{_at(request)}. {code(target)} is moving to "
                 f"{code(request.flavor)}; billing starts when it runs.")
     if status == "failed":
-        return (f"{OUTCOME_WORDS[status]}: <@{escape(request.decided_by)}> approved{_at(request)}, but the Hub "
+        return (f"{OUTCOME_WORDS[status]}:{_by(request).removeprefix(' by')} approved{_at(request)}, but the Hub "
                 f"refused: {request.error} The request is still open: *Approve* again to retry.")
     if status == "applying":
         return f"{OUTCOME_WORDS[status]}{_by(request)}{_at(request)}…"
@@ -88,7 +104,7 @@ def approval_message(request, catalogue: Catalogue, hub_url: str) -> Reply:
     """The approval message in the channel: the request, its cost, and buttons while it is open."""
     price, diff = upgrade_cost_words(request.current, request.flavor, catalogue)
     kind = "Paid hardware request" if request.action == "hw" else "Request that raises spend"
-    title = f":money_with_wings: *{kind}* from <@{escape(request.requester)}>: {upgrade_words(request)}."
+    title = f":money_with_wings: *{kind}* from {_from(request)}: {upgrade_words(request)}."
     if request.action == "hw":
         details = [
             f"*Space:* {space_link(request.space, hub_url)}",

@@ -7,8 +7,8 @@ from typing import Any, Iterable
 from bot.commands.grammar import COMMANDS
 from bot.core.flavors import Catalogue
 from bot.core.markup import code, escape
-from bot.core.words import (STAGE_EMOJI, Reply, context, flavor_words, price_words, section, sleep_words,
-                            space_link, stage_words, when_words)
+from bot.core.words import (STAGE_EMOJI, Reply, context, flavor_words, hub_identity_words, price_words, section,
+                            sleep_words, space_link, stage_words, when_words)
 
 def help_reply(topic: str | None = None) -> Reply:
     if topic:
@@ -118,7 +118,8 @@ def audit_reply(entries: Iterable, space: str | None) -> Reply:
     for entry in entries:
         params = ", ".join(f"{escape(k)}={escape(v)}" for k, v in sorted(entry.params.items()))
         result = "ok" if entry.result == "ok" else f"*{escape(entry.result)}*"
-        rows.append(f"{when_words(entry.ts)} <@{escape(entry.user)}> {escape(entry.action)}"
+        rows.append(f"{when_words(entry.ts)} <@{escape(entry.user)}>{hub_identity_words(getattr(entry, 'hub', None))} "
+                    f"{escape(entry.action)}"
                     + (f" {code(entry.space)}" if entry.space else "") + (f" ({params})" if params else "")
                     + f" → {result}")
     text = f"*Audit trail{scope}*, newest first:\n" + "\n".join(rows)

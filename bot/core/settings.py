@@ -115,6 +115,23 @@ def _flag(name: str, raw: str | None) -> bool:
     raise ConfigError(f"{name}={raw!r} must be 1 or 0")
 
 
+# SPACEOPS_ROLES_FROM and SPACEOPS_UNLINKED: each word and what it means, for the start-up error.
+ROLES_FROM = {"slack": "the lists SPACEOPS_OPERATORS, SPACEOPS_APPROVERS, SPACEOPS_READERS (the default)",
+              "hub": "the linked Hugging Face account's role in the Space's namespace",
+              "both": "the lower of the two (the lists are a ceiling)"}
+UNLINKED = {"read": "members with no linked Hugging Face account may read public Spaces (the default)",
+            "none": "they may do nothing until they run /space login"}
+
+
+def _choice(name: str, raw: str | None, choices: dict[str, str], default: str) -> str:
+    """One of a few words; the error names the setting and says what each word means."""
+    value = (raw or "").strip().lower() or default
+    if value in choices:
+        return value
+    meanings = "; ".join(f"{word}: {meaning}" for word, meaning in choices.items())
+    raise ConfigError(f"{name}={raw!r} must be one of {', '.join(choices)} ({meanings})")
+
+
 def _count(name: str, raw: str | None, default: int, minimum: int = 1, maximum: int = 10_000) -> int:
     if not raw or not raw.strip():
         return default
@@ -153,6 +170,10 @@ class Settings:
     approval_free_below: float = 0.0  # USD per day: smaller cost increases apply without an approver
     readers: frozenset[str] = field(default_factory=frozenset)  # who may read; empty = every member
     allowed_teams: frozenset[str] = field(default_factory=frozenset)  # other workspaces whose members may act
+    # Where rights come from (bot/access/hubroles.py): the Slack lists above, the linked Hub account's role
+    # in the Space's namespace, or the lower of the two; and what a member with no linked account may do.
+    roles_from: str = "slack"
+    unlinked: str = "read"
     # Alert thresholds (bot.alerts.transitions.Policy) and hot polling.
     stuck_minutes: int = 30
     crashloop_errors: int = 3
@@ -193,6 +214,8 @@ class Settings:
             readers=_checked_ids("SPACEOPS_READERS", env.get("SPACEOPS_READERS"), _USER_OR_GROUP, USER_IDS),
             allowed_teams=_checked_ids("SPACEOPS_ALLOWED_TEAMS", env.get("SPACEOPS_ALLOWED_TEAMS"), _TEAM_ID,
                                        "a Slack workspace id (T…) or organisation id (E…)"),
+            roles_from=_choice("SPACEOPS_ROLES_FROM", env.get("SPACEOPS_ROLES_FROM"), ROLES_FROM, "slack"),
+            unlinked=_choice("SPACEOPS_UNLINKED", env.get("SPACEOPS_UNLINKED"), UNLINKED, "read"),
             approval_free_below=_number("SPACEOPS_APPROVAL_FREE_BELOW", env.get("SPACEOPS_APPROVAL_FREE_BELOW"),
                                         0.0, zero_ok=True),
             workers=_count("SPACEOPS_WORKERS", env.get("SPACEOPS_WORKERS"), 16) or 16,
@@ -219,7 +242,7 @@ class Settings:
             hub_link_days=_count("SPACEOPS_HUB_LINK_DAYS", env.get("SPACEOPS_HUB_LINK_DAYS"), 30, 1, 365),
         )
         settings.check_formats()
-        settings.check_signin(get("SPACEOPS_ROLES_FROM").lower())
+        settings.check_signin(settings.roles_from)
         return settings
 
     def check_formats(self) -> None:

@@ -12,8 +12,8 @@ import gc
 import json
 import logging
 import uuid
-from dataclasses import dataclass, fields
-from typing import Any, Iterator
+from dataclasses import dataclass, field, fields
+from typing import Any, Callable, Iterator
 
 import redis
 from redis.backoff import ExponentialWithJitterBackoff
@@ -197,6 +197,7 @@ class AuditEntry:
     space: str
     params: dict[str, Any]
     result: str
+    hub: dict[str, str] = field(default_factory=dict)  # the Hub identity at the time ({} in older entries)
 
 
 # The alerts outbox claims each delivery with `SET … NX GET` (bot/alerts/outbox.py), which Redis added in 7.0.
@@ -228,8 +229,12 @@ def check_server_version(client) -> None:
 class Store:
     """Small shared store; feature stores (approvals, watches) take `store.redis`."""
 
-    def __init__(self, client: redis.Redis, fast: redis.Redis | None = None, clock: Clock | None = None):
+    def __init__(self, client: redis.Redis, fast: redis.Redis | None = None, clock: Clock | None = None,
+                 identify: Callable[[str, str, float], dict[str, str]] | None = None):
         self.redis = client
+        # Who the entry's Slack user is on the Hub ({"user", "role", "namespace"} or {}), for the audit:
+        # bot/access/identity.py under SPACEOPS_ROLES_FROM=hub|both; the core knows no feature.
+        self.identify = identify
         self.fast = fast or client  # short timeout, no retries: used before Slack's ack
         # Redis's clock, for every time another replica compares (bot/core/clock.py); read with the fast
         # client: a slow answer keeps the last offset rather than holding up the caller.
@@ -271,6 +276,9 @@ class Store:
                   "params": json.dumps(params or {}, sort_keys=True), "result": result, "v": "1"}
         if attempt:
             fields["attempt"] = attempt
+        hub = self.identify(user, space, float(fields["ts"])) if self.identify else {}
+        if hub:
+            fields["hub"] = json.dumps(hub, sort_keys=True)
         pipe = self.redis.pipeline(transaction=False)
         pipe.xadd(key("audit"), fields, maxlen=AUDIT_MAXLEN, approximate=True)
         if space and per_space:
@@ -298,7 +306,7 @@ class Store:
         # (the process died between the Hub call and the record of its answer) says so.
         finished = {f.get("attempt") for _, f in rows if f.get("attempt") and f.get("result") != ATTEMPT}
         return [AuditEntry(id=entry_id, ts=_float(f.get("ts")), user=f.get("user", ""), action=f.get("action", ""),
-                           space=f.get("space", ""), params=_params(f.get("params")),
+                           space=f.get("space", ""), params=_params(f.get("params")), hub=_params(f.get("hub")),
                            result=f.get("result", "") if f.get("result") != ATTEMPT else "started, outcome unknown")
                 for entry_id, f in rows if not (f.get("result") == ATTEMPT and f.get("attempt") in finished)]
 

@@ -120,6 +120,15 @@ def button(text: str, action: str, value: str, style: str | None = None) -> dict
     return button
 
 
+def hub_identity_words(hub: dict | None) -> str:
+    """` (hf: alice-ml, write in acme)` for an audit entry or a decider with a Hub identity; "" without one."""
+    if not hub or not hub.get("user"):
+        return ""
+    role, namespace = hub.get("role"), hub.get("namespace")
+    where = f", {escape(role)} {'of' if role == 'admin' else 'in'} {escape(namespace)}" if role and namespace else ""
+    return f" (hf: {escape(hub['user'])}{where})"
+
+
 def change_reply(user: str, action: str, space: str, outcome: str = "") -> Reply:
     """A change announced in the channel, naming who did it."""
     text = f"<@{escape(user)}> {action} {code(space)}" + (f": {outcome}" if outcome else ".")

@@ -10,6 +10,7 @@ from bot.alerts.outbox import Outbox
 from bot.commands.grammar import Command
 from bot.core.deliver import Deliveries
 from bot.core.errors import NotAllowed
+from bot.core.markup import escape
 from bot.core.jobs import LeaseLost
 from bot.core.permissions import Actor, Roles, namespace_of
 from bot.core.store import Store
@@ -25,8 +26,9 @@ BUDGET_EVERY = 5 * 60
 class Budgets:
     def __init__(self, records: Store, reads: FleetReads, roles: Roles, outbox: Outbox, deliveries: Deliveries,
                  clock: Callable[[], float], hub_url: str,
-                 hidden: Callable[[list[str], str], set[str]] | None = None):
+                 hidden: Callable[[list[str], str], set[str]] | None = None, deciders=None):
         self.records = records
+        self.deciders = deciders  # bot/access's require_admin (SPACEOPS_ROLES_FROM); the admin list when None
         self.hidden = hidden  # Spaces whose spend may not be named in a channel (the gate's rule, bot/access)
         self.reads = reads
         self.roles = roles
@@ -64,12 +66,16 @@ class Budgets:
         return words.budget_show_reply(cmd.space, self.reads.store.budgets().get(namespace), spent, projected, first,
                                        unpriced)
 
-    def _require_admin(self, actor: Actor) -> None:
-        if not self.roles.is_admin(actor.user):
-            raise NotAllowed(f"Budgets are set by admins, which you are not. Admins: {self.roles.who_holds('admin')}.")
+    def _require_admin(self, actor: Actor, space: str) -> None:
+        refusal = f"Budgets are set by admins, which you are not. Admins: {self.roles.who_holds('admin')}."
+        if self.deciders is not None:
+            self.deciders.require_admin(actor.user, [namespace_of(space)], f"setting a budget on {escape(space)}",
+                                        refusal)
+        elif not self.roles.is_admin(actor.user):
+            raise NotAllowed(refusal)
 
     def budget_set(self, cmd: Command, actor: Actor) -> Reply:
-        self._require_admin(actor)
+        self._require_admin(actor, cmd.space)
         namespace = namespace_of(cmd.space)
         self.records.require()
         self.reads.store.set_budget(namespace, float(cmd.amount or 0), actor.channel, actor.user, self.clock())
@@ -77,7 +83,7 @@ class Budgets:
         return words.budget_set_reply(actor.user, cmd.space, float(cmd.amount or 0), actor.channel)
 
     def budget_off(self, cmd: Command, actor: Actor) -> Reply:
-        self._require_admin(actor)
+        self._require_admin(actor, cmd.space)
         self.records.require()
         existed = self.reads.store.remove_budget(namespace_of(cmd.space))
         if existed:

@@ -54,8 +54,10 @@ def _allow_all(actor, action, target=None, place=None, **_):
 class Home:
     def __init__(self, reads: FleetReads, roles: Roles, clock: Callable[[], float], hub_url: str,
                  pending_requests: Callable[[], list] = lambda: [], slack=None, gate: Gate | None = None,
-                 is_private: Callable[[str], bool] = lambda space: True):
+                 is_private: Callable[[str], bool] = lambda space: True,
+                 approves: Callable[[str], bool] | None = None):
         self.reads = reads
+        self.approves = approves or roles.is_approver  # bot/access's, by SPACEOPS_ROLES_FROM
         self.gate = gate or _allow_all
         self.is_private = is_private  # only asked where the gate hides private details
         self.roles = roles
@@ -81,7 +83,7 @@ class Home:
                 if self.gate(actor, "reveal", sample, place=user).reveal:
                     details.add(ns)
         operator = self.gate(actor, "operate", None, place=user).allowed
-        return Viewer("", frozenset(readable), frozenset(details), operator, self.roles.is_approver(user))
+        return Viewer("", frozenset(readable), frozenset(details), operator, self.approves(user))
 
     def home(self, user: str, page: int, now: float, team: str = "", viewer: Viewer | None = None) -> dict:
         """The user's App Home: page 0 ranks broken and costly Spaces first; pages 1… list every one."""

@@ -41,7 +41,7 @@ class Fleet:
                  prefetch: Callable[[set[str]], None] = lambda spaces: None,
                  check: Callable[[Command, Actor], None] | None = None, gate=None,
                  is_private: Callable[[str], bool] = lambda space: True,
-                 hidden: Callable[[list[str], str], set[str]] | None = None):
+                 hidden: Callable[[list[str], str], set[str]] | None = None, deciders=None):
         self.clock = clock or records.clock  # Redis's (bot/core/clock.py): digest periods, budget months
         self.known_now = known
         now = lambda: self.clock()  # noqa: E731 — the benchmark and tests set `clock` after building
@@ -50,10 +50,13 @@ class Fleet:
         self.store = self.reads.store
         self.charts = Charts(self.reads, deliveries)
         self.costs = CostCommand(self.reads, self.charts, now, hub_url)
-        self.budgets = Budgets(records, self.reads, roles, outbox, deliveries, now, hub_url, hidden=hidden)
+        # `deciders` (bot/access: admins and approvers by SPACEOPS_ROLES_FROM); the Slack lists when None.
+        self.budgets = Budgets(records, self.reads, roles, outbox, deliveries, now, hub_url, hidden=hidden,
+                               deciders=deciders)
         self.digests = Digests(records, self.reads, self.charts, deliveries, leading, now, hub_url, reveals, prefetch,
                                check=check, hidden=hidden)
-        self.homes = Home(self.reads, roles, now, hub_url, pending_requests, slack, gate=gate, is_private=is_private)
+        self.homes = Home(self.reads, roles, now, hub_url, pending_requests, slack, gate=gate, is_private=is_private,
+                          approves=deciders.approves if deciders is not None else None)
         self._indexed: set[str] = set()
 
     def commands(self) -> dict[str, Callable[[Command, Actor], Reply]]:

@@ -202,8 +202,7 @@ class SignIn:
         next_refresh = None
         if link is not None and link.refreshable:
             next_refresh = link.roles_at + self.settings.hub_roles_ttl
-        rights_from = getattr(self.settings, "roles_from", "slack")
-        return words.whoami_reply(actor.user, link, self.clock(), next_refresh, rights_from)
+        return words.whoami_reply(actor.user, link, self.clock(), next_refresh, self.settings.roles_from)
 
     def logout(self, cmd: Command, actor: Actor) -> Reply:
         self.store.require()

@@ -562,3 +562,147 @@ def test_grid_link_preview_and_workflow_step(make_bot, hub, slack, redis_client)
         assert leaks == 0 and bad == 0, (surface, leaks, bad)
     tally("authz grid: preview/step×role×scope×private×team", tried=sum(v[0] for v in table.values()),
           lost=sum(v[1] + v[2] for v in table.values()))
+
+
+# ---------------------------------------------------------------- Hub role × mode × surface × action (SPACEOPS_ROLES_FROM)
+
+# The oracle, written from the issue's words, not from bot/access/hubroles.py: what each Hub standing in
+# `acme` may do there (read, operate, approve, admin); an unlinked member reads public Spaces only.
+HUB_MAY = {"read": {"read"}, "contributor": {"read"}, "write": {"read", "operate"},
+           "admin": {"read", "operate", "approve", "admin"}, "no_access": set(), "sso pending": set(),
+           "unlinked": set()}
+# Slack side: "listed" members are in SPACEOPS_OPERATORS, _APPROVERS and _ADMINS; "member" in none.
+SLACK_MAY = {"listed": {"read", "operate", "approve", "admin"}, "member": {"read"}}
+HUB_LINKS = {"read": {"acme": "read"}, "contributor": {"acme": "contributor"}, "write": {"acme": "write"},
+             "admin": {"acme": "admin"}, "no_access": {"acme": "no_access"}, "sso pending": {"acme": "write"},
+             "unlinked": None}
+
+
+def hub_oracle(mode: str, slack_kind: str, hub_role: str, action: str, private: bool) -> bool:
+    slack_ok = action in SLACK_MAY[slack_kind]
+    hub_ok = action in HUB_MAY[hub_role] or (hub_role == "unlinked" and action == "read" and not private)
+    return {"slack": slack_ok, "hub": hub_ok, "both": slack_ok and hub_ok}[mode]
+
+
+def test_grid_hub_role_by_mode_over_surfaces(make_bot, hub, slack, redis_client):
+    """Hub role (read / contributor / write / admin / no_access / unlinked / SSO pending) × Slack lists
+    (listed / not) × mode (slack, hub, both) × surface (slash command, alert button, App Home button,
+    workflow step, link preview, approval message, admin command) × action, through signed HTTP: every
+    grant matches the oracle above, and a refusal reaches the Hub with no write."""
+    from bot.alerts.words import ALERT_ACTIONS
+    from bot.fleet.words import HOME_ACTIONS
+    from bot.signin.links import HubLink, Links
+    from tests.harness import _ids
+    from tests.test_approvals import ask
+
+    spaces = {False: "acme/pub", True: "acme/priv"}
+    for name in spaces.values():
+        hub.add_space(name, hardware="t4-small", sleep=3600, private=name.endswith("priv"))
+    users = {(kind, role): f"UH{i}{j}" for i, kind in enumerate(SLACK_MAY) for j, role in enumerate(HUB_MAY)}
+    listed = ",".join(u for (kind, _), u in users.items() if kind == "listed") + ",URQ"
+    table: dict[tuple[str, str], list[int]] = {}  # (surface, action) → [cases, wrong grants, wrong refusals]
+    counted = 0
+
+    def event(bot, inner: dict) -> None:
+        body = {"token": "legacy", "team_id": "T1", "api_app_id": "A1", "type": "event_callback",
+                "event_id": f"Ev{next(_ids)}", "event_time": int(time.time()), "event": inner}
+        assert bot.post(json.dumps(body).encode(), "application/json").status == 200
+
+    def restarted(space: str) -> bool:
+        return ("POST", f"/api/spaces/{space}/restart") in hub_writes(hub)
+
+    for mode in ("slack", "hub", "both"):
+        bot = make_bot(SPACEOPS_ROLES_FROM=mode, SPACEOPS_OPERATORS=listed, SPACEOPS_APPROVERS=listed,
+                       SPACEOPS_ADMINS=listed)
+        links = Links(bot.ctx.store.redis)
+        now = bot.ctx.store.clock()
+        for (kind, role), user in users.items():
+            if HUB_LINKS[role] is not None:
+                links.put(HubLink(user, user.lower(), HUB_LINKS[role], linked_at=now, roles_at=now,
+                                  restricted=("acme",) if role == "sso pending" else ()))
+        links.put(HubLink("URQ", "requester", {"acme": "write"}, linked_at=now, roles_at=now))
+
+        for (kind, role), user in users.items():
+            def row(surface, action, private, granted):
+                nonlocal counted
+                expected = hub_oracle(mode, kind, role, action, private)
+                cell = table.setdefault((surface, action), [0, 0, 0])
+                cell[0] += 1
+                cell[1] += int(granted and not expected)
+                cell[2] += int(expected and not granted)
+                counted += 1
+                assert granted is expected, (mode, kind, role, surface, action, private)
+
+            for private, space in spaces.items():
+                # -- slash command: read (status) and operate (restart)
+                hub.requests.clear()
+                seen = bot.command(f"status {space}", user=user)
+                row("slash command", "read", private, "*Hardware:*" in seen["text"])
+                hub.requests.clear()
+                bot.command(f"restart {space}", user=user)
+                row("slash command", "operate", private, restarted(space))
+                hub.set_stage(space, "RUNNING")
+                # -- alert button (Restart) in the alert's channel
+                hub.requests.clear()
+                since = len(slack.calls)
+                _click(bot, slack, ALERT_ACTIONS["restart"], space, user, "T1", "C1")
+                _wait_said(slack, since)
+                row("alert button", "operate", private, restarted(space))
+                hub.set_stage(space, "RUNNING")
+            space = spaces[False]
+            # -- App Home button (Restart)
+            hub.requests.clear()
+            since = len(slack.calls)
+            _click(bot, slack, HOME_ACTIONS["restart"], space, user, "T1", home=True)
+            slack.wait(lambda: [c for c in slack.calls[since:] if c.method == "chat.postMessage"
+                                and c.body.get("channel") == user], 6)
+            row("App Home button", "operate", False, restarted(space))
+            hub.set_stage(space, "RUNNING")
+            # -- workflow step (Restart)
+            execution = f"Fx{next(_ids)}"
+            slack.execute(execution)
+            hub.requests.clear()
+            event(bot, {"type": "function_executed", "function": {"callback_id": "space_restart"},
+                        "function_execution_id": execution, "event_ts": "1",
+                        "inputs": {"space": space, "user": user, "channel": "C1"}})
+            done = slack.wait(lambda: slack.executions[execution]["state"] != "running" and slack.executions[execution])
+            row("workflow step", "operate", False, done["state"] == "completed" and restarted(space))
+            hub.set_stage(space, "RUNNING")
+            # -- link preview of a public Space
+            url = f"https://huggingface.co/spaces/{space}"
+            ts = f"{next(_ids)}.7"
+            slack.share("C1", ts, [url])
+            event(bot, {"type": "link_shared", "channel": "C1", "user": user, "message_ts": ts,
+                        "links": [{"url": url, "domain": "huggingface.co"}]})
+            assert bot.ctx.pool.wait_idle(6)
+            row("link preview", "read", False, bool(slack.unfurled.get(("C1", ts))))
+            # -- admin command: a channel's scope on acme/*
+            bot.ctx.access.scopes.remove("CADM", "acme")
+            bot.command("scope <#CADM|adm> acme/* read", user=user)
+            row("admin command", "admin", False, bool(bot.ctx.access.scopes.get("CADM")))
+            # -- approval message (Approve) of another member's paid upgrade
+            pending = ask(bot, slack, f"hw {space} a100-large", user="URQ")
+            hub.requests.clear()
+            since = len(slack.calls)
+            _click(bot, slack, "approval:approve", pending.id, user, "T1", pending.channel, pending.ts)
+            _wait_said(slack, since)
+            approved = ("POST", f"/api/spaces/{space}/hardware") in hub_writes(hub)
+            row("approval message", "approve", False, approved)
+            if approved:
+                hub.spaces[space]["requested"] = "t4-small"
+                hub.set_stage(space, "RUNNING", hardware="t4-small")
+            else:
+                bot.command(f"approvals cancel {pending.id}", user="URQ")
+        bot.close()
+
+    lines = [f"{'hub-role grid: surface':<28} {'action':<8} {'cases':>6} {'wrong grants':>13} {'wrong refusals':>15}"]
+    for (surface, action), (cases, grants, refusals) in table.items():
+        lines.append(f"{surface:<28} {action:<8} {cases:>6} {grants:>13} {refusals:>15}")
+    total = [sum(v[i] for v in table.values()) for i in range(3)]
+    lines.append(f"{'all':<28} {'':<8} {total[0]:>6} {total[1]:>13} {total[2]:>15}")
+    print("\n" + "\n".join(lines))
+    for line in lines:
+        figure(line)
+    tally("authz grid: hub role×slack lists×mode×surface", tried=total[0], lost=total[1])
+    assert total[1] == 0 and total[2] == 0
+    assert counted == len(HUB_MAY) * len(SLACK_MAY) * 3 * (3 * 2 + 5)  # 3 surfaces × public/private, 5 more
