@@ -420,3 +420,43 @@ def test_two_slack_users_may_link_one_hub_account_and_the_audit_says_so(world, h
     [entry] = [e for e in world.bot.ctx.store.audit_entries(count=50) if e.user == "UB" and e.action == "signin.link"]
     assert entry.params["hub_user"] == "alice-ml" and entry.params["also_linked"] == ["UA"]
     assert "refresh_token" not in json.dumps(entry.params) and "hf_oauth" not in json.dumps(entry.params)
+
+
+# ---------------------------------------------------------------- the issue's end-to-end flow (with bot/access)
+
+
+@pytest.mark.parametrize("unlinked", ["read", "none"])
+def test_sign_in_then_hub_roles_decide_restart_and_a_lowered_role_refuses_after_the_refresh(make_bot, hub, slack,
+                                                                                            unlinked):
+    """/space login → the DM with the code → the Hub approves → restart allowed for `write` and refused for
+    `read` with the sentence → the role is lowered on the Hub → after the refresh, the restart is refused."""
+    hub.add_space("acme/chat")
+    hub.add_member("alice-ml", {"acme": "write"})
+    hub.add_member("rita-ml", {"acme": "read"})
+    world = World(make_bot(SPACEOPS_ROLES_FROM="hub", SPACEOPS_UNLINKED=unlinked, **SIGNIN), hub, slack)
+    bot = world.bot
+    before = bot.command("/space restart acme/chat", user="UA")["text"]
+    assert "/space login" in before and hub.calls("POST", "/api/spaces/acme/chat/restart") == []
+    linked(world, "UA", "alice-ml")
+    linked(world, "UR", "rita-ml")
+    assert world.dms("UA")[0].startswith("Signed in as `alice-ml` (Hugging Face). " + WRITE_MEANS)
+    assert "restarted `acme/chat`" in bot.command("/space restart acme/chat", user="UA")["text"]
+    assert len(hub.calls("POST", "/api/spaces/acme/chat/restart")) == 1
+    refused = bot.command("/space restart acme/chat", user="UR")["text"]
+    assert "Your Hugging Face role in `acme` is `read`" in refused and "needs `write`" in refused
+    assert len(hub.calls("POST", "/api/spaces/acme/chat/restart")) == 1
+    # The audit names both identities.
+    [entry] = [e for e in bot.ctx.store.audit_entries("acme/chat") if e.action == "restart" and e.user == "UA"][:1]
+    assert entry.hub == {"user": "alice-ml", "role": "write", "namespace": "acme"}
+    assert "(hf: alice-ml, write in acme)" in bot.command("/space audit acme/chat", user="UA")["text"]
+    # The role is lowered on the Hub; before the refresh the link still says write, after it read.
+    hub.set_role("alice-ml", "acme", "read")
+    world.now += 3601
+    bot.ctx.watcher.tick(world.now)
+    assert "acme: write → read" in world.dms("UA")[-1].replace("`", "")
+    after = bot.command("/space restart acme/chat", user="UA")["text"]
+    assert "Your Hugging Face role in `acme` is `read`" in after
+    assert len(hub.calls("POST", "/api/spaces/acme/chat/restart")) == 1
+    me = bot.command("/space whoami", user="UA")["text"]
+    assert "acme: read → you may read its Spaces." in me and "SPACEOPS_ROLES_FROM=slack" not in me
+    assert "Signed out" in bot.command("/space logout", user="UA")["text"]

@@ -35,8 +35,9 @@ from bot.signin.oauth import Grant, HubOAuth, Identity, OAuthUnavailable
 from bot.signin.vault import Vault
 
 log = logging.getLogger(__name__)
-# Signing in, out and looking at one's own link touch no Space: they ask the gate as reads do.
-declare(reads={"login", "whoami", "logout", "login.check"})
+# Signing in, out and looking at one's own link touch no Space: like help, the gate asks only that the member
+# is of this workspace (an unlinked member under SPACEOPS_UNLINKED=none must still be able to sign in).
+declare(anyone={"login", "whoami", "logout", "login.check"})
 VERSION = 1
 PENDING = key("{signin}", "pending")       # zset: Slack user → when their code is next polled
 CLAIM_SECONDS = 30
