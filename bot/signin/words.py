@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+from bot.access.hubroles import ACTIONS, RIGHTS
 from bot.core.markup import code, escape
 from bot.core.words import Reply, button, context, duration_words, error_reply, notice_reply, section, when_words
 
 OPEN_ACTION = "signin:open"    # the link button to the Hub's verification page (Slack opens it)
 CHECK_ACTION = "signin:check"  # "I've approved it": poll now rather than at the next interval
 
-# What each Hub role means here when rights come from the Hub (SPACEOPS_ROLES_FROM=hub|both).
-ROLE_MEANS = {
-    "admin": "you may operate its Spaces, approve paid changes and run its admin commands",
-    "write": "you may restart, pause, change sleep time and variables; paid changes still need an approver",
-    "contributor": "you may read its Spaces; changing them needs `write`",
-    "read": "you may read its Spaces",
-    "no_access": "nothing here",
+# What a Hub role lets its holder do here (SPACEOPS_ROLES_FROM=hub|both), said from the gate's own table
+# (bot/access/hubroles.RIGHTS), so these words cannot drift from what is decided.
+_MEANS_BY_RIGHTS = {
+    frozenset(ACTIONS): "you may operate its Spaces, approve paid changes and run its admin commands",
+    frozenset({"read", "operate"}): "you may restart, pause, change sleep time and variables; paid changes still "
+                                    "need an approver",
+    frozenset({"read"}): "you may read its Spaces",
+    frozenset(): "nothing here",
 }
+ROLE_MEANS = {role: _MEANS_BY_RIGHTS[rights] for role, rights in RIGHTS.items()}
+ROLE_MEANS["contributor"] += "; changing them needs `write`"
 RESTRICTED_MEANS = "nothing until you complete its SSO / security checks on Hugging Face"
 
 NOT_SET_UP = ("Sign-in with Hugging Face is not set up here: an admin sets SPACEOPS_HUB_OAUTH_CLIENT_ID and "
@@ -108,6 +112,8 @@ def whoami_reply(slack_user: str, link, now: float, next_refresh: float | None, 
     if rights_from == "slack":
         lines.append("Rights here still come from the Slack lists (SPACEOPS_ROLES_FROM=slack): these roles are shown, "
                      "not used.")
+    elif rights_from == "both":
+        lines.append("Rights here are the lower of these roles and the Slack lists (SPACEOPS_ROLES_FROM=both).")
     text = "\n".join(lines)
     return Reply(text, [section(text)])
 
