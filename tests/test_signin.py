@@ -21,7 +21,8 @@ KEY = Fernet.generate_key().decode()
 OLD_KEY = Fernet.generate_key().decode()
 SIGNIN = {"SPACEOPS_HUB_OAUTH_CLIENT_ID": "spaceops-app", "SPACEOPS_SECRET_KEY": KEY}
 CODE = re.compile(r"`([0-9A-F]{4}-[0-9A-F]{4})`")
-WRITE_MEANS = "acme: write → you may restart, pause, change sleep time and variables; paid changes still need an approver."
+WRITE_MEANS = ("acme: write → you may restart, pause, change sleep time and variables; paid changes still need an "
+               "approver.")
 
 
 class World:

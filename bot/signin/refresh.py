@@ -101,10 +101,12 @@ class Refresh:
         self.links.put(fresh)
         self.redis.delete(retry_key(slack_user))
         changed = (fresh.orgs, fresh.restricted) != (link.orgs, link.restricted)
-        self.store.audit(slack_user, "signin.refresh", "", {
-            "hub_user": identity.hub_user, "orgs": dict(sorted(identity.orgs.items())),
-            "restricted": list(identity.restricted), **({"before": dict(sorted(link.orgs.items()))} if changed else {})},
-            result="changed" if changed else "ok", per_space=False)
+        params = {"hub_user": identity.hub_user, "orgs": dict(sorted(identity.orgs.items())),
+                  "restricted": list(identity.restricted)}
+        if changed:
+            params["before"] = dict(sorted(link.orgs.items()))
+        self.store.audit(slack_user, "signin.refresh", "", params, result="changed" if changed else "ok",
+                         per_space=False)
         if changed:
             text = words.roles_changed_text(identity.hub_user, link.orgs, identity.orgs)
             self.deliveries.send(f"signin:roles:{slack_user}:{int(now)}", slack_user, text, [section(text)])

@@ -55,7 +55,8 @@ class Vault:
 
     def seal(self, secret: str, owner: str, purpose: str) -> str:
         plain = json.dumps({"o": owner, "p": purpose, "s": secret}).encode()
-        return json.dumps({"v": VERSION, "kid": self._current, "ct": self._fernets[self._current].encrypt(plain).decode()})
+        sealed = self._fernets[self._current].encrypt(plain).decode()
+        return json.dumps({"v": VERSION, "kid": self._current, "ct": sealed})
 
     def open(self, sealed: str | bytes | None, owner: str, purpose: str) -> str | None:
         """The secret, or None when missing, unreadable, sealed by a key no longer configured, or sealed for
