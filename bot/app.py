@@ -15,7 +15,9 @@ from slack_sdk.errors import SlackApiError
 from bot.access.identity import Identities
 from bot.access.service import Access
 from bot.access.store import scope_client
+from bot.alerts.keys import state_key
 from bot.alerts.retention import Retention
+from bot.alerts.transitions import SpaceState, Unreadable
 from bot.alerts.watcher import Watcher
 from bot.alerts.webhooks import WebhookCommands
 from bot.approvals.flow import ApprovalKind, Approvals
@@ -64,6 +66,7 @@ class Context:
     access: Access | None = None
     previews: Previews | None = None  # link previews (handlers/surfaces.py)
     steps: Steps | None = None        # Workflow Builder steps
+    tools: Tools | None = None        # logs, dev mode, volumes (its log deadlines are set here in tests)
     signin: SignIn | None = None      # /space login, whoami, logout and the device-code poll
     timers: Timers = field(default_factory=Timers)
     # "Waiting for the Hub…" after the first, an answer (maybe "the Hub did not answer") by the second.
@@ -124,7 +127,10 @@ def build_context(settings: Settings, redis_client: redis.Redis | None = None, p
         approvals.register(action, ApprovalKind(apply, landed))
     for name, handler in access.commands().items():
         ops.handle(name, handler)
-    for name, handler in Tools(ops).commands().items():  # logs, dev mode, volumes (bot/commands/tools.py)
+    # Logs, dev mode, volumes (bot/commands/tools.py): a long log goes out as a file the one way out; an asleep
+    # Space's logs say when the poller saw it stop running.
+    tools = Tools(ops, deliveries=deliveries, ran_until=lambda space, stage: stage_since(store, space, stage))
+    for name, handler in tools.commands().items():
         ops.handle(name, handler)
     for line in settings.warnings():
         log.warning(line)
@@ -172,7 +178,8 @@ def build_context(settings: Settings, redis_client: redis.Redis | None = None, p
         refresh = Refresh(settings, store, deliveries, signin.links, signin.vault, signin.oauth)
         jobs.add("signin-refresh", refresh.run, deadline=SLOW_DEADLINE, slow=True, takes_lease=True)
     ctx = Context(settings, store, poster, WorkPool(settings.workers, settings.queue), client, roles, spaces,
-                  catalogues, ops, watcher, approvals, schedules, fleet, access=access, signin=signin)
+                  catalogues, ops, watcher, approvals, schedules, fleet, access=access, tools=tools,
+                  signin=signin)
     # Link previews and workflow steps ask the same gate and act through the same commands; a waiting step
     # is finished on the leader's tick from the poller's observations of the Space it made hot.
     ctx.previews = Previews(store, ops, access, known=lambda: list(watcher.poller.cache.copy()))
@@ -187,6 +194,18 @@ def build_context(settings: Settings, redis_client: redis.Redis | None = None, p
         # On the leader's tick: the ops channel hears once when the bot's own trouble starts and once when it ends.
         jobs.add("ops-report", SelfReport(ctx, settings.ops_channel))
     return ctx
+
+
+def stage_since(store: Store, space: str, stage: str) -> float | None:
+    """When the poller saw `space` enter `stage` (asleep counts as one stage), or None when it has not."""
+    try:
+        state = SpaceState.from_fields(space, store.redis.hgetall(state_key(space)))
+    except Unreadable:
+        return None
+    asleep = {"SLEEPING", "STOPPED"}
+    if state is None or not state.since or not (state.stage == stage or {state.stage, stage} <= asleep):
+        return None
+    return state.since
 
 
 def resolve_channel(client: WebClient, name: str) -> str:

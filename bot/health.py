@@ -1,6 +1,6 @@
 """What the bot knows about its own health, from Redis so that any replica can tell.
 
-Three answers, for three askers (README "Health, metrics and the ops channel"):
+Three answers, for three askers (docs/operations.md, "Health, metrics and the ops channel"):
 - `/livez`: the process is up and Redis answers. 503 only when Redis does not: what a liveness probe
   restarts on. A Hub outage, a spent rate budget or a stalled poller never make it fail.
 - `/readyz`: this process can take Slack requests. HTTP mode: always, once it listens (without Redis a

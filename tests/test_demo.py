@@ -48,6 +48,10 @@ def _gone(*urls: str) -> bool:
 def test_demo_walks_through_the_approval_flow_and_stops_everything():
     script = "\n".join([
         "/space status acme/broken",
+        "/space logs acme/broken",
+        "/space logs acme/broken --build",
+        "/space dev acme/chat on",
+        "/space status acme/chat",
         "/space status acme/finetune",
         "/space status acme/sketch",
         "/space hw acme/chat a10g-small",
@@ -64,6 +68,10 @@ def test_demo_walks_through_the_approval_flow_and_stops_everything():
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
     assert "acme/broken is crashed (RUNTIME_ERROR)" in out and "CUDA out of memory" in out
+    assert "Last 7 run log lines of acme/broken" in out and "torch.OutOfMemoryError" in out
+    assert "hf_demoAbCdEfGhIjKlMnOp" not in out and "HF_TOKEN=hf_•••" in out
+    assert "Last 6 build log lines of acme/broken" in out and "pip install -r requirements.txt" in out
+    assert "turned dev mode on for acme/chat" in out and "dev mode on: app restarts" in out
     assert "acme/finetune is paused" in out and "a10g-large" in out
     assert "acme/sketch is asleep" in out or "acme/sketch is sleeping" in out
 

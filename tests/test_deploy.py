@@ -1,5 +1,5 @@
 """The container and the recipes, checked without a Docker engine: the Dockerfile as text, compose.yaml and
-the Kubernetes example as YAML, all agreeing with the Procfile, the settings and the README."""
+the Kubernetes example as YAML, all agreeing with the Procfile, the settings and the docs (README.md, docs/)."""
 
 from __future__ import annotations
 
@@ -36,7 +36,12 @@ def settings_variables() -> set[str]:
 
 
 def readme() -> str:
-    return (ROOT / "README.md").read_text()
+    """What a person deploying reads: the README and the operations and reference pages it links to."""
+    return "\n".join((ROOT / page).read_text() for page in ("README.md", "docs/operations.md", "docs/reference.md"))
+
+
+def reference() -> str:
+    return (ROOT / "docs" / "reference.md").read_text()
 
 
 def procfile() -> dict[str, list[str]]:
@@ -64,7 +69,7 @@ def kubernetes() -> dict[str, dict]:
 
 
 def configuration_table() -> set[str]:
-    section = readme().split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    section = reference().split("## Configuration", 1)[1].split("\n## ", 1)[0]
     return set(re.findall(r"^\| `([A-Z_]+)`", section, re.M))
 
 
@@ -187,7 +192,7 @@ def test_the_space_guide_uses_socket_mode_app_port_and_a_paid_cpu_that_never_sle
     assert "cpu-upgrade" in guide and "never" in guide and "SLACK_APP_TOKEN" in guide
 
 
-def test_readme_tells_how_to_run_the_container_and_the_recipes():
+def test_the_docs_tell_how_to_run_the_container_and_the_recipes():
     text = readme()
     for words in ("docker compose up", "docker build", "deploy/kubernetes.yaml", "deploy/huggingface-space.md",
                   "python -m bot worker", "SPACEOPS_REDIS_CLUSTER", "redis+sentinel://", "make demo"):

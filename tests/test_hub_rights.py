@@ -222,3 +222,13 @@ def test_older_audit_entries_without_a_hub_identity_still_read(hub_bot):
                                                                      "result": "ok", "v": "1"})
     text = hub_bot.command("audit acme/chat", user=BOB)["text"]
     assert "<@UOLD> pause `acme/chat`" in text, text
+
+
+def test_cancelling_another_members_request_needs_admin_in_its_namespace(hub_bot, acme, slack):
+    pending = ask(hub_bot, slack, "hw acme/chat a100-large", user=ALICE)
+    for user in (CAROL, "UADM"):  # read on the Hub; a Slack admin with no linked account
+        text = hub_bot.command(f"approvals cancel {pending.id}", user=user)["text"]
+        assert "cancelling another member's request" in text or "/space login" in text, text
+    text = hub_bot.command(f"approvals cancel {pending.id}", user=BOB)["text"]
+    assert pending.id in text and "needs" not in text, text
+    assert "Cancelled* by <@UBOB> (hf: bob, admin of acme)" in json.dumps(message(slack, pending)["blocks"])

@@ -333,3 +333,37 @@ def test_a_preview_says_how_long_the_space_has_been_in_its_stage(make_bot, hub, 
     bot.ctx.watcher.tick(bot.ctx.store.clock() - 600)  # the poller saw it running 10 min ago
     card = unfurled(slack, share(bot, slack, [URL]))[URL]
     assert "in this stage for 10 min" in json.dumps(card), card
+
+
+def test_a_hardware_step_whose_approved_change_fails_to_apply_fails_with_the_reason_at_once(make_bot, hub, slack):
+    from tests.test_approvals import Pending as Asked
+
+    hub.add_space("acme/chat", hardware="cpu-basic")
+    bot = make_bot(SPACEOPS_APPROVERS="UAPP")
+    execution = run_step(bot, slack, "space_hardware", {"space": "acme/chat", "flavor": "a100-large",
+                                                          "user": "U1", "channel": "C1"})
+    [request] = slack.wait(lambda: bot.ctx.approvals.store.open_requests())
+    hub.inject("POST", "/api/spaces/acme/chat/hardware", status=400, body={"error": "a100-large is sold out"},
+               times=5)
+    click(bot, slack, Asked(request.id, request.channel, request.ts), "UAPP")
+    slack.wait(lambda: bot.ctx.approvals.store.get(request.id).status == "failed")
+    bot.ctx.steps.tick(bot.ctx.store.clock())  # long before the request expires
+    done = outcome(slack, execution)
+    assert done["state"] == "failed" and "did not apply it" in done["error"] and "sold out" in done["error"], done
+
+
+def test_a_hardware_step_waiting_for_its_approval_survives_a_restart(make_bot, hub, slack):
+    from tests.test_approvals import Pending as Asked
+
+    hub.add_space("acme/chat", hardware="cpu-basic")
+    bot = make_bot(SPACEOPS_APPROVERS="UAPP")
+    execution = run_step(bot, slack, "space_hardware", {"space": "acme/chat", "flavor": "a100-large",
+                                                          "user": "U1", "channel": "C1"})
+    [request] = slack.wait(lambda: bot.ctx.approvals.store.open_requests())
+    bot.close()
+    again = make_bot(SPACEOPS_APPROVERS="UAPP")  # another process: the request and the step are in Redis
+    click(again, slack, Asked(request.id, request.channel, request.ts), "UAPP")
+    slack.wait(lambda: again.ctx.approvals.store.get(request.id).status == "approved")
+    again.ctx.steps.tick(again.ctx.store.clock())
+    assert outcome(slack, execution)["state"] == "completed"
+    assert len(slack.of("functions.completeSuccess")) == 1

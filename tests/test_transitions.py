@@ -177,3 +177,52 @@ def test_one_alert_at_most_per_change_and_none_without(stages):
         # An incident is open exactly while the Space has not come back to RUNNING since it opened.
         if stage == "RUNNING":
             assert state.incident is None or state.crashloop is not None
+
+
+# ---------------------------------------------------------------------- dev mode
+
+def dev(stage: str, at: float, **kw) -> Observation:
+    return replace(obs(stage, at, **kw), dev_mode=True)
+
+
+def test_dev_mode_app_restarts_are_no_incident_and_never_a_crash_loop():
+    steps = [dev("RUNNING", T)]
+    for i in range(5):  # five crashes and restarts in place within the crash-loop window
+        base = T + 60 * (3 * i + 1)
+        steps += [dev("RUNTIME_ERROR", base, error="edit broke it"), dev("APP_STARTING", base + 60),
+                  dev("RUNNING", base + 120)]
+    state, out = run(*steps)
+    assert [a for alerts in out for a in alerts] == []
+    assert state.errors == () and state.crashloop is None and state.incident is None and state.dev_mode
+
+
+def test_the_same_restarts_without_dev_mode_are_a_crash_loop():
+    steps = [obs("RUNNING", T)]
+    for i in range(3):
+        base = T + 60 * (3 * i + 1)
+        steps += [obs("RUNTIME_ERROR", base), obs("APP_STARTING", base + 60), obs("RUNNING", base + 120)]
+    _, out = run(*steps)
+    assert any(a.kind == "crashloop" for alerts in out for a in alerts)
+
+
+def test_dev_mode_restarts_in_an_open_incident_say_one_line_in_its_thread_then_recovery_closes_it():
+    state, out = run(obs("RUNNING", T), obs("RUNTIME_ERROR", T + 60), dev("APP_STARTING", T + 120),
+                     dev("RUNTIME_ERROR", T + 180), dev("APP_STARTING", T + 240), dev("RUNNING", T + 300))
+    crash = out[1][0]
+    assert crash.opens and crash.incident == T + 60
+    [line] = out[2]
+    assert line.incident == T + 60 and line.extra.get("dev_reload") and not line.opens
+    assert out[3] == [] and out[4] == []
+    [back] = out[5]
+    assert back.closes and state.incident is None
+
+
+def test_a_rebuild_in_dev_mode_is_reported_as_usual():
+    _, out = run(dev("RUNNING", T), dev("BUILDING", T + 60), dev("BUILD_ERROR", T + 120, error="pip failed"))
+    assert out[1][0].new == "BUILDING" and out[1][0].opens
+    assert out[2][0].new == "BUILD_ERROR" and out[2][0].incident == T + 60
+
+
+def test_a_state_written_before_dev_mode_was_known_decodes():
+    stored = SpaceState("acme/chat", stage="RUNNING", since=T, version=T).to_fields()
+    assert SpaceState.from_fields("acme/chat", stored).dev_mode is False

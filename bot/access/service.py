@@ -34,8 +34,9 @@ log = logging.getLogger(__name__)
 declare(reads={"scope"}, self_checked={"scope.set", "unscope"})
 CACHE_SECONDS = 300
 PRIVATE = key("private")  # hash: Space → "1" private / "0" public, the last answer from the Hub
-# Commands whose answer shows what a private Space keeps to itself (variables, secret names, its audit).
-SHOWS_PRIVATE = frozenset({"var.ls", "secret.ls", "audit"})
+# Commands whose answer shows what a private Space keeps to itself (variables, secret names, its audit, its
+# logs, what it mounts).
+SHOWS_PRIVATE = frozenset({"var.ls", "secret.ls", "audit", "logs", "volumes"})
 # Operator commands that change no Space, only what a channel hears: a read-only channel may still run them.
 CHANNEL_ONLY = frozenset({"watch", "unwatch", "mute", "unmute", "digest", "digest.off"})
 # What the gate is asked: the level of the user's role it needs, and what the place's scope must allow.

@@ -21,6 +21,9 @@ SETTLED = frozenset({"RUNNING", "PAUSED"}) | ASLEEP
 # Since late 2025 the Hub bills a Space while it starts or runs, not while it builds its image.
 BILLED = frozenset({"APP_STARTING", "RUNNING", "RUNNING_BUILDING", "RUNNING_APP_STARTING"})
 WITH_LOGS = frozenset({"RUNTIME_ERROR", "BUILD_ERROR"})
+# In dev mode the app process restarts in place on each edit, without a rebuild: moves among these stages
+# are not incidents, never count towards a crash loop, and say at most one line in an open incident's thread.
+DEV_RELOADS = frozenset({"RUNNING", "APP_STARTING", "RUNNING_APP_STARTING", "RUNTIME_ERROR"})
 SCHEMA = 1  # the `v` of every stored alert and state; readers ignore fields they do not know
 
 
@@ -81,12 +84,13 @@ class Observation:
     requested: str | None = None
     sleep_time: int | None = None
     error: str | None = None
+    dev_mode: bool = False
 
     @classmethod
     def from_runtime(cls, space: str, runtime, at: float) -> "Observation":
         raw = getattr(runtime, "raw", None) or {}
         return cls(space, str(runtime.stage), at, runtime.hardware, runtime.requested_hardware,
-                   runtime.sleep_time, raw.get("errorMessage"))
+                   runtime.sleep_time, raw.get("errorMessage"), bool(raw.get("devMode")))
 
 
 @dataclass(frozen=True)
@@ -163,6 +167,8 @@ class SpaceState:
     # up; `counted` is where the rolled-up part of the current stage ends (0: nothing of it yet).
     last_read: float | None = None
     counted: float = 0.0
+    dev_mode: bool = False           # as last read (the App Home and `status` say "dev mode on")
+    dev_noted: float | None = None   # the incident whose thread heard of a dev-mode reload already
 
     def to_fields(self) -> dict[str, str]:
         return {"json": json.dumps({"v": SCHEMA, **asdict(self)}, separators=(",", ":")), "stage": self.stage,
@@ -214,13 +220,13 @@ def observe(prev: SpaceState | None, obs: Observation, policy: Policy,
     if prev is None or not prev.stage:
         base = prev or SpaceState(obs.space)
         state = replace(base, stage=obs.stage, since=obs.at, version=obs.at, hardware=obs.hardware,
-                        requested=obs.requested, sleep_time=obs.sleep_time, error=obs.error,
+                        requested=obs.requested, sleep_time=obs.sleep_time, error=obs.error, dev_mode=obs.dev_mode,
                         first_seen=base.first_seen or obs.at, fail_since=None, fail_count=0, fail_reason="",
                         fail_reported=False)
         return state, []
     alerts: list[Alert] = []
     state = replace(prev, version=obs.at, hardware=obs.hardware, requested=obs.requested,
-                    sleep_time=obs.sleep_time, error=obs.error)
+                    sleep_time=obs.sleep_time, error=obs.error, dev_mode=obs.dev_mode)
     if prev.fail_reported:
         alerts.append(Alert("readable", obs.space, obs.at, ("errors",), new=obs.stage, since=prev.fail_since))
     state = replace(state, fail_since=None, fail_count=0, fail_reason="", fail_reported=False)
@@ -228,7 +234,10 @@ def observe(prev: SpaceState | None, obs: Observation, policy: Policy,
         # Observed again after a time nobody saw: its stage counts again from now, not over that time.
         state = replace(state, last_read=None, counted=obs.at)
 
-    if obs.stage != prev.stage:
+    if obs.stage != prev.stage and _dev_reload(prev, obs):
+        state, change_alerts = _dev_reloaded(prev, state, obs)
+        alerts += change_alerts
+    elif obs.stage != prev.stage:
         state, change_alerts = _stage_change(prev, state, obs, policy)
         alerts += change_alerts
     else:
@@ -267,6 +276,25 @@ def _stage_change(prev: SpaceState, state: SpaceState, obs: Observation,
                   seconds=obs.at - prev.since, hardware=obs.hardware, requested=obs.requested, error=obs.error,
                   incident=incident, opens=opens, closes=closes, extra={"hardware_applied": applied})
     return replace(state, incident=None if closes else incident), [alert]
+
+
+def _dev_reload(prev: SpaceState, obs: Observation) -> bool:
+    """An app restart in place while dev mode is on (no build in between), outside a crash loop, and not the
+    return to RUNNING that ends an open incident (that one is said as usual)."""
+    return (obs.dev_mode and prev.crashloop is None and prev.stage in DEV_RELOADS and obs.stage in DEV_RELOADS
+            and not (prev.incident is not None and obs.stage == "RUNNING"))
+
+
+def _dev_reloaded(prev: SpaceState, state: SpaceState, obs: Observation) -> tuple[SpaceState, list[Alert]]:
+    """Not an incident and no crash-loop count: nothing at all, or, in the thread of an incident that is
+    open already, one line the first time."""
+    state = replace(state, stage=obs.stage, since=obs.at, stuck=False)
+    if prev.incident is None or prev.dev_noted == prev.incident:
+        return state, []
+    alert = Alert("transition", obs.space, obs.at, kinds_of(prev.stage, obs.stage), old=prev.stage, new=obs.stage,
+                  seconds=obs.at - prev.since, hardware=obs.hardware, requested=obs.requested, error=obs.error,
+                  incident=prev.incident, extra={"dev_reload": True})
+    return replace(state, dev_noted=prev.incident), [alert]
 
 
 def _steady(prev: SpaceState, state: SpaceState, obs: Observation, policy: Policy,

@@ -8,7 +8,7 @@ notices a push whose webhook never came (and Socket Mode teams, without a public
 
 Which commit an alert names: the short sha with a link to it, from the webhook or the `sha` read.
 `HfApi.list_repo_commits` reads the whole history, one request per page, so a title and author would
-cost the request budget per push in proportion to the Space's history (see README); we do not call it.
+cost the request budget per push in proportion to the Space's history (see docs/alerts.md); we do not call it.
 """
 
 from __future__ import annotations

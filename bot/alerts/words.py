@@ -52,7 +52,9 @@ def alert_line(alert, hub_url: str) -> str:
         emoji = STAGE_EMOJI.get(alert.new or "", ":large_blue_circle:")
         was = (f" after {duration_words(alert.seconds)} {stage_words(alert.old)}"
                if alert.seconds and alert.old else "")
-        return f"{emoji} {link} {_change_words(alert.old, alert.new)}{was}{_commit_words(alert, hub_url)}"
+        dev = " (dev mode: the app restarts in place; further restarts are not reported)" \
+            if alert.extra.get("dev_reload") else ""
+        return f"{emoji} {link} {_change_words(alert.old, alert.new)}{was}{_commit_words(alert, hub_url)}{dev}"
     if alert.kind == "hardware":
         return f":gear: {link} now runs on {code(alert.hardware)}: the requested hardware is applied"
     if alert.kind == "stuck":

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-from huggingface_hub import Volume
-from huggingface_hub.errors import HfHubHTTPError
+import logging
+from typing import Callable
 
+from huggingface_hub import Volume
+
+from bot.commands import words
+from bot.commands.grammar import LOG_LINES_DEFAULT
 from bot.core import hub, logs
 from bot.core.changes import Why
-from bot.core.errors import BadInput
-from bot.core.markup import code, escape
+from bot.core.deliver import SLACK_FAILURES, slack_error
+from bot.core.errors import BadInput, HubRefused, NotFound
+from bot.core.markup import escape
 from bot.core.permissions import declare
-from bot.core.words import Reply, change_reply, error_reply, notice_reply, section, stage_words
+from bot.core.store import REDIS_ERRORS
+from bot.core.words import Reply, change_reply, error_reply, notice_reply, section
 
+log = logging.getLogger(__name__)
 declare(reads={"logs", "volumes"}, changes={"dev", "volume.add", "volume.rm"})
 
 SHOWN = 40
@@ -34,9 +41,17 @@ def code_blocks(lines: tuple[str, ...]) -> list[dict]:
 
 
 class Tools:
-    def __init__(self, ops, seconds: float = logs.TOTAL_SECONDS):
+    """The commands; `seconds` and `first` bound a log read (8 s in all, 3 s to the Hub's first sign of life),
+    `deliveries` uploads more than SHOWN lines as a file, `ran_until(space, stage)` is when the poller saw the
+    Space enter `stage` (an asleep or paused Space: when it last ran)."""
+
+    def __init__(self, ops, seconds: float = logs.TOTAL_SECONDS, first: float = logs.FIRST_SECONDS,
+                 deliveries=None, ran_until: Callable[[str, str], float | None] = lambda space, stage: None):
         self.ops = ops
         self.seconds = seconds
+        self.first = first
+        self.deliveries = deliveries
+        self.ran_until = ran_until
 
     def commands(self) -> dict:
         return {"logs": self.logs, "dev": self.dev, "volumes": self.volumes,
@@ -45,39 +60,63 @@ class Tools:
     def logs(self, cmd, actor) -> Reply:
         info = hub.call(self.ops.api.space_info, cmd.space, space=cmd.space)
         if getattr(info, "private", False) and not self.ops.reveals(cmd.space, actor):
-            return error_reply(f"{code(cmd.space)} is private: its logs are shown only where its details may be.")
+            return error_reply(words.logs_private(cmd.space))
         if getattr(info, "sdk", None) == "static":
-            return notice_reply(f"{code(cmd.space)} is a static Space: it has no logs.")
-        runtime = info.runtime
-        stage = getattr(runtime, "stage", None)
-        if stage in ("SLEEPING", "PAUSED"):
-            when = getattr(info, "last_modified", None)
-            last = f" It last changed on {escape(when.strftime('%Y-%m-%d %H:%M UTC'))}." if when else ""
-            return notice_reply(f"{code(cmd.space)} is {stage_words(stage)}: no logs now.{last} "
-                                f"Logs start again when it runs.")
+            return notice_reply(words.logs_static(cmd.space))
+        stage = getattr(info.runtime, "stage", None)
+        if stage in ("SLEEPING", "STOPPED", "PAUSED"):
+            return notice_reply(self._asleep(cmd.space, stage, getattr(info, "last_modified", None)))
         kind = "build" if cmd.build else "run"
         try:
             with hub.hub_errors(cmd.space):
-                lines = logs.read_lines(self.ops.api, cmd.space, cmd.build, cmd.lines or 30, self.seconds)
-        except logs.LogsTimedOut:
-            return error_reply(f"The Hub sent no log lines within {int(self.seconds)} s for {code(cmd.space)}.")
+                lines = logs.read_lines(self.ops.api, cmd.space, cmd.build, cmd.lines or LOG_LINES_DEFAULT,
+                                        self.seconds, first=self.first)
+        except logs.LogsTimedOut as err:
+            sentence = words.logs_silent if err.silent else words.logs_none_within
+            return error_reply(sentence(cmd.space, err.seconds))
         if not lines:
-            return notice_reply(f"{code(cmd.space)} has no {kind} log lines yet.")
+            return notice_reply(words.logs_none_yet(cmd.space, kind))
         shown = lines[-SHOWN:]
-        head = f"Last {len(shown)} {kind} log lines of {code(cmd.space)}"
-        if len(lines) > len(shown):
-            head += f" (of {len(lines)} read; ask with `--lines {SHOWN}` or fewer to see them all here)"
+        if len(lines) > SHOWN:
+            if self._upload(actor, cmd.space, kind, lines):
+                return notice_reply(words.logs_uploaded(cmd.space, kind, len(lines)))
+            head = words.logs_not_uploaded(cmd.space, kind, len(lines), len(shown))
+            return Reply(head, [section(head)] + code_blocks(shown))
+        head = words.logs_head(cmd.space, kind, len(shown), len(lines))
         return Reply(head, [section(head + ":")] + code_blocks(shown))
+
+    def _asleep(self, space: str, stage: str, last_modified) -> str:
+        try:
+            ran_until = self.ran_until(space, stage)
+        except REDIS_ERRORS:
+            ran_until = None
+        changed = last_modified.strftime("%Y-%m-%d %H:%M UTC") if last_modified else None
+        return words.logs_asleep(space, stage, ran_until, changed, self.ops.store.clock())
+
+    def _upload(self, actor, space: str, kind: str, lines: tuple[str, ...]) -> bool:
+        """More than SHOWN lines: one text file in the conversation the command came from (its channel or
+        the DM; a slash command has no thread), through the one way out. False when it could not go there."""
+        if self.deliveries is None or not actor.channel:
+            return False
+        content = ("\n".join(lines) + "\n").encode()
+        try:
+            return self.deliveries.upload(actor.channel, None, content,
+                                          words.logs_filename(space, kind), f"{space} {kind} logs")
+        except SLACK_FAILURES as err:
+            log.warning("log file for %s not uploaded to %s: %s", space, actor.channel, slack_error(err))
+            return False
 
     def dev(self, cmd, actor) -> Reply:
         why = Why(actor.user, "dev", {"enabled": cmd.enabled})
         try:
             self.ops.changes_out.dev_mode(why, cmd.space, cmd.enabled)
-        except Exception as err:  # noqa: BLE001 — a 403 on enabling is a plan matter, said plainly
-            if cmd.enabled and "403" in str(getattr(err, "sentence", err)):
-                return error_reply("Dev mode needs a PRO, Team or Enterprise plan on the Space's owner.")
+        except HubRefused as err:
+            # A 403 on enabling is the owner's plan (hub-api.md §13.4), whatever words the Hub puts with it.
+            status = getattr(getattr(err.__cause__, "response", None), "status_code", None)
+            if cmd.enabled and status == 403:
+                return error_reply(words.DEV_NEEDS_PLAN)
             raise
-        return change_reply(actor.user, "turned dev mode " + ("on" if cmd.enabled else "off") + " for", cmd.space)
+        return change_reply(actor.user, words.dev_turned(cmd.enabled), cmd.space)
 
     def _current(self, space: str) -> list:
         runtime = self.ops.spaces.runtime(space)
@@ -86,25 +125,20 @@ class Tools:
     def volumes(self, cmd, actor) -> Reply:
         mounts = self._current(cmd.space)
         if not mounts:
-            return notice_reply(f"{code(cmd.space)} has no volumes.")
-        lines = [f"• {code(v.mount_path)} ← {escape(v.type)} {code(v.source)}"
-                 f"{' (read-only)' if v.read_only else ' (read-write)'}"
-                 f"{' at ' + code(v.revision) if v.revision else ''}" for v in mounts]
-        text = f"Volumes of {code(cmd.space)}:\n" + "\n".join(lines)
-        return Reply(text, [section(text)])
+            return notice_reply(words.volumes_none(cmd.space))
+        return words.volumes_reply(cmd.space, mounts)
 
     def _edit(self, cmd, actor, change) -> Reply:
         redis = self.ops.store.redis
         lock = redis.lock(f"spaceops:volumes-lock:{cmd.space}", timeout=LOCK_SECONDS, blocking_timeout=2)
         if not lock.acquire():
-            return error_reply(f"Someone is changing the volumes of {code(cmd.space)} right now; try again.")
+            return error_reply(words.volumes_busy(cmd.space))
         try:
             before = self._current(cmd.space)
-            after, words = change(before)
+            after, action = change(before)
             again = self._current(cmd.space)
             if [v.to_dict() for v in again] != [v.to_dict() for v in before]:
-                return error_reply(f"The volumes of {code(cmd.space)} changed while you edited them; "
-                                   f"nothing was changed. Check `/space volumes {escape(cmd.space)}` and try again.")
+                return error_reply(words.volumes_changed_meanwhile(cmd.space))
             self.ops.changes_out.volumes(Why(actor.user, cmd.name, {"mount": cmd.mount, "source": cmd.source}),
                                          cmd.space, after)
         finally:
@@ -112,36 +146,35 @@ class Tools:
                 lock.release()
             except Exception:  # noqa: BLE001 — expired: the next edit takes it
                 pass
-        return change_reply(actor.user, words, cmd.space, "the Space restarts to apply it.")
+        return change_reply(actor.user, action, cmd.space, words.VOLUMES_RESTART)
 
     def volume_add(self, cmd, actor) -> Reply:
         note = ""
         if cmd.volume_type != "bucket" and not cmd.read_only:
-            note = f" ({escape(cmd.volume_type)}s are always mounted read-only)"
+            note = words.volume_always_read_only(cmd.volume_type)
         if cmd.volume_type != "bucket":  # a model, dataset or Space: private ones only where they may be shown
             self._may_see(cmd.source, cmd.volume_type, actor)
 
         def change(before):
             if any(v.mount_path == cmd.mount for v in before):
-                raise BadInput(f"Something is already mounted at {code(cmd.mount)}: remove it first with "
-                               f"`/space volume rm {escape(cmd.space)} {escape(cmd.mount)}`.")
+                raise BadInput(words.volume_taken(cmd.space, cmd.mount))
             new = Volume(type=cmd.volume_type, source=cmd.source, mount_path=cmd.mount, revision=cmd.revision,
                          read_only=True if cmd.volume_type != "bucket" else (True if cmd.read_only else None))
-            return before + [new], f"mounted {escape(cmd.volume_type)} {code(cmd.source)} at {code(cmd.mount)}{note} on"
+            return before + [new], words.volume_mounted(cmd.volume_type, cmd.source, cmd.mount, note)
         return self._edit(cmd, actor, change)
 
     def _may_see(self, source: str, kind: str, actor) -> None:
         try:
             with hub.hub_errors(source):
                 info = self.ops.api.repo_info(source, repo_type=kind)
-        except HfHubHTTPError:
+        except NotFound:  # (the Hub's 404 as a sentence about a "Space"; this may be a model or dataset)
             info = None
         if info is None or (getattr(info, "private", False) and not self.ops.reveals(source, actor)):
-            raise BadInput(f"{code(source)} cannot be mounted from here: it is private or not found.")
+            raise BadInput(words.volume_source_refused(source))
 
     def volume_rm(self, cmd, actor) -> Reply:
         def change(before):
             if not any(v.mount_path == cmd.mount for v in before):
-                raise BadInput(f"Nothing is mounted at {code(cmd.mount)} on {code(cmd.space)}.")
-            return [v for v in before if v.mount_path != cmd.mount], f"unmounted {code(cmd.mount)} from"
+                raise BadInput(words.volume_nothing_at(cmd.space, cmd.mount))
+            return [v for v in before if v.mount_path != cmd.mount], words.volume_unmounted(cmd.mount)
         return self._edit(cmd, actor, change)

@@ -7,8 +7,11 @@ from typing import Any, Iterable
 from bot.commands.grammar import COMMANDS
 from bot.core.flavors import Catalogue
 from bot.core.markup import code, escape
-from bot.core.words import (STAGE_EMOJI, Reply, context, flavor_words, hub_identity_words, price_words, section,
-                            sleep_words, space_link, stage_words, when_words)
+from bot.core.words import (STAGE_EMOJI, Reply, context, duration_words, flavor_words, hub_identity_words,
+                            price_words, section, sleep_words, space_link, stage_words, when_words)
+
+DEV_MODE_ON = ":hammer_and_wrench: dev mode on: app restarts without a rebuild are not incidents"
+
 
 def help_reply(topic: str | None = None) -> Reply:
     if topic:
@@ -48,6 +51,8 @@ def status_reply(space: str, runtime, catalogue: Catalogue, hub_url: str, hide_e
         f"*Sleep:* {sleep_words(runtime.sleep_time, requested or current)}",
         f"*Replicas:* {replica_words}",
     ]
+    if raw.get("devMode"):
+        lines.append(DEV_MODE_ON)
     if raw.get("errorMessage") and hide_error:
         lines.append(f"*Error:* hidden here: {code(space)} is private (its error text shows in a channel scoped "
                      f"to its namespace, or in a DM with Space Ops)")
@@ -124,3 +129,115 @@ def audit_reply(entries: Iterable, space: str | None) -> Reply:
                     + f" → {result}")
     text = f"*Audit trail{scope}*, newest first:\n" + "\n".join(rows)
     return Reply(text, [section(text[:3000])])
+
+
+# ---------------------------------------------------------------- `/space logs`
+
+def logs_private(space: str) -> str:
+    return f"{code(space)} is private: its logs are shown only where its details may be."
+
+
+def logs_static(space: str) -> str:
+    return f"{code(space)} is a static Space: it has no logs."
+
+
+def logs_none_yet(space: str, kind: str) -> str:
+    return f"{code(space)} has no {kind} log lines yet."
+
+
+def logs_silent(space: str, seconds: float) -> str:
+    return (f"The Hub sent nothing for the logs of {code(space)} within {seconds:g} s (not even a keep-alive). "
+            f"Try again in a minute.")
+
+
+def logs_none_within(space: str, seconds: float) -> str:
+    return f"The Hub sent no log lines within {seconds:g} s for {code(space)}."
+
+
+def logs_asleep(space: str, stage: str, ran_until: float | None, changed: str | None, now: float) -> str:
+    """A Space that is asleep or paused has no logs: when it last ran (the poller saw it stop), or failing
+    that when the Hub last changed it, and that logs start again when it runs."""
+    if ran_until:
+        when = f" It last ran until {when_words(ran_until)} ({duration_words(max(0.0, now - ran_until))} ago)."
+    elif changed:
+        when = f" Space Ops has not seen it run; the Hub last changed it on {escape(changed)}."
+    else:
+        when = ""
+    return f"{code(space)} is {stage_words(stage)}: no logs now.{when} Logs start again when it runs."
+
+
+def logs_head(space: str, kind: str, shown: int, read: int) -> str:
+    head = f"Last {shown} {kind} log lines of {code(space)}"
+    if read > shown:
+        head += f" (of {read} read; ask with `--lines {shown}` or fewer to see them all here)"
+    return head
+
+
+def logs_uploaded(space: str, kind: str, count: int) -> str:
+    return (f"The last {count} {kind} log lines of {code(space)} are in the file `{escape(logs_filename(space, kind))}` "
+            f"Space Ops just uploaded to this conversation.")
+
+
+def logs_not_uploaded(space: str, kind: str, count: int, shown: int) -> str:
+    return (f"{count} {kind} log lines of {code(space)} were read but could not be uploaded as a file here "
+            f"(is Space Ops a member of this channel?); the last {shown}:")
+
+
+def logs_filename(space: str, kind: str) -> str:
+    return f"{space.replace('/', '-')}-{kind}.log"
+
+
+# ---------------------------------------------------------------- `/space dev`, `/space volumes`, `volume add|rm`
+
+DEV_NEEDS_PLAN = "Dev mode needs a PRO, Team or Enterprise plan on the Space's owner."
+VOLUMES_RESTART = "the Space restarts to apply it."
+
+
+def dev_turned(enabled: bool) -> str:
+    return f"turned dev mode {'on' if enabled else 'off'} for"
+
+
+def volumes_none(space: str) -> str:
+    return f"{code(space)} has no volumes."
+
+
+def volumes_reply(space: str, mounts: list) -> Reply:
+    lines = [f"• {code(v.mount_path)} ← {escape(v.type)} {code(v.source)}"
+             f"{' (read-only)' if v.read_only else ' (read-write)'}"
+             f"{' at ' + code(v.revision) if v.revision else ''}" for v in mounts]
+    text = f"Volumes of {code(space)}:\n" + "\n".join(lines)
+    return Reply(text, [section(text)])
+
+
+def volumes_busy(space: str) -> str:
+    return f"Someone is changing the volumes of {code(space)} right now; try again."
+
+
+def volumes_changed_meanwhile(space: str) -> str:
+    return (f"The volumes of {code(space)} changed while you edited them; nothing was changed. "
+            f"Check `/space volumes {escape(space)}` and try again.")
+
+
+def volume_always_read_only(kind: str) -> str:
+    return f" ({escape(kind)}s are always mounted read-only)"
+
+
+def volume_taken(space: str, mount: str) -> str:
+    return (f"Something is already mounted at {code(mount)}: remove it first with "
+            f"`/space volume rm {escape(space)} {escape(mount)}`.")
+
+
+def volume_mounted(kind: str, source: str, mount: str, note: str) -> str:
+    return f"mounted {escape(kind)} {code(source)} at {code(mount)}{note} on"
+
+
+def volume_source_refused(source: str) -> str:
+    return f"{code(source)} cannot be mounted from here: it is private or not found."
+
+
+def volume_nothing_at(space: str, mount: str) -> str:
+    return f"Nothing is mounted at {code(mount)} on {code(space)}."
+
+
+def volume_unmounted(mount: str) -> str:
+    return f"unmounted {code(mount)} from"

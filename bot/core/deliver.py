@@ -217,7 +217,7 @@ class Deliveries:
                                                         include_all_metadata=True)
         except SlackApiError as err:
             # (A network error raises: the delivery is tried again later, and looks again.)
-            # Without history scopes it cannot be checked: posting again is at-least-once (the README says so).
+            # Without history scopes it cannot be checked: posting again is at-least-once (docs/alerts.md says so).
             log.warning("could not look for delivery %s in %s (%s); posting again", delivery_id, channel,
                         slack_error(err))
             return None

@@ -79,23 +79,26 @@ class CallAborted(Exception):
 
 
 class _Observation:
-    def __init__(self, before_each: Callable[[], None] | None, deadline: float | None):
+    def __init__(self, before_each: Callable[[], None] | None, deadline: float | None, quiet: float | None = None):
         self.before_each = before_each
         self.deadline = deadline  # time.monotonic() after which the whole call is given up
+        self.quiet = quiet        # the longest wait for the answer to start, or between two of its bytes
         self.responses: list = []
 
 
 @contextlib.contextmanager
-def observed(before_each: Callable[[], None] | None = None, seconds: float | None = None) -> Iterator[list]:
+def observed(before_each: Callable[[], None] | None = None, seconds: float | None = None,
+             quiet: float | None = None) -> Iterator[list]:
     """Watch this thread's HfApi calls: yields the list of every response (for their RateLimit headers).
 
     Inside, `before_each()` runs before each HTTP request (it may raise to stop), and the first 408/429/5xx
     or transport error raises CallAborted at once: `list_spaces` would otherwise sleep and retry for up
     to half a minute, stalling a poll cycle. With `seconds`, the whole call (every page, every byte of
     every body) must end within that wall-clock time, or CallAborted("timeout") is raised: a server
-    that trickles bytes or keep-alive events never holds a reader longer.
+    that trickles bytes or keep-alive events never holds a reader longer. With `quiet`, a server that says
+    nothing at all for that long (no headers, no byte, not even a keep-alive) is given up sooner.
     """
-    observation = _Observation(before_each, time.monotonic() + seconds if seconds is not None else None)
+    observation = _Observation(before_each, time.monotonic() + seconds if seconds is not None else None, quiet)
     _observer.current = observation
     try:
         yield observation.responses
@@ -115,13 +118,15 @@ class _ObservingTransport(httpx.HTTPTransport):
         super().__init__(**kwargs)
         self.default_timeout = default_timeout
 
-    def _bound(self, request, deadline: float | None) -> None:
+    def _bound(self, request, deadline: float | None, quiet: float | None = None) -> None:
         timeouts = dict(request.extensions.get("timeout") or {})
         left = None if deadline is None else max(0.001, deadline - time.monotonic())
         for name in ("connect", "read", "write", "pool"):
             value = timeouts.get(name)
             value = self.default_timeout if value is None else value
             timeouts[name] = value if left is None else min(value, left)
+        if quiet is not None:
+            timeouts["read"] = min(timeouts["read"], quiet)
         request.extensions = {**request.extensions, "timeout": timeouts}
 
     def handle_request(self, request):
@@ -135,7 +140,7 @@ class _ObservingTransport(httpx.HTTPTransport):
             return super().handle_request(request)
         if observation.deadline is not None and time.monotonic() >= observation.deadline:
             raise CallAborted("timeout")
-        self._bound(request, observation.deadline)
+        self._bound(request, observation.deadline, observation.quiet)
         if observation.before_each:
             observation.before_each()
         try:

@@ -279,12 +279,12 @@ class Settings:
     def require(self, *names: str, either: tuple[tuple[str, ...], ...] = ()) -> None:
         """Raise one ConfigError naming every missing variable and where to get it; each tuple in
         `either` is satisfied by any one of its variables (named together when all are missing)."""
-        lines = [f"  {name}: {WHERE_TO_GET.get(name, 'see README')}" for name in names
+        lines = [f"  {name}: {WHERE_TO_GET.get(name, 'see docs/reference.md')}" for name in names
                  if not getattr(self, name.lower().removeprefix("spaceops_"), "")]
         for group in either:
             if not any(getattr(self, name.lower().removeprefix("spaceops_"), "") for name in group):
                 lines.append(f"  {' or '.join(group)}: one of them:")
-                lines += [f"    {name}: {WHERE_TO_GET.get(name, 'see README')}" for name in group]
+                lines += [f"    {name}: {WHERE_TO_GET.get(name, 'see docs/reference.md')}" for name in group]
         if lines:
             raise ConfigError("missing configuration:\n" + "\n".join(lines))
 

@@ -139,6 +139,7 @@ class FleetReads:
             if state is not None:
                 row.first_seen, row.stage, row.hardware = state.first_seen, state.stage, state.hardware
                 row.since, row.sleep_time, row.error = state.since, state.sleep_time, state.error
+                row.dev_mode = state.dev_mode
             day = item.days.get(today)
             todays[space] = (day.cost if day else 0.0) + report.open_cost(state, price, today_start, until)
             so_far = item.months.get(month, 0.0) + report.open_cost(state, price, month_start, until)

@@ -101,6 +101,7 @@ class SpaceCost:
     stage: str = ""
     hardware: str | None = None
     since: float = 0.0
+    dev_mode: bool = False
     sleep_time: int | None = None
     error: str | None = None
     daily: dict[str, float] = field(default_factory=dict)

@@ -254,7 +254,8 @@ def _row_blocks(row, price: float | None, today: float, month: float, operator: 
                 hub_url: str) -> list[dict[str, Any]]:
     emoji = STAGE_EMOJI.get(row.stage, ":large_blue_circle:" if row.stage else ":grey_question:")
     text = (f"{emoji} *{space_link(row.space, hub_url)}* {stage_words(row.stage)} for "
-            f"{duration_words(max(0.0, now - row.since))} · {code(row.hardware or 'none')} {price_words(price)}\n"
+            f"{duration_words(max(0.0, now - row.since))} · {code(row.hardware or 'none')} {price_words(price)}"
+            f"{' · dev mode on' if row.dev_mode else ''}\n"
             f"Today {money_words(today)} · this month {money_words(month)}")
     if row.error:
         text += f"\n```{escape(row.error[:300])}```"

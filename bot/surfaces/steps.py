@@ -219,6 +219,10 @@ class Steps:
                 return Outcome(outputs={})
             if request.status in ("denied", "cancelled"):
                 return Outcome(error=words.STEP_DENIED.format(status=request.status))
+            if request.status == "failed":
+                # Approved, but the Hub refused it: the step ends with the reason now (an approver may still
+                # try the request again; the workflow has moved on and reruns the step if it must).
+                return Outcome(error=words.STEP_APPLY_FAILED.format(reason=request.error or "no reason given"))
             return None
         state = self._last_seen(pending.space)
         seen = state is not None and state.version >= pending.created - 1

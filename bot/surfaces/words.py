@@ -18,7 +18,7 @@ def preview_blocks(status: Reply, since: float | None, now: float, dev_mode: boo
     notes = []
     if since and now >= since:
         notes.append(f"in this stage for {duration_words(now - since)}")
-    if dev_mode:
+    if dev_mode and "dev mode on" not in str(status.blocks[:1]):
         notes.append("dev mode on")
     if notes:
         blocks.append(context("; ".join(notes)))
@@ -37,6 +37,7 @@ STEP_NO_SPACE = "This step needs a Space (namespace/name or a huggingface.co/spa
 STEP_NO_FLAVOR = "This step needs a hardware flavor (for example `t4-small`); nothing was done."
 STEP_BAD_TIMEOUT = "The timeout must be a whole number of minutes from 1 to 1440."
 STEP_DENIED = "The hardware change was {status} by an approver; nothing was changed."
+STEP_APPLY_FAILED = "The hardware change was approved but the Hub did not apply it: {reason}"
 STEP_EXPIRED = "Nobody approved the hardware change before it expired; nothing was changed."
 STEP_WAIT_ERROR = "{space} is in an error stage ({stage}): {error}"
 STEP_WAIT_TIMEOUT = "{space} was not running after {minutes} min (last seen: {stage})."

@@ -22,6 +22,8 @@ Space Ops demo: a local Hub emulator at {hub} with demo Spaces, a throwaway Redi
 console standing in for Slack. You are @you, an operator; @alice approves paid hardware.
 
   /space status acme/broken            a crashed Space, with its error
+  /space logs acme/broken              its last run log lines (`--build` for the build's), tokens masked
+  /space dev acme/chat on              dev mode: app restarts in place are not incidents
   /space watch acme/*                  alerts about every acme Space show up here
   /space resume acme/finetune          a Space paused on paid hardware
   /space hw acme/chat a10g-small       paid hardware goes to an approver, with Approve / Deny buttons

@@ -25,6 +25,7 @@ EXPANDABLE = {"author", "cardData", "createdAt", "datasets", "disabled", "lastMo
               "region", "resourceGroup", "runtime", "sdk", "sha", "siblings", "subdomain", "tags", "trendingScore",
               "usedStorage"}
 _SPACE_PATH = re.compile(r"^/api/spaces/([^/]+)/([^/]+)(?:/(.*))?$")
+_REPO_PATH = re.compile(r"^/api/(models|datasets)/([^/]+)/([^/]+)(?:/revision/[^/]+)?$")
 _KEY = re.compile(r"^[a-zA-Z][_a-zA-Z0-9]*$")
 
 
@@ -85,6 +86,7 @@ class HubEmulator:
             self.added_flavors: list = []  # flavors the Hub offers beyond the shipped table (add_flavor)
             self.logs: dict[str, list[str]] = {}        # run log lines of a Space
             self.build_logs: dict[str, list[str]] = {}  # build log lines of a Space
+            self.repos: dict[tuple[str, str], bool] = {}  # ("model"|"dataset", id) → private
             self.plans: set[str] = set()  # namespaces on PRO / Team / Enterprise (may enable dev mode)
             self.webhooks: dict[str, dict[str, Any]] = {}
             # Called with each request as it arrives, before it is answered (what else held at that moment).
@@ -434,6 +436,14 @@ class HubEmulator:
                 return self._list(query, base)
             if path.startswith("/api/settings/webhooks"):
                 return self._webhooks(method, path, body)
+            repo = _REPO_PATH.match(path)
+            if repo and method == "GET":  # a model or dataset (what a volume mounts): its visibility only
+                kind, repo_id = repo.group(1)[:-1], f"{repo.group(2)}/{repo.group(3)}"
+                if (kind, repo_id) not in self.repos:
+                    return self._error(404, "Repository not found", "RepoNotFound")
+                return 200, {"id": repo_id, "_id": uuid.uuid4().hex[:24], "author": repo.group(2),
+                             "private": self.repos[(kind, repo_id)], "sha": "0" * 40, "lastModified": now_iso(),
+                             "tags": [], "downloads": 0, "likes": 0}, {}
             match = _SPACE_PATH.match(path)
             if not match:
                 return self._error(404, "Not Found")
@@ -662,7 +672,25 @@ def seed_demo(hub: HubEmulator) -> None:
     hub.add_space("acme/gpu-demo", hardware="t4-medium", sleep=3600)
     hub.add_space("acme/broken", stage="RUNTIME_ERROR", hardware="t4-small",
                   error="CUDA out of memory. Tried to allocate 2.00 GiB")
-    hub.logs["acme/broken"] = ["Loading model...", "torch.OutOfMemoryError: CUDA out of memory"]
+    hub.build_logs["acme/broken"] = [
+        "===== Build Queued at 2026-12-02 09:12:03 / Commit SHA: 3f2a1c9 =====",
+        "--> FROM docker.io/library/python:3.11",
+        "--> RUN pip install -r requirements.txt",
+        "Successfully installed accelerate-1.2.0 gradio-5.9.1 torch-2.5.1 transformers-4.47.0",
+        "--> Pushing image",
+        "DONE 41.2s",
+    ]
+    hub.logs["acme/broken"] = [
+        "===== Application Startup at 2026-12-02 09:13:10 =====",
+        "Logging in to the Hub with HF_TOKEN=hf_demoAbCdEfGhIjKlMnOp",   # masked before it is shown
+        "Loading model meta-llama/Llama-3.1-8B-Instruct...",
+        "Traceback (most recent call last):",
+        '  File "/home/user/app/app.py", line 12, in <module>',
+        "    model = AutoModelForCausalLM.from_pretrained(MODEL).to(\"cuda\")",
+        "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB",
+    ]
+    hub.repos[("dataset", "acme/corpus")] = False
+    hub.plans.add("acme")  # a PRO / Team plan: `/space dev acme/... on` works in the demo
     hub.add_space("acme/finetune", stage="PAUSED", hardware="a10g-large", sleep=7200)
     hub.add_space("acme/sketch", stage="SLEEPING")
     hub.add_space("acme/docs", sdk="static")

@@ -707,3 +707,67 @@ def test_grid_hub_role_by_mode_over_surfaces(make_bot, hub, slack, redis_client)
     tally("authz grid: hub role×slack lists×mode×surface", tried=total[0], lost=total[1])
     assert total[1] == 0 and total[2] == 0
     assert counted == len(HUB_MAY) * len(SLACK_MAY) * 3 * (3 * 2 + 5)  # 3 surfaces × public/private, 5 more
+
+# ---------------------------------------------------------------- logs, dev mode, volumes × role × scope × privacy × workspace
+
+# command → the grid command whose rule it follows (logs and the mount list are private details, like
+# `var ls`; dev mode and mount changes are changes, like `restart`), and the Hub write it makes when allowed.
+TOOLS_GRID = {
+    "logs SPACE": ("var ls SPACE", None),
+    "logs SPACE --build": ("var ls SPACE", None),
+    "volumes SPACE": ("var ls SPACE", None),
+    "dev SPACE off": ("restart SPACE", ("POST", "dev-mode")),
+    "volume add SPACE bucket acme/b /data": ("restart SPACE", ("PUT", "volumes")),
+    "volume rm SPACE /keep": ("restart SPACE", ("PUT", "volumes")),
+}
+TOOLS_SECRETS = ("LOGSECRET", "BUILDSECRET", "mountsecret")
+
+
+def test_grid_tools_role_scope_privacy_workspace(make_bot, hub, slack, redis_client):
+    """/space logs, dev and volumes × role × channel scope × public/private × workspace: a private Space's logs
+    and mounts show only where its details may (the refusal says so, nothing of them leaks); dev mode and
+    mount changes happen exactly where a change may, and nothing reaches the Hub from another workspace."""
+    mount = [{"type": "dataset", "source": "acme/mountsecret", "mountPath": "/keep", "readOnly": True}]
+    for name in ("acme/pub", "acme/priv"):
+        hub.add_space(name, hardware="t4-small", sleep=3600, private=name.endswith("priv"))
+        hub.logs[name] = [f"LOGSECRET {name}"]
+        hub.build_logs[name] = [f"BUILDSECRET {name}"]
+    slack.users.update({"UGST": {"is_restricted": True}, "UGSTX": {"is_restricted": True, "team_id": "T9"},
+                        **{f"{u}X": {"team_id": "T9"} for u in ("UMEM", "UOP", "UADM")}})
+    bot = make_bot(**GRID_ENV)
+    for channel, level in GRID_CHANNELS.values():
+        if level:
+            bot.command(f"scope <#{channel}|x> {'beta' if level == 'beta' else 'acme'}/* "
+                        f"{'operate' if level == 'beta' else level}", user="UADM")
+    table = {command: [0, 0, 0] for command in TOOLS_GRID}  # cases, private shown, bad changes
+    for command, role, channel_name, private, same in itertools.product(
+            TOOLS_GRID, GRID_ROLES, GRID_CHANNELS, (False, True), (True, False)):
+        user, level = GRID_ROLES[role]
+        user = user if same else user + "X"
+        channel, channel_scope = GRID_CHANNELS[channel_name]
+        scope = None if channel_scope is None else ("none" if channel_scope == "beta" else channel_scope)
+        space = "acme/priv" if private else "acme/pub"
+        hub.spaces[space]["volumes"] = [dict(v) for v in mount]
+        hub.requests.clear()
+        seen = bot.command(command.replace("SPACE", space), user=user, channel=channel)
+        text = json.dumps(seen)
+        rule, write = TOOLS_GRID[command]
+        allowed = grid_expected(rule, level, scope, private, same)
+        case = (command, role, channel_name, "private" if private else "public", "same" if same else "other")
+        refused = any(words in seen["text"] for words in GRID_REFUSALS)
+        assert refused is not allowed, (case, seen["text"])
+        expected_writes = [(write[0], f"/api/spaces/{space}/{write[1]}")] if allowed and write else []
+        assert hub_writes(hub) == expected_writes, (case, hub_writes(hub))
+        if not same:
+            assert hub.requests == [], case
+        if allowed and command.startswith("logs"):
+            assert ("BUILDSECRET" if "--build" in command else "LOGSECRET") in text, (case, text[:300])
+        covered = scope in ("read", "operate")
+        table[command][0] += 1
+        table[command][1] += int(private and not covered and any(s in text for s in TOOLS_SECRETS))
+        table[command][2] += int(bool(hub_writes(hub)) and not allowed)
+        tally("authz grid: logs/dev/volumes×role×scope×private×team")
+    for command, (cases, leaks, bad) in table.items():
+        figure(f"{command:<38} {cases:>6} {leaks:>14} {bad:>23}")
+        assert leaks == 0 and bad == 0, (command, leaks, bad)
+    assert sum(v[0] for v in table.values()) == len(TOOLS_GRID) * len(GRID_ROLES) * len(GRID_CHANNELS) * 2 * 2
