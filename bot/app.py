@@ -37,7 +37,9 @@ from bot.core.work import Timers, WorkPool
 from bot.schedules.feature import Schedules
 from bot.schedules.slackzone import SlackZones
 from bot.fleet.service import Fleet
+from bot.signin.flow import POLL_EVERY, SignIn
 from bot.signin.links import Links
+from bot.signin.refresh import Refresh
 from bot.surfaces import Previews, Steps
 
 log = logging.getLogger(__name__)
@@ -65,6 +67,7 @@ class Context:
     previews: Previews | None = None  # link previews (handlers/surfaces.py)
     steps: Steps | None = None        # Workflow Builder steps
     tools: Tools | None = None        # logs, dev mode, volumes (its log deadlines are set here in tests)
+    signin: SignIn | None = None      # /space login, whoami, logout and the device-code poll
     timers: Timers = field(default_factory=Timers)
     # "Waiting for the Hub…" after the first, an answer (maybe "the Hub did not answer") by the second.
     reply_deadlines: tuple[float, float] = (3.0, 8.0)
@@ -166,8 +169,18 @@ def build_context(settings: Settings, redis_client: redis.Redis | None = None, p
     for name, handler in {**watcher.commands(), **approvals.commands(), **schedules.commands(),
                           **fleet.commands(), **webhook.commands()}.items():
         ops.handle(name, handler)
+    # Sign in with Hugging Face: each replica polls the codes that are due (a claim per code keeps them
+    # apart); the leader refreshes each link's roles every SPACEOPS_HUB_ROLES_TTL, off the tick.
+    signin = SignIn(settings, store, deliveries)
+    for name, handler in signin.commands().items():
+        ops.handle(name, handler)
+    watcher.cron.append(("signin-poll", signin.scheduled, {"second": f"*/{POLL_EVERY}"}))
+    if signin.enabled:
+        refresh = Refresh(settings, store, deliveries, signin.links, signin.vault, signin.oauth)
+        jobs.add("signin-refresh", refresh.run, deadline=SLOW_DEADLINE, slow=True, takes_lease=True)
     ctx = Context(settings, store, poster, WorkPool(settings.workers, settings.queue), client, roles, spaces,
-                  catalogues, ops, watcher, approvals, schedules, fleet, access=access, tools=tools)
+                  catalogues, ops, watcher, approvals, schedules, fleet, access=access, tools=tools,
+                  signin=signin)
     # Link previews and workflow steps ask the same gate and act through the same commands; a waiting step
     # is finished on the leader's tick from the poller's observations of the Space it made hot.
     ctx.previews = Previews(store, ops, access, known=lambda: list(watcher.poller.cache.copy()))

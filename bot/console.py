@@ -12,12 +12,13 @@ import sys
 import threading
 
 from bot.approvals.words import APPROVE_ACTION, DENY_ACTION
-from bot.commands.grammar import parse_command, parse_space
+from bot.commands.grammar import Command, parse_command, parse_space
 from bot.core.errors import BadInput, SpaceOpsError
 from bot.core.permissions import Actor
 from bot.core.store import state_errors
 from bot.core.render import PLAIN, TERMINAL, Style, render
 from bot.core.words import error_reply
+from bot.signin.words import CHECK_ACTION
 from bot.alerts.buttons import ALERT_COMMANDS as ALERT_BUTTONS  # what an alert's buttons run, as in Slack
 
 PROMPT = "space-ops> "
@@ -99,6 +100,8 @@ def press(ctx, label: str, value: str, actor: Actor, style: Style = PLAIN) -> st
                 reply = ctx.approvals.deny(target, actor.user, channel, ts)
             elif action in ALERT_BUTTONS:
                 reply = ctx.ops.run(ALERT_BUTTONS[action](parse_space(target)), clicker)
+            elif action == CHECK_ACTION:  # "I've approved it", as the Slack listener runs it
+                reply = ctx.ops.run(Command("login.check", request_id=target), clicker)
             else:
                 return f"The console cannot press [{label}]."
     except SpaceOpsError as err:

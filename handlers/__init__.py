@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from slack_bolt import App
 
-from handlers import alerts, approvals, commands, dedupe, home, schedules, secrets, surfaces
+from handlers import alerts, approvals, commands, dedupe, home, schedules, secrets, signin, surfaces
 
 
 def register_all(app: App, ctx) -> None:
@@ -16,3 +16,4 @@ def register_all(app: App, ctx) -> None:
     alerts.register(app, ctx)
     schedules.register(app, ctx)
     surfaces.register(app, ctx)
+    signin.register(app, ctx)

@@ -123,3 +123,39 @@ def test_mentions_render_as_names_in_the_console():
     text = as_text("<@U024BE7LH> and <@alice> in <#C1|ops> and <#approvals>, ping <!subteam^S1|@oncall> <!here>")
     assert text == "@U024BE7LH and @alice in #ops and #approvals, ping @oncall @here"
     assert as_text("&lt;!channel&gt; from a user") == "<!channel> from a user"
+
+
+def test_demo_signs_in_with_the_demo_hub_and_whoami_shows_the_roles():
+    """`/space login` in the console: the demo Hub approves the code after a few seconds, the DM arrives, and
+    `/space whoami` shows the demo user's roles. Lines are typed as a person would: after the DM shows."""
+    import queue
+    import threading
+
+    proc = subprocess.Popen(DEMO + ["--approve-seconds", "1"], cwd=ROOT, env=_clean_env(), stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
+    seen: list[str] = []
+
+    def until(text: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while not any(text in line for line in seen):
+            assert time.monotonic() < deadline, f"{text!r} not shown:\n{''.join(seen)}"
+            try:
+                seen.append(lines.get(timeout=0.5))
+            except queue.Empty:
+                pass
+    try:
+        until("Ctrl-D or Ctrl-C stops the demo")
+        proc.stdin.write("/space login\n")
+        proc.stdin.flush()
+        until("confirm the code")
+        until("Signed in as you-on-hf (Hugging Face). acme: write → you may restart")
+        proc.stdin.write("/space whoami\n")
+        proc.stdin.close()
+        until("next refresh")
+    finally:
+        proc.wait(60)
+    out = "".join(seen)
+    assert "@you is you-on-hf on Hugging Face" in out and "corp: read → you may read its Spaces." in out
+    assert proc.returncode == 0

@@ -14,6 +14,8 @@ from bot.signin.links import STALE_SECONDS, HubLink, Links
 from tests.test_approvals import ask, click, message
 
 RESTART = "/api/spaces/acme/chat/restart"
+# hub and both refuse to start without a key for the sign-in tokens (bot/core/settings.py).
+SECRET = {"SPACEOPS_SECRET_KEY": "hBVJr8Jd1qzYcl5kU3c6XbA4rZLfPpwdX0hm2eTKMtQ="}
 ALICE, BOB, CAROL, DAN, ERIN = "UALICE", "UBOB", "UCAROL", "UDAN", "UERIN"
 
 # role → (read, operate, approve, admin): written out by hand, the oracle for hub_allows.
@@ -55,7 +57,7 @@ def test_both_takes_the_lower_of_the_two(slack, hub, both):
 
 def test_the_two_settings_are_validated_with_a_sentence_naming_them():
     assert Settings.from_env({}).roles_from == "slack" and Settings.from_env({}).unlinked == "read"
-    assert Settings.from_env({"SPACEOPS_ROLES_FROM": "both", "SPACEOPS_UNLINKED": "none"}).unlinked == "none"
+    assert Settings.from_env({"SPACEOPS_ROLES_FROM": "both", "SPACEOPS_UNLINKED": "none", **SECRET}).unlinked == "none"
     for name in ("SPACEOPS_ROLES_FROM", "SPACEOPS_UNLINKED"):
         with pytest.raises(ConfigError, match=name):
             Settings.from_env({name: "sometimes"})
@@ -88,7 +90,7 @@ def acme(hub):
 
 @pytest.fixture
 def hub_bot(make_bot, acme):
-    bot = make_bot(SPACEOPS_ROLES_FROM="hub", SPACEOPS_ADMINS="UADM")
+    bot = make_bot(SPACEOPS_ROLES_FROM="hub", SPACEOPS_ADMINS="UADM", **SECRET)
     link(bot, ALICE, "alice-ml", {"acme": "write"})
     link(bot, BOB, "bob", {"acme": "admin"})
     link(bot, CAROL, "carol", {"acme": "read"})
@@ -148,7 +150,7 @@ def test_unlinked_members_read_public_spaces_only(hub_bot, acme):
 
 
 def test_unlinked_none_reads_nothing(make_bot, acme):
-    bot = make_bot(SPACEOPS_ROLES_FROM="hub", SPACEOPS_UNLINKED="none")
+    bot = make_bot(SPACEOPS_ROLES_FROM="hub", SPACEOPS_UNLINKED="none", **SECRET)
     text = bot.command("status acme/chat", user="UNOBODY")["text"]
     assert "/space login" in text and "isn't linked" in text, text
     assert "is *running*" not in text
@@ -168,7 +170,7 @@ def test_a_stale_link_counts_as_read_and_an_ended_one_asks_to_sign_in_again(hub_
 
 
 def test_both_takes_the_lower_of_the_lists_and_the_hub(make_bot, acme):
-    bot = make_bot(SPACEOPS_ROLES_FROM="both", SPACEOPS_OPERATORS="UOP,UOP2")
+    bot = make_bot(SPACEOPS_ROLES_FROM="both", SPACEOPS_OPERATORS="UOP,UOP2", **SECRET)
     link(bot, "UOP", "op", {"acme": "read"})     # listed, but read on the Hub
     link(bot, "UMEM", "mem", {"acme": "write"})  # write on the Hub, but not listed
     link(bot, "UOP2", "op2", {"acme": "write"})  # both

@@ -14,9 +14,11 @@ import re
 import time
 
 import pytest
+from cryptography.fernet import Fernet
 
 from bot.alerts.words import ALERT_ACTIONS
 from bot.approvals.words import APPROVE_ACTION, DENY_ACTION
+from bot.signin.words import CHECK_ACTION, OPEN_ACTION
 from bot.fleet.words import BUDGET_ACTIONS, HOME_ACTIONS
 from bot.schedules.store import Timed
 from bot.schedules.words import EXTEND_ACTION, REVERT_ACTION
@@ -25,12 +27,13 @@ from bot.surfaces.words import LOGS_ACTION, PREVIEW_STATUS_ACTION
 from tests.harness import _ids
 from tests.test_approvals import ask
 
-ENV = {"SPACEOPS_ADMINS": "UADM", "SPACEOPS_READERS": "UREAD,UGST,UOUT", "SPACEOPS_APPROVERS": "UOUT,UAPP"}
+ENV = {"SPACEOPS_ADMINS": "UADM", "SPACEOPS_READERS": "UREAD,UGST,UOUT", "SPACEOPS_APPROVERS": "UOUT,UAPP",
+       "SPACEOPS_HUB_OAUTH_CLIENT_ID": "spaceops-app", "SPACEOPS_SECRET_KEY": Fernet.generate_key().decode()}
 # UREAD: a member who may read and (SPACEOPS_OPERATORS unset) operate; UGST: a guest (read only);
 # UOUT: of another workspace (listed everywhere: only the workspace boundary refuses them); UNOB: no read right.
 USERS = {"UGST": {"is_restricted": True}, "UOUT": {"team_id": "T9"}}
 REFUSALS = ("only takes commands from members", "operator role", "read-only for", "may only name Spaces of",
-            "is private:", "reader role", "approver role")
+            "is private:", "reader role", "approver role", "not yours, or it has ended")
 SECRETS = ("ERRSECRET", "VARSECRET")
 SPACE = "acme/priv"
 PRIVATE_URL = "https://huggingface.co/spaces/acme/priv"
@@ -134,8 +137,10 @@ def cases_for(kind: str, ident: str, home: bool, t: Timed, pending) -> list[tupl
         return [(SPACE, u, p) for u, p in who]
     if kind != "action":
         return None
-    if ident == "^home:open:":
+    if ident in ("^home:open:", OPEN_ACTION):
         return []
+    if ident == CHECK_ACTION:  # "I've approved it": only the member who asked for that sign-in, in this workspace
+        return [("any-id", "UOUT", "C1"), ("not-their-sign-in", "UREAD", "C1"), ("", "UNOB", "C1")]
     if ident in (PREVIEW_STATUS_ACTION, LOGS_ACTION):
         return [(SPACE, u, "C1") for u in ("UOUT", "UNOB")]
     if ident in (APPROVE_ACTION, DENY_ACTION):
@@ -167,7 +172,8 @@ def test_every_listener_refuses_who_and_where_it_must(world, hub, slack):
         assert cases is not None, (f"a way in this test does not know: {kind} {ident!r}. Make it ask the gate "
                                    f"(bot/access) and add here who and where it must refuse.")
         if not cases:  # a link button: Slack opens the link; the bot only acknowledges
-            out = drive.run(drive.block_action(f"home:open:{SPACE}", "https://example.invalid", "UOUT", "", True),
+            clicked = f"home:open:{SPACE}" if ident.startswith("^") else ident
+            out = drive.run(drive.block_action(clicked, "https://example.invalid", "UOUT", "", home),
                             expect_answer=False)
             assert [o for o in out if o.get("text") or o.get("view")] == [], (ident, out)
             continue

@@ -24,7 +24,7 @@ from bot.core import hub
 from bot.core.cache import TtlCache
 from bot.core.errors import BadInput, NotAllowed, SpaceOpsError
 from bot.core.markup import escape
-from bot.core.permissions import CHANGES, READS, Actor, Roles, check_namespace, declare, namespace_of
+from bot.core.permissions import ANYONE, CHANGES, READS, Actor, Roles, check_namespace, declare, namespace_of
 from bot.core.settings import Settings
 from bot.core.store import REDIS_ERRORS, Store, key
 from bot.core.words import Reply
@@ -318,7 +318,7 @@ class Access:
 
     def check(self, cmd: Command, actor: Actor) -> None:
         """Raise NotAllowed with the reason, before anything runs."""
-        if cmd.name == "help":
+        if cmd.name == "help" or cmd.name in ANYONE:  # the workspace boundary only
             verdict = self.gate(actor, "help")
             if not verdict.allowed:
                 raise NotAllowed(verdict.reason)

@@ -62,13 +62,17 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "volume": ("volume add SPACE bucket|model|dataset|space SOURCE MOUNT_PATH [--ro] [--revision R] | "
                "volume rm SPACE MOUNT_PATH", "volume add acme/chat model acme/llm /models --ro",
                "mount or unmount a volume (operators; the Space restarts)"),
+    "login": ("login", "login", "sign in with Hugging Face: your Hub roles then count here"),
+    "whoami": ("whoami", "whoami", "your linked Hugging Face account and what its roles let you do"),
+    "logout": ("logout", "logout", "forget your Hugging Face link at once"),
     "help": ("help [COMMAND]", "help hw", "this help"),
 }
 ALIASES = {"hardware": "hw", "restore": "resume", "start": "resume", "vars": "var", "variable": "var",
            "variables": "var", "secrets": "secret", "dup": "duplicate", "clone": "duplicate", "fork": "duplicate",
            "flavours": "flavors", "hardwares": "flavors", "stop": "pause", "?": "help", "approval": "approvals",
            "info": "status", "reboot": "restart", "costs": "cost", "spend": "cost", "budgets": "budget",
-           "log": "logs", "devmode": "dev", "mounts": "volumes", "vol": "volume"}
+           "log": "logs", "devmode": "dev", "mounts": "volumes", "vol": "volume",
+           "signin": "login", "sign-in": "login", "signout": "logout", "sign-out": "logout", "me": "whoami"}
 SUBCOMMANDS = {"var": ("ls", "set", "rm"), "secret": ("ls", "set", "rm"), "volume": ("add", "rm")}
 SUB_ALIASES = {"list": "ls", "get": "ls", "show": "ls", "add": "set", "put": "set", "delete": "rm",
                "del": "rm", "remove": "rm", "unset": "rm"}
@@ -623,6 +627,13 @@ def _parse_digests(args, _text, _catalogue):
     return Command("digests")
 
 
+def _no_args(verb: str):
+    def parse(args, _text, _catalogue):
+        _too_many(args, 0, verb)
+        return Command(verb)
+    return parse
+
+
 def _parse_budget(args, _text, _catalogue):
     _need(args, 1, "budget")
     _too_many(args, 2, "budget")
@@ -740,6 +751,9 @@ _PARSERS = {
     "digests": _parse_digests,
     "budget": _parse_budget,
     "help": _parse_help,
+    "login": _no_args("login"),
+    "whoami": _no_args("whoami"),
+    "logout": _no_args("logout"),
     "schedule": _parse_schedule,
     "schedules": _parse_schedules,
     "unschedule": _parse_unschedule,

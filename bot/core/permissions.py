@@ -15,16 +15,22 @@ log = logging.getLogger(__name__)
 # What each command needs, declared by the feature that runs it (`declare`, when its module is imported):
 # the core knows no command names. A read, a change (needs the operator role), or checked by the feature
 # itself (admins, a requester withdrawing their own). Filled in place: importers see every declaration.
+# `anyone`: reads that touch no Space and that every member of the workspace may run whatever their role,
+# like help (signing in: under SPACEOPS_UNLINKED=none an unlinked member could otherwise never link).
 READS: set[str] = set()
 CHANGES: set[str] = set()
 SELF_CHECKED: set[str] = set()
+ANYONE: set[str] = set()
 
 
-def declare(reads: Iterable[str] = (), changes: Iterable[str] = (), self_checked: Iterable[str] = ()) -> None:
+def declare(reads: Iterable[str] = (), changes: Iterable[str] = (), self_checked: Iterable[str] = (),
+            anyone: Iterable[str] = ()) -> None:
     """A feature says what its commands need; `Roles.check` and the gate (bot/access) read it."""
     READS.update(reads)
+    READS.update(anyone)
     CHANGES.update(changes)
     SELF_CHECKED.update(self_checked)
+    ANYONE.update(anyone)
 
 
 GROUP_CACHE_SECONDS = 300

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import re
 from dataclasses import dataclass, field
@@ -84,6 +86,26 @@ def _approval_channel(raw: str) -> str:
     raise ConfigError(f"SPACEOPS_APPROVAL_CHANNEL={raw!r} is neither a channel id (C…) nor a channel name (#ops)")
 
 
+FERNET_HINT = ("Make a key with `python -c \"from cryptography.fernet import Fernet; "
+               "print(Fernet.generate_key().decode())\"`; to rotate, put the new key first: NEW,OLD.")
+
+
+def _fernet_keys(raw: str | None) -> tuple[str, ...]:
+    """SPACEOPS_SECRET_KEY: comma-separated Fernet keys (the first encrypts, every one decrypts). The value is
+    never echoed in an error: only which entry is wrong."""
+    keys = tuple(part.strip() for part in (raw or "").split(",") if part.strip())
+    for index, value in enumerate(keys, 1):
+        try:
+            if len(base64.urlsafe_b64decode(value.encode("ascii"))) != 32:
+                raise ValueError
+        except (ValueError, UnicodeEncodeError, binascii.Error):
+            raise ConfigError(f"SPACEOPS_SECRET_KEY: entry {index} of {len(keys)} is not a Fernet key (44 "
+                              f"characters of url-safe base64). {FERNET_HINT}") from None
+    if len(set(keys)) != len(keys):
+        raise ConfigError("SPACEOPS_SECRET_KEY lists the same key twice: give each key once, the newest first.")
+    return keys
+
+
 def _flag(name: str, raw: str | None) -> bool:
     value = (raw or "").strip().lower()
     if value in ("", "0", "false", "no", "off"):
@@ -161,6 +183,12 @@ class Settings:
     hot_seconds: int = 5
     hub_webhook_secret: str = ""
     public_url: str = ""
+    # Sign in with Hugging Face (bot/signin): the OAuth app, the key(s) its tokens are encrypted with, how
+    # often roles are read again, how long a link lives without a refresh token.
+    hub_oauth_client_id: str = ""
+    secret_keys: tuple[str, ...] = field(default=(), repr=False)  # Fernet keys: the first encrypts, all decrypt
+    hub_roles_ttl: int = 3600
+    hub_link_days: int = 30
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -207,8 +235,14 @@ class Settings:
             hot_seconds=_count("SPACEOPS_HOT_SECONDS", env.get("SPACEOPS_HOT_SECONDS"), 5, 1, 3600),
             hub_webhook_secret=get("SPACEOPS_HUB_WEBHOOK_SECRET"),
             public_url=get("SPACEOPS_PUBLIC_URL").rstrip("/"),
+            # Sign in with Hugging Face (bot/signin).
+            hub_oauth_client_id=get("SPACEOPS_HUB_OAUTH_CLIENT_ID"),
+            secret_keys=_fernet_keys(env.get("SPACEOPS_SECRET_KEY")),
+            hub_roles_ttl=_seconds("SPACEOPS_HUB_ROLES_TTL", env.get("SPACEOPS_HUB_ROLES_TTL"), 3600),
+            hub_link_days=_count("SPACEOPS_HUB_LINK_DAYS", env.get("SPACEOPS_HUB_LINK_DAYS"), 30, 1, 365),
         )
         settings.check_formats()
+        settings.check_signin(settings.roles_from)
         return settings
 
     def check_formats(self) -> None:
@@ -225,6 +259,23 @@ class Settings:
         if not re.match(r"^https?://", self.hf_endpoint):
             raise ConfigError(f"HF_ENDPOINT must be an http(s) URL (got {self.hf_endpoint!r})")
 
+    def check_signin(self, roles_from: str) -> None:
+        """Sign-in needs its OAuth app and a key for its tokens; rights from Hub roles need sign-in.
+        `roles_from` is SPACEOPS_ROLES_FROM (slack, hub or both; its own check is the access gate's)."""
+        if self.hub_roles_ttl < 60:
+            raise ConfigError(f"SPACEOPS_HUB_ROLES_TTL={self.hub_roles_ttl}s is too short: roles are read from the "
+                              f"Hub at most every minute (example: SPACEOPS_HUB_ROLES_TTL=1h)")
+        if roles_from in ("hub", "both") and not self.secret_keys:
+            raise ConfigError(f"SPACEOPS_ROLES_FROM={roles_from} needs SPACEOPS_SECRET_KEY: the sign-in tokens are "
+                              f"kept encrypted with it, never in clear. {FERNET_HINT}")
+        if self.hub_oauth_client_id and not self.secret_keys:
+            raise ConfigError(f"SPACEOPS_HUB_OAUTH_CLIENT_ID is set but SPACEOPS_SECRET_KEY is not: the sign-in "
+                              f"tokens are kept encrypted with it, never in clear. {FERNET_HINT}")
+
+    @property
+    def signin_enabled(self) -> bool:
+        return bool(self.hub_oauth_client_id and self.secret_keys)
+
     def require(self, *names: str, either: tuple[tuple[str, ...], ...] = ()) -> None:
         """Raise one ConfigError naming every missing variable and where to get it; each tuple in
         `either` is satisfied by any one of its variables (named together when all are missing)."""
@@ -239,10 +290,14 @@ class Settings:
 
     def warnings(self) -> list[str]:
         """Configuration that works but that someone should fix: one line each, logged at start-up."""
+        lines = []
         if not self.admins and not self.approvers:
-            return ["No approver or admin is configured (SPACEOPS_APPROVERS, SPACEOPS_ADMINS): requests for paid "
-                    "hardware can be made but never decided."]
-        return []
+            lines.append("No approver or admin is configured (SPACEOPS_APPROVERS, SPACEOPS_ADMINS): requests for "
+                         "paid hardware can be made but never decided.")
+        if self.secret_keys and not self.hub_oauth_client_id:
+            lines.append("SPACEOPS_SECRET_KEY is set but SPACEOPS_HUB_OAUTH_CLIENT_ID is not: nobody can sign in "
+                         "with Hugging Face (`/space login`) until the OAuth app's client id is given.")
+        return lines
 
     @property
     def slack_api_base(self) -> str:

@@ -30,10 +30,26 @@ console standing in for Slack. You are @you, an operator; @alice approves paid h
   as alice                             act as @alice (Slack knows who clicks; the console is told)
   [Approve]                            press a button by its label (add the id when several show)
   as you                               back to yourself
+  /space login                         sign in with Hugging Face: the demo Hub approves the code by itself
+                                       after a few seconds (as `you-on-hf`, write in acme), then I DM you
+  /space whoami                        your Hub account, its roles and what they mean here
   /space help                          every command
 
 Ctrl-D or Ctrl-C stops the demo, its Hub emulator and its Redis.
 """
+
+
+DEMO_HUB_USER = "you-on-hf"
+
+
+def approve_waiting(hub, after: float) -> None:
+    """Approve, as the demo user, each sign-in code that has waited `after` seconds on the demo Hub."""
+    with hub.lock:
+        now = hub.oauth_clock()
+        waiting = [c["user_code"] for c in hub.device_codes.values()
+                   if c["state"] == "pending" and now - (c["expires_at"] - hub.oauth_expires_in) >= after]
+    for user_code in waiting:
+        hub.approve(DEMO_HUB_USER, user_code)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,7 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--poll-seconds", type=int, default=5, help="how often watched Spaces are polled")
     parser.add_argument("--settle-seconds", type=float, default=4.0,
                         help="how long a build or a hardware change takes in the emulated Hub")
+    parser.add_argument("--approve-seconds", type=float, default=3.0,
+                        help="how long the demo Hub waits before it approves a sign-in code")
     args = parser.parse_args(argv)
+
+    from cryptography.fernet import Fernet
 
     from bot.app import build_context
     from bot.console import main as console
@@ -65,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         stops.append(redis.stop)
         hub = HubEmulator(token="hf_demo")
         seed_demo(hub)
+        hub.add_member(DEMO_HUB_USER, {"acme": "write", "corp": "read"})
+        hub.oauth_interval = 1  # the demo user should not wait five seconds for each poll
         stop_hub, base = serve(hub, port=args.hub_port)
         stops.append(stop_hub)
         done = threading.Event()
@@ -75,9 +97,16 @@ def main(argv: list[str] | None = None) -> int:
                 settle(hub)
         threading.Thread(target=settling, daemon=True, name="demo-hub").start()
 
+        def consenting() -> None:  # the demo user enters each code on the Hub's page a few seconds later
+            while not done.wait(0.5):
+                approve_waiting(hub, args.approve_seconds)
+        threading.Thread(target=consenting, daemon=True, name="demo-consent").start()
+
         settings = Settings.from_env({
             "HF_ENDPOINT": base, "HF_TOKEN": "hf_demo", "REDIS_URL": redis.url,
-            "SPACEOPS_POLL_SECONDS": str(args.poll_seconds), "SPACEOPS_HUB_TIMEOUT": "5"})
+            "SPACEOPS_POLL_SECONDS": str(args.poll_seconds), "SPACEOPS_HUB_TIMEOUT": "5",
+            # Sign in with Hugging Face against the demo Hub, with a key made for this run only.
+            "SPACEOPS_HUB_OAUTH_CLIENT_ID": "spaceops-demo", "SPACEOPS_SECRET_KEY": Fernet.generate_key().decode()})
         # Console people and channels go by readable names, not Slack ids (which the settings insist on).
         settings = dataclasses.replace(settings, approvers=frozenset({"alice"}), approval_channel="approvals")
         ctx = build_context(settings, poster=ConsolePoster(sys.stdout))

@@ -617,7 +617,8 @@ def test_grid_hub_role_by_mode_over_surfaces(make_bot, hub, slack, redis_client)
 
     for mode in ("slack", "hub", "both"):
         bot = make_bot(SPACEOPS_ROLES_FROM=mode, SPACEOPS_OPERATORS=listed, SPACEOPS_APPROVERS=listed,
-                       SPACEOPS_ADMINS=listed)
+                       SPACEOPS_ADMINS=listed,  # hub and both need the sign-in tokens' key to start
+                       SPACEOPS_SECRET_KEY="hBVJr8Jd1qzYcl5kU3c6XbA4rZLfPpwdX0hm2eTKMtQ=")
         links = Links(bot.ctx.store.redis)
         now = bot.ctx.store.clock()
         for (kind, role), user in users.items():
