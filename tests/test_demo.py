@@ -150,12 +150,12 @@ def test_demo_signs_in_with_the_demo_hub_and_whoami_shows_the_roles():
         proc.stdin.write("/space login\n")
         proc.stdin.flush()
         until("confirm the code")
-        until("Signed in as you-on-hf (Hugging Face). acme: write → you may restart")
+        until("Signed in as `you-on-hf` (Hugging Face). acme: write → you may restart")
         proc.stdin.write("/space whoami\n")
         proc.stdin.close()
         until("next refresh")
     finally:
         proc.wait(60)
     out = "".join(seen)
-    assert "@you is you-on-hf on Hugging Face" in out and "corp: read → you may read its Spaces." in out
+    assert "@you is `you-on-hf` on Hugging Face" in out and "corp: read → you may read its Spaces." in out
     assert proc.returncode == 0

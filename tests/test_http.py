@@ -104,8 +104,8 @@ def test_console_answers_status_against_the_hub_emulator(hub, redis_server):
                             env=_env(HF_ENDPOINT=hub.base, HF_TOKEN="hf_test_token", REDIS_URL=redis_server.url),
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    assert "ns/x is running (RUNNING)" in result.stdout
-    assert "t4-small ($0.40/h)" in result.stdout
+    assert "ns/x is running (`RUNNING`)" in result.stdout
+    assert "`t4-small` ($0.40/h)" in result.stdout
     assert hub.calls("GET", "/api/spaces/ns/x/runtime")
 
 

@@ -198,6 +198,16 @@ AUDIT_WORDS: dict[str, Any] = {
     "secret.set": lambda s, p: f"set secret {code(str(p.get('key', '?')))} on {s}",
     "secret.rm": lambda s, p: f"remove secret {code(str(p.get('key', '?')))} from {s}",
     "duplicate": _duplicate,
+    "signin.start": lambda s, p: "start a sign-in with Hugging Face",
+    "signin.check": lambda s, p: "check a sign-in with Hugging Face",
+    "signin.link": lambda s, p: (f"link the Hugging Face account {code(str(p['hub_user']))}" if p.get("hub_user")
+                                 else "link a Hugging Face account")
+                                + (f" (also linked to {', '.join('<@' + escape(str(u)) + '>' for u in p['also_linked'])})"
+                                   if p.get("also_linked") else ""),
+    "signin.refresh": lambda s, p: (f"refresh the Hugging Face roles of {code(str(p['hub_user']))}"
+                                    if p.get("hub_user") else "refresh Hugging Face roles"),
+    "signin.logout": lambda s, p: (f"sign out of Hugging Face ({code(str(p['hub_user']))})" if p.get("hub_user")
+                                   else "sign out of Hugging Face"),
     "dev": lambda s, p: f"turn dev mode {'on' if p.get('enabled') else 'off'} for {s}",
     "volume.add": lambda s, p: f"mount {code(str(p.get('source', '?')))} at {code(str(p.get('mount', '?')))} on {s}",
     "volume.rm": lambda s, p: f"remove the volume at {code(str(p.get('mount', '?')))} from {s}",

@@ -324,7 +324,7 @@ def test_an_uncertain_post_is_looked_for_before_it_is_posted_again(bot, hub, sla
     assert len(slack.of("chat.postMessage!dropped")) == 1
     tick()
     assert slack.of("conversations.history"), "the retry did not look before posting"
-    assert len(_messages(slack, "C1", " crashed after")) == 1
+    assert len(_messages(slack, "C1", " crashed (was running")) == 1
     slack.fail("chat.postMessage", drop=True)             # the follow-up in the incident's thread, too
     hub.set_stage("acme/chat", "BUILDING")
     tick()
@@ -332,11 +332,11 @@ def test_an_uncertain_post_is_looked_for_before_it_is_posted_again(bot, hub, sla
     assert slack.of("conversations.replies")
     building = _messages(slack, "C1", "is building")
     assert len(building) == 1 and building[0]["thread_ts"]                       # still in the thread
-    root = [ts for (chan, ts), m in slack.messages.items() if chan == "C1" and " crashed after" in m["text"]]
+    root = [ts for (chan, ts), m in slack.messages.items() if chan == "C1" and " crashed (was running" in m["text"]]
     assert building[0]["thread_ts"] == root[0]
     tick(times=3)
     tried = 2
-    duplicated = len(_messages(slack, "C1", " crashed after")) - 1 + len(_messages(slack, "C1", "is building")) - 1
+    duplicated = len(_messages(slack, "C1", " crashed (was running")) - 1 + len(_messages(slack, "C1", "is building")) - 1
     assert duplicated == 0
     tally("alerts: uncertain Slack post (recorded, reset)", tried=tried, duplicated=duplicated)
 
