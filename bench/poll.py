@@ -107,9 +107,17 @@ def scenario(name: str, namespaces: int, per_ns: int, mode: str, latency: float,
                 hub.set_stage(space, "RUNTIME_ERROR")
         now += 60
         before = commands(client)
+        profile = os.environ.get("BENCH_PROFILE")
+        if profile:
+            import cProfile
+            profiler = cProfile.Profile()
+            profiler.enable()
         start = time.perf_counter()
         report = watcher.tick(now)
         elapsed = time.perf_counter() - start
+        if profile:
+            profiler.disable()
+            profiler.dump_stats(f"{profile}.{label.split()[0].replace('%', 'pct')}")
         rows[label] = (report.hub_requests, elapsed, commands(client) - before, report.alerts)
     memory = rss_mb()
     ctx.close()
