@@ -124,6 +124,8 @@ class Poller:
         self._cas = client.register_script(CAS)
         self._clear = client.register_script(CLEAR_PENDING)
         self.annotate = None  # Alert → Alert before commit (the commit a push brought, bot/alerts/hot.py)
+        # namespace → whether this replica polls it (its poll shard is held here, bot/alerts/shards.py); None: all.
+        self.owns: Callable[[str], bool] | None = None
 
     def forget(self) -> None:
         """Drop cached states (leadership was lost: another replica may have written since)."""
@@ -141,6 +143,16 @@ class Poller:
         self.cache.pop(space, None)
         self.packed.pop(space, None)
         self.observed.pop(space, None)
+
+    def forget_namespaces(self, which: Callable[[str], bool]) -> None:
+        """Drop what is known of the Spaces of these namespaces (their shard changed hands: another replica
+        may write them now, or did meanwhile). Decided-but-unqueued alerts stay: queuing twice never posts twice."""
+        self.generation += 1
+        for kept in (self.cache, self.packed, self.observed, self.marked, self.closing):
+            for space in [s for s in kept if which(namespace_of(s))]:
+                del kept[space]
+        for ns in [ns for ns in self.unlisted if which(ns)]:
+            del self.unlisted[ns]
 
     def known(self) -> list[str]:
         """Every Space this leader holds a state of."""
@@ -186,6 +198,9 @@ class Poller:
                 batch.discard(ns)
                 single.update(s for s in set(by_ns.get(ns, ())) | set(self.known())
                               if namespace_of(s) == ns and watches.is_watched(s))
+        if self.owns is not None:
+            batch = {ns for ns in batch if self.owns(ns)}
+            single = {s for s in single if self.owns(namespace_of(s))}
         return batch, single
 
     def read(self, watches: WatchSet, now: float, report: CycleReport,
