@@ -345,12 +345,17 @@ class Poller:
         Space was most of it); each CAS is its own script, so each Space is fenced alone. The Spaces committed."""
         if not items:
             return []
-        pipe = self.redis.pipeline(transaction=False)
-        for space, prev, state, alerts in items:
-            keys, args = self._cas_call(space, prev, state, alerts)
-            self._cas(keys=keys, args=args, client=pipe)
+        calls = [self._cas_call(space, prev, state, alerts) for space, prev, state, alerts in items]
+        if isinstance(self.redis, redis.cluster.RedisCluster):
+            # redis-py's cluster pipeline refuses scripts: one call each (a first cycle on a cluster is slower).
+            answers = [self._cas(keys=keys, args=args) for keys, args in calls]
+        else:
+            pipe = self.redis.pipeline(transaction=False)
+            for keys, args in calls:
+                self._cas(keys=keys, args=args, client=pipe)
+            answers = pipe.execute()
         done = []
-        for (space, _, state, _), ok in zip(items, pipe.execute()):
+        for (space, _, state, _), ok in zip(items, answers):
             if ok:
                 self.cache[space] = (repr(state.version), state)
                 if ok[1]:
