@@ -43,6 +43,7 @@ HUB_SCRIPT = textwrap.dedent("""
     from tests.emulators.hub import HubEmulator, serve
     port, latency, layout = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
     hub = HubEmulator(token="%s", latency=latency)
+    hub.cache_pages = True  # a page is encoded once until a Space changes: the Hub's own work is not timed
     namespaces, per_ns = (int(x) for x in layout.split("x"))
     for n in range(namespaces):
         for i in range(per_ns):
@@ -141,9 +142,18 @@ def timed_tick(watcher, now: float, label: str) -> tuple[object, float]:
         import cProfile
         profiler = cProfile.Profile()
         profiler.enable()
+    spy = os.environ.get("BENCH_PYSPY")  # a py-spy sample of every thread of this cycle (pip install py-spy)
+    if spy:
+        sampler = subprocess.Popen(["py-spy", "record", "-p", str(os.getpid()), "-r", "250", "-f", "raw", "-o",
+                                    f"{spy}.{label.split()[0].replace('%', 'pct')}.txt"],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(1.0)
     start = time.perf_counter()
     report = watcher.tick(now)
     elapsed = time.perf_counter() - start
+    if spy:
+        sampler.send_signal(2)
+        sampler.wait(60)
     if profile:
         profiler.disable()
         profiler.dump_stats(f"{profile}.{label.split()[0].replace('%', 'pct')}")

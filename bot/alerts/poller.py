@@ -25,7 +25,7 @@ from bot.alerts.outbox import Outbox
 from bot.alerts.reader import HubReader, ReadFailed
 from bot.alerts.scripts import CAS, CLEAR_PENDING
 from bot.alerts.transitions import (WITH_LOGS, Alert, Observation, Policy, SpaceState, Unreadable, failed,
-                                    fingerprint, observe, quiet, state_print, unobserved, usage_delta)
+                                    observe, quiet, state_print, unobserved, usage_delta)
 from bot.alerts.watches import WatchSet, WatchStore
 from bot.core.budget import Budget, RateLimitHit
 from bot.core.flavors import CatalogueSource
@@ -242,10 +242,9 @@ class Poller:
             listed = listings[name] = set()
             every, explicit = watches.pattern_watched(name), watches.explicit_in(name)
             packed, observed, unchanged = self.packed, self.observed, report.unchanged
-            for space, runtime in items:
+            for space, seen in items:
                 listed.add(space)
-                if runtime and (every or space in explicit):
-                    seen = fingerprint(runtime)
+                if seen and (every or space in explicit):
                     if packed.get(space) == seen and space in observed:
                         unchanged[space] = packed[space]
                     else:
@@ -280,10 +279,10 @@ class Poller:
                 if namespace_of(s) == name and watches.is_watched(s)}
 
     @staticmethod
-    def _observation(space: str, runtime: SpaceRuntime | dict, now: float) -> Observation | str:
+    def _observation(space: str, runtime: SpaceRuntime | tuple, now: float) -> Observation | str:
         try:
-            if isinstance(runtime, dict):  # an entry of a batched listing (bot/alerts/reader.py)
-                return Observation.from_print(space, fingerprint(runtime), now)
+            if isinstance(runtime, tuple):  # an entry of a batched listing (bot/alerts/reader.py)
+                return Observation.from_print(space, runtime, now)
             return Observation.from_runtime(space, runtime, now)
         except (KeyError, TypeError, AttributeError):
             return "unexpected answer"

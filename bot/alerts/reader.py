@@ -11,6 +11,7 @@ from huggingface_hub import HfApi, SpaceRuntime
 from huggingface_hub.errors import HfHubHTTPError
 from huggingface_hub.utils import build_hf_headers, httpx, paginate
 
+from bot.alerts.transitions import fingerprint
 from bot.core import logs
 from bot.core.budget import Budget, RateLimitHit
 from bot.core.hub import CallAborted, observed
@@ -23,9 +24,13 @@ LOG_LINE_CHARS = 300
 LOG_SECONDS = 3.0       # an alert waits at most this long for its log lines
 
 
-def _entry(item) -> tuple[str, dict | None]:
-    """(Space id, runtime JSON or None) of one listing entry; KeyError/TypeError where `SpaceInfo(**item)` and
-    its `SpaceRuntime` would fail. Ids are interned: the poller's maps of 100,000 Spaces share one string each."""
+_prints: dict[tuple, tuple] = {}  # one shared tuple per distinct runtime print (a few hundred in a fleet)
+
+
+def _entry(item) -> tuple[str, tuple | None]:
+    """(Space id, its runtime's `fingerprint` or None) of one listing entry; KeyError/TypeError where
+    `SpaceInfo(**item)` and its `SpaceRuntime` would fail. Ids are interned and prints shared: the poller's maps
+    of 100,000 Spaces hold one string each and a few hundred prints, and no page's JSON outlives its read."""
     space = item["id"]
     if not isinstance(space, str):
         raise TypeError("a listed Space without an id")
@@ -35,6 +40,10 @@ def _entry(item) -> tuple[str, dict | None]:
         hardware = runtime.get("hardware")
         if hardware is not None and not isinstance(hardware, dict):
             raise TypeError("a runtime's hardware is not an object")
+        seen = fingerprint(runtime)
+        if len(_prints) > 10_000:
+            _prints.clear()
+        runtime = _prints.setdefault(seen, seen)
     return sys.intern(space), runtime
 
 
@@ -100,14 +109,15 @@ class HubReader:
         for response in responses:
             self.budget.note(response, now)
 
-    def namespace(self, namespace: str, now: float) -> tuple[list[tuple[str, dict | None]], int]:
-        """Every Space of a namespace with its raw runtime: ([(id, runtime JSON or None)], pages used)."""
+    def namespace(self, namespace: str, now: float) -> tuple[list[tuple[str, tuple | None]], int]:
+        """Every Space of a namespace with its runtime's print: ([(id, `fingerprint` or None)], pages used)."""
         return self._read(lambda: list(self._listing(namespace)), now)
 
     def _listing(self, namespace: str):
         """The pages `HfApi.list_spaces(author=…, expand=["runtime", "sha", "private"])` requests, through the
         client's own `paginate` (same session, headers, `Link` paging), but kept as the decoded JSON: building a
-        `SpaceInfo` and `SpaceRuntime` per entry cost more than the poll compares (bench/poll.py at 100,000).
+        `SpaceInfo` and `SpaceRuntime` per entry cost more than the poll compares (bench/poll.py at 100,000);
+        each entry is cut to the fields compared as soon as it is decoded.
         An entry shaped unlike what `SpaceInfo` accepts fails the whole read, as `list_spaces` would. Notes the
         commits in `shas` and hands each visibility to `privacy` (access keeps it)."""
         api = self.api

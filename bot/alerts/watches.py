@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 
@@ -20,7 +21,7 @@ MUTED_LATEST = key("{muted}", "latest")  # hash  "channel|target" → the latest
 _NONE: frozenset = frozenset()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Watch:
     channel: str
     target: str  # "ns/name" or "ns/*"
@@ -92,7 +93,7 @@ class WatchStore:
 
     def __init__(self, client: redis.Redis):
         self.redis = client
-        self._loaded: tuple[dict, WatchSet] | None = None  # the last hash read and what it gave
+        self._loaded: tuple[bytes, WatchSet] | None = None  # the digest of the last hash read, and what it gave
 
     def add(self, channel: str, target: str, only: frozenset[str], user: str, now: float) -> bool:
         """True if the channel already watched the target (its kinds are replaced)."""
@@ -106,14 +107,18 @@ class WatchStore:
         """Every watch; the same WatchSet as last time when the hash is exactly what it was (a poll cycle of
         100,000 watched Spaces then decodes none of them again)."""
         raw = self.redis.hgetall(WATCHES)
+        # The digest of the fields in the order Redis sent them: the same hash gives the same digest (a new
+        # order only costs a decode), and the 100,000 fields need not be kept between cycles to compare.
+        joined = "".join(f"{len(k)}:{k}{len(v)}:{v}" for k, v in raw.items())
+        digest = hashlib.blake2b(joined.encode(), digest_size=20).digest()
         loaded = self._loaded
-        if loaded is not None and loaded[0] == raw:
+        if loaded is not None and loaded[0] == digest:
             return loaded[1]
         watches = []
         for name, value in raw.items():
             channel, target = _split(name)
             watches.append(Watch(channel, target, frozenset(json.loads(value).get("only") or ())))
-        self._loaded = (raw, WatchSet(watches))
+        self._loaded = (digest, WatchSet(watches))
         return self._loaded[1]
 
     # ------------------------------------------------------------------ mutes

@@ -67,6 +67,10 @@ class HubEmulator:
         self.token = token
         self.user = user
         self.page_size = page_size
+        # Listing pages kept encoded until `add_space`/`set_stage` (the benchmark's Hub at 100,000 Spaces: what
+        # the real Hub spends on a page is not the bot's time). Off by default: tests change Spaces directly.
+        self.cache_pages = False
+        self._pages: dict[str, tuple[bytes, dict]] = {}
         self.lock = threading.RLock()
         self.reset(latency)
 
@@ -121,6 +125,7 @@ class HubEmulator:
         with self.lock:
             self.spaces[space_id] = space
             self._added = getattr(self, "_added", 0) + 1
+            self._pages.clear()
         return space
 
     def add_flavor(self, name: str, price_per_hour: float, pretty: str = "") -> None:
@@ -137,6 +142,7 @@ class HubEmulator:
             space["errorMessage"] = error
             if hardware is not None:
                 space["current"] = hardware
+            self._pages.clear()
 
     def apply_requested_hardware(self, space_id: str) -> None:
         with self.lock:
@@ -432,7 +438,16 @@ class HubEmulator:
                     return self._error(503, "Service Unavailable")
                 return 200, [self._hardware_item(f) for f in (*SHIPPED, *self.added_flavors)], {}
             if path == "/api/spaces" and method == "GET":
-                return self._list(query, base)
+                if not self.cache_pages:
+                    return self._list(query, base)
+                page_key = repr(sorted(query.items())) + base
+                if page_key not in self._pages:
+                    status, items, headers = self._list(query, base)
+                    if status != 200:
+                        return status, items, headers
+                    self._pages[page_key] = (json.dumps(items).encode(), headers)
+                data, headers = self._pages[page_key]
+                return 200, data, {**headers, "Content-Type": "application/json; charset=utf-8"}
             if path.startswith("/api/settings/webhooks"):
                 return self._webhooks(method, path, body)
             match = _SPACE_PATH.match(path)
