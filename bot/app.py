@@ -153,7 +153,7 @@ def build_context(settings: Settings, redis_client: redis.Redis | None = None, p
     # The fleet reads what the poller records; on the leader's tick it indexes Spaces, refreshes open App
     # Homes and checks budgets; a cron job on the leader posts digests.
     fleet = Fleet(settings, store, deliveries, watcher.store, watcher.outbox, catalogues, roles,
-                  known=lambda: list(watcher.poller.cache), leading=watcher.lease.holds,
+                  known=watcher.poller.known, leading=watcher.lease.holds,
                   pending_requests=approvals.store.open_requests, slack=client, reveals=access.reveals,
                   prefetch=access.prefetch, check=ops.check, gate=access.gate,
                   is_private=access.is_private, hidden=access.hidden, deciders=access)
@@ -183,7 +183,7 @@ def build_context(settings: Settings, redis_client: redis.Redis | None = None, p
                   signin=signin)
     # Link previews and workflow steps ask the same gate and act through the same commands; a waiting step
     # is finished on the leader's tick from the poller's observations of the Space it made hot.
-    ctx.previews = Previews(store, ops, access, known=lambda: list(watcher.poller.cache.copy()))
+    ctx.previews = Previews(store, ops, access, known=watcher.poller.known)
     hot = watcher.hot
     ctx.steps = Steps(store, ops, approvals, heat=lambda space, now: hot.get(space) or hot.heat(space, now, "step"),
                       client=client, space_url=lambda space: f"{settings.hf_endpoint}/spaces/{space}")

@@ -125,11 +125,9 @@ class Access:
     def observed(self, seen: dict[str, bool]) -> None:
         """The poller's batched read saw these Spaces' visibility: kept as fresh answers (no Hub request of
         their own for a while), and in Redis for the replicas, in one write, for those that changed."""
-        changed = {}
-        for space, private in seen.items():
-            self._private.put(space, private)
-            if self._seen_private.get(space) is not private:
-                changed[space] = private
+        self._private.put_many(seen)
+        kept = self._seen_private
+        changed = {space: private for space, private in seen.items() if kept.get(space) is not private}
         if not changed:
             return
         try:

@@ -144,6 +144,8 @@ class HotPoller:
         self.base = base_seconds
         self.next_read: dict[str, float] = {}
         self.listeners = list(listeners)  # told of every hot read: (result, space, now)
+        self.synced: dict[str, str] = {}  # space → the commit this leader knows SHAS holds for it
+        self.synced_for = None
 
     def interval(self, now: float, count: int) -> float:
         budget = self.poller.budget
@@ -235,12 +237,19 @@ class HotPoller:
         for space, (_, state) in list(self.poller.cache.items()):
             if state is not None and state.stage in STARTING and space not in hot:
                 self.hot.heat(space, now, "stage", since=state.since)
-        shas = dict(self.poller.reader.shas)
-        if not shas:
+        shas = self.poller.reader.shas
+        synced = self.synced
+        if self.synced_for != self.poller.generation:
+            # Leadership changed hands (the poller forgot its states): another replica may have written SHAS.
+            synced.clear()
+            self.synced_for = self.poller.generation
+        # Only the commits not known to be in SHAS already are asked of Redis: one per push, not per Space.
+        spaces = [s for s, sha in list(shas.items()) if synced.get(s) != sha]
+        if not spaces:
             return
-        spaces = list(shas)
         known = dict(zip(spaces, self.hot.redis.hmget(SHAS, spaces)))
-        changed = {s: sha for s, sha in shas.items() if known.get(s) != sha}
+        changed = {s: shas[s] for s in spaces if known.get(s) != shas[s]}
+        synced.update((s, shas[s]) for s in spaces)
         if not changed:
             return
         self.hot.redis.hset(SHAS, mapping=changed)

@@ -13,6 +13,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
 from typing import Callable
 
 import redis
@@ -23,8 +24,8 @@ from bot.alerts.keys import HISTORY_MAXLEN, LAST_OK, history_key, state_key, usa
 from bot.alerts.outbox import Outbox
 from bot.alerts.reader import HubReader, ReadFailed
 from bot.alerts.scripts import CAS, CLEAR_PENDING
-from bot.alerts.transitions import (WITH_LOGS, Alert, Observation, Policy, SpaceState, Unreadable, failed, observe,
-                                    unobserved, usage_delta)
+from bot.alerts.transitions import (WITH_LOGS, Alert, Observation, Policy, SpaceState, Unreadable, failed,
+                                    observe, quiet, state_print, unobserved, usage_delta)
 from bot.alerts.watches import WatchSet, WatchStore
 from bot.core.budget import Budget, RateLimitHit
 from bot.core.flavors import CatalogueSource
@@ -36,6 +37,7 @@ DOWNTIME_INTERVALS = 5  # more than a lease handover (2.5 intervals + one tick) 
 # this long, then is listed again: never silence after one "can't read".
 LIST_RETRY = 10 * 60
 READ_TIMEOUTS = 3       # a whole read (every page of a listing) ends within this many Hub timeouts
+COMMIT_BATCH = 200     # CAS scripts sent in one pipeline (the lease is re-checked between them)
 LOG_FETCH_MAX = 20      # more failures than this in one cycle: no log lines (one request each)
 # A Space this leader has not read, whose retention mark (`watched_at`, refreshed hourly while it is watched)
 # is older than this, was not watched meanwhile: its stage counts up to that mark, not over the time between.
@@ -57,7 +59,32 @@ class CycleReport:
     batched: list[str] = field(default_factory=list)
     per_space: int = 0
     # What the cycle read, once its decisions are committed (command follow-through reads them too).
-    observations: dict = field(default_factory=dict, repr=False)
+    observations: Mapping = field(default_factory=dict, repr=False)
+    # Spaces read that showed nothing new (their runtime's fingerprint equals their quiet state's): not decided.
+    unchanged: dict = field(default_factory=dict, repr=False)
+
+
+class Observations(Mapping):
+    """A cycle's reads: the decided ones as they are, the unchanged ones built from their fingerprint only
+    when asked for (follow-through asks for a few)."""
+
+    def __init__(self, results: dict, unchanged: dict, at: float):
+        self.results, self.unchanged, self.at = results, unchanged, at
+
+    def __getitem__(self, space: str):
+        if space in self.results:
+            return self.results[space]
+        return Observation.from_print(space, self.unchanged[space], self.at)
+
+    def __iter__(self):
+        yield from self.results
+        yield from (s for s in self.unchanged if s not in self.results)
+
+    def __len__(self) -> int:
+        return len(self.results) + sum(s not in self.results for s in self.unchanged)
+
+    def __contains__(self, space) -> bool:
+        return space in self.results or space in self.unchanged
 
 
 class Poller:
@@ -84,6 +111,11 @@ class Poller:
         self.pages: dict[str, int] = {}  # pages a namespace listing took last time
         self.unlisted: dict[str, float] = {}  # namespace → until when it is not listed (its listing timed out)
         self.cache: dict[str, tuple[str, SpaceState]] = {}  # space → (stored ts, state), valid while leader
+        # space → `state_print` of its quiet state (bot/alerts/transitions.py `quiet`), kept instead of the whole
+        # state while its reads show nothing new; loaded again from Redis when one does. Prints are shared.
+        self.packed: dict[str, tuple] = {}
+        self._prints: dict[tuple, tuple] = {}
+        self.generation = 0  # counts `forget()`s: what was known of Redis before one is not any more
         # space → its last successful read by this leader: where its billing stops when it stops being observed.
         self.observed: dict[str, float] = {}
         self.last_ok: float | None = None  # the last good cycle before this one (LAST_OK)
@@ -92,10 +124,14 @@ class Poller:
         self._cas = client.register_script(CAS)
         self._clear = client.register_script(CLEAR_PENDING)
         self.annotate = None  # Alert → Alert before commit (the commit a push brought, bot/alerts/hot.py)
+        # namespace → whether this replica polls it (its poll shard is held here, bot/alerts/shards.py); None: all.
+        self.owns: Callable[[str], bool] | None = None
 
     def forget(self) -> None:
         """Drop cached states (leadership was lost: another replica may have written since)."""
+        self.generation += 1
         self.cache.clear()
+        self.packed.clear()
         self.unqueued.clear()
         self.unlisted.clear()  # its known Spaces were in the cache: list it again
         self.observed.clear()
@@ -105,7 +141,35 @@ class Poller:
     def forget_space(self, space: str) -> None:
         """Drop one Space (its keys were removed by retention)."""
         self.cache.pop(space, None)
+        self.packed.pop(space, None)
         self.observed.pop(space, None)
+
+    def forget_namespaces(self, which: Callable[[str], bool]) -> None:
+        """Drop what is known of the Spaces of these namespaces (their shard changed hands: another replica
+        may write them now, or did meanwhile). Decided-but-unqueued alerts stay: queuing twice never posts twice."""
+        self.generation += 1
+        for kept in (self.cache, self.packed, self.observed, self.marked, self.closing):
+            for space in [s for s in kept if which(namespace_of(s))]:
+                del kept[space]
+        for ns in [ns for ns in self.unlisted if which(ns)]:
+            del self.unlisted[ns]
+
+    def known(self) -> list[str]:
+        """Every Space this leader holds a state of."""
+        cache, packed = self.cache.copy(), self.packed.copy()  # other threads ask (previews): copy first
+        return [*cache, *(s for s in packed if s not in cache)]
+
+    def _pack(self, spaces) -> None:
+        """Keep only the print of each of these Spaces whose cached state is quiet."""
+        prints = self._prints
+        if len(prints) > 10_000:
+            prints.clear()
+        for space in spaces:
+            entry = self.cache.get(space)
+            if entry is not None and quiet(entry[1]):
+                key = state_print(entry[1])
+                self.packed[space] = prints.setdefault(key, key)
+                del self.cache[space]
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
@@ -132,8 +196,11 @@ class Poller:
                 del self.unlisted[ns]
             elif ns in batch:
                 batch.discard(ns)
-                single.update(s for s in set(by_ns.get(ns, ())) | set(self.cache)
+                single.update(s for s in set(by_ns.get(ns, ())) | set(self.known())
                               if namespace_of(s) == ns and watches.is_watched(s))
+        if self.owns is not None:
+            batch = {ns for ns in batch if self.owns(ns)}
+            single = {s for s in single if self.owns(namespace_of(s))}
         return batch, single
 
     def read(self, watches: WatchSet, now: float, report: CycleReport,
@@ -173,12 +240,17 @@ class Poller:
             self.pages[name] = pages
             self.unlisted.pop(name, None)
             listed = listings[name] = set()
-            for space, runtime in items:
+            every, explicit = watches.pattern_watched(name), watches.explicit_in(name)
+            packed, observed, unchanged = self.packed, self.observed, report.unchanged
+            for space, seen in items:
                 listed.add(space)
-                if watches.is_watched(space) and runtime:
-                    results[space] = self._observation(space, runtime, now)
-            for space in watches.explicit_spaces():
-                if namespace_of(space) == name and space not in listed:
+                if seen and (every or space in explicit):
+                    if packed.get(space) == seen and space in observed:
+                        unchanged[space] = packed[space]
+                    else:
+                        results[space] = Observation.from_print(space, seen, now)
+            for space in explicit:
+                if space not in listed:
                     results[space] = "404"
         # A Space this leader read before that its namespace's listing no longer has was deleted (or renamed):
         # unreadable, so it stops accruing.
@@ -203,12 +275,14 @@ class Poller:
         """The Spaces a failed read was about: one Space, or the namespace's watched and known ones."""
         if name in singles:
             return {name}
-        return {s for s in watches.explicit_spaces() | set(self.cache)
+        return {s for s in watches.explicit_in(name) | set(self.known())
                 if namespace_of(s) == name and watches.is_watched(s)}
 
     @staticmethod
-    def _observation(space: str, runtime: SpaceRuntime, now: float) -> Observation | str:
+    def _observation(space: str, runtime: SpaceRuntime | tuple, now: float) -> Observation | str:
         try:
+            if isinstance(runtime, tuple):  # an entry of a batched listing (bot/alerts/reader.py)
+                return Observation.from_print(space, runtime, now)
             return Observation.from_runtime(space, runtime, now)
         except (KeyError, TypeError, AttributeError):
             return "unexpected answer"
@@ -231,6 +305,7 @@ class Poller:
                     log.warning("stored state of %s unreadable (%s); starting it afresh", space, err)
                     state = None
                 self.cache[space] = (fields.get("ts", ""), state)
+                self.packed.pop(space, None)
                 try:
                     self.marked[space] = float(fields.get("watched_at") or 0)
                 except ValueError:
@@ -262,6 +337,36 @@ class Poller:
 
     def _commit(self, space: str, prev: SpaceState | None, state: SpaceState, alerts: list[Alert]) -> bool:
         """CAS the new state (with alerts as pending, usage and history) into Redis; False if stale."""
+        return bool(self._commit_all([(space, prev, state, alerts)]))
+
+    def _commit_all(self, items: list[tuple[str, SpaceState | None, SpaceState, list[Alert]]]) -> list[str]:
+        """`_commit` for many Spaces in one pipeline (a first cycle writes every state: one round trip per
+        Space was most of it); each CAS is its own script, so each Space is fenced alone. The Spaces committed."""
+        if not items:
+            return []
+        calls = [self._cas_call(space, prev, state, alerts) for space, prev, state, alerts in items]
+        if isinstance(self.redis, redis.cluster.RedisCluster):
+            # redis-py's cluster pipeline refuses scripts: one call each (a first cycle on a cluster is slower).
+            answers = [self._cas(keys=keys, args=args) for keys, args in calls]
+        else:
+            pipe = self.redis.pipeline(transaction=False)
+            for keys, args in calls:
+                self._cas(keys=keys, args=args, client=pipe)
+            answers = pipe.execute()
+        done = []
+        for (space, _, state, _), ok in zip(items, answers):
+            if ok:
+                self.cache[space] = (repr(state.version), state)
+                if ok[1]:
+                    self.unqueued[space] = ok[1]
+                done.append(space)
+            else:
+                self.cache.pop(space, None)
+        return done
+
+    def _cas_call(self, space: str, prev: SpaceState | None, state: SpaceState,
+                  alerts: list[Alert]) -> tuple[list[str], list]:
+        """The CAS script's keys and arguments for one Space's new state."""
         expected = self.cache.get(space, ("", None))[0]
         new_ts = repr(state.version)
         history = ""
@@ -281,17 +386,9 @@ class Poller:
             deltas = rollups.transition_rollup(prev, state, price)
         rollup_keys, rollup = rollups.cas_rollup(space, deltas)
         fields = state.to_fields()
-        ok = self._cas(keys=[state_key(space), usage_key(space), history_key(space), *rollup_keys],
-                       args=[expected, new_ts, fields["json"], state.stage, pending, history, HISTORY_MAXLEN,
-                             "1" if self.server_clock else "", _dumps(rollup) if rollup else "", rollups.TTL,
-                             *usage])
-        if ok:
-            self.cache[space] = (new_ts, state)
-            if ok[1]:
-                self.unqueued[space] = ok[1]
-        else:
-            self.cache.pop(space, None)
-        return bool(ok)
+        return ([state_key(space), usage_key(space), history_key(space), *rollup_keys],
+                [expected, new_ts, fields["json"], state.stage, pending, history, HISTORY_MAXLEN,
+                 "1" if self.server_clock else "", _dumps(rollup) if rollup else "", rollups.TTL, *usage])
 
     def _decide(self, space: str, result: Observation | str, now: float,
                 count_failures: bool) -> tuple[SpaceState, list[Alert]] | None:
@@ -336,9 +433,12 @@ class Poller:
             if isinstance(result, Observation):
                 self.observed[space] = max(self.observed.get(space, 0.0), result.at)
 
-    def _unwatched(self, watches: WatchSet, results: dict, now: float) -> dict[str, tuple[SpaceState, list[Alert]]]:
+    def _unwatched(self, watches: WatchSet, results: dict, now: float,
+                   unchanged: dict | None = None) -> dict[str, tuple[SpaceState, list[Alert]]]:
         """Spaces this leader read that nobody watches any more: their stage counts up to their last read."""
-        gone = [space for space in self.observed if space not in results and not watches.is_watched(space)]
+        unchanged = unchanged or {}
+        gone = [space for space in self.observed
+                if space not in results and space not in unchanged and not watches.is_watched(space)]
         self._load(gone)
         out = {}
         for space in gone:
@@ -360,9 +460,10 @@ class Poller:
         last_ok = self.redis.get(LAST_OK)
         self.last_ok = float(last_ok) if last_ok else None
         results = self.read(watches, now, report, deadline) if len(watches) else {}
+        unchanged = report.unchanged
         report.hub_requests = self.reader.requests - requests_before
-        report.spaces = len(results)
-        successes = sum(isinstance(r, Observation) for r in results.values())
+        report.spaces = len(results) + len(unchanged)
+        successes = sum(isinstance(r, Observation) for r in results.values()) + len(unchanged)
         # The Hub answered when something was read or every failure was a Space's own (404, 403). When only
         # transport errors, 5xx and 429 came back, the Hub (or our network) is down: no Space is blamed.
         hub_answered = bool(successes) or not any(hub_failure(r) for r in results.values())
@@ -380,7 +481,11 @@ class Poller:
             if outcome:
                 decided[space] = outcome
         self._saw(results)
-        decided.update(self._unwatched(watches, results, now))
+        observed = self.observed
+        for space in unchanged:
+            if observed[space] < now:
+                observed[space] = now
+        decided.update(self._unwatched(watches, results, now, unchanged))
         self._attach_logs(decided, downtime, deadline)
         committed: list[Alert] = []
         checked = time.monotonic()
@@ -388,21 +493,26 @@ class Poller:
             log.info("poll lease lost during the cycle; leaving its decisions to the new leader")
             self.forget()
             return report
-        for space, (state, alerts) in decided.items():
-            if leading is not None and time.monotonic() - checked > 1.0:
+        items = list(decided.items())
+        for start in range(0, len(items), COMMIT_BATCH):
+            if start and leading is not None and time.monotonic() - checked > 1.0:
                 checked = time.monotonic()
                 if not leading():
                     log.info("poll lease lost during the commits; the new leader goes on")
                     self.forget()
                     break
-            prev = self.cache.get(space, ("", None))[1]
-            if not self._commit(space, prev, state, alerts):
-                log.info("state of %s changed under us (another poller); skipping", space)
-                continue
-            committed += alerts
+            batch = [(space, self.cache.get(space, ("", None))[1], state, alerts)
+                     for space, (state, alerts) in items[start:start + COMMIT_BATCH]]
+            done = set(self._commit_all(batch))
+            for space, _, _, alerts in batch:
+                if space in done:
+                    committed += alerts
+                else:
+                    log.info("state of %s changed under us (another poller); skipping", space)
         self.requeue(watches, (gap, now) if downtime else None)
         report.alerts = len(committed)
-        report.observations = results
+        report.observations = Observations(results, unchanged, now)
+        self._pack([s for s, r in results.items() if isinstance(r, Observation)])
         if not report.rate_limited and hub_answered:
             # A cycle cut short by the budget is not a success: changes meanwhile get the downtime summary.
             self.redis.set(LAST_OK, repr(now))

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from typing import Callable
 
 from huggingface_hub import HfApi, SpaceRuntime
 from huggingface_hub.errors import HfHubHTTPError
-from huggingface_hub.utils import httpx
+from huggingface_hub.utils import build_hf_headers, httpx, paginate
 
+from bot.alerts.transitions import fingerprint
 from bot.core import logs
 from bot.core.budget import Budget, RateLimitHit
 from bot.core.hub import CallAborted, observed
@@ -20,6 +22,29 @@ LOG_LINES = 20
 LOG_SCAN = 2000
 LOG_LINE_CHARS = 300
 LOG_SECONDS = 3.0       # an alert waits at most this long for its log lines
+
+
+_prints: dict[tuple, tuple] = {}  # one shared tuple per distinct runtime print (a few hundred in a fleet)
+
+
+def _entry(item) -> tuple[str, tuple | None]:
+    """(Space id, its runtime's `fingerprint` or None) of one listing entry; KeyError/TypeError where
+    `SpaceInfo(**item)` and its `SpaceRuntime` would fail. Ids are interned and prints shared: the poller's maps
+    of 100,000 Spaces hold one string each and a few hundred prints, and no page's JSON outlives its read."""
+    space = item["id"]
+    if not isinstance(space, str):
+        raise TypeError("a listed Space without an id")
+    runtime = item.get("runtime") or None
+    if runtime is not None:
+        runtime["stage"]  # noqa: B018 — SpaceRuntime requires it
+        hardware = runtime.get("hardware")
+        if hardware is not None and not isinstance(hardware, dict):
+            raise TypeError("a runtime's hardware is not an object")
+        seen = fingerprint(runtime)
+        if len(_prints) > 10_000:
+            _prints.clear()
+        runtime = _prints.setdefault(seen, seen)
+    return sys.intern(space), runtime
 
 
 class ReadFailed(Exception):
@@ -84,21 +109,33 @@ class HubReader:
         for response in responses:
             self.budget.note(response, now)
 
-    def namespace(self, namespace: str, now: float) -> tuple[list[tuple[str, SpaceRuntime | None]], int]:
-        """Every Space of a namespace with its runtime: ([(id, runtime)], pages used)."""
-        return self._read(lambda: [(info.id, info.runtime)
-                                   for info in self._listing(namespace)], now)
+    def namespace(self, namespace: str, now: float) -> tuple[list[tuple[str, tuple | None]], int]:
+        """Every Space of a namespace with its runtime's print: ([(id, `fingerprint` or None)], pages used)."""
+        return self._read(lambda: list(self._listing(namespace)), now)
 
     def _listing(self, namespace: str):
-        """`list_spaces` with the runtime, the commit and the visibility of each Space (in the same pages);
-        notes the commits in `shas` and hands each visibility to `privacy` (access keeps it)."""
+        """The pages `HfApi.list_spaces(author=…, expand=["runtime", "sha", "private"])` requests, through the
+        client's own `paginate` (same session, headers, `Link` paging), but kept as the decoded JSON: building a
+        `SpaceInfo` and `SpaceRuntime` per entry cost more than the poll compares (bench/poll.py at 100,000);
+        each entry is cut to the fields compared as soon as it is decoded.
+        An entry shaped unlike what `SpaceInfo` accepts fails the whole read, as `list_spaces` would. Notes the
+        commits in `shas` and hands each visibility to `privacy` (access keeps it)."""
+        api = self.api
+        headers = build_hf_headers(token=api.token, library_name=api.library_name,
+                                   library_version=api.library_version, user_agent=api.user_agent,
+                                   headers=api.headers)
+        params = {"author": namespace, "expand": ["runtime", "sha", "private"]}
         seen: dict[str, bool] = {}
-        for info in self.api.list_spaces(author=namespace, expand=["runtime", "sha", "private"]):
-            if info.sha:
-                self.shas[info.id] = info.sha
-            if info.private is not None:
-                seen[info.id] = bool(info.private)
-            yield info
+        shas = self.shas
+        for item in paginate(f"{api.endpoint}/api/spaces", params=params, headers=headers):
+            space, runtime = _entry(item)
+            sha = item.get("sha")
+            if sha and shas.get(space) != sha:
+                shas[space] = sha
+            private = item.get("private")
+            if private is not None:
+                seen[space] = bool(private)
+            yield space, runtime
         try:
             self.privacy(seen)
         except Exception:  # noqa: BLE001 — a visibility not kept is asked of the Hub when needed

@@ -92,6 +92,33 @@ class Observation:
         return cls(space, str(runtime.stage), at, runtime.hardware, runtime.requested_hardware,
                    runtime.sleep_time, raw.get("errorMessage"), bool(raw.get("devMode")))
 
+    @classmethod
+    def from_print(cls, space: str, fields: tuple, at: float) -> "Observation":
+        """From a runtime's `fingerprint` (the batched read keeps only that of its JSON)."""
+        return cls(space, fields[0], at, *fields[1:])
+
+
+def fingerprint(runtime: dict) -> tuple:
+    """The fields of a runtime's JSON an observation keeps, as one comparable value (KeyError without a stage)."""
+    hardware = runtime.get("hardware") or {}
+    return (str(runtime["stage"]), hardware.get("current"), hardware.get("requested"), runtime.get("gcTimeout"),
+            runtime.get("errorMessage"))
+
+
+def state_print(state: "SpaceState") -> tuple:
+    """The same fields of a stored state: equal to a read's `fingerprint` when the read saw nothing new."""
+    return (state.stage, state.hardware, state.requested, state.sleep_time, state.error)
+
+
+def quiet(state: "SpaceState | None") -> bool:
+    """Whether reading the same runtime again can change nothing but the observation time: no alert is due
+    on time alone (stuck, settled, cost), no failed read or unobserved stretch is open. The poller skips such
+    a Space while its read's `fingerprint` equals the state's (`observe` would return it unchanged)."""
+    return (state is not None and bool(state.stage) and state.stage not in STARTING and state.crashloop is None
+            and state.last_read is None and state.fail_since is None and not state.fail_count
+            and not state.fail_reason and not state.fail_reported
+            and not (state.stage == "RUNNING" and (state.sleep_time is None or state.sleep_time < 0)))
+
 
 @dataclass(frozen=True)
 class Alert:
@@ -182,7 +209,8 @@ class SpaceState:
         return self.since > self.first_seen and self.since_known
 
     def to_fields(self) -> dict[str, str]:
-        return {"json": json.dumps({"v": SCHEMA, **asdict(self)}, separators=(",", ":")), "stage": self.stage,
+        # The fields are plain values (a tuple at most): no `asdict`, whose deep copy was most of a first cycle.
+        return {"json": json.dumps({"v": SCHEMA, **self.__dict__}, separators=(",", ":")), "stage": self.stage,
                 "ts": repr(self.version)}
 
     @classmethod

@@ -22,6 +22,7 @@ from bot.alerts.webhooks import WebhookReceiver
 from bot.alerts.keys import HUB_FAILING
 from bot.alerts.lease import Lease
 from bot.alerts.poller import CycleReport, Poller
+from bot.alerts.shards import SHARD_LEASE_INTERVALS, ShardLeases, shard_of
 from bot.alerts.transitions import Policy, policy_of
 from bot.alerts.watches import WatchStore
 from bot.commands.grammar import Command
@@ -68,6 +69,10 @@ class Watcher:
         self.poller = Poller(client, api, self.outbox, self.store, catalogues, interval,
                              policy or policy_of(settings), hub_timeout=settings.hub_timeout, privacy=privacy)
         self.lease = Lease(client, ttl=LEASE_INTERVALS * interval)
+        # More than one poll shard: each replica polls the namespaces of the shards it holds; the leader lease
+        # keeps everything else (mutes, delivery, hot reads, the periodic jobs) on one replica.
+        self.shards = (ShardLeases(client, settings.poll_shards, SHARD_LEASE_INTERVALS * interval, self.lease.owner)
+                       if settings.poll_shards > 1 else None)
         # Hot polling and command follow-through (bot/alerts/hot.py, followthrough.py).
         self.hot = HotSet(client)
         self.follow = FollowThrough(client, self.deliveries, self.hot, settings.hf_endpoint,
@@ -106,6 +111,8 @@ class Watcher:
         injected = now is not None
         now = now if injected else self.clock()
         self.poller.server_clock = not injected
+        if self.shards is not None:
+            return self._sharded_tick(now, injected)
         if not self.lease.acquire(now):
             metrics.LEADER.set(0)
             if self.leading:
@@ -133,6 +140,45 @@ class Watcher:
         self.periodic.run_tick(now, leading)
         if injected:
             self.periodic.settle()  # an injected clock: the test reads what this tick's jobs did
+        return report
+
+    def _sharded_tick(self, now: float, injected: bool) -> CycleReport:
+        """`tick` with poll shards: claim shards, poll theirs; the leader lease's holder alone ends mutes,
+        delivers and runs the periodic jobs (and reads hot Spaces, `hot_tick`)."""
+        leader = self.lease.acquire(now)
+        metrics.LEADER.set(int(leader))
+        if self.leading and not leader:
+            log.info("lost the leader lease; another replica runs the leader's jobs now")
+        self.leading = leader
+        before = self.shards.held
+        held = self.shards.claim(now)
+        if held != before:
+            changed = before ^ held
+            log.info("poll shards held: %s (was %s)", sorted(held), sorted(before))
+            self.poller.forget_namespaces(lambda ns: shard_of(ns, self.shards.shards) in changed)
+        self.poller.owns = self.shards.owns
+        if leader:
+            self.end_mutes(now)
+        report = CycleReport()
+        if held:
+            clock = (lambda: now) if injected else self.clock
+            holding = lambda: self.shards.holds(held, clock())  # noqa: E731
+            started = time.monotonic()
+            with self._reading:
+                report = self.poller.cycle(now, leading=holding)
+                self.hot_poller.after_cycle(now)
+                if leader:
+                    self.follow.observed_all(report.observations, now)
+            metrics.POLL_CYCLE.observe(time.monotonic() - started)
+            metrics.alerts("decided", report.alerts)
+        if not leader:
+            return report
+        self._note_hub(report, now)
+        leading = (lambda: self.lease.holds(now)) if injected else (lambda: self.lease.holds(self.clock()))
+        metrics.alerts("delivered", self.outbox.drain(now, leading=leading))
+        self.periodic.run_tick(now, leading)
+        if injected:
+            self.periodic.settle()
         return report
 
     def _note_hub(self, report: CycleReport, now: float) -> None:
@@ -211,6 +257,8 @@ class Watcher:
         if release:
             try:
                 self.lease.release()
+                if self.shards is not None:
+                    self.shards.release()
             except REDIS_ERRORS:
                 log.warning("could not release the poll lease (Redis unreachable); it expires by itself")
         self.leading = False

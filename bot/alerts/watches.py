@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 
@@ -17,7 +18,10 @@ MUTED_COUNT = key("{muted}", "count")    # hash  "channel|target" → alerts hel
 MUTED_LATEST = key("{muted}", "latest")  # hash  "channel|target" → the latest held-back alert, as JSON
 
 
-@dataclass(frozen=True)
+_NONE: frozenset = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
 class Watch:
     channel: str
     target: str  # "ns/name" or "ns/*"
@@ -42,11 +46,14 @@ class WatchSet:
         self.watches = watches
         self._by_space: dict[str, list[Watch]] = {}
         self._by_namespace: dict[str, list[Watch]] = {}
+        self._explicit_by_ns: dict[str, set[str]] = {}
         for watch in watches:
             if watch.is_pattern:
                 self._by_namespace.setdefault(watch.target[:-2], []).append(watch)
             else:
                 self._by_space.setdefault(watch.target, []).append(watch)
+        for space in self._by_space:
+            self._explicit_by_ns.setdefault(namespace_of(space), set()).add(space)
 
     def __len__(self) -> int:
         return len(self.watches)
@@ -59,6 +66,14 @@ class WatchSet:
 
     def explicit_spaces(self) -> set[str]:
         return set(self._by_space)
+
+    def explicit_in(self, namespace: str) -> set[str]:
+        """The Spaces of one namespace watched by name (not a copy: do not change it)."""
+        return self._explicit_by_ns.get(namespace, _NONE)
+
+    def pattern_watched(self, namespace: str) -> bool:
+        """Whether `namespace/*` is watched (then every Space of it is)."""
+        return namespace in self._by_namespace
 
     def is_watched(self, space: str) -> bool:
         return bool(self.for_space(space))
@@ -78,6 +93,7 @@ class WatchStore:
 
     def __init__(self, client: redis.Redis):
         self.redis = client
+        self._loaded: tuple[bytes, WatchSet] | None = None  # the digest of the last hash read, and what it gave
 
     def add(self, channel: str, target: str, only: frozenset[str], user: str, now: float) -> bool:
         """True if the channel already watched the target (its kinds are replaced)."""
@@ -88,11 +104,22 @@ class WatchStore:
         return bool(self.redis.hdel(WATCHES, _field(channel, target)))
 
     def load(self) -> WatchSet:
+        """Every watch; the same WatchSet as last time when the hash is exactly what it was (a poll cycle of
+        100,000 watched Spaces then decodes none of them again)."""
+        raw = self.redis.hgetall(WATCHES)
+        # The digest of the fields in the order Redis sent them: the same hash gives the same digest (a new
+        # order only costs a decode), and the 100,000 fields need not be kept between cycles to compare.
+        joined = "".join(f"{len(k)}:{k}{len(v)}:{v}" for k, v in raw.items())
+        digest = hashlib.blake2b(joined.encode(), digest_size=20).digest()
+        loaded = self._loaded
+        if loaded is not None and loaded[0] == digest:
+            return loaded[1]
         watches = []
-        for name, value in self.redis.hgetall(WATCHES).items():
+        for name, value in raw.items():
             channel, target = _split(name)
             watches.append(Watch(channel, target, frozenset(json.loads(value).get("only") or ())))
-        return WatchSet(watches)
+        self._loaded = (digest, WatchSet(watches))
+        return self._loaded[1]
 
     # ------------------------------------------------------------------ mutes
 

@@ -181,6 +181,9 @@ class Settings:
     cost_warning_hours: int = 24
     unreadable_after: int = 3
     hot_seconds: int = 5
+    # The batched poll is split into this many shards by namespace, each with its own lease (1: one replica
+    # polls everything, as before shards existed; bot/alerts/shards.py).
+    poll_shards: int = 1
     hub_webhook_secret: str = ""
     public_url: str = ""
     # Sign in with Hugging Face (bot/signin): the OAuth app, the key(s) its tokens are encrypted with, how
@@ -233,6 +236,7 @@ class Settings:
                                       24 * 30),
             unreadable_after=_count("SPACEOPS_UNREADABLE_AFTER", env.get("SPACEOPS_UNREADABLE_AFTER"), 3, 1, 1000),
             hot_seconds=_count("SPACEOPS_HOT_SECONDS", env.get("SPACEOPS_HOT_SECONDS"), 5, 1, 3600),
+            poll_shards=_count("SPACEOPS_POLL_SHARDS", env.get("SPACEOPS_POLL_SHARDS"), 1, 1, 1024),
             hub_webhook_secret=get("SPACEOPS_HUB_WEBHOOK_SECRET"),
             public_url=get("SPACEOPS_PUBLIC_URL").rstrip("/"),
             # Sign in with Hugging Face (bot/signin).
