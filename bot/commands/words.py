@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+from bot.core.blocks import clip
 from bot.commands.grammar import COMMANDS
 from bot.core.flavors import Catalogue
 from bot.core.markup import code, escape
@@ -52,7 +53,7 @@ def status_reply(space: str, runtime, catalogue: Catalogue, hub_url: str, hide_e
         lines.append(f"*Error:* hidden here: {code(space)} is private (its error text shows in a channel scoped "
                      f"to its namespace, or in a DM with Space Ops)")
     elif raw.get("errorMessage"):
-        lines.append(f"*Error:* ```{escape(str(raw['errorMessage'])[:1500])}```")
+        lines.append(f"*Error:* ```{escape(clip(str(raw['errorMessage']), 1500))}```")
     text = "\n".join(lines)
     return Reply(text, [section(text), context(f"<{hub_url}/spaces/{space}|Open on Hugging Face>")])
 
@@ -66,7 +67,7 @@ def flavors_reply(catalogue: Catalogue, hub_failed: bool = False) -> Reply:
         if hub_failed:
             source += "; the Hub's list can't be read right now"
     text = "*Hardware flavors* (USD per hour):\n" + "\n".join(rows)
-    return Reply(text, [section(text[:3000]), context(escape(source))])
+    return Reply(text, [section(text), context(escape(source))])
 
 
 def variables_reply(space: str, variables: dict) -> Reply:
@@ -122,4 +123,4 @@ def audit_reply(entries: Iterable, space: str | None) -> Reply:
                     + (f" {code(entry.space)}" if entry.space else "") + (f" ({params})" if params else "")
                     + f" → {result}")
     text = f"*Audit trail{scope}*, newest first:\n" + "\n".join(rows)
-    return Reply(text, [section(text[:3000])])
+    return Reply(text, [section(text)])
