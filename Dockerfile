@@ -8,6 +8,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 # tini is PID 1: it hands SIGTERM to the bot (a Python PID 1 would ignore it) and reaps children.
+# DL3008 (pin apt versions) is ignored: the base image's Debian release is the pin, and Debian drops a
+# package's old version from its mirror when it publishes a fix, so a pinned `tini=<version>` breaks the build.
+# hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends tini \
     && rm -rf /var/lib/apt/lists/*
@@ -17,10 +20,11 @@ COPY pyproject.toml ./
 COPY bot ./bot
 COPY handlers ./handlers
 # The project and its runtime dependencies only: no test extra.
-RUN pip install . && rm -rf build *.egg-info
+RUN pip install . && rm -rf build ./*.egg-info
 
 RUN useradd --create-home --uid 10001 spaceops
-USER spaceops
+# By uid: a host or Kubernetes (runAsNonRoot) can check a number, not a name only the image knows.
+USER 10001
 
 ENV PORT=3000
 EXPOSE 3000

@@ -14,6 +14,9 @@ from bot.core.errors import ConfigError
 from bot.core.settings import Settings
 
 SOCKET_PING_SECONDS = 3
+DEMO_HINT = "No Slack app yet? Try Space Ops first, without Slack or a Hub account: `make demo`."
+DEMO_HINT_CONSOLE = ("The console acts on your Spaces on the Hub, with your HF_TOKEN. No Hub token at hand? "
+                     "Try Space Ops with demo Spaces, without Slack or a Hub account: `make demo`.")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -60,9 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         return _run(args, Settings.from_env())
     except ConfigError as err:
         print(f"space-ops: {err.sentence}", file=sys.stderr)
-        if args.mode in ("run", "serve", "socket") and "missing configuration" in err.sentence:
-            print("\nNo Slack app yet? Try the bot locally first: `make console` "
-                  "(set HF_ENDPOINT/HF_TOKEN for the Hub you want to talk to).", file=sys.stderr)
+        if "missing configuration" in err.sentence and args.mode in ("run", "serve", "socket", "console"):
+            print("\n" + (DEMO_HINT_CONSOLE if args.mode == "console" else DEMO_HINT), file=sys.stderr)
         return 2
 
 
@@ -73,6 +75,12 @@ def _run(args, settings: Settings) -> int:
         from bot import console
         from bot.core.slack import ConsolePoster
 
+        # Checked before a local Redis is started: a console that can't reach a Hub leaves nothing behind.
+        settings.require("HF_TOKEN")
+        if not settings.redis_url:
+            from bot.core.localredis import DATA_DIR
+
+            print(f"(Redis: a local redis-server, its data in ./{DATA_DIR}; `make clean` removes it.)")
         settings = _with_redis(settings)
         ctx = build_context(settings, poster=ConsolePoster(sys.stdout))
         return console.main(ctx)

@@ -11,9 +11,10 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.commands.grammar import parse_command
 from bot.commands.words import secret_modal
+from bot.core.blocks import fit_view
 from bot.core.errors import BadInput, SpaceOpsError
 from bot.core.permissions import Actor
-from bot.core.words import busy_reply, error_reply
+from bot.core.words import busy_reply, error_reply, not_shown_in_view
 from handlers.replies import deliver, submit
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,8 @@ def open_secret_modal(ack, client, ctx, cmd, actor, command) -> None:
                            "response_url": command.get("response_url", "")})
     try:
         answer = short_deadline(client).views_open(trigger_id=command.get("trigger_id", ""),
-                                                   view=secret_modal(cmd.space, cmd.key, SECRET_CALLBACK, metadata))
+                                                   view=fit_view(secret_modal(cmd.space, cmd.key, SECRET_CALLBACK,
+                                                                             metadata), not_shown_in_view))
         opened = bool(answer.get("ok"))
     except (SlackApiError, SlackClientError, OSError) as err:
         log.warning("views.open failed: %s", type(err).__name__)

@@ -65,12 +65,14 @@ def register(app, ctx) -> None:
             return
         ctx.pool.submit(publish, event["user"], 0, True, str(body.get("team_id") or ""))
 
-    @app.action(HOME_ACTIONS["page"])
     def page(ack, body, action):
         ack()
         raw = str(action.get("value") or "0")
         ctx.pool.submit(publish, _user(body), int(raw) if raw.isascii() and raw.isdigit() else 0, False,
                         team_of(body))
+
+    app.action(HOME_ACTIONS["page"])(page)
+    app.action(HOME_ACTIONS["next"])(page)  # "Next" beside "Previous": one block, so an action id of its own
 
     @app.action(re.compile(r"^home:open:"))
     def open_link(ack):

@@ -12,11 +12,14 @@ from slack_sdk.webhook import WebhookClient
 from bot.core import metrics
 from bot.core.permissions import READS
 from bot.core.slack import retry_after_header
-from bot.core.words import Reply, busy_reply, hub_silent_reply, internal_error_reply, waiting_reply
+from bot.core.words import Reply, busy_reply, hub_silent_reply, internal_error_reply, message_pages, waiting_reply
 from bot.core.work import PoolFull
 
 log = logging.getLogger(__name__)
 RETRIES = 3
+# A response_url takes 5 posts within 30 minutes (slack-notes §1.4); "Waiting…", a deadline's note and the
+# deletion of a private note before a public answer may use three: a long answer gets the other two.
+ANSWER_MESSAGES = 2
 
 
 SLACK_HOOK_HOSTS = frozenset({"hooks.slack.com", "hooks.slack-gov.com"})
@@ -52,10 +55,17 @@ def deliver(response_url: str, reply: Reply | None, replace_original: bool = Fal
     if not response_url_allowed(response_url, slack_api_url):
         log.warning("reply dropped: response_url is not on Slack's hooks host")  # forged payload
         return False
-    payload = {"delete_original": True} if reply is None else {
-        "text": reply.text, "blocks": reply.blocks or None,
-        "response_type": "in_channel" if reply.public else "ephemeral", "replace_original": replace_original}
+    if reply is None:
+        payloads = [{"delete_original": True}]
+    else:  # a long answer in several messages (nothing cut: bot/core/blocks.py), the first replacing
+        payloads = [{"text": text, "blocks": blocks or None, "replace_original": replace_original and n == 0,
+                     "response_type": "in_channel" if reply.public else "ephemeral"}
+                    for n, (text, blocks) in enumerate(message_pages(reply.text, reply.blocks, ANSWER_MESSAGES))]
     client = WebhookClient(response_url, timeout=10)
+    return all(_post(client, payload) for payload in payloads)
+
+
+def _post(client: WebhookClient, payload: dict) -> bool:
     for attempt in range(RETRIES + 1):
         try:
             response = client.send_dict({k: v for k, v in payload.items() if v is not None})

@@ -13,9 +13,10 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.commands.grammar import LOG_LINES_DEFAULT, Command, parse_space
+from bot.core.blocks import MESSAGE_BLOCKS, within
 from bot.core.errors import BadInput
 from bot.core.permissions import Actor
-from bot.core.words import busy_reply
+from bot.core.words import busy_reply, not_shown_in_view
 from bot.core.work import PoolFull
 from bot.surfaces.steps import STEPS, Outcome
 from bot.surfaces.words import LOGS_ACTION, PREVIEW_STATUS_ACTION
@@ -52,6 +53,8 @@ def _unfurl(ctx, actor: Actor, urls: list[str], event: dict) -> None:
         return
     where = {"ts": event["message_ts"]} if event.get("message_ts") else \
         {"unfurl_id": event.get("unfurl_id", ""), "source": event.get("source", "composer")}
+    unfurls = {url: {**unfurl, "blocks": within(unfurl.get("blocks"), MESSAGE_BLOCKS, not_shown_in_view)}
+               if unfurl.get("blocks") else unfurl for url, unfurl in unfurls.items()}
     client = WebClient(token=ctx.client.token, base_url=ctx.client.base_url, timeout=UNFURL_SECONDS,
                        headers=ctx.client.headers)
     try:

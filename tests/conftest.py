@@ -104,9 +104,14 @@ def slack_server():
 
 @pytest.fixture
 def slack(slack_server):
-    """The session's Slack emulator, emptied: no calls, messages, faults or groups."""
+    """The session's Slack emulator, emptied: no calls, messages, faults or groups. A test fails when the
+    bot sent Slack anything it would refuse (or blocks without a fallback text) and the test did not take it."""
     slack_server.reset()
-    return slack_server
+    yield slack_server
+    refused = slack_server.take_refused()
+    if refused:
+        pytest.fail("Slack would refuse what the bot sent:\n" + "\n".join(
+            f"  {method}: {error} {' '.join(messages[:3])}" for method, error, messages in refused), pytrace=False)
 
 
 def make_settings(hub, slack, redis_url: str, **overrides) -> Settings:

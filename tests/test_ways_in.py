@@ -150,7 +150,7 @@ def cases_for(kind: str, ident: str, home: bool, t: Timed, pending) -> list[tupl
         return [(value, u, p) for u, p in places]
     if ident in (EXTEND_ACTION, REVERT_ACTION):
         return [(t.id, u, p) for u, p in changes_in_channels]
-    if ident == HOME_ACTIONS["page"]:
+    if ident in (HOME_ACTIONS["page"], HOME_ACTIONS["next"]):
         return [("0", u, "") for u in ("UOUT", "UNOB")]
     if ident in {HOME_ACTIONS[k] for k in ("restart", "pause", "resume", "sleep")}:
         return [(SPACE, u, "") for u in ("UOUT", "UGST", "UNOB")]

@@ -19,6 +19,7 @@ from typing import Callable
 import redis
 from huggingface_hub import HfApi, SpaceRuntime
 
+from bot.core.blocks import clip
 from bot.alerts import rollups
 from bot.alerts.keys import HISTORY_MAXLEN, LAST_OK, history_key, state_key, usage_key
 from bot.alerts.outbox import Outbox
@@ -372,7 +373,7 @@ class Poller:
         history = ""
         if prev is not None and prev.stage and prev.stage != state.stage:
             history = _dumps({"at": state.since, "from": prev.stage, "to": state.stage,
-                              "hardware": state.hardware, "error": (state.error or "")[:300]})
+                              "hardware": state.hardware, "error": clip(state.error or "", 300)})
         pending = _dumps([a.to_json() for a in alerts]) if alerts else ""
         usage = [x for item in usage_delta(prev, state).items() for x in (item[0], repr(item[1]))]
         price = self.catalogues.current.price(prev.hardware) if prev is not None else None

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.alerts.transitions import ERRORS
+from bot.core.blocks import clip
 from bot.core.markup import code, escape
 from bot.core.words import (STAGE_EMOJI, Reply, button, context, duration_words, held_words, notice_reply, section,
                             space_link, stage_words, when_words)
@@ -118,7 +119,7 @@ def alert_message(alert, hub_url: str) -> Reply:
         details.append(f"Hardware: {code(alert.hardware)}"
                        + (" (requested hardware applied)" if alert.extra.get("hardware_applied") else ""))
     if alert.error and alert.kind in ("transition", "crashloop"):
-        details.append(f"Error: ```{escape(str(alert.error)[:1500])}```")
+        details.append(f"Error: ```{escape(clip(str(alert.error), 1500))}```")
     blocks = [section(line + ("\n" + "\n".join(details) if details else ""))]
     if alert.logs:
         text = "\n".join(alert.logs)[-LOG_CHARS:]
@@ -275,7 +276,7 @@ def watches_reply(watches: list, channel: str | None, mutes: dict | None = None)
         rows.append(f"{code(target)}" + ("" if channel else f" in <#{escape(chan)}>") + f" — {only_words(only)}"
                     + (f" (muted until {when_words(muted)})" if muted else ""))
     text = f"*Watched in {scope}:*\n" + "\n".join(rows)
-    return Reply(text, [section(text[:3000])])
+    return Reply(text, [section(text)])
 
 
 def mute_reply(target: str, channel: str, until: float) -> Reply:
@@ -310,9 +311,9 @@ def follow_status(stage: str, elapsed: float, moved: bool, error: str | None = N
     if stopped:
         return f":hourglass: still {stage_words(stage)} after {duration_words(elapsed)}: stuck?"
     if stage == "RUNTIME_ERROR":
-        return f":red_circle: crashed after {took}" + (f": {escape(error[:300])}" if error else "")
+        return f":red_circle: crashed after {took}" + (f": {escape(clip(error, 300))}" if error else "")
     if stage in ("BUILD_ERROR", "CONFIG_ERROR", "NO_APP_FILE"):
-        return f":red_circle: {stage_words(stage)} after {took}" + (f": {escape(error[:300])}" if error else "")
+        return f":red_circle: {stage_words(stage)} after {took}" + (f": {escape(clip(error, 300))}" if error else "")
     if stage == "RUNNING":
         return f":large_green_circle: running again after {took}" if moved else ":large_green_circle: running"
     if stage in ("BUILDING", "APP_STARTING", "RUNNING_BUILDING", "RUNNING_APP_STARTING"):

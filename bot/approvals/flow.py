@@ -8,6 +8,7 @@ import logging
 from dataclasses import dataclass, replace
 from typing import Callable, Protocol
 
+from bot.core.blocks import clip
 from bot.approvals import words
 from bot.approvals.store import ApprovalRequest, ApprovalStore, Transition
 from bot.commands.grammar import Command
@@ -205,7 +206,7 @@ class Approvals:
         except SpaceOpsError as err:
             done = self.store.finish(request, attempt, self.clock(), error=err.sentence[:500])
             self.records.audit(user, "approval.approve", request.space, self._params(request),
-                                 result=f"error: {err.sentence[:200]}")
+                                 result=f"error: {clip(err.sentence, 200)}")
             self._announce(done.request or request)
             return error_reply(words.approval_apply_failed(request, err.sentence))
         try:
@@ -267,7 +268,7 @@ class Approvals:
             self.deciders.check_approver(user, request.requester, [request.space, request.duplicate_to])
         except NotAllowed as err:
             self.records.audit(user, f"approval.{verb}", request.space, {"id": request.id},
-                                 result=f"refused: {err.sentence[:120]}")
+                                 result=f"refused: {clip(err.sentence, 120)}")
             raise
 
     def _not_open(self, transition: Transition, request_id: str) -> Reply:

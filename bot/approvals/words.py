@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from typing import Iterable
 
+from bot.core.blocks import clip
 from bot.core.flavors import Catalogue
 from bot.core.markup import code, escape
 from bot.core.words import (Reply, context, differs_words, duration_words, flavor_words, hub_identity_words,
@@ -130,7 +131,7 @@ def approval_message(request, catalogue: Catalogue, hub_url: str) -> Reply:
             {"type": "button", "action_id": APPROVE_ACTION, "value": request.id, "style": "primary",
              "text": {"type": "plain_text", "text": "Approve"},
              "confirm": {"title": {"type": "plain_text", "text": "Approve paid hardware?"},
-                         "text": {"type": "mrkdwn", "text": f"{upgrade_words(request)}: {price}."[:300]},
+                         "text": {"type": "mrkdwn", "text": clip(f"{upgrade_words(request)}: {price}.", 300)},
                          "confirm": {"type": "plain_text", "text": "Approve"},
                          "deny": {"type": "plain_text", "text": "Back"}}},
             {"type": "button", "action_id": DENY_ACTION, "value": request.id, "style": "danger",
@@ -268,4 +269,4 @@ def approvals_list_reply(requests: Iterable, catalogue: Catalogue, hub_url: str)
                     + note)
     text = (f"*Pending hardware requests* ({len(requests)}):\n" + "\n".join(rows)
             + "\nCancel one (admin) or withdraw your own: `/space approvals cancel ID`.")
-    return Reply(text, [section(text[:3000])])
+    return Reply(text, [section(text)])

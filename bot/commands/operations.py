@@ -10,6 +10,7 @@ from typing import Callable, Protocol
 
 from huggingface_hub import HfApi
 
+from bot.core.blocks import clip
 from bot.commands import costs, words
 from bot.commands.grammar import Command
 from bot.core import hub
@@ -194,7 +195,7 @@ class Operations:
 
     def _audit_refusal(self, cmd: Command, actor: Actor, err: SpaceOpsError) -> None:
         if cmd.name not in READS:
-            self.store.audit(actor.user, cmd.name, cmd.space or "", {}, result=f"refused: {err.sentence[:120]}",
+            self.store.audit(actor.user, cmd.name, cmd.space or "", {}, result=f"refused: {clip(err.sentence, 120)}",
                              per_space=False)
 
     @property

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+from bot.core.blocks import clip
 from bot.commands.grammar import COMMANDS
 from bot.core.flavors import Catalogue
 from bot.core.markup import code, escape
@@ -58,7 +59,7 @@ def status_reply(space: str, runtime, catalogue: Catalogue, hub_url: str, hide_e
         lines.append(f"*Error:* hidden here: {code(space)} is private (its error text shows in a channel scoped "
                      f"to its namespace, or in a DM with Space Ops)")
     elif error:
-        lines.append(f"*Error:* ```{escape(error[:1500])}```")
+        lines.append(f"*Error:* ```{escape(clip(error, 1500))}```")
     text = "\n".join(lines)
     return Reply(text, [section(text), context(f"<{hub_url}/spaces/{space}|Open on Hugging Face>")])
 
@@ -73,7 +74,7 @@ def flavors_reply(catalogue: Catalogue, hub_failed: bool = False) -> Reply:
             source += "; the Hub's list can't be read right now"
     text = "*Hardware flavors* (USD per hour):\n" + "\n".join(rows)
     # Our own words and a date token: nothing from outside to escape (escaping would show the token as typed).
-    return Reply(text, [section(text[:3000]), context(source)])
+    return Reply(text, [section(text), context(source)])
 
 
 def variables_reply(space: str, variables: dict) -> Reply:
@@ -296,7 +297,7 @@ def audit_reply(entries: Iterable, space: str | None) -> Reply:
         return Reply(f"No audit entries{scope} yet.")
     rows = [f"{when_words(entry.ts)} {audit_words(entry)}" for entry in entries]
     text = f"*Audit trail{scope}*, newest first:\n" + "\n".join(rows)
-    return Reply(text, [section(text[:3000])])
+    return Reply(text, [section(text)])
 
 
 # ---------------------------------------------------------------- `/space logs`

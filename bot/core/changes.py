@@ -20,6 +20,7 @@ from typing import Any, Callable, TypeVar
 from huggingface_hub import HfApi
 from huggingface_hub.errors import HfHubHTTPError
 
+from bot.core.blocks import clip
 from bot.core import hub
 from bot.core.budget import Budget, ShareUsed
 from bot.core.errors import RateLimited, SpaceOpsError
@@ -63,7 +64,7 @@ class Changes:
             with self.metered(why), hub.deadline(self.deadline), hub.hub_errors(space or None):
                 result = call()
         except SpaceOpsError as err:
-            self.store.audit(why.user, why.action, space, why.params, result=f"error: {err.sentence[:200]}",
+            self.store.audit(why.user, why.action, space, why.params, result=f"error: {clip(err.sentence, 200)}",
                              attempt=attempt)
             raise
         except BaseException as err:

@@ -28,6 +28,7 @@ from slack_sdk.errors import SlackApiError
 from bot.core.clock import Clock
 from bot.core.slack import SlackPoster, with_retries
 from bot.core.store import REDIS_ERRORS, key
+from bot.core.words import message_pages
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ EVENT_TYPE = "space_ops_alert"        # message metadata: finds a post whose ans
 LOOKBACK = 120                        # seconds before the first attempt searched in the channel's history
 POST_OP = "deliver.post"              # queued message: {"text", "blocks", "thread_ts"}
 UPDATE_OP = "deliver.update"          # queued edit: {"ts", "text", "blocks"}
+THREAD_MESSAGES = 20                  # a long message: its first part, the rest in its thread (then "not shown")
 # A Slack call whose failure leaves it unknown whether Slack acted, or that may work when tried again.
 SLACK_FAILURES = (SlackApiError, OSError, http.client.HTTPException)
 
@@ -107,11 +109,22 @@ class Deliveries:
 
     def post(self, channel: str, text: str, blocks: list | None = None, thread_ts: str | None = None,
              delivery_id: str | None = None) -> str:
-        """Post marked with its delivery id (default: the one being delivered). If an earlier attempt may
-        have reached Slack (its answer was lost), look for the id in the channel first: found, not again."""
+        """Post marked with its delivery id (default: the one being delivered); the ts. Blocks too long for
+        one message continue in its thread (or the thread it is in), each part under an id of its own."""
         delivery_id = delivery_id or self.current
         if not delivery_id:
             raise ValueError("every message the bot posts on its own needs a delivery id")
+        (text, blocks), *rest = message_pages(text, blocks, THREAD_MESSAGES, "a message and its thread",
+                                              in_thread=True)
+        ts = self._post_once(channel, text, blocks, thread_ts, delivery_id)
+        for n, (more_text, more_blocks) in enumerate(rest, 2):
+            self._post_once(channel, more_text, more_blocks, thread_ts or ts, f"{delivery_id}#{n}")
+        return ts
+
+    def _post_once(self, channel: str, text: str, blocks: list | None, thread_ts: str | None,
+                   delivery_id: str) -> str:
+        """If an earlier attempt may have reached Slack (its answer was lost), look for the id in the channel
+        first: found, not again."""
         first = self.redis.set(tried_key(delivery_id), repr(self.clock()), nx=True, ex=DONE_TTL, get=True)
         if first:
             found = self.finder(channel, delivery_id, thread_ts, float(first))
@@ -123,7 +136,10 @@ class Deliveries:
         return self.poster.post(channel, text, blocks, thread_ts=thread_ts, metadata=metadata)
 
     def update(self, channel: str, ts: str, text: str, blocks: list | None = None) -> None:
-        """Edit a message to this content: the same edit made twice shows the same message (idempotent)."""
+        """Edit a message to this content: the same edit made twice shows the same message (idempotent).
+        An edit is one message: what does not fit is said not to be shown."""
+        if blocks:
+            (text, blocks), = message_pages(text, blocks, 1, "one message")
         self.poster.update(channel, ts, text, blocks)
 
     def upload(self, channel: str, thread_ts: str | None, content: bytes, filename: str, title: str) -> bool:
@@ -152,6 +168,7 @@ class Deliveries:
             # elsewhere may then post again: at-least-once while Redis is away).
             log.warning("Redis unreachable (%s): %s posted without a claim", type(err).__name__, delivery_id)
             metadata = {"event_type": EVENT_TYPE, "event_payload": {"id": delivery_id}}
+            (text, blocks), *_ = message_pages(text, blocks, 1, "one message")
             return self.poster.post(channel, text, blocks, thread_ts=thread_ts, metadata=metadata)
         if held is not None:
             return None

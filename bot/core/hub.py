@@ -14,6 +14,7 @@ from huggingface_hub import HfApi, constants
 from huggingface_hub.errors import BadRequestError, HfHubHTTPError, RepositoryNotFoundError
 from huggingface_hub.utils import httpx, set_client_factory
 
+from bot.core.blocks import clip
 from bot.core import metrics
 from bot.core.errors import HubRefused, HubUnavailable, NotFound, RateLimited
 from bot.core.markup import code, escape
@@ -309,7 +310,7 @@ def listing(api: HfApi, namespace: str, seconds: float | None = None, **kwargs) 
 
 def _server_message(err: HfHubHTTPError) -> str:
     message = (getattr(err, "server_message", None) or "").strip().rstrip(".")
-    return escape(message.splitlines()[0][:300]) if message else ""
+    return escape(clip(message.splitlines()[0], 300)) if message else ""
 
 
 def _from_status(err: HfHubHTTPError, what: str) -> Exception:

@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.core.blocks import MESSAGE_BLOCKS, MESSAGE_TEXT, lines_in, pages
 from bot.core.flavors import DEFAULT_FLAVOR, Catalogue
 from bot.core.markup import code, escape
 from bot.core.render import BARE, render
@@ -147,11 +148,50 @@ def space_link(space: str, hub_url: str) -> str:
 
 
 def section(text: str) -> dict[str, Any]:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}
+    """A section of any length: split across blocks and messages where it is sent (bot/core/blocks.py)."""
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
 
 
 def context(text: str) -> dict[str, Any]:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text[:3000]}]}
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
+
+
+def continued_in_thread() -> dict[str, Any]:
+    """The last block of a message whose rest follows in its thread."""
+    return context(":arrow_down: Continued in the thread.")
+
+
+def continued_text(text: str) -> str:
+    """The fallback text of a continuation message."""
+    first = (text or "").split("\n", 1)[0]
+    return "(continued) " + (first if len(first) <= 200 else first[:199] + "…")
+
+
+def not_shown(lines: int, where: str = "one answer") -> dict[str, Any]:
+    """The last block of a reply too long for Slack: says how much is missing and what to do."""
+    return context(f":scissors: {lines} more line{'s' if lines != 1 else ''} not shown: that is more than Slack "
+                   f"shows in {where}. Narrow the command (one Space, fewer days) to see the rest.")
+
+
+def message_pages(text: str, blocks: list[dict] | None, most: int, where: str = "one answer",
+                  in_thread: bool = False) -> list[tuple[str, list[dict] | None]]:
+    """A reply's text and blocks as up to `most` messages Slack takes (bot/core/blocks.py), each with room
+    for a note: beyond `most`, the last says how much is not shown; `in_thread`, the first says the rest
+    follows in its thread."""
+    if not blocks:
+        return [(text, blocks)]
+    found = pages(blocks, MESSAGE_BLOCKS - 1, MESSAGE_TEXT - 500)
+    if len(found) > most:
+        rest = [block for page in found[most:] for block in page]
+        found = found[:most]
+        found[-1] = found[-1] + [not_shown(lines_in(rest), where)]
+    if in_thread and len(found) > 1:
+        found[0] = found[0] + [continued_in_thread()]
+    return [(text if n == 0 else continued_text(text), page) for n, page in enumerate(found)]
+
+
+def not_shown_in_view(lines: int) -> dict[str, Any]:
+    return not_shown(lines, "one view")
 
 
 def when_words(ts: float) -> str:

@@ -16,7 +16,9 @@ from typing import Callable
 from slack_sdk.errors import SlackApiError
 
 from bot.alerts.keys import state_key
+from bot.core.blocks import fit_view
 from bot.core.permissions import Actor, Roles, namespace_of
+from bot.core.words import not_shown_in_view
 from bot.fleet import report, words
 from bot.fleet.reads import FleetReads
 
@@ -147,7 +149,8 @@ class Home:
         old_hash, _ = self.reads.store.home_hash(user)
         for attempt in (0, 1):
             try:
-                answer = self.slack.views_publish(user_id=user, view=view, hash=old_hash or None)
+                answer = self.slack.views_publish(user_id=user, view=fit_view(view, not_shown_in_view),
+                                                  hash=old_hash or None)
                 break
             except SlackApiError as err:
                 if attempt == 0 and (err.response or {}).get("error") == "hash_conflict":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from bot.core.blocks import clip
 from bot.alerts.words import ALERT_ACTIONS
 from bot.approvals.words import APPROVE_ACTION, DENY_ACTION, upgrade_words
 from bot.core.flavors import Catalogue
@@ -14,7 +15,7 @@ from bot.core.words import (STAGE_EMOJI, Reply, button, context, duration_words,
                             notice_reply, price_words, section, space_link, stage_words)
 
 HOME_ACTIONS = {"restart": "home:restart", "pause": "home:pause", "resume": "home:resume", "sleep": "home:sleep1h",
-                "page": "home:page"}
+                "page": "home:page", "next": "home:page:next"}  # (action ids are unique within a block)
 BUDGET_ACTIONS = {"pause": "budget:pause"}
 MAX_ROWS = 40
 MAX_IDLE_BUTTONS = 10
@@ -214,7 +215,7 @@ def digests_reply(configs: dict[str, dict]) -> Reply:
             f"({escape(c.get('tz', 'UTC'))}), set by <@{escape(c.get('by', '?'))}>"
             for channel, c in sorted(configs.items())]
     text = "*Scheduled digests:*\n" + "\n".join(rows)
-    return Reply(text, [section(text[:3000])])
+    return Reply(text, [section(text)])
 
 
 def digest_message(title: str, rows: list, total: float, previous: float, idle: list, broken: list,
@@ -247,7 +248,7 @@ def digest_message(title: str, rows: list, total: float, previous: float, idle: 
         blocks.append(section("*Broken or stuck now:*\n" + "\n".join(
             f"{STAGE_EMOJI.get(r.stage, ':hourglass:')} {space_link(r.space, hub_url)} {stage_words(r.stage)} for "
             f"{held_words(now - r.since, r.stint_seen_from_start)}"
-            + (f": {escape((r.error or '')[:120])}" if r.error else "")
+            + (f": {escape(clip(r.error or '', 120))}" if r.error else "")
             + (" (private: its error text and spend are shown in a channel scoped to its namespace, or in a DM)"
                if r.hidden else "")
             for r in broken[:MAX_ROWS])))
@@ -274,7 +275,7 @@ def _row_blocks(row, price: float | None, today: float, month: float, operator: 
             f"{price_words(price)}{' · dev mode on' if row.dev_mode else ''}\n"
             f"Today {money_words(today)} · this month {money_words(month)}")
     if row.error:
-        text += f"\n```{escape(row.error[:300])}```"
+        text += f"\n```{escape(clip(row.error, 300))}```"
     link = {"type": "button", "text": {"type": "plain_text", "text": "Open"}, "url": f"{hub_url}/spaces/{row.space}",
             "action_id": f"home:open:{row.space}"[:255]}
     if not operator:
@@ -347,7 +348,7 @@ def home_view(rows: list, spend: dict[str, tuple[float, float]], prices: dict[st
     if page > 0:
         paging.append(button("← Top" if page == 1 else "← Previous", HOME_ACTIONS["page"], str(page - 1)))
         if start + HOME_ROWS < len(rows):
-            paging.append(button("Next →", HOME_ACTIONS["page"], str(page + 1)))
+            paging.append(button("Next →", HOME_ACTIONS["next"], str(page + 1)))
     if paging:
         order = "broken and costly first" if page == 0 else "by name"
         blocks.append(context(f"Spaces {start + 1}–{start + len(shown)} of {len(rows)}, {order}."))

@@ -14,6 +14,7 @@ from typing import Callable
 
 from huggingface_hub import HfApi
 
+from bot.core.blocks import clip
 from bot.core import hub
 from bot.core.budget import Budget, RateLimitHit
 from bot.core.changes import Changes, Why
@@ -204,7 +205,7 @@ class Runner:
         try:
             planned = self._plan(s, space, confirm_only)
         except SpaceOpsError as err:
-            self.records.audit(why.user, why.action, space, why.params, result=f"error: {err.sentence[:200]}")
+            self.records.audit(why.user, why.action, space, why.params, result=f"error: {clip(err.sentence, 200)}")
             raise
         if planned is None:
             return None
@@ -220,7 +221,7 @@ class Runner:
         if failures:
             self.say(s.channel, say_text(words.failed_words(s, failures, retry)),
                      f"schedule.failed:{s.id}:{fire!r}:{retry}")
-        outcome = ("failed: " + failures[0][1][:120]) if failures else (
+        outcome = ("failed: " + clip(failures[0][1], 120)) if failures else (
             words.DONE_VERBS.get(s.action, s.action) if done else "nothing to do")
         changes: dict = {"last_fire": fire, "last_outcome": outcome}
         if failures and retry:
@@ -345,7 +346,7 @@ class Runner:
                           lease_until=0.0)
         if audit:
             self.records.audit(user, "hw-for.revert", t.space, {"id": t.id, "flavor": t.revert_flavor},
-                               result=f"error: {err.sentence[:200]}")
+                               result=f"error: {clip(err.sentence, 200)}")
         if t.failures == 0:
             self.say(t.channel, say_text(words.revert_failed(t, err.sentence)), f"timed.fail:{t.id}")
         return 1

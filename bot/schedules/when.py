@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.cron import CronTrigger
 
+from bot.core.blocks import clip
 from bot.core.errors import BadInput
 from bot.core.markup import escape
 
@@ -62,14 +63,14 @@ def zone(name: str) -> ZoneInfo:
             raise ZoneInfoNotFoundError(text)
         return ZoneInfo(text)
     except (ZoneInfoNotFoundError, ValueError, OSError):
-        raise BadInput(f"`{escape(text[:64])}` is not a time zone: use an Area/City name such as Europe/Paris, "
+        raise BadInput(f"`{escape(clip(text, 64))}` is not a time zone: use an Area/City name such as Europe/Paris, "
                        f"America/New_York or UTC.") from None
 
 
 def _time(token: str) -> tuple[int, int]:
     match = _TIME.match(token)
     if not match:
-        raise BadInput(f"`{escape(token[:20])}` is not a time of day: use 24-hour HH:MM, such as 08:30 or 19:00.")
+        raise BadInput(f"`{escape(clip(token, 20))}` is not a time of day: use 24-hour HH:MM, such as 08:30 or 19:00.")
     return int(match.group(1)), int(match.group(2))
 
 
@@ -81,7 +82,7 @@ def _days(token: str) -> tuple[str, ...]:
     for part in word.split(","):
         part = _FULL_DAYS.get(part, part)
         if part not in DAYS:
-            raise BadInput(f"`{escape(token[:30])}` is not a day: use weekdays, weekends, daily, or days such as "
+            raise BadInput(f"`{escape(clip(token, 30))}` is not a day: use weekdays, weekends, daily, or days such as "
                            f"mon,wed,fri. WHEN is one of {EXAMPLES}.")
         if part not in found:
             found.append(part)
@@ -122,7 +123,7 @@ def parse_when(text: str) -> When:
             raise BadInput(f"`{escape(words[1])}` is not a date.") from None
         return When("at", f"at {words[1]} {hour:02d}:{minute:02d}", at=f"{words[1]} {hour:02d}:{minute:02d}")
     if len(words) != 2:
-        raise BadInput(f"`{escape(' '.join(words)[:60])}` is not a WHEN: use {EXAMPLES}.")
+        raise BadInput(f"`{escape(clip(' '.join(words), 60))}` is not a WHEN: use {EXAMPLES}.")
     days = _days(words[0])
     hour, minute = _time(words[1])
     return When("weekly", f"{_day_words(days)} {hour:02d}:{minute:02d}", days=days, hour=hour, minute=minute)
@@ -148,14 +149,14 @@ def _cron_weekdays(field: str) -> str:
         match = re.match(r"^(\*|\d+)(?:-(\d+))?(?:/(\d+))?$", part, re.ASCII)
         if not match:
             if not re.match(r"^[a-z]{3}(-[a-z]{3})?$", part):
-                raise BadInput(f"`{escape(part[:20])}` is not a cron day of week (0-7 or mon-sun).")
+                raise BadInput(f"`{escape(clip(part, 20))}` is not a cron day of week (0-7 or mon-sun).")
             out.append(part)
             continue
         start, end, step = match.groups()
         low = 0 if start == "*" else int(start)
         high = 6 if start == "*" else int(end if end is not None else (7 if step else start))
         if not (0 <= low <= 7 and 0 <= high <= 7 and low <= high):
-            raise BadInput(f"`{escape(part[:20])}` is not a cron day of week (0-7, Sunday is 0 or 7).")
+            raise BadInput(f"`{escape(clip(part, 20))}` is not a cron day of week (0-7, Sunday is 0 or 7).")
         for number in range(low, high + 1, int(step or 1)):
             name = _CRON_DAYS[number]
             if name not in out:
@@ -173,7 +174,7 @@ def _cron_triggers(when: When, tz: ZoneInfo) -> list[CronTrigger]:
         return [CronTrigger(minute=minute, hour=hour, day=dom if dom != "?" else "*", month=month,
                             day_of_week=_cron_weekdays(dow), timezone=tz)]
     except ValueError as err:
-        raise BadInput(f"`{escape(when.text[:60])}` is not a valid cron expression ({escape(str(err)[:120])}).") \
+        raise BadInput(f"`{escape(clip(when.text, 60))}` is not a valid cron expression ({escape(clip(str(err), 120))}).") \
             from None
 
 

@@ -145,6 +145,7 @@ def ran_words(s, done: list[tuple[str, str]]) -> str:
 
 def failed_words(s, failures: list[tuple[str, str]], retry: bool) -> str:
     reasons = "; ".join(f"{code(space)}: {reason}" for space, reason in failures[:5])
+    reasons += f"; and {len(failures) - 5} more" if len(failures) > 5 else ""
     then = " Trying once more in 1 min." if retry else " Not tried again; the next run is at its usual time."
     return f":warning: schedule {code(s.id)} could not act ({escape(s.action)}): {reasons}{then}"
 

@@ -12,6 +12,7 @@ from typing import Callable
 
 from slack_sdk.errors import SlackApiError, SlackClientError
 
+from bot.core.blocks import clip
 from bot.alerts.keys import state_key
 from bot.alerts.transitions import ERRORS, Observation, SpaceState
 from bot.commands.grammar import parse_command, parse_space
@@ -146,7 +147,7 @@ class Steps:
         if error and not self.ops.reveals(space, actor):
             error = "hidden here: the Space is private"
         return {"stage": runtime.stage or "", "hardware": runtime.hardware or runtime.requested_hardware or "",
-                "url": self.space_url(space), "error": error[:1500]}
+                "url": self.space_url(space), "error": clip(error, 1500)}
 
     def _wait(self, execution: str, space: str, timeout, actor: Actor) -> Outcome:
         try:
@@ -230,7 +231,7 @@ class Steps:
             return Outcome(outputs={"stage": "RUNNING"})
         if seen and state.stage in ERRORS:
             return Outcome(error=words.STEP_WAIT_ERROR.format(space=code(pending.space), stage=state.stage,
-                                                              error=escape((state.error or "no error text")[:300])))
+                                                              error=escape(clip(state.error or "no error text", 300))))
         if now > pending.deadline:
             minutes = round((pending.deadline - pending.created) / 60)
             stage = state.stage if state is not None and state.stage else "not yet read"

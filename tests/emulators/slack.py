@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
+from tests.emulators import blockkit
+
 
 @dataclass
 class Call:
@@ -61,6 +63,9 @@ class SlackEmulator:
             self.unfurled: dict[tuple[str, str], dict[str, Any]] = {}  # what chat.unfurl attached, per message
             # function_executed events sent: execution id → {"state": running|completed|failed, outputs, error}
             self.executions: dict[str, dict[str, Any]] = {}
+            # What Slack would have refused or warned about (tests/emulators/blockkit.py): (method, error,
+            # messages). The `slack` fixture fails a test that leaves any here; a test expecting one takes it.
+            self.refused: list[tuple[str, str, list[str]]] = []
 
     # ------------------------------------------------------------------ test-facing
 
@@ -95,6 +100,12 @@ class SlackEmulator:
                     entry[2] -= 1
                     return entry[1]
         return 0.0
+
+    def take_refused(self) -> list[tuple[str, str, list[str]]]:
+        """What was refused (or warned about) since the last take: a test that breaks a limit on purpose."""
+        with self.lock:
+            taken, self.refused = self.refused, []
+            return taken
 
     def of(self, method: str) -> list[Call]:
         with self.lock:
@@ -176,7 +187,11 @@ class SlackEmulator:
                           (f.method == method or (f.method == "respond" and method.startswith("respond/")))), None)
             if fault:
                 fault.times -= 1
-            if fault and fault.drop:
+            refusal = None if fault and not fault.drop else self._refusal(method, body, headers)
+            if refusal:
+                self.calls.append(Call(method + "!refused", body, headers))
+                status, payload = refusal
+            elif fault and fault.drop:
                 self.calls.append(Call(method + "!dropped", body, headers))
                 status, payload = self._answer(method, body, headers)
             elif fault:
@@ -184,6 +199,7 @@ class SlackEmulator:
             else:
                 self.calls.append(Call(method, body, headers))
                 status, payload = self._answer(method, body, headers)
+                self._warn(method, body, payload)
             self.changed.notify_all()
         if fault and fault.drop == "reset":
             return self._reset(start_response)
@@ -244,6 +260,50 @@ class SlackEmulator:
                        + list(headers.items()))
         return [data]
 
+    MESSAGE_METHODS = ("chat.postMessage", "chat.update", "chat.postEphemeral", "chat.scheduleMessage")
+    VIEW_METHODS = ("views.publish", "views.open", "views.update", "views.push")
+
+    def _refusal(self, method: str, body: dict, headers: dict) -> tuple[int, Any] | None:
+        """Slack's answer to blocks or a view it refuses (tests/emulators/blockkit.py), else None."""
+        found = None
+        if method.startswith("respond/"):
+            if not body.get("delete_original"):
+                found = blockkit.message_refusal(body.get("text"), body.get("blocks"))
+            if found:  # response_url answers in plain text, as incoming webhooks do
+                self.refused.append((method, found[0], found[1]))
+                return 400, found[0]
+            return None
+        if headers.get("authorization") != f"Bearer {self.token}":
+            return None
+        if method in self.MESSAGE_METHODS:
+            found = blockkit.message_refusal(body.get("text"), body.get("blocks"))
+        elif method in self.VIEW_METHODS:
+            found = blockkit.view_refusal(body.get("view"))
+        elif method == "chat.unfurl":
+            unfurls = body.get("unfurls")
+            unfurls = json.loads(unfurls) if isinstance(unfurls, str) else (unfurls or {})
+            for url, unfurl in unfurls.items():
+                found = blockkit.message_refusal("-", (unfurl or {}).get("blocks"))
+                if found:
+                    break
+        if not found:
+            return None
+        self.refused.append((method, found[0], found[1]))
+        answer = {"ok": False, "error": found[0]}
+        if found[1]:
+            answer["errors"] = [m.removeprefix("[ERROR] ") for m in found[1]]
+            answer["response_metadata"] = {"messages": found[1]}
+        return 200, answer
+
+    def _warn(self, method: str, body: dict, payload: Any) -> None:
+        """Slack posts blocks without a fallback `text`, with a warning; the emulator says so and remembers it."""
+        if method in self.MESSAGE_METHODS or method.startswith("respond/"):
+            if blockkit.missing_fallback(body.get("text"), body.get("blocks")):
+                self.refused.append((method, "missing_text_or_fallback_or_attachments", []))
+                if isinstance(payload, dict):
+                    payload["warning"] = "missing_text_or_fallback_or_attachments"
+                    payload["response_metadata"] = {"warnings": ["missing_text_or_fallback_or_attachments"]}
+
     def _answer(self, method: str, body: dict, headers: dict) -> tuple[int, Any]:
         if method.startswith("respond/"):
             return 200, "ok"
@@ -290,9 +350,6 @@ class SlackEmulator:
             current = self.views.get(user)
             if body.get("hash") and current and body["hash"] != current["hash"]:
                 return 200, {"ok": False, "error": "hash_conflict"}
-            if len(view.get("blocks") or []) > 100:
-                return 200, {"ok": False, "error": "invalid_arguments", "response_metadata": {
-                    "messages": ["[ERROR] must be less than 101 items [json-pointer:/view/blocks]"]}}
             new_hash = f"{time.time():.6f}.{next(self._ts)}"
             self.views[user] = {"view": view, "hash": new_hash}
             return 200, {"ok": True, "view": {"id": f"V{user}", **view, "hash": new_hash}}

@@ -141,6 +141,10 @@ def own_slack():
     slack = OwnSlack()
     yield slack
     slack.down()
+    refused = slack.emulator.take_refused()
+    if refused:  # as the `slack` fixture: what Slack would refuse fails the test
+        pytest.fail("Slack would refuse what the bot sent:\n" + "\n".join(
+            f"  {method}: {error} {' '.join(messages[:3])}" for method, error, messages in refused), pytrace=False)
 
 
 @pytest.fixture
