@@ -65,12 +65,12 @@ def test_a_list_longer_than_an_answer_holds_says_how_much_is_not_shown(bot, hub,
 def test_a_long_audit_loses_nothing(bot, hub, slack):
     hub.add_space(SPACE)
     for i in range(20):
-        bot.ctx.store.audit(f"U{i}", "secret.set", SPACE, {"key": f"SECRET_{i}", "description": "d" * 150},
+        bot.ctx.store.audit(f"U{i}", "secret.set", SPACE, {"key": f"SECRET_{i}_{'X' * 120}"},
                             result="ok")
     messages = answer(bot, slack, f"audit {SPACE}")
     text = raw(messages)
     assert len(text) > SECTION_TEXT            # once cut at 3,000 characters
-    assert all(f"key=SECRET_{i}" in text for i in range(20))
+    assert all(f"`SECRET_{i}_{'X' * 120}`" in text for i in range(20))
     assert len(messages[0]["blocks"]) >= 2
 
 

@@ -102,12 +102,12 @@ def fingerprint(runtime: dict) -> tuple:
     """The fields of a runtime's JSON an observation keeps, as one comparable value (KeyError without a stage)."""
     hardware = runtime.get("hardware") or {}
     return (str(runtime["stage"]), hardware.get("current"), hardware.get("requested"), runtime.get("gcTimeout"),
-            runtime.get("errorMessage"))
+            runtime.get("errorMessage"), bool(runtime.get("devMode")))
 
 
 def state_print(state: "SpaceState") -> tuple:
     """The same fields of a stored state: equal to a read's `fingerprint` when the read saw nothing new."""
-    return (state.stage, state.hardware, state.requested, state.sleep_time, state.error)
+    return (state.stage, state.hardware, state.requested, state.sleep_time, state.error, state.dev_mode)
 
 
 def quiet(state: "SpaceState | None") -> bool:

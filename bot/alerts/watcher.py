@@ -287,7 +287,8 @@ class Watcher:
         except (ReadFailed, RateLimitHit) as err:
             log.info("watch of %s/*: its Spaces could not be listed now (%s)", namespace, err)
             return None
-        stages = {space: str(runtime.stage) for space, runtime in listed if runtime is not None}
+        # The reader keeps each runtime as its `fingerprint` (stage first).
+        stages = {space: str(runtime[0]) for space, runtime in listed if runtime is not None}
         named = {space for space in stages if self._reveals(space, channel)}
         return words.FleetNow(stages, named)
 
