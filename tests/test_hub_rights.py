@@ -192,6 +192,7 @@ def test_slack_mode_ignores_links(make_bot, acme):
 def test_approvals_are_for_admins_of_the_namespace_never_the_requester(hub_bot, acme, slack):
     pending = ask(hub_bot, slack, "hw acme/chat a100-large", user=ALICE)
     assert "from <@UALICE> (hf: alice-ml, write in acme)" in json.dumps(message(slack, pending)["blocks"])
+    assert "approvers (admins of `acme` on Hugging Face) decide" in json.dumps(message(slack, pending)["blocks"])
     refused = click(hub_bot, slack, pending, CAROL)
     assert "needs `admin`" in refused and "Ask an acme admin" in refused, refused
     refused = click(hub_bot, slack, pending, ALICE)

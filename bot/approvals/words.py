@@ -102,6 +102,14 @@ def approval_status_line(request) -> str:
     return ""
 
 
+def _deciders(request) -> str:
+    """Who decides, as the requester's standing tells: a request made with a Hub identity was made where Hub
+    roles decide (SPACEOPS_ROLES_FROM=hub|both), and there approving needs `admin` of the Space's namespace."""
+    if getattr(request, "requester_hub", ""):
+        return f"approvers (admins of {code(request.space.split('/')[0])} on Hugging Face)"
+    return "approvers"
+
+
 def approval_message(request, catalogue: Catalogue, hub_url: str) -> Reply:
     """The approval message in the channel: the request, its cost, and buttons while it is open."""
     price, diff = upgrade_cost_words(request.current, request.flavor, catalogue)
@@ -137,7 +145,8 @@ def approval_message(request, catalogue: Catalogue, hub_url: str) -> Reply:
             {"type": "button", "action_id": DENY_ACTION, "value": request.id, "style": "danger",
              "text": {"type": "plain_text", "text": "Deny"}},
         ]})
-    blocks.append(context(f"Request {code(request.id)} · approvers decide; the requester can't approve their own."))
+    blocks.append(context(f"Request {code(request.id)} · {_deciders(request)} decide; the requester can't approve "
+                          f"their own."))
     state = {"pending": "waiting for an approver"}.get(request.status, request.status)
     text = (f"Paid hardware request from <@{escape(request.requester)}>: {upgrade_words(request)} "
             f"({price_words(catalogue.price(request.flavor))}) — {state}")
