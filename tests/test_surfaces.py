@@ -12,7 +12,7 @@ import pytest
 from bot.surfaces import words
 from bot.surfaces.links import previewed, space_of
 from tests.harness import _ids
-from tests.test_approvals import click
+from tests.test_approvals import Pending, click
 
 URL = "https://huggingface.co/spaces/acme/chat"
 
@@ -338,17 +338,21 @@ def test_a_preview_says_how_long_the_space_has_been_in_its_stage(make_bot, hub, 
     assert "in this stage for at least 10 min" in json.dumps(card), card
 
 
-def test_a_hardware_step_whose_approved_change_fails_to_apply_fails_with_the_reason_at_once(make_bot, hub, slack):
-    from tests.test_approvals import Pending as Asked
-
+def hardware_step_waiting(make_bot, hub, slack):
+    """A Change hardware step to a paid flavor, waiting for its approval: (bot, execution id, the request)."""
     hub.add_space("acme/chat", hardware="cpu-basic")
     bot = make_bot(SPACEOPS_APPROVERS="UAPP")
     execution = run_step(bot, slack, "space_hardware", {"space": "acme/chat", "flavor": "a100-large",
                                                           "user": "U1", "channel": "C1"})
     [request] = slack.wait(lambda: bot.ctx.approvals.store.open_requests())
+    return bot, execution, request
+
+
+def test_a_hardware_step_whose_approved_change_fails_to_apply_fails_with_the_reason_at_once(make_bot, hub, slack):
+    bot, execution, request = hardware_step_waiting(make_bot, hub, slack)
     hub.inject("POST", "/api/spaces/acme/chat/hardware", status=400, body={"error": "a100-large is sold out"},
                times=5)
-    click(bot, slack, Asked(request.id, request.channel, request.ts), "UAPP")
+    click(bot, slack, Pending(request.id, request.channel, request.ts), "UAPP")
     slack.wait(lambda: bot.ctx.approvals.store.get(request.id).status == "failed")
     bot.ctx.steps.tick(bot.ctx.store.clock())  # long before the request expires
     done = outcome(slack, execution)
@@ -356,16 +360,10 @@ def test_a_hardware_step_whose_approved_change_fails_to_apply_fails_with_the_rea
 
 
 def test_a_hardware_step_waiting_for_its_approval_survives_a_restart(make_bot, hub, slack):
-    from tests.test_approvals import Pending as Asked
-
-    hub.add_space("acme/chat", hardware="cpu-basic")
-    bot = make_bot(SPACEOPS_APPROVERS="UAPP")
-    execution = run_step(bot, slack, "space_hardware", {"space": "acme/chat", "flavor": "a100-large",
-                                                          "user": "U1", "channel": "C1"})
-    [request] = slack.wait(lambda: bot.ctx.approvals.store.open_requests())
+    bot, execution, request = hardware_step_waiting(make_bot, hub, slack)
     bot.close()
     again = make_bot(SPACEOPS_APPROVERS="UAPP")  # another process: the request and the step are in Redis
-    click(again, slack, Asked(request.id, request.channel, request.ts), "UAPP")
+    click(again, slack, Pending(request.id, request.channel, request.ts), "UAPP")
     slack.wait(lambda: again.ctx.approvals.store.get(request.id).status == "approved")
     again.ctx.steps.tick(again.ctx.store.clock())
     assert outcome(slack, execution)["state"] == "completed"

@@ -239,6 +239,21 @@ def test_grid_command_role_scope_privacy_workspace(make_bot, hub, slack, redis_c
 SURFACE_TABLE: dict[tuple[str, str], list[int]] = {}  # (surface, action) → [cases, private details shown, bad changes]
 
 
+
+def print_grid(first: str, table: dict, heads: tuple[str, str]) -> list[int]:
+    """Print a grid's (surface, action) → (cases, bad, bad) table with its totals, and hand each line to the
+    fault table's figures; the totals."""
+    wide = [len(h) + 1 for h in heads]
+    lines = [f"{first:<28} {'action':<8} {'cases':>6} {heads[0]:>{wide[0]}} {heads[1]:>{wide[1]}}"]
+    for (surface, action), (cases, one, two) in table.items():
+        lines.append(f"{surface:<28} {action:<8} {cases:>6} {one:>{wide[0]}} {two:>{wide[1]}}")
+    total = [sum(v[i] for v in table.values()) for i in range(3)]
+    lines.append(f"{'all':<28} {'':<8} {total[0]:>6} {total[1]:>{wide[0]}} {total[2]:>{wide[1]}}")
+    print("\n" + "\n".join(lines))
+    for line in lines:
+        figure(line)
+    return total
+
 def _row(surface: str, action: str, leaked: bool, bad_change: bool) -> None:
     row = SURFACE_TABLE.setdefault((surface, action), [0, 0, 0])
     row[0] += 1
@@ -481,14 +496,7 @@ def test_grid_surface_action_role_scope_privacy_workspace(make_bot, hub, slack, 
             assert named is may, ("budget alert", channel_name, space, budget[:300])
             _row("budget alert", "reveal", named and not may, False)
 
-    lines = [f"{'surface':<28} {'action':<8} {'cases':>6} {'private shown':>14} {'changes by who may not':>23}"]
-    for (surface, action), (cases, leaks, bad) in SURFACE_TABLE.items():
-        lines.append(f"{surface:<28} {action:<8} {cases:>6} {leaks:>14} {bad:>23}")
-    total = [sum(v[i] for v in SURFACE_TABLE.values()) for i in range(3)]
-    lines.append(f"{'all':<28} {'':<8} {total[0]:>6} {total[1]:>14} {total[2]:>23}")
-    print("\n" + "\n".join(lines))
-    for line in lines:
-        figure(line)
+    total = print_grid("surface", SURFACE_TABLE, ("private shown", "changes by who may not"))
     tally("authz grid: surface×action×role×scope×private×team", tried=total[0], lost=total[1] + total[2])
     assert total[1] == 0 and total[2] == 0
 
@@ -700,14 +708,7 @@ def test_grid_hub_role_by_mode_over_surfaces(make_bot, hub, slack, redis_client)
                 bot.command(f"approvals cancel {pending.id}", user="URQ")
         bot.close()
 
-    lines = [f"{'hub-role grid: surface':<28} {'action':<8} {'cases':>6} {'wrong grants':>13} {'wrong refusals':>15}"]
-    for (surface, action), (cases, grants, refusals) in table.items():
-        lines.append(f"{surface:<28} {action:<8} {cases:>6} {grants:>13} {refusals:>15}")
-    total = [sum(v[i] for v in table.values()) for i in range(3)]
-    lines.append(f"{'all':<28} {'':<8} {total[0]:>6} {total[1]:>13} {total[2]:>15}")
-    print("\n" + "\n".join(lines))
-    for line in lines:
-        figure(line)
+    total = print_grid("hub-role grid: surface", table, ("wrong grants", "wrong refusals"))
     tally("authz grid: hub role×slack lists×mode×surface", tried=total[0], lost=total[1])
     assert total[1] == 0 and total[2] == 0
     assert counted == len(HUB_MAY) * len(SLACK_MAY) * 3 * (3 * 2 + 5)  # 3 surfaces × public/private, 5 more

@@ -21,6 +21,7 @@ from bot.core.store import connect
 from tests.emulators.hub import TOKEN
 from tests.emulators.redistopology import ClusterServers, why_not
 from tests.faults.conftest import clean_env, figure, tally
+from tests.faults.test_process_kill import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARDS, WORKERS, NAMESPACES, PER_NS = 8, 4, 40, 3
@@ -85,16 +86,6 @@ def holders(client) -> dict[int, str]:
             if float(until) > now:
                 out[shard] = owner
     return out
-
-
-def wait_for(predicate, timeout: float, step: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(step)
-    return predicate()
 
 
 @pytest.mark.slow
