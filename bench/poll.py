@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 import redis  # noqa: E402
 
+from bot.alerts.watches import WATCHES, WATCHES_VERSION  # noqa: E402
 from bot.app import build_context  # noqa: E402
 from bot.core.settings import Settings  # noqa: E402
 from bot.core.slack import ConsolePoster  # noqa: E402
@@ -95,8 +96,9 @@ def watch_all(client: redis.Redis, spaces: list[str]) -> None:
     for start in range(0, len(spaces), 10_000):
         pipe = client.pipeline(transaction=False)
         for space in spaces[start:start + 10_000]:
-            pipe.hset("spaceops:watches", f"C{hash(space) % 20}|{space}", '{"only": []}')
+            pipe.hset(WATCHES, f"C{hash(space) % 20}|{space}", '{"only": []}')
         pipe.execute()
+    client.set(WATCHES_VERSION, "bench")  # as `WatchStore.add` does: the replicas read the hash once
 
 
 def space_ids(namespaces: int, per_ns: int) -> list[str]:
@@ -107,7 +109,7 @@ def kept_bytes(watcher) -> int:
     """What the poller keeps between cycles (states, prints, read times, commits, the watch set), in bytes:
     every object reachable from those maps counted once."""
     poller = watcher.poller
-    roots = [poller.cache, poller.packed, poller.observed, poller.marked, poller.reader.shas,
+    roots = [poller.cache, poller.packed, poller.observed, poller.marked, poller.reader.shas, poller.reader.pages,
              watcher.hot_poller.synced, poller.watch_store._loaded]
     seen: set[int] = set()
     total, stack = 0, list(roots)

@@ -154,7 +154,7 @@ class HotPoller:
                             budget.commands_spent(now))
 
     def tick(self, now: float) -> HotReport:
-        from bot.alerts.reader import RateLimitHit, ReadFailed
+        from bot.alerts.reader import RateLimitHit, ReadFailed, entries_of
 
         report = HotReport()
         entries = self.hot.entries()
@@ -184,7 +184,7 @@ class HotPoller:
             if name not in batches:
                 results[name] = self.poller._observation(name, value, now)
                 continue
-            listed = {space: runtime for space, runtime in value[0] if runtime}
+            listed = {space: runtime for space, runtime in entries_of(value[0]) if runtime}
             for space in wanted:
                 results[space] = self.poller._observation(space, listed[space], now) if space in listed else "404"
         report.read = len(results)
@@ -237,22 +237,32 @@ class HotPoller:
         for space, (_, state) in list(self.poller.cache.items()):
             if state is not None and state.stage in STARTING and space not in hot:
                 self.hot.heat(space, now, "stage", since=state.since)
-        shas = self.poller.reader.shas
+        reader = self.poller.reader
+        shas = reader.shas
         synced = self.synced
+        fresh = reader.take_fresh()
         if self.synced_for != self.poller.generation:
             # Leadership changed hands (the poller forgot its states): another replica may have written SHAS.
             synced.clear()
             self.synced_for = self.poller.generation
-        # Only the commits not known to be in SHAS already are asked of Redis: one per push, not per Space.
-        spaces = [s for s, sha in list(shas.items()) if synced.get(s) != sha]
+            fresh = set(shas.copy())
+        # Only the commits not known to be in SHAS already are asked of Redis: one per push, not per Space;
+        # only the Spaces whose commit the reads changed are looked at (a page read unchanged changes none).
+        current = {s: shas.get(s) for s in fresh}
+        spaces = [s for s, sha in current.items() if sha and synced.get(s) != sha]
         if not spaces:
             return
-        known = dict(zip(spaces, self.hot.redis.hmget(SHAS, spaces)))
-        changed = {s: shas[s] for s in spaces if known.get(s) != shas[s]}
-        synced.update((s, shas[s]) for s in spaces)
+        try:
+            known = dict(zip(spaces, self.hot.redis.hmget(SHAS, spaces)))
+            changed = {s: current[s] for s in spaces if known.get(s) != current[s]}
+            if changed:
+                self.hot.redis.hset(SHAS, mapping=changed)
+        except BaseException:
+            reader.give_back(spaces)
+            raise
+        synced.update((s, current[s]) for s in spaces)
         if not changed:
             return
-        self.hot.redis.hset(SHAS, mapping=changed)
         for space, sha in changed.items():
             if known.get(space) is not None:      # a first sighting is a baseline, not a push
                 note_push(self.hot.redis, space, sha, now)

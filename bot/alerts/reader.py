@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import sys
 import threading
+from dataclasses import dataclass
 from typing import Callable
 
 from huggingface_hub import HfApi, SpaceRuntime
 from huggingface_hub.errors import HfHubHTTPError
-from huggingface_hub.utils import build_hf_headers, httpx, paginate
+from huggingface_hub.utils import build_hf_headers, hf_raise_for_status, http_backoff, httpx
+from huggingface_hub.utils._pagination import _get_next_page
 
 from bot.alerts.transitions import fingerprint
 from bot.core import logs
@@ -47,6 +50,57 @@ def _entry(item) -> tuple[str, tuple | None]:
     return sys.intern(space), runtime
 
 
+_VISIBILITY = {False: 0, True: 1}  # a page's entries' `private`, one byte each; 2: not said
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One listing page as it was last read: its body's digest, and what the poller took from it (ids, runtime
+    prints and visibilities, in order). A page whose body is byte for byte the same next time is not decoded
+    again: at 100,000 Spaces, decoding the JSON was most of a steady cycle."""
+
+    digest: bytes
+    spaces: tuple[str, ...]
+    prints: tuple
+    private: bytes
+
+    def entries(self):
+        return zip(self.spaces, self.prints)
+
+    def visibilities(self) -> dict[str, bool]:
+        return {space: flag == 1 for space, flag in zip(self.spaces, self.private) if flag != 2}
+
+
+def entries_of(pages: list[Page]):
+    """(Space id, runtime print or None) of every entry of a listing's pages, in order."""
+    for page in pages:
+        yield from page.entries()
+
+
+def digest_of(body: bytes) -> bytes:
+    return hashlib.blake2b(body, digest_size=16).digest()
+
+
+def decode_page(digest: bytes, items: list, shas: dict[str, str], fresh: set[str]) -> Page:
+    """A page's decoded JSON cut to what the poller compares (`_entry`); notes new commits in `shas` (and
+    their Spaces in `fresh`). Raises
+    KeyError/TypeError for an entry `SpaceInfo` would refuse, and TypeError for a page that is not a list."""
+    if not isinstance(items, list):
+        raise TypeError("a listing page that is not a list")
+    spaces, prints, private = [], [], bytearray()
+    for item in items:
+        space, runtime = _entry(item)
+        sha = item.get("sha")
+        if sha and shas.get(space) != sha:
+            shas[space] = sha
+            fresh.add(space)
+        spaces.append(space)
+        prints.append(runtime)
+        flag = item.get("private")
+        private.append(2 if flag is None else _VISIBILITY[bool(flag)])
+    return Page(digest, tuple(spaces), tuple(prints), bytes(private))
+
+
 class ReadFailed(Exception):
     """A read that did not work; `reason` is short ("403", "timeout")."""
 
@@ -71,6 +125,9 @@ class HubReader:
         self.requests = 0
         self._count_lock = threading.Lock()
         self.shas: dict[str, str] = {}  # Space → commit, from the batched read (a new one makes it hot)
+        self.pages: dict[str, list[Page]] = {}  # namespace → its listing's pages as last read (`Page`)
+        self._fresh: set[str] = set()  # Spaces whose commit in `shas` is new since `take_fresh()`
+        self.decoded = 0  # pages decoded (not the same bytes as last time), for the bench and tests
         # {Space: private?} → None: told the visibilities each batched read saw (access keeps them).
         self.privacy: Callable[[dict[str, bool]], None] = privacy or (lambda seen: None)
 
@@ -109,37 +166,64 @@ class HubReader:
         for response in responses:
             self.budget.note(response, now)
 
-    def namespace(self, namespace: str, now: float) -> tuple[list[tuple[str, tuple | None]], int]:
-        """Every Space of a namespace with its runtime's print: ([(id, `fingerprint` or None)], pages used)."""
-        return self._read(lambda: list(self._listing(namespace)), now)
+    def take_fresh(self) -> set[str]:
+        """The Spaces whose commit changed in `shas` since the last call (hot.py syncs only those)."""
+        with self._count_lock:
+            fresh, self._fresh = self._fresh, set()
+        return fresh
 
-    def _listing(self, namespace: str):
-        """The pages `HfApi.list_spaces(author=…, expand=["runtime", "sha", "private"])` requests, through the
-        client's own `paginate` (same session, headers, `Link` paging), but kept as the decoded JSON: building a
-        `SpaceInfo` and `SpaceRuntime` per entry cost more than the poll compares (bench/poll.py at 100,000);
-        each entry is cut to the fields compared as soon as it is decoded.
-        An entry shaped unlike what `SpaceInfo` accepts fails the whole read, as `list_spaces` would. Notes the
-        commits in `shas` and hands each visibility to `privacy` (access keeps it)."""
+    def give_back(self, spaces) -> None:
+        """Spaces `take_fresh` gave that were not synced after all (a Redis error): given again next time."""
+        with self._count_lock:
+            self._fresh |= set(spaces)
+
+    def keep_pages(self, namespaces) -> None:
+        """Forget the pages of namespaces no longer listed."""
+        for namespace in [ns for ns in self.pages if ns not in namespaces]:
+            self.pages.pop(namespace, None)
+
+    def namespace(self, namespace: str, now: float) -> tuple[list[Page], int]:
+        """Every Space of a namespace with its runtime's print, page by page: ([`Page`], requests made)."""
+        return self._read(lambda: self._listing(namespace), now)
+
+    def _listing(self, namespace: str) -> list[Page]:
+        """The pages `HfApi.list_spaces(author=…, expand=["runtime", "sha", "private"])` requests, with the
+        client's own `http_backoff`, `hf_raise_for_status` and `Link` paging (what its `paginate` does), kept as
+        bytes: a page whose body is the same as last time is not decoded again (`Page`), a new one is decoded
+        and cut to the fields compared at once (building a `SpaceInfo` and `SpaceRuntime` per entry cost more
+        than the poll compares). An entry shaped unlike what `SpaceInfo` accepts fails the whole read, as
+        `list_spaces` would. Hands each visibility to `privacy` (access keeps it)."""
         api = self.api
         headers = build_hf_headers(token=api.token, library_name=api.library_name,
                                    library_version=api.library_version, user_agent=api.user_agent,
                                    headers=api.headers)
-        params = {"author": namespace, "expand": ["runtime", "sha", "private"]}
+        before = self.pages.get(namespace, [])
+        pages: list[Page] = []
+        fresh: set[str] = set()
+        url: str | None = f"{api.endpoint}/api/spaces"
+        params: dict | None = {"author": namespace, "expand": ["runtime", "sha", "private"]}
+        while url is not None:
+            response = http_backoff("GET", url, params=params, headers=headers)
+            hf_raise_for_status(response)
+            url, params = _get_next_page(response), None  # the next link carries the query
+            digest = digest_of(response.content)
+            index = len(pages)
+            page = before[index] if index < len(before) else None
+            if page is None or page.digest != digest:
+                page = decode_page(digest, response.json(), self.shas, fresh)
+                with self._count_lock:
+                    self.decoded += 1
+                    self._fresh |= fresh
+            pages.append(page)
+        self.pages[namespace] = pages
         seen: dict[str, bool] = {}
-        shas = self.shas
-        for item in paginate(f"{api.endpoint}/api/spaces", params=params, headers=headers):
-            space, runtime = _entry(item)
-            sha = item.get("sha")
-            if sha and shas.get(space) != sha:
-                shas[space] = sha
-            private = item.get("private")
-            if private is not None:
-                seen[space] = bool(private)
-            yield space, runtime
+        for page in pages:
+            seen.update(page.visibilities())
         try:
             self.privacy(seen)
         except Exception:  # noqa: BLE001 — a visibility not kept is asked of the Hub when needed
             log.warning("visibilities of %s not kept", namespace, exc_info=True)
+        return pages
 
     def space(self, space: str, now: float) -> SpaceRuntime:
         runtime, _ = self._read(lambda: self.api.get_space_runtime(space), now)

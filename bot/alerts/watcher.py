@@ -280,7 +280,7 @@ class Watcher:
     def _namespace_now(self, namespace: str, channel: str) -> "words.FleetNow | None":
         """What a namespace's Spaces are doing now, for the watch reply: one listing through the poller's reader
         (its budget and deadline). None when it cannot be read now (the watch holds; the alerts will tell)."""
-        from bot.alerts.reader import RateLimitHit, ReadFailed
+        from bot.alerts.reader import RateLimitHit, ReadFailed, entries_of
 
         try:
             listed, _ = self.poller.reader.namespace(namespace, self.clock())
@@ -288,7 +288,7 @@ class Watcher:
             log.info("watch of %s/*: its Spaces could not be listed now (%s)", namespace, err)
             return None
         # The reader keeps each runtime as its `fingerprint` (stage first).
-        stages = {space: str(runtime[0]) for space, runtime in listed if runtime is not None}
+        stages = {space: str(runtime[0]) for space, runtime in entries_of(listed) if runtime is not None}
         named = {space for space in stages if self._reveals(space, channel)}
         return words.FleetNow(stages, named)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
+import uuid
 from dataclasses import dataclass
 
 import redis
@@ -12,6 +14,10 @@ from bot.core.permissions import namespace_of
 from bot.core.store import key
 
 WATCHES = key("watches")          # hash  "channel|target" → {"only": [...], "by": user, "at": ts}
+# A fresh random value each time `WatchStore` changes the hash: a replica whose last read saw this value need
+# not read 100,000 watches again. Written after the hash, so a reader that sees it reads the change.
+WATCHES_VERSION = key("watches", "version")
+FULL_READ = 300.0  # seconds: the whole hash is read at least this often (a change made around the bot shows)
 MUTES = key("mutes")              # hash  "channel|target" → until (epoch seconds)
 # The two held-back hashes are read and cleared in one MULTI, so they share a hash tag (one cluster slot).
 MUTED_COUNT = key("{muted}", "count")    # hash  "channel|target" → alerts held back
@@ -67,6 +73,10 @@ class WatchSet:
     def explicit_spaces(self) -> set[str]:
         return set(self._by_space)
 
+    def explicit_by_namespace(self) -> dict[str, set[str]]:
+        """Namespace → the Spaces of it watched by name (not a copy: do not change it)."""
+        return self._explicit_by_ns
+
     def explicit_in(self, namespace: str) -> set[str]:
         """The Spaces of one namespace watched by name (not a copy: do not change it)."""
         return self._explicit_by_ns.get(namespace, _NONE)
@@ -94,24 +104,41 @@ class WatchStore:
     def __init__(self, client: redis.Redis):
         self.redis = client
         self._loaded: tuple[bytes, WatchSet] | None = None  # the digest of the last hash read, and what it gave
+        self._version: tuple[str, float] | None = None  # WATCHES_VERSION at the last read, and when (monotonic)
+
+    def _changed(self, pipe) -> None:
+        pipe.set(WATCHES_VERSION, uuid.uuid4().hex)
 
     def add(self, channel: str, target: str, only: frozenset[str], user: str, now: float) -> bool:
         """True if the channel already watched the target (its kinds are replaced)."""
         value = json.dumps({"only": sorted(only), "by": user, "at": now})
-        return not self.redis.hset(WATCHES, _field(channel, target), value)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hset(WATCHES, _field(channel, target), value)
+        self._changed(pipe)
+        return not pipe.execute()[0]
 
     def remove(self, channel: str, target: str) -> bool:
-        return bool(self.redis.hdel(WATCHES, _field(channel, target)))
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hdel(WATCHES, _field(channel, target))
+        self._changed(pipe)
+        return bool(pipe.execute()[0])
 
     def load(self) -> WatchSet:
         """Every watch; the same WatchSet as last time when the hash is exactly what it was (a poll cycle of
-        100,000 watched Spaces then decodes none of them again)."""
+        100,000 watched Spaces then decodes none of them again), without reading the hash when its version says
+        it was not changed since (and it was read less than FULL_READ seconds ago)."""
+        version = self.redis.get(WATCHES_VERSION)
+        kept = self._version
+        if version is not None and self._loaded is not None and kept is not None and kept[0] == version \
+                and time.monotonic() - kept[1] < FULL_READ:
+            return self._loaded[1]
         raw = self.redis.hgetall(WATCHES)
         # The digest of the fields in the order Redis sent them: the same hash gives the same digest (a new
         # order only costs a decode), and the 100,000 fields need not be kept between cycles to compare.
         joined = "".join(f"{len(k)}:{k}{len(v)}:{v}" for k, v in raw.items())
         digest = hashlib.blake2b(joined.encode(), digest_size=20).digest()
         loaded = self._loaded
+        self._version = (version, time.monotonic()) if version is not None else None
         if loaded is not None and loaded[0] == digest:
             return loaded[1]
         watches = []
