@@ -126,6 +126,8 @@ def kept_bytes(watcher) -> int:
             stack.extend(obj)
         elif hasattr(obj, "__dict__") and not isinstance(obj, type):
             stack.append(obj.__dict__)
+        elif getattr(type(obj), "__slots__", None) and not isinstance(obj, type):
+            stack.extend(getattr(obj, name, None) for name in type(obj).__slots__)
     return total
 
 

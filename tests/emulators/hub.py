@@ -71,7 +71,7 @@ class HubEmulator:
         # Listing pages kept encoded until `add_space`/`set_stage` (the benchmark's Hub at 100,000 Spaces: what
         # the real Hub spends on a page is not the bot's time). Off by default: tests change Spaces directly.
         self.cache_pages = False
-        self._pages: dict[str, tuple[bytes, dict]] = {}
+        self._pages: dict[tuple[str | None, str], tuple[bytes, dict]] = {}  # (author, query) → body, headers
         self.lock = threading.RLock()
         self.reset(latency)
 
@@ -144,7 +144,10 @@ class HubEmulator:
             space["errorMessage"] = error
             if hardware is not None:
                 space["current"] = hardware
-            self._pages.clear()
+            # Only the cached pages that list this Space are encoded again (its author's, and the unfiltered ones).
+            author = space["author"].lower()
+            for cached in [k for k in self._pages if k[0] in (author, None)]:
+                del self._pages[cached]
 
     def apply_requested_hardware(self, space_id: str) -> None:
         with self.lock:
@@ -442,7 +445,8 @@ class HubEmulator:
             if path == "/api/spaces" and method == "GET":
                 if not self.cache_pages:
                     return self._list(query, base)
-                page_key = repr(sorted(query.items())) + base
+                author = (query.get("author") or [None])[0]
+                page_key = (author.lower() if author else None, repr(sorted(query.items())) + base)
                 if page_key not in self._pages:
                     status, items, headers = self._list(query, base)
                     if status != 200:
