@@ -110,7 +110,7 @@ def kept_bytes(watcher) -> int:
     every object reachable from those maps counted once."""
     poller = watcher.poller
     roots = [poller.cache, poller.packed, poller.observed, poller.marked, poller.reader.shas, poller.reader.pages,
-             watcher.hot_poller.synced, poller.watch_store._loaded]
+             poller.watch_store._loaded]
     seen: set[int] = set()
     total, stack = 0, list(roots)
     while stack:

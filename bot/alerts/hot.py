@@ -144,8 +144,7 @@ class HotPoller:
         self.base = base_seconds
         self.next_read: dict[str, float] = {}
         self.listeners = list(listeners)  # told of every hot read: (result, space, now)
-        self.synced: dict[str, str] = {}  # space → the commit this leader knows SHAS holds for it
-        self.synced_for = None
+        self.synced_for = None  # the poller's generation when every commit it read was last synced to SHAS
 
     def interval(self, now: float, count: int) -> float:
         budget = self.poller.budget
@@ -239,28 +238,25 @@ class HotPoller:
                 self.hot.heat(space, now, "stage", since=state.since)
         reader = self.poller.reader
         shas = reader.shas
-        synced = self.synced
         fresh = reader.take_fresh()
         if self.synced_for != self.poller.generation:
             # Leadership changed hands (the poller forgot its states): another replica may have written SHAS.
-            synced.clear()
             self.synced_for = self.poller.generation
             fresh = set(shas.copy())
-        # Only the commits not known to be in SHAS already are asked of Redis: one per push, not per Space;
-        # only the Spaces whose commit the reads changed are looked at (a page read unchanged changes none).
-        current = {s: shas.get(s) for s in fresh}
-        spaces = [s for s, sha in current.items() if sha and synced.get(s) != sha]
-        if not spaces:
+        # Only the Spaces whose commit the reads changed (a page read unchanged changes none) are asked of
+        # Redis: one per push, not per Space.
+        current = {s: sha for s in fresh if (sha := shas.get(s))}
+        if not current:
             return
+        spaces = list(current)
         try:
             known = dict(zip(spaces, self.hot.redis.hmget(SHAS, spaces)))
-            changed = {s: current[s] for s in spaces if known.get(s) != current[s]}
+            changed = {s: sha for s, sha in current.items() if known.get(s) != sha}
             if changed:
                 self.hot.redis.hset(SHAS, mapping=changed)
         except BaseException:
             reader.give_back(spaces)
             raise
-        synced.update((s, current[s]) for s in spaces)
         if not changed:
             return
         for space, sha in changed.items():

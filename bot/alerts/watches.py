@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import time
 import uuid
 from dataclasses import dataclass
@@ -50,7 +51,7 @@ class WatchSet:
 
     def __init__(self, watches: list[Watch]):
         self.watches = watches
-        self._by_space: dict[str, list[Watch]] = {}
+        self._by_space: dict[str, list[Watch] | tuple[Watch, ...]] = {}
         self._by_namespace: dict[str, list[Watch]] = {}
         self._explicit_by_ns: dict[str, set[str]] = {}
         for watch in watches:
@@ -60,12 +61,14 @@ class WatchSet:
                 self._by_space.setdefault(watch.target, []).append(watch)
         for space in self._by_space:
             self._explicit_by_ns.setdefault(namespace_of(space), set()).add(space)
+        # Kept as tuples (a 100,000-Space fleet has as many of these as Spaces watched by name).
+        self._by_space = {space: tuple(found) for space, found in self._by_space.items()}
 
     def __len__(self) -> int:
         return len(self.watches)
 
     def for_space(self, space: str) -> list[Watch]:
-        return self._by_space.get(space, []) + self._by_namespace.get(namespace_of(space), [])
+        return [*self._by_space.get(space, ()), *self._by_namespace.get(namespace_of(space), ())]
 
     def pattern_namespaces(self) -> set[str]:
         return set(self._by_namespace)
@@ -86,7 +89,7 @@ class WatchSet:
         return namespace in self._by_namespace
 
     def is_watched(self, space: str) -> bool:
-        return bool(self.for_space(space))
+        return space in self._by_space or namespace_of(space) in self._by_namespace
 
 
 def _field(channel: str, target: str) -> str:
@@ -142,9 +145,12 @@ class WatchStore:
         if loaded is not None and loaded[0] == digest:
             return loaded[1]
         watches = []
+        kinds: dict[tuple, frozenset[str]] = {}  # one frozenset per distinct `--only` list
         for name, value in raw.items():
             channel, target = _split(name)
-            watches.append(Watch(channel, target, frozenset(json.loads(value).get("only") or ())))
+            only = tuple(json.loads(value).get("only") or ())
+            watches.append(Watch(sys.intern(channel), sys.intern(target),
+                                 kinds.setdefault(only, frozenset(only)) if only else _NONE))
         self._loaded = (digest, WatchSet(watches))
         return self._loaded[1]
 

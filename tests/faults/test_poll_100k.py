@@ -132,7 +132,6 @@ def test_100000_spaces_shared_by_4_replicas_lose_and_double_nothing(redis_server
         lost = [s for s in changed if counts[s] == 0]
         doubled = [s for s in changed if counts[s] > 1]
         spurious = [s for s in spaces if counts[s] and s not in changed]
-        from bot.alerts.keys import state_key
         assert not lost and not doubled and not spurious, (lost[:5], doubled[:5], spurious[:5])
         assert len({ctx.watcher.shards.owner for ctx in contexts}) == REPLICAS
         assert sorted(s for ctx in contexts for s in ctx.watcher.shards.held) == list(range(SHARDS))
