@@ -261,9 +261,11 @@ class Poller:
                     results[space] = "404"
         # A Space this leader read before that its namespace's listing no longer has was deleted (or renamed):
         # unreadable, so it stops accruing.
+        unchanged = report.unchanged  # listed again (so not deleted)
         for space in self.observed:
-            if space not in results and space not in listings.get(namespace_of(space), (space,)) \
-                    and watches.is_watched(space):
+            if space in results or space in unchanged:
+                continue
+            if space not in listings.get(namespace_of(space), (space,)) and watches.is_watched(space):
                 results[space] = "404"
         return results
 
