@@ -66,3 +66,12 @@ def test_a_watch_written_around_the_bot_shows_within_the_full_read(redis_client,
     assert len(store.load()) == 1  # within FULL_READ of the last whole read
     monkeypatch.setattr(watches_module, "FULL_READ", 0.0)
     assert len(store.load()) == 2
+
+
+def test_memory_is_given_back_where_the_c_library_can():
+    """glibc (this machine, the Docker image) has malloc_trim; elsewhere give_back only collects."""
+    import platform
+
+    from bot.core import memory
+
+    assert memory.give_back() is (platform.system() == "Linux" and platform.libc_ver()[0] == "glibc")
