@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import logging
+import operator
 import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field, replace
+from itertools import compress
 from collections.abc import Mapping
 from typing import Callable
 
@@ -244,11 +246,18 @@ class Poller:
             for page in pages:
                 spaces, prints = page.spaces, page.prints
                 listed.update(spaces)
-                # A page of watched Spaces, each read before and each showing its quiet state's print: all of
-                # it unchanged, compared at C speed (the per-entry loop below decides the same, slower).
+                # A page of watched Spaces, each with a runtime and read before: each entry is unchanged when its
+                # print is its quiet state's, compared at C speed (the per-entry loop below decides the same).
                 if (every or explicit.issuperset(spaces)) and None not in prints \
-                        and all(map(observed.__contains__, spaces)) and tuple(map(packed.get, spaces)) == prints:
-                    unchanged.update(zip(spaces, prints))
+                        and all(map(observed.__contains__, spaces)):
+                    same = list(map(operator.eq, prints, map(packed.get, spaces)))
+                    if all(same):
+                        unchanged.update(zip(spaces, prints))
+                        continue
+                    unchanged.update(zip(compress(spaces, same), compress(prints, same)))
+                    other = [not s for s in same]
+                    for space, seen in zip(compress(spaces, other), compress(prints, other)):
+                        results[space] = Observation.from_print(space, seen, now)
                     continue
                 for space, seen in zip(spaces, prints):
                     if seen and (every or space in explicit):
