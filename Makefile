@@ -26,14 +26,17 @@ demo: $(STAMP)
 	@command -v redis-server >/dev/null || { echo "make demo needs redis-server. Debian/Ubuntu: sudo apt-get install redis-server; macOS: brew install redis"; exit 1; }
 	@$(BIN)/python -m tests.emulators.demo
 
+# PYTHONDONTWRITEBYTECODE= : every xdist worker rewrites the asserts of ~180 test modules and compiles the bot
+# (about 6 s of CPU each) unless the bytecode is cached in __pycache__/ (ignored by git): cached even when the
+# shell sets PYTHONDONTWRITEBYTECODE.
 test: $(STAMP)
 	@command -v redis-server >/dev/null || { echo "redis-server is not installed: the tests start a real one. Debian/Ubuntu: sudo apt-get install redis-server; macOS: brew install redis"; exit 1; }
-	$(BIN)/python -m pytest
+	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest
 
 # Everything but @pytest.mark.slow (real processes, real time, fuzz runs): a minute, for the edit-test loop.
 test-fast: $(STAMP)
 	@command -v redis-server >/dev/null || { echo "redis-server is not installed: the tests start a real one. Debian/Ubuntu: sudo apt-get install redis-server; macOS: brew install redis"; exit 1; }
-	$(BIN)/python -m pytest -m "not slow"
+	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -m "not slow"
 
 bench: $(STAMP)
 	$(BIN)/python bench/ack.py

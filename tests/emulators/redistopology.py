@@ -74,14 +74,36 @@ class Node:
         self.directory = directory
         self.args = args
         self.proc: subprocess.Popen | None = None
+        self.started = False  # once it ran, its port is known to others (a cluster, Sentinels): kept
         directory.mkdir(parents=True, exist_ok=True)
 
     def start(self, *extra: str) -> None:
-        self.proc = subprocess.Popen(
-            [shutil.which("redis-server"), *extra, "--port", str(self.port), "--bind", "127.0.0.1",
-             "--dir", str(self.directory), "--save", "", "--appendonly", "no", *self.args],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        _wait(lambda: self.client().ping(), 10, f"redis on port {self.port}")
+        """Start (or restart) the server. On its first start a port `free_port()` chose may be taken by the
+        time redis-server binds it (another worker's server, or any outgoing connection's ephemeral port):
+        then the server exits at once and it is started again on new ports (its own and its cluster bus port),
+        before anything has been told its port. A restart keeps its ports."""
+        first = not self.started
+        for attempt in range(3):
+            self.proc = subprocess.Popen(
+                [shutil.which("redis-server"), *extra, "--port", str(self.port), "--bind", "127.0.0.1",
+                 "--dir", str(self.directory), "--save", "", "--appendonly", "no", *self.args],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            proc = self.proc
+            try:
+                _wait(lambda: proc.poll() is not None or self.client().ping(), 10, f"redis on port {self.port}")
+            except RuntimeError:
+                self.stop()
+                raise
+            if proc.poll() is None:
+                self.started = True
+                return
+            if not first or attempt == 2:
+                self.proc = None
+                raise RuntimeError(f"redis-server on port {self.port} exited at start (code {proc.returncode})")
+            self.port = free_port()
+            if "--cluster-port" in self.args:
+                at = self.args.index("--cluster-port") + 1
+                self.args[at] = str(free_port())
 
     def client(self) -> redis.Redis:
         return redis.Redis(port=self.port, decode_responses=True, socket_timeout=2, socket_connect_timeout=1)

@@ -90,8 +90,24 @@ def test_a_hung_namespace_listing_does_not_stop_the_pipeline(make_bot, hub, slac
 
 
 @pytest.mark.slow
-def test_every_request_of_the_client_has_a_timeout(make_bot, hub):
-    """`list_spaces` passes timeout=None (no timeout at all in httpx); the transport gives it one."""
+def test_every_request_of_the_client_has_a_timeout(make_bot, hub, monkeypatch):
+    """`list_spaces` passes timeout=None (no timeout at all in httpx); the transport gives it one.
+
+    Each of the client's tries waits out the real 1 s timeout against a Hub that never answers; only the
+    client's own backoff between tries (1+2+4+8+8 s in huggingface_hub) is recorded instead of slept."""
+    from huggingface_hub.utils import _http
+
+    backoff: list[float] = []
+
+    class BackoffClock:  # huggingface_hub's `time` module, with its retry sleeps recorded, not slept
+        def __getattr__(self, name):
+            return getattr(time, name)
+
+        @staticmethod
+        def sleep(seconds: float) -> None:
+            backoff.append(seconds)
+
+    monkeypatch.setattr(_http, "time", BackoffClock())
     bot = make_bot(SPACEOPS_HUB_TIMEOUT="1")
     hub.add_space("acme/chat")
     hub.inject("GET", "/api/spaces", exact=True, hang=True, times=10)
@@ -105,6 +121,8 @@ def test_every_request_of_the_client_has_a_timeout(make_bot, hub):
 
     assert run_bounded(listing), "list_spaces hung: the request had no timeout"
     assert outcome and "timeout" in type(outcome[0]).__name__.lower()
+    # Every try reached the Hub and timed out (none was cut short): one more try than backoff waits.
+    assert backoff and len(hub.calls("GET", "/api/spaces")) == len(backoff) + 1, (backoff, hub.calls("GET"))
     tally("alerts: request without a timeout")
 
 
