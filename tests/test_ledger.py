@@ -479,3 +479,15 @@ def test_three_weeks_of_cost_digests_and_budgets_equal_the_ledger_to_the_cent(ma
             if dollars > 0:
                 assert f"{space} — {money(dollars)}" in alert, (space, dollars, alert)
     assert len(alerts) == 3
+
+
+def test_a_negative_longest_outage_reads_as_none(redis_client):
+    """A mangled `out` (a negative duration) is no outage, in the day's facts and in a period's longest alike
+    (Hypothesis found a day whose -1 the period scripts read as 0 and `hash_totals` as -1)."""
+    space, days = "acme/random", ["2026-11-01", "2026-11-02", "2026-11-03"]
+    for day in days:
+        redis_client.hset(day_key(space, day), mapping={"b|t4-medium|0.6": "0", "out": "-1"})
+    store = FleetStore(redis_client)
+    assert hash_totals({"out": "-1"}).longest_outage == 0
+    assert {d.longest_outage for d in store.facts([space], days)[space].days.values()} == {0}
+    assert store.periods([space], days[:1], days[1:])[space].total.longest_outage == 0

@@ -159,7 +159,7 @@ def hash_totals(fields: dict[str, str]) -> Totals:
         elif name == "inc":
             out.incidents = _int(value)
         elif name == "out":
-            out.longest_outage = _int(value)
+            out.longest_outage = max(0, _int(value))  # a duration: a negative one is mangled, read as none
         elif name == "h":
             out.strip = value
         else:
@@ -215,7 +215,7 @@ local function totals(f)
     if name == 'up' then up = find(v, '^%-?%d+$') and tonumber(v) or 0
     elseif name == 'h' then h = v
     elseif name == 'inc' then inc = find(v, '^%-?%d+$') and tonumber(v) or 0
-    elseif name == 'out' then out = find(v, '^%-?%d+$') and tonumber(v) or 0
+    elseif name == 'out' then out = find(v, '^%-?%d+$') and math.max(0, tonumber(v)) or 0
     else
       local flavor, price = match(name, '^b|([^|]*)|([^|]*)$')
       if flavor and (price == '?' or find(price, '^%d+%.?%d*$')) then
