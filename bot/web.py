@@ -112,11 +112,11 @@ def parses(body: bytes, content_type: str | None) -> bool:
     return kind != "event_callback" or isinstance(parsed.get("event"), dict)
 
 
-ARRIVED = "spaceops.arrived"  # environ key: perf_counter() when the request's first bytes were read
+ARRIVED = "spaceops.arrived"  # environ key: perf_counter() when the request arrived (see _timed_channel)
 
 
 def timed(start_response, arrived: float):
-    """`start_response` adding `Server-Timing: app;dur=<ms>`: the time from the request's first bytes to its
+    """`start_response` adding `Server-Timing: app;dur=<ms>`: the time from the request's arrival to its
     answer, as the server saw it (bench/ack.py tells the bot's share of an ack from the machine's with it)."""
 
     def start(status, headers, exc_info=None):
@@ -128,7 +128,7 @@ def timed(start_response, arrived: float):
 
 def create_server(wsgi, host: str, port: int, threads: int = 16):
     """A waitress server not yet running (tests and benchmarks run it in a thread). Each request's time,
-    from its first bytes read to its answer written, goes to `spaceops_http_request_seconds`."""
+    from its arrival (connection accepted or first bytes read) to its answer written, goes to `spaceops_http_request_seconds`."""
     from waitress.server import create_server as waitress_create
 
     server = waitress_create(wsgi, host=host, port=port, threads=threads, ident="space-ops",
@@ -138,9 +138,10 @@ def create_server(wsgi, host: str, port: int, threads: int = 16):
 
 
 def _timed_channel():
-    """waitress's channel with a parser that notes when a request's first bytes arrived and a task that puts
-    it in the environ and observes the whole request once answered. waitress has no public hook for the
-    time a request arrived; its channel, parser and task classes (waitress internals) are read here only."""
+    """waitress's channel noting when a request arrived (its connection accepted, for the first request on
+    it; its first bytes read, for the next ones) and a task putting that in the environ and observing the
+    whole request once answered. waitress has no public hook for the time a request arrived; its channel,
+    parser and task classes (waitress internals) are read here only."""
     from waitress.channel import HTTPChannel
     from waitress.parser import HTTPRequestParser
     from waitress.task import WSGITask
@@ -153,20 +154,30 @@ def _timed_channel():
             self.arrived = time.perf_counter()
 
     class Task(WSGITask):
+        def arrived(self) -> float:
+            accepted = self.channel.accepted
+            return accepted if accepted is not None else self.request.arrived
+
         def get_environment(self):
             environ = super().get_environment()
-            environ[ARRIVED] = self.request.arrived
+            environ[ARRIVED] = self.arrived()
             return environ
 
         def service(self):
+            arrived = self.arrived()
+            self.channel.accepted = None  # a next request on this connection counts from its own first bytes
             try:
                 super().service()
             finally:
-                metrics.http_request(self.request.path, time.perf_counter() - self.request.arrived)
+                metrics.http_request(self.request.path, time.perf_counter() - arrived)
 
     class Channel(HTTPChannel):
         parser_class = Parser
         task_class = Task
+
+        def __init__(self, *args, **kwargs):
+            self.accepted = time.perf_counter()
+            super().__init__(*args, **kwargs)
 
     return Channel
 

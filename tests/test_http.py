@@ -198,3 +198,33 @@ def test_an_ack_says_how_long_the_bot_took_and_metrics_count_it(bot, hub, slack)
     counted = re.search(r'spaceops_http_request_seconds_count\{path="/slack/events"\} (\d+)', text)
     assert counted and float(counted.group(1)) >= 1, text[-2000:]
     assert slack.wait(lambda: slack.responses("timing"), timeout=10)
+
+
+def test_a_repeated_status_gets_the_same_empty_ack_and_one_answer(bot, hub, slack):
+    """A `/space` command's delivery id is claimed on the work pool, not before the ack (issue #22): both
+    deliveries are acked alike, the Hub is read once, the user reads one answer."""
+    hub.add_space("acme/chat")
+    form = {"team_id": "T1", "channel_id": "C1", "user_id": "U1", "command": "/space", "text": "status acme/chat",
+            "response_url": f"{slack.base}/respond/twice", "trigger_id": "trig.twice"}
+    body = urlencode(form).encode()
+    answers = [bot.post(body, "application/x-www-form-urlencoded", headers={"X-Slack-Retry-Num": str(n)})
+               for n in range(3)]
+    assert [(a.status, a.body) for a in answers] == [(200, "")] * 3
+    assert slack.wait(lambda: slack.responses("twice"), timeout=10)
+    time.sleep(0.3)
+    assert len(slack.responses("twice")) == 1
+    reads = [r for r in hub.requests if "/api/spaces/acme/chat" in r.path]
+    assert len({r.path for r in reads}) == len(reads)  # no Hub read twice
+
+
+def test_a_repeated_secret_set_opens_one_form(bot, hub, slack):
+    hub.add_space("acme/chat")
+    form = {"team_id": "T1", "channel_id": "C1", "user_id": "U1", "command": "/space",
+            "text": "secret set acme/chat OPENAI_KEY", "response_url": f"{slack.base}/respond/form",
+            "trigger_id": "trig.form"}
+    body = urlencode(form).encode()
+    answers = [bot.post(body, "application/x-www-form-urlencoded") for _ in range(2)]
+    assert [(a.status, a.body) for a in answers] == [(200, "")] * 2
+    assert slack.wait(lambda: slack.of("views.open"), timeout=10)
+    time.sleep(0.3)
+    assert len(slack.of("views.open")) == 1
