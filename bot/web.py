@@ -127,8 +127,8 @@ def timed(start_response, arrived: float):
 
 
 def create_server(wsgi, host: str, port: int, threads: int = 16):
-    """A waitress server not yet running (tests and benchmarks run it in a thread). Each request's time,
-    from its arrival (connection accepted or first bytes read) to its answer written, goes to `spaceops_http_request_seconds`."""
+    """A waitress server not yet running (tests and benchmarks run it in a thread). Each request's time, from
+    its arrival (connection accepted, or first bytes read) to its answer written: `spaceops_http_request_seconds`."""
     from waitress.server import create_server as waitress_create
 
     server = waitress_create(wsgi, host=host, port=port, threads=threads, ident="space-ops",
