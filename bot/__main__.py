@@ -117,6 +117,7 @@ def _run(args, settings: Settings) -> int:
     if args.mode == "serve":
         from bot.web import create_server, make_wsgi_app, run_in_thread
 
+        ctx.warm(args.threads)  # one Redis connection per HTTP thread
         server = create_server(make_wsgi_app(app, ctx), args.host, args.port, threads=args.threads)
         logging.getLogger(__name__).info("Space Ops listening on http://%s:%d/slack/events", args.host, args.port)
         stop_http = run_in_thread(server)
@@ -132,6 +133,7 @@ def _run(args, settings: Settings) -> int:
     handler = SocketModeHandler(app, app_token=settings.slack_app_token, logger=socket_mode_logger(),
                                 ping_interval=SOCKET_PING_SECONDS)
     health = _health_server(ctx, args, socket=handler.client)
+    ctx.warm(10)  # Bolt's Socket Mode client runs 10 listener threads by default
     handler.connect()
     _wait(stopping)
     return _shutdown(ctx, handler.close, health)

@@ -72,6 +72,14 @@ class Context:
     # "Waiting for the Hub…" after the first, an answer (maybe "the Hub did not answer") by the second.
     reply_deadlines: tuple[float, float] = (3.0, 8.0)
 
+    def warm(self, connections: int) -> None:
+        """Before taking requests: the worker threads, the timer thread and `connections` Redis connections
+        for the ack path, so the first burst after a start waits for none of them (bench/ack.py)."""
+        if isinstance(self.pool, WorkPool):
+            self.pool.start_workers()
+        self.timers.start()
+        self.store.warm(connections)
+
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
         self.timers.stop()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import time
 
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
@@ -47,6 +48,9 @@ def make_wsgi_app(app: App, ctx):
 
     def wsgi(environ, start_response):
         path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "")
+        arrived = environ.get(ARRIVED)
+        if arrived is not None:
+            start_response = timed(start_response, arrived)
         if path in health.PATHS and method in ("GET", "HEAD"):
             return health.wsgi(environ, start_response)
         if path == "/hub/webhook":
@@ -108,12 +112,74 @@ def parses(body: bytes, content_type: str | None) -> bool:
     return kind != "event_callback" or isinstance(parsed.get("event"), dict)
 
 
+ARRIVED = "spaceops.arrived"  # environ key: perf_counter() when the request arrived (see _timed_channel)
+
+
+def timed(start_response, arrived: float):
+    """`start_response` adding `Server-Timing: app;dur=<ms>`: the time from the request's arrival to its
+    answer, as the server saw it (bench/ack.py tells the bot's share of an ack from the machine's with it)."""
+
+    def start(status, headers, exc_info=None):
+        spent = (time.perf_counter() - arrived) * 1000
+        return start_response(status, [*headers, ("Server-Timing", f"app;dur={spent:.2f}")], exc_info)
+
+    return start
+
+
 def create_server(wsgi, host: str, port: int, threads: int = 16):
-    """A waitress server not yet running (tests and benchmarks run it in a thread)."""
+    """A waitress server not yet running (tests and benchmarks run it in a thread). Each request's time, from
+    its arrival (connection accepted, or first bytes read) to its answer written: `spaceops_http_request_seconds`."""
     from waitress.server import create_server as waitress_create
 
-    return waitress_create(wsgi, host=host, port=port, threads=threads, ident="space-ops",
-                           max_request_body_size=MAX_BODY, channel_timeout=30)
+    server = waitress_create(wsgi, host=host, port=port, threads=threads, ident="space-ops",
+                             max_request_body_size=MAX_BODY, channel_timeout=30)
+    server.channel_class = _timed_channel()
+    return server
+
+
+def _timed_channel():
+    """waitress's channel noting when a request arrived (its connection accepted, for the first request on
+    it; its first bytes read, for the next ones) and a task putting that in the environ and observing the
+    whole request once answered. waitress has no public hook for the time a request arrived; its channel,
+    parser and task classes (waitress internals) are read here only."""
+    from waitress.channel import HTTPChannel
+    from waitress.parser import HTTPRequestParser
+    from waitress.task import WSGITask
+
+    from bot.core import metrics
+
+    class Parser(HTTPRequestParser):
+        def __init__(self, adj):
+            super().__init__(adj)
+            self.arrived = time.perf_counter()
+
+    class Task(WSGITask):
+        def arrived(self) -> float:
+            accepted = self.channel.accepted
+            return accepted if accepted is not None else self.request.arrived
+
+        def get_environment(self):
+            environ = super().get_environment()
+            environ[ARRIVED] = self.arrived()
+            return environ
+
+        def service(self):
+            arrived = self.arrived()
+            self.channel.accepted = None  # a next request on this connection counts from its own first bytes
+            try:
+                super().service()
+            finally:
+                metrics.http_request(self.request.path, time.perf_counter() - arrived)
+
+    class Channel(HTTPChannel):
+        parser_class = Parser
+        task_class = Task
+
+        def __init__(self, *args, **kwargs):
+            self.accepted = time.perf_counter()
+            super().__init__(*args, **kwargs)
+
+    return Channel
 
 
 def run_in_thread(server):

@@ -15,6 +15,7 @@ from bot.core.blocks import fit_view
 from bot.core.errors import BadInput, SpaceOpsError
 from bot.core.permissions import Actor
 from bot.core.words import busy_reply, error_reply, not_shown_in_view
+from handlers.dedupe import TTL as DEDUPE_TTL, delivery_id
 from handlers.replies import deliver, submit
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,13 @@ def register(app, ctx) -> None:
             ack(text=reply.text, blocks=reply.blocks, response_type="ephemeral")
             return
         actor = actor_of(command)
+        # The delivery id is claimed where something would happen (handlers/dedupe.py): a parse error or a
+        # busy answer runs nothing, and the ack of a queued command is the same for a repeat.
+        claim = delivery_id(command)
         if cmd.name == "secret.set":
+            if claim and not ctx.store.once(claim, ttl=DEDUPE_TTL):
+                ack()  # a repeat: the first delivery opens the form
+                return
             open_secret_modal(ack, client, ctx, cmd, actor, command)
             return
         if ctx.pool.full():
@@ -50,7 +57,7 @@ def register(app, ctx) -> None:
             ack(text=reply.text, blocks=reply.blocks, response_type="ephemeral")
             return
         ack()
-        submit(ctx, lambda: ctx.ops.run(cmd, actor), command.get("response_url", ""), cmd.name)
+        submit(ctx, lambda: ctx.ops.run(cmd, actor), command.get("response_url", ""), cmd.name, claim=claim)
 
 
 def open_secret_modal(ack, client, ctx, cmd, actor, command) -> None:

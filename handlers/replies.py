@@ -14,6 +14,7 @@ from bot.core.permissions import READS
 from bot.core.slack import retry_after_header
 from bot.core.words import Reply, busy_reply, hub_silent_reply, internal_error_reply, message_pages, waiting_reply
 from bot.core.work import PoolFull
+from handlers.dedupe import TTL as CLAIM_TTL
 
 log = logging.getLogger(__name__)
 RETRIES = 3
@@ -144,11 +145,17 @@ WAITING_AFTER = 3.0
 ANSWER_WITHIN = 8.0
 
 
-def run_and_reply(ctx, work, answer: Answer, what: str, timers: list) -> None:
-    """`work()` returns a Reply; a bug becomes a polite reply and a logged traceback, never silence."""
+def run_and_reply(ctx, work, answer: Answer, what: str, timers: list, claim: str | None = None) -> None:
+    """`work()` returns a Reply; a bug becomes a polite reply and a logged traceback, never silence.
+    `claim`: the delivery id, claimed here first (handlers/dedupe.py); a repeat delivery does nothing."""
     if not answer.start():
         metrics.command_done(what, "busy")
         return  # waited past the deadline for a worker; the user read "busy" and nothing was done
+    if claim is not None and not ctx.store.once(claim, ttl=CLAIM_TTL):
+        for timer in timers:
+            timer.cancel()
+        metrics.command_done(what, "repeat")
+        return  # Slack delivered this request before: that delivery runs it and answers
     outcome = "ok"
     try:
         reply = work()
@@ -164,16 +171,17 @@ def run_and_reply(ctx, work, answer: Answer, what: str, timers: list) -> None:
     answer.final(reply)
 
 
-def submit(ctx, work, response_url: str, what: str, replace: bool = True) -> None:
+def submit(ctx, work, response_url: str, what: str, replace: bool = True, claim: str | None = None) -> None:
     """Run `work` on the pool and deliver its reply; the deadlines (`ctx.reply_deadlines`) start now.
-    `replace=False` for clicks: their response_url would replace the message that holds the button."""
+    `replace=False` for clicks: their response_url would replace the message that holds the button.
+    `claim`: a delivery id not yet claimed (a `/space` command's, handlers/dedupe.py): claimed on the pool."""
     waiting_after, answer_within = getattr(ctx, "reply_deadlines", (WAITING_AFTER, ANSWER_WITHIN))
     answer = Answer(response_url, change=what not in READS, replace=replace,
                     slack_api_url=ctx.settings.slack_api_url)
     timers = [ctx.timers.after(waiting_after, answer.waiting), ctx.timers.after(answer_within, answer.give_up)] \
         if getattr(ctx, "timers", None) else []
     try:
-        ctx.pool.submit(run_and_reply, ctx, work, answer, what, timers)
+        ctx.pool.submit(run_and_reply, ctx, work, answer, what, timers, claim)
     except PoolFull:
         for timer in timers:
             timer.cancel()

@@ -51,6 +51,12 @@ def test_ack_runs_small_and_every_admitted_command_is_answered():
     assert figures, out
     p50, p99, top = map(float, figures.groups())
     assert 0 < p50 <= p99 <= top, out
+    # The bot's own share (its Server-Timing header) is part of what the client waited for.
+    inside = re.search(r"in the bot p50=([\d.]+) ms\s+p99=([\d.]+) ms\s+max=([\d.]+) ms", out)
+    assert inside, out
+    bot_p50, bot_p99, bot_top = map(float, inside.groups())
+    assert 0 < bot_p50 <= bot_p99 <= bot_top <= top, out
+    assert "load average before:" in out, out
     answered = re.search(r"answered by response_url: (\d+)/(\d+); refused as busy in the ack: (\d+)", out)
     assert answered, out
     got, expected, busy = map(int, answered.groups())

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import http.client
 import os
+import re
 import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import pytest
+from slack_sdk.signature import SignatureVerifier
 
 from tests.harness import SIGNING_SECRET
 
@@ -171,3 +174,57 @@ def test_serve_with_slack_unreachable_says_so(redis_server):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "Slack cannot be reached" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_an_ack_says_how_long_the_bot_took_and_metrics_count_it(bot, hub, slack):
+    """`Server-Timing: app;dur=<ms>` on each answer (bench/ack.py tells the bot's share of an ack from the
+    machine's with it), and the time per path in /metrics (`spaceops_http_request_seconds`)."""
+    hub.add_space("acme/chat")
+    body = urlencode({"team_id": "T1", "channel_id": "C1", "user_id": "U1", "command": "/space",
+                      "text": "status acme/chat", "response_url": f"{slack.base}/respond/timing",
+                      "trigger_id": "trig.timing"}).encode()
+    ts = str(int(time.time()))
+    conn = http.client.HTTPConnection(urlsplit(bot.url).hostname, urlsplit(bot.url).port, timeout=10)
+    conn.request("POST", "/slack/events", body=body, headers={
+        "Content-Type": "application/x-www-form-urlencoded", "X-Slack-Request-Timestamp": ts,
+        "X-Slack-Signature": SignatureVerifier(SIGNING_SECRET).generate_signature(timestamp=ts, body=body)})
+    answer = conn.getresponse()
+    answer.read()
+    conn.close()
+    assert answer.status == 200
+    timing = re.fullmatch(r"app;dur=(\d+\.\d\d)", answer.getheader("Server-Timing") or "")
+    assert timing and float(timing.group(1)) >= 0, answer.getheaders()
+    text = bot.get("/metrics").body
+    counted = re.search(r'spaceops_http_request_seconds_count\{path="/slack/events"\} (\d+)', text)
+    assert counted and float(counted.group(1)) >= 1, text[-2000:]
+    assert slack.wait(lambda: slack.responses("timing"), timeout=10)
+
+
+def test_a_repeated_status_gets_the_same_empty_ack_and_one_answer(bot, hub, slack):
+    """A `/space` command's delivery id is claimed on the work pool, not before the ack (issue #22): both
+    deliveries are acked alike, the Hub is read once, the user reads one answer."""
+    hub.add_space("acme/chat")
+    form = {"team_id": "T1", "channel_id": "C1", "user_id": "U1", "command": "/space", "text": "status acme/chat",
+            "response_url": f"{slack.base}/respond/twice", "trigger_id": "trig.twice"}
+    body = urlencode(form).encode()
+    answers = [bot.post(body, "application/x-www-form-urlencoded", headers={"X-Slack-Retry-Num": str(n)})
+               for n in range(3)]
+    assert [(a.status, a.body) for a in answers] == [(200, "")] * 3
+    assert slack.wait(lambda: slack.responses("twice"), timeout=10)
+    time.sleep(0.3)
+    assert len(slack.responses("twice")) == 1
+    reads = [r for r in hub.requests if "/api/spaces/acme/chat" in r.path]
+    assert len({r.path for r in reads}) == len(reads)  # no Hub read twice
+
+
+def test_a_repeated_secret_set_opens_one_form(bot, hub, slack):
+    hub.add_space("acme/chat")
+    form = {"team_id": "T1", "channel_id": "C1", "user_id": "U1", "command": "/space",
+            "text": "secret set acme/chat OPENAI_KEY", "response_url": f"{slack.base}/respond/form",
+            "trigger_id": "trig.form"}
+    body = urlencode(form).encode()
+    answers = [bot.post(body, "application/x-www-form-urlencoded") for _ in range(2)]
+    assert [(a.status, a.body) for a in answers] == [(200, "")] * 2
+    assert slack.wait(lambda: slack.of("views.open"), timeout=10)
+    time.sleep(0.3)
+    assert len(slack.of("views.open")) == 1

@@ -18,6 +18,10 @@ HUB_REQUESTS = Counter("spaceops_hub_requests_total", "HTTP requests to the Hub,
 HUB_LATENCY = Histogram("spaceops_hub_request_seconds", "Time to the Hub's response headers, by kind", ["kind"],
                         buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
 RATE_REMAINING = Gauge("spaceops_hub_ratelimit_remaining", "Requests left in the Hub's RateLimit window, as last seen")
+HTTP_REQUESTS = Histogram("spaceops_http_request_seconds", "HTTP mode: time from a request's first bytes read to "
+                          "its answer written, by path (Slack's ack deadline is 3 s)", ["path"],
+                          buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 3, 10))
+HTTP_PATHS = frozenset({"/slack/events", "/hub/webhook", "/livez", "/readyz", "/healthz", "/metrics"})
 POLL_CYCLE = Histogram("spaceops_poll_cycle_seconds", "Duration of one poll cycle on the leader",
                        buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
 ALERTS = Counter("spaceops_alerts_total", "Alerts by what happened to them",
@@ -68,6 +72,10 @@ def hub_response(method: str, path: str, status: int | str, seconds: float | Non
         note_hub_status(status, time.monotonic())
     if seconds is not None:
         HUB_LATENCY.labels(kind).observe(seconds)
+
+
+def http_request(path: str, seconds: float) -> None:
+    HTTP_REQUESTS.labels(path if path in HTTP_PATHS else "other").observe(seconds)
 
 
 def command_done(name: str, outcome: str) -> None:

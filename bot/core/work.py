@@ -28,6 +28,15 @@ class WorkPool(ThreadPoolExecutor):
         self._busy = 0
         self._idle = threading.Condition()
 
+    def start_workers(self, timeout: float = 5.0) -> None:
+        """Start every worker thread now, at start-up, rather than one per job in the first burst (a thread
+        start on a loaded machine held that burst's acks up by 20–40 ms: bench/ack.py)."""
+        ready = threading.Barrier(self._max_workers)
+        # Each placeholder waits for the others, so no worker is free to take two: every thread gets started.
+        futures = [ThreadPoolExecutor.submit(self, _wait_quietly, ready, timeout) for _ in range(self._max_workers)]
+        for future in futures:
+            future.result(timeout + 1)
+
     def full(self) -> bool:
         with self._idle:
             return self._busy >= self.capacity
@@ -69,6 +78,13 @@ class WorkPool(ThreadPoolExecutor):
         return True
 
 
+def _wait_quietly(barrier: threading.Barrier, timeout: float) -> None:
+    try:
+        barrier.wait(timeout)
+    except threading.BrokenBarrierError:
+        pass  # some thread did not start in time: it starts with the first job instead
+
+
 class Timer:
     """A scheduled call; `cancel()` makes it a no-op if it has not run yet."""
 
@@ -98,11 +114,19 @@ class Timers:
         timer = Timer()
         with self._changed:
             heapq.heappush(self._heap, (self.clock() + seconds, next(self._order), timer, fn))
-            if self._thread is None and not self._stopped:
-                self._thread = threading.Thread(target=self._run, daemon=True, name="spaceops-timers")
-                self._thread.start()
+            self._start()
             self._changed.notify()
         return timer
+
+    def start(self) -> None:
+        """Start the timer thread now (at start-up) rather than with the first command's ack."""
+        with self._changed:
+            self._start()
+
+    def _start(self) -> None:
+        if self._thread is None and not self._stopped:
+            self._thread = threading.Thread(target=self._run, daemon=True, name="spaceops-timers")
+            self._thread.start()
 
     def _run(self) -> None:
         while True:
