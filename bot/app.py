@@ -161,7 +161,8 @@ def build_context(settings: Settings, redis_client: redis.Redis | None = None, p
     jobs.add("budgets", fleet.budgets.check_budgets, deadline=SLOW_DEADLINE, slow=True, takes_lease=True)
     # State, usage and history of Spaces nobody watches any more are forgotten after a while, and leave the
     # fleet's index of known Spaces.
-    retention = Retention(store.redis, watcher.store, forget=watcher.poller.forget_space, index=fleet)
+    retention = Retention(store.redis, watcher.store, forget=watcher.poller.forget_space, index=fleet,
+                          marks=watcher.poller.marked)
     jobs.add("retention", retention.run)
     watcher.cron.append(("digests", fleet.digest_tick, {"minute": "*", "second": 5}))
     webhook = WebhookCommands(settings, api, store, watcher.store, roles.is_admin, changes=changes,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, replace
 
 UP = frozenset({"RUNNING", "RUNNING_BUILDING", "RUNNING_APP_STARTING"})
 ERRORS = frozenset({"RUNTIME_ERROR", "BUILD_ERROR", "CONFIG_ERROR", "NO_APP_FILE"})
@@ -25,6 +25,7 @@ WITH_LOGS = frozenset({"RUNTIME_ERROR", "BUILD_ERROR"})
 # are not incidents, never count towards a crash loop, and say at most one line in an open incident's thread.
 DEV_RELOADS = frozenset({"RUNNING", "APP_STARTING", "RUNNING_APP_STARTING", "RUNTIME_ERROR"})
 SCHEMA = 1  # the `v` of every stored alert and state; readers ignore fields they do not know
+_encode = json.JSONEncoder(separators=(",", ":")).encode  # one encoder, not one per record (json.dumps's)
 
 
 class Unreadable(ValueError):
@@ -150,7 +151,8 @@ class Alert:
         return f"{self.space}:{int(self.at * 1000)}:{self.kind}"
 
     def to_json(self) -> str:
-        return json.dumps({"v": SCHEMA, **asdict(self)}, separators=(",", ":"))
+        # The fields are plain values (tuples, a flat `extra`): no `asdict`, whose deep copy cost a burst's enqueue.
+        return _encode({"v": SCHEMA, **self.__dict__})
 
     @classmethod
     def from_json(cls, text: str) -> "Alert":
@@ -208,10 +210,12 @@ class SpaceState:
         """Whether the bot saw the stage it is in begin: a first sighting's stage began before it, unknown when."""
         return self.since > self.first_seen and self.since_known
 
-    def to_fields(self) -> dict[str, str]:
+    def to_json(self) -> str:
         # The fields are plain values (a tuple at most): no `asdict`, whose deep copy was most of a first cycle.
-        return {"json": json.dumps({"v": SCHEMA, **self.__dict__}, separators=(",", ":")), "stage": self.stage,
-                "ts": repr(self.version)}
+        return _encode({"v": SCHEMA, **self.__dict__})
+
+    def to_fields(self) -> dict[str, str]:
+        return {"json": self.to_json(), "stage": self.stage, "ts": repr(self.version)}
 
     @classmethod
     def from_fields(cls, space: str, stored: dict[str, str]) -> "SpaceState | None":
