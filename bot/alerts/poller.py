@@ -29,6 +29,7 @@ from bot.alerts.scripts import CAS, CAS_MANY, CLEAR_PENDING, HGETALL_MANY
 from bot.alerts.transitions import (WITH_LOGS, Alert, Observation, Policy, SpaceState, Unreadable, failed,
                                     observe, quiet, state_print, unobserved, usage_delta)
 from bot.alerts.watches import WatchSet, WatchStore
+from bot.core import memory
 from bot.core.budget import Budget, RateLimitHit
 from bot.core.flavors import CatalogueSource
 from bot.core.permissions import namespace_of
@@ -40,6 +41,7 @@ DOWNTIME_INTERVALS = 5  # more than a lease handover (2.5 intervals + one tick) 
 LIST_RETRY = 10 * 60
 READ_TIMEOUTS = 3       # a whole read (every page of a listing) ends within this many Hub timeouts
 COMMIT_BATCH = 200     # CAS scripts sent in one pipeline (the lease is re-checked between them)
+GIVE_BACK_AFTER = 10_000  # a cycle that wrote this many states gives the memory it freed back (bot/core/memory.py)
 LOG_FETCH_MAX = 20      # more failures than this in one cycle: no log lines (one request each)
 # A Space this leader has not read, whose retention mark (`watched_at`, refreshed hourly while it is watched)
 # is older than this, was not watched meanwhile: its stage counts up to that mark, not over the time between.
@@ -308,7 +310,11 @@ class Poller:
                 self.cache[space] = (fields.get("ts", ""), state)
                 self.packed.pop(space, None)
                 try:
-                    self.marked[space] = float(fields.get("watched_at") or 0)
+                    mark = fields.get("watched_at")
+                    if mark:
+                        self.marked[space] = float(mark)
+                    else:
+                        self.marked.pop(space, None)  # none yet: the same as 0 (`_unseen_since`, retention)
                 except ValueError:
                     self.marked.pop(space, None)
                 if fields.get("pending"):
@@ -548,6 +554,8 @@ class Poller:
         report.alerts = len(committed)
         report.observations = Observations(results, unchanged, now)
         self._pack([s for s, r in results.items() if isinstance(r, Observation)])
+        if len(decided) >= GIVE_BACK_AFTER:
+            memory.give_back()  # what deciding and writing them took is free now: most of the process's RSS
         if not report.rate_limited and hub_answered:
             # A cycle cut short by the budget is not a success: changes meanwhile get the downtime summary.
             self.redis.set(LAST_OK, repr(now))
