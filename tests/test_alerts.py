@@ -759,3 +759,28 @@ def test_a_batch_of_compare_and_sets_fences_each_space_alone(redis_client):
     read = redis_client.register_script(HGETALL_MANY)
     names = [state_key("acme/b"), state_key("acme/d")]
     assert read(keys=names, args=[]) == [[x for kv in redis_client.hgetall(names[0]).items() for x in kv], []]
+
+
+def test_a_server_that_refuses_scripts_over_several_slots_gets_one_space_per_script(bot, hub, slack, clock,
+                                                                                      redis_client):
+    """A proxy in front of one server may refuse CAS_MANY as a cluster would: the poller writes each Space with
+    its own CAS from then on, and every alert is still posted once."""
+    import redis
+
+    from bot.alerts.keys import state_key
+
+    def refused(**_):
+        raise redis.ResponseError("CROSSSLOT Keys in request don't hash to the same slot")
+
+    poller = bot.ctx.watcher.poller
+    poller._cas_many = poller._hgetall_many = refused
+    hub.add_space("acme/chat")
+    hub.add_space("acme/api")
+    watch(bot, "watch acme/*")
+    tick(bot, clock)
+    assert poller.cross_slot_refused
+    assert redis_client.hget(state_key("acme/chat"), "stage") == "RUNNING"
+    hub.set_stage("acme/chat", "RUNTIME_ERROR")
+    hub.set_stage("acme/api", "RUNTIME_ERROR")
+    tick(bot, clock)
+    assert sum("crashed" in p["text"] for p in posts(slack, "C1")) == 2

@@ -40,7 +40,7 @@ DOWNTIME_INTERVALS = 5  # more than a lease handover (2.5 intervals + one tick) 
 # this long, then is listed again: never silence after one "can't read".
 LIST_RETRY = 10 * 60
 READ_TIMEOUTS = 3       # a whole read (every page of a listing) ends within this many Hub timeouts
-COMMIT_BATCH = 200     # CAS scripts sent in one pipeline (the lease is re-checked between them)
+COMMIT_BATCH = 200     # Spaces whose CAS go in one call (on a cluster, one pipeline); the lease is re-checked between
 GIVE_BACK_AFTER = 10_000  # a cycle that wrote this many states gives the memory it freed back (bot/core/memory.py)
 LOG_FETCH_MAX = 20      # more failures than this in one cycle: no log lines (one request each)
 # A Space this leader has not read, whose retention mark (`watched_at`, refreshed hourly while it is watched)
@@ -128,6 +128,7 @@ class Poller:
         self._cas = client.register_script(CAS)
         self._cas_many = client.register_script(CAS_MANY)
         self._hgetall_many = client.register_script(HGETALL_MANY)
+        self.cross_slot_refused = False  # the server refused a script over several slots: one Space per script
         self._clear = client.register_script(CLEAR_PENDING)
         self.annotate = None  # Alert → Alert before commit (the commit a push brought, bot/alerts/hot.py)
         # namespace → whether this replica polls it (its poll shard is held here, bot/alerts/shards.py); None: all.
@@ -367,25 +368,47 @@ class Poller:
                 cache.pop(space, None)
         return done
 
+    def _one_slot_only(self) -> bool:
+        """Whether a script may touch only keys of one slot: a cluster, or a server that said CROSSSLOT once (a
+        proxy in front of one)."""
+        return self.cross_slot_refused or isinstance(self.redis, redis.cluster.RedisCluster)
+
+    def _many(self, run: Callable[[], list], one_by_one: Callable[[], list]) -> list:
+        """`run` (one script over many Spaces' keys) unless the server refuses keys of several slots together:
+        then `one_by_one`, from now on. A refused script ran nothing (the keys are checked first)."""
+        if not self._one_slot_only():
+            try:
+                return run()
+            except redis.ResponseError as err:
+                if not str(err).startswith("CROSSSLOT"):
+                    raise
+                log.info("Redis refuses scripts over several slots; the poller writes one Space per script")
+                self.cross_slot_refused = True
+        return one_by_one()
+
     def _hashes(self, names: list[str]) -> list[dict[str, str]]:
         """HGETALL of each of these hashes: in one script call on a single server (a pipeline of 1,000 HGETALLs
         cost redis-py's per-command work 1,000 times), pipelined on a cluster (its keys are in many slots)."""
-        if isinstance(self.redis, redis.cluster.RedisCluster):
+        def pipelined():
             pipe = self.redis.pipeline(transaction=False)
             for name in names:
                 pipe.hgetall(name)
             return pipe.execute()
-        return [dict(zip(flat[::2], flat[1::2])) for flat in self._hgetall_many(keys=names)]
+        return self._many(lambda: [dict(zip(flat[::2], flat[1::2])) for flat in self._hgetall_many(keys=names)],
+                          pipelined)
 
     def _scripts(self, script, calls: list[tuple[list[str], list]]) -> list:
-        """Run one script per (keys, args), pipelined where the client allows; the answers in order."""
-        if script is self._cas and len(calls) > 1 and not isinstance(self.redis, redis.cluster.RedisCluster):
-            # A single server: the whole batch's CAS in one call (each Space still fenced alone, scripts.py).
+        """Run one script per (keys, args), pipelined where the client allows; the answers in order. A batch of
+        CAS on a single server is one call (CAS_MANY: each Space still fenced alone, bot/alerts/scripts.py)."""
+        if script is self._cas and len(calls) > 1:
             keys, args = [], []
             for k, a in calls:
                 keys += k
                 args += [len(k), len(a), *a]
-            return self._cas_many(keys=keys, args=args)
+            return self._many(lambda: self._cas_many(keys=keys, args=args), lambda: self._each(script, calls))
+        return self._each(script, calls)
+
+    def _each(self, script, calls: list[tuple[list[str], list]]) -> list:
         if isinstance(self.redis, redis.cluster.RedisCluster):
             # redis-py's cluster pipeline refuses scripts: one call each (a first cycle on a cluster is slower).
             return [script(keys=keys, args=args) for keys, args in calls]
