@@ -24,7 +24,7 @@ from bot.approvals.flow import ApprovalKind, Approvals
 from bot.commands.tools import Tools
 from bot.commands.canonical import Canonical
 from bot.commands.operations import Operations
-from bot.core import hub
+from bot.core import hub, memory
 from bot.core.changes import Changes
 from bot.core.errors import ConfigError
 from bot.core.flavors import CatalogueSource, ThrottledCatalogue
@@ -93,6 +93,7 @@ class Context:
 def build_context(settings: Settings, redis_client: redis.Redis | None = None, poster: Poster | None = None,
                   client: WebClient | None = None) -> Context:
     """Build the edges, then the features in dependency order: alerts, approvals, commands."""
+    memory.tune()  # before the worker threads start (bot/core/memory.py)
     redis_client = redis_client or connect(settings.redis_url, cluster=settings.redis_cluster)
     check_server_version(redis_client)  # 7.0 or newer, or a sentence saying what needs it
     # Who a member is on the Hub (SPACEOPS_ROLES_FROM=hub|both), read from their link for the gate and the audit.
@@ -169,7 +170,8 @@ def build_context(settings: Settings, redis_client: redis.Redis | None = None, p
     jobs.add("budgets", fleet.budgets.check_budgets, deadline=SLOW_DEADLINE, slow=True, takes_lease=True)
     # State, usage and history of Spaces nobody watches any more are forgotten after a while, and leave the
     # fleet's index of known Spaces.
-    retention = Retention(store.redis, watcher.store, forget=watcher.poller.forget_space, index=fleet)
+    retention = Retention(store.redis, watcher.store, forget=watcher.poller.forget_space, index=fleet,
+                          marks=watcher.poller.marked)
     jobs.add("retention", retention.run)
     watcher.cron.append(("digests", fleet.digest_tick, {"minute": "*", "second": 5}))
     webhook = WebhookCommands(settings, api, store, watcher.store, roles.is_admin, changes=changes,

@@ -698,3 +698,89 @@ def test_a_private_broken_space_is_counted_not_named_where_its_details_may_not_s
     text = "\n".join(b["text"]["text"] for b in seen["blocks"] if b.get("text"))
     assert "2 Spaces · 1 running, 1 build failed" in text, text
     assert "acme/secret" not in text and "…and 1 more broken (1 private" in text
+
+
+def test_a_state_read_while_watched_carries_the_retention_mark_so_retention_leaves_it_alone(bot, hub, clock,
+                                                                                             redis_client):
+    """The CAS writes `watched_at` (and the backstop expiry) with a state it read; retention renews only marks
+    older than FRESH, and a Space that nobody watches any more gets no new mark from its closing write."""
+    from bot.alerts.keys import state_key
+    from bot.alerts.retention import FRESH, Retention
+
+    hub.add_space("acme/chat")
+    hub.add_space("acme/old")
+    hub.add_space("acme/gone")
+    for space in ("acme/chat", "acme/old", "acme/gone"):
+        watch(bot, f"watch {space}")
+    tick(bot, clock)
+    read_at = clock.now
+    for space in ("acme/chat", "acme/old", "acme/gone"):
+        assert redis_client.hget(state_key(space), "watched_at") == repr(read_at)
+        assert redis_client.ttl(state_key(space)) > 0
+    bot.command("/space unwatch acme/gone")
+    hub.set_stage("acme/chat", "SLEEPING")
+    tick(bot, clock, FRESH)                   # acme/chat read and written; acme/gone's stage closes (not a read)
+    changed_at = clock.now
+    assert redis_client.hget(state_key("acme/chat"), "watched_at") == repr(changed_at)
+    assert redis_client.hget(state_key("acme/gone"), "watched_at") == repr(read_at)
+    retention = Retention(redis_client, bot.ctx.watcher.store, marks=bot.ctx.watcher.poller.marked)
+    later = clock.now + 60
+    assert retention.run(later) == 0
+    assert redis_client.hget(state_key("acme/chat"), "watched_at") == repr(changed_at)  # fresh: left alone
+    assert redis_client.hget(state_key("acme/old"), "watched_at") == repr(later)        # older: renewed
+    assert redis_client.hget(state_key("acme/gone"), "watched_at") == repr(read_at)     # unwatched: not marked
+
+
+def test_a_batch_of_compare_and_sets_fences_each_space_alone(redis_client):
+    """CAS_MANY (a single server's batch) answers what CAS would for each Space, and writes what CAS writes."""
+    from bot.alerts.keys import history_key, state_key, usage_key
+    from bot.alerts.scripts import CAS, CAS_MANY, HGETALL_MANY
+
+    def call(space, expected, ts):
+        keys = [state_key(space), usage_key(space), history_key(space)]
+        return keys, [expected, ts, '{"v":1}', "RUNNING", "", "", 10, "", "", 100, ts, 1000]
+
+    one, many = redis_client.register_script(CAS), redis_client.register_script(CAS_MANY)
+    redis_client.delete(*(state_key(s) for s in ("acme/a", "acme/b", "acme/c", "acme/d")))
+    keys, args = call("acme/a", "", "5.0")
+    assert one(keys=keys, args=args) == [1, ""]
+    calls = [call("acme/a", "", "6.0"), call("acme/b", "", "6.0"), call("acme/a", "5.0", "7.0"),
+             call("acme/c", "", "6.0")]
+    flat_keys, flat_args = [], []
+    for k, a in calls:
+        flat_keys += k
+        flat_args += [len(k), len(a), *a]
+    # acme/a expected "" but holds 5.0: refused; acme/b and acme/c written; acme/a then moves on from 5.0.
+    assert many(keys=flat_keys, args=flat_args) == [0, [1, ""], [1, ""], [1, ""]]
+    assert redis_client.hget(state_key("acme/a"), "ts") == "7.0"
+    assert redis_client.hgetall(state_key("acme/b")) == {"json": '{"v":1}', "stage": "RUNNING", "ts": "6.0",
+                                                         "v": "1", "watched_at": "6.0"}
+    assert 0 < redis_client.ttl(state_key("acme/b")) <= 1000
+    read = redis_client.register_script(HGETALL_MANY)
+    names = [state_key("acme/b"), state_key("acme/d")]
+    assert read(keys=names, args=[]) == [[x for kv in redis_client.hgetall(names[0]).items() for x in kv], []]
+
+
+def test_a_server_that_refuses_scripts_over_several_slots_gets_one_space_per_script(bot, hub, slack, clock,
+                                                                                      redis_client):
+    """A proxy in front of one server may refuse CAS_MANY as a cluster would: the poller writes each Space with
+    its own CAS from then on, and every alert is still posted once."""
+    import redis
+
+    from bot.alerts.keys import state_key
+
+    def refused(**_):
+        raise redis.ResponseError("CROSSSLOT Keys in request don't hash to the same slot")
+
+    poller = bot.ctx.watcher.poller
+    poller._cas_many = poller._hgetall_many = refused
+    hub.add_space("acme/chat")
+    hub.add_space("acme/api")
+    watch(bot, "watch acme/*")
+    tick(bot, clock)
+    assert poller.cross_slot_refused
+    assert redis_client.hget(state_key("acme/chat"), "stage") == "RUNNING"
+    hub.set_stage("acme/chat", "RUNTIME_ERROR")
+    hub.set_stage("acme/api", "RUNTIME_ERROR")
+    tick(bot, clock)
+    assert sum("crashed" in p["text"] for p in posts(slack, "C1")) == 2

@@ -69,7 +69,7 @@ def test_a_watch_written_around_the_bot_shows_within_the_full_read(redis_client,
 
 
 def test_memory_is_given_back_where_the_c_library_can():
-    """glibc (this machine, the Docker image) has malloc_trim; elsewhere give_back only collects."""
+    """glibc (this machine, the Docker image) has malloc_trim; elsewhere give_back does nothing."""
     import platform
 
     from bot.core import memory

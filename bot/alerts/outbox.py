@@ -91,8 +91,9 @@ class Outbox:
         self.deliveries.enqueue(pipe, delivery_id, channel, op, payload)
         metrics.alerts("queued")
 
-    def _audience(self, alert: Alert, watches: WatchSet, mutes: dict) -> list[str]:
-        """Channels that get this alert now; muted ones count it for the line when the mute ends."""
+    def _audience(self, alert: Alert, watches: WatchSet, mutes: dict, payload: str | None = None) -> list[str]:
+        """Channels that get this alert now; muted ones count it for the line when the mute ends (`payload`:
+        the alert's JSON, when the caller has it already)."""
         channels: dict[str, bool] = {}
         for watch in watches.for_space(alert.space):
             channels[watch.channel] = channels.get(watch.channel, False) or alert.matches(watch.only)
@@ -102,9 +103,10 @@ class Outbox:
                     or (self.skip is not None and self.skip(alert, channel)):
                 continue
             mute = next(((chan, target) for (chan, target), until in mutes.items()
-                         if chan == channel and until > alert.at and covers(target, alert.space)), None)
+                         if chan == channel and until > alert.at and covers(target, alert.space)), None) \
+                if mutes else None
             if mute:
-                self.watch_store.hold_back(mute[0], mute[1], alert.to_json())
+                self.watch_store.hold_back(mute[0], mute[1], payload or alert.to_json())
                 continue
             audience.append(channel)
         return audience
@@ -116,10 +118,11 @@ class Outbox:
         pipe = self.redis.pipeline(transaction=False)
         count = 0
         for alert in alerts:
-            for channel in self._audience(alert, watches, mutes):
-                self._add(pipe, f"{alert.id}>{channel}", channel, "post", alert.to_json())
+            payload = alert.to_json()  # once per alert, whatever the number of channels
+            for channel in self._audience(alert, watches, mutes, payload):
+                self._add(pipe, f"{alert.id}>{channel}", channel, "post", payload)
                 if alert.closes:
-                    self._add(pipe, f"{alert.id}>{channel}>edit", channel, "edit", alert.to_json())
+                    self._add(pipe, f"{alert.id}>{channel}>edit", channel, "edit", payload)
                 count += 1
         pipe.execute()
         return count
@@ -243,10 +246,10 @@ class Outbox:
     def _fold(self, channel: str, posts: list[tuple[str, dict]], now: float) -> list[str] | bool | None:
         """Many alerts for one channel → one message with the list in its thread. The folded entries' ids
         (done once the message is posted), False when the channel must wait, None to deliver one by one."""
-        alerts, folded = [], []
+        folded = []
         for entry_id, fields in posts:
             try:
-                alerts.append(Alert.from_json(fields["payload"]))
+                Alert.from_json(fields["payload"])
                 folded.append((entry_id, fields))
             except Unreadable:
                 continue  # delivered alone, where it is retried and dead-lettered
@@ -264,10 +267,10 @@ class Outbox:
                 members = set(json.loads(first))
             except ValueError:
                 members = set(ids)
-            keep = [i for i, (_, f) in enumerate(folded) if f["id"] in members]
-            alerts, folded = [alerts[i] for i in keep], [folded[i] for i in keep]
+            folded = [(entry_id, f) for entry_id, f in folded if f["id"] in members]
+        # Each alert as it was queued (its decoder reads it again when the burst is delivered).
         burst = {"id": burst_id, "channel": channel, "op": "burst",
-                 "payload": json.dumps([a.to_json() for a in alerts])}
+                 "payload": json.dumps([f["payload"] for _, f in folded])}
         outcome = self._attempt(None, burst, now, also_done=folded)
         if outcome is True:
             log.info("%d alerts for %s folded into one message", len(folded), channel)
@@ -391,12 +394,12 @@ class Outbox:
         pipe.execute()
 
     def _follow_in(self, channel: str, ts: str, alerts: list[Alert]) -> None:
-        for alert in alerts:
-            if alert.incident is not None and not alert.closes:
-                # An incident that began here continues in this message's thread; the message itself is
-                # not edited on recovery (it speaks of other Spaces too).
-                self.redis.hset(THREADS, f"{channel}|{alert.space}",
-                                json.dumps({"ts": ts, "incident": alert.incident, "summary": True}))
+        # An incident that began here continues in this message's thread; the message itself is not edited on
+        # recovery (it speaks of other Spaces too). One write for all of them (a burst folds hundreds).
+        threads = {f"{channel}|{alert.space}": json.dumps({"ts": ts, "incident": alert.incident, "summary": True})
+                   for alert in alerts if alert.incident is not None and not alert.closes}
+        if threads:
+            self.redis.hset(THREADS, mapping=threads)
 
     def _deliver(self, op: str, channel: str, payload: str) -> None:
         if op in (POST_OP, UPDATE_OP):

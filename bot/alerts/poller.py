@@ -26,10 +26,12 @@ from bot.alerts import rollups
 from bot.alerts.keys import HISTORY_MAXLEN, LAST_OK, history_key, state_key, usage_key
 from bot.alerts.outbox import Outbox
 from bot.alerts.reader import HubReader, ReadFailed
-from bot.alerts.scripts import CAS, CLEAR_PENDING
+from bot.alerts.retention import BACKSTOP
+from bot.alerts.scripts import CAS, CAS_MANY, CLEAR_PENDING, HGETALL_MANY
 from bot.alerts.transitions import (WITH_LOGS, Alert, Observation, Policy, SpaceState, Unreadable, failed,
                                     observe, quiet, state_print, unobserved, usage_delta)
 from bot.alerts.watches import WatchSet, WatchStore
+from bot.core import memory
 from bot.core.budget import Budget, RateLimitHit
 from bot.core.flavors import CatalogueSource
 from bot.core.permissions import namespace_of
@@ -40,7 +42,8 @@ DOWNTIME_INTERVALS = 5  # more than a lease handover (2.5 intervals + one tick) 
 # this long, then is listed again: never silence after one "can't read".
 LIST_RETRY = 10 * 60
 READ_TIMEOUTS = 3       # a whole read (every page of a listing) ends within this many Hub timeouts
-COMMIT_BATCH = 200     # CAS scripts sent in one pipeline (the lease is re-checked between them)
+COMMIT_BATCH = 200     # Spaces whose CAS go in one call (on a cluster, one pipeline); the lease is re-checked between
+GIVE_BACK_AFTER = 10_000  # a cycle that wrote this many states gives the memory it freed back (bot/core/memory.py)
 LOG_FETCH_MAX = 20      # more failures than this in one cycle: no log lines (one request each)
 # A Space this leader has not read, whose retention mark (`watched_at`, refreshed hourly while it is watched)
 # is older than this, was not watched meanwhile: its stage counts up to that mark, not over the time between.
@@ -125,6 +128,9 @@ class Poller:
         self.marked: dict[str, float] = {}  # space → its retention mark when its state was loaded
         self.closing: dict[str, float] = {}  # space → where the decided state's stage stopped being observed
         self._cas = client.register_script(CAS)
+        self._cas_many = client.register_script(CAS_MANY)
+        self._hgetall_many = client.register_script(HGETALL_MANY)
+        self.cross_slot_refused = False  # the server refused a script over several slots: one Space per script
         self._clear = client.register_script(CLEAR_PENDING)
         self.annotate = None  # Alert → Alert before commit (the commit a push brought, bot/alerts/hot.py)
         # namespace → whether this replica polls it (its poll shard is held here, bot/alerts/shards.py); None: all.
@@ -311,10 +317,7 @@ class Poller:
         missing = [s for s in spaces if s not in self.cache]
         for chunk_start in range(0, len(missing), 1000):
             chunk = missing[chunk_start:chunk_start + 1000]
-            pipe = self.redis.pipeline(transaction=False)
-            for space in chunk:
-                pipe.hgetall(state_key(space))
-            for space, fields in zip(chunk, pipe.execute()):
+            for space, fields in zip(chunk, self._hashes([state_key(space) for space in chunk])):
                 try:
                     state = SpaceState.from_fields(space, fields)
                 except Unreadable as err:
@@ -325,7 +328,11 @@ class Poller:
                 self.cache[space] = (fields.get("ts", ""), state)
                 self.packed.pop(space, None)
                 try:
-                    self.marked[space] = float(fields.get("watched_at") or 0)
+                    mark = fields.get("watched_at")
+                    if mark:
+                        self.marked[space] = float(mark)
+                    else:
+                        self.marked.pop(space, None)  # none yet: the same as 0 (`_unseen_since`, retention)
                 except ValueError:
                     self.marked.pop(space, None)
                 if fields.get("pending"):
@@ -347,8 +354,8 @@ class Poller:
                 self.outbox.enqueue_summary(alerts, watches, summary[0], summary[1])
             else:
                 self.outbox.enqueue(alerts, watches)
+        self._scripts(self._clear, [([state_key(space)], [pending]) for space, pending in taken.items()])
         for space, pending in taken.items():
-            self._clear(keys=[state_key(space)], args=[pending])
             if self.unqueued.get(space) == pending:
                 del self.unqueued[space]
         return alerts
@@ -363,50 +370,106 @@ class Poller:
         if not items:
             return []
         calls = [self._cas_call(space, prev, state, alerts) for space, prev, state, alerts in items]
-        if isinstance(self.redis, redis.cluster.RedisCluster):
-            # redis-py's cluster pipeline refuses scripts: one call each (a first cycle on a cluster is slower).
-            answers = [self._cas(keys=keys, args=args) for keys, args in calls]
-        else:
-            pipe = self.redis.pipeline(transaction=False)
-            for keys, args in calls:
-                self._cas(keys=keys, args=args, client=pipe)
-            answers = pipe.execute()
+        answers = self._scripts(self._cas, calls)
         done = []
+        cache, marked, observed = self.cache, self.marked, self.observed
         for (space, _, state, _), ok in zip(items, answers):
             if ok:
-                self.cache[space] = (repr(state.version), state)
+                cache[space] = (repr(state.version), state)
                 if ok[1]:
                     self.unqueued[space] = ok[1]
+                if observed.get(space) == state.version:
+                    marked[space] = state.version  # the CAS wrote it as `watched_at` (`_cas_call`)
                 done.append(space)
             else:
-                self.cache.pop(space, None)
+                cache.pop(space, None)
         return done
+
+    def _one_slot_only(self) -> bool:
+        """Whether a script may touch only keys of one slot: a cluster, or a server that said CROSSSLOT once (a
+        proxy in front of one)."""
+        return self.cross_slot_refused or isinstance(self.redis, redis.cluster.RedisCluster)
+
+    def _many(self, run: Callable[[], list], one_by_one: Callable[[], list]) -> list:
+        """`run` (one script over many Spaces' keys) unless the server refuses keys of several slots together:
+        then `one_by_one`, from now on. A refused script ran nothing (the keys are checked first)."""
+        if not self._one_slot_only():
+            try:
+                return run()
+            except redis.ResponseError as err:
+                if not str(err).startswith("CROSSSLOT"):
+                    raise
+                log.info("Redis refuses scripts over several slots; the poller writes one Space per script")
+                self.cross_slot_refused = True
+        return one_by_one()
+
+    def _hashes(self, names: list[str]) -> list[dict[str, str]]:
+        """HGETALL of each of these hashes: in one script call on a single server (a pipeline of 1,000 HGETALLs
+        cost redis-py's per-command work 1,000 times), pipelined on a cluster (its keys are in many slots)."""
+        def pipelined():
+            pipe = self.redis.pipeline(transaction=False)
+            for name in names:
+                pipe.hgetall(name)
+            return pipe.execute()
+        return self._many(lambda: [dict(zip(flat[::2], flat[1::2])) for flat in self._hgetall_many(keys=names)],
+                          pipelined)
+
+    def _scripts(self, script, calls: list[tuple[list[str], list]]) -> list:
+        """Run one script per (keys, args), pipelined where the client allows; the answers in order. A batch of
+        CAS on a single server is one call (CAS_MANY: each Space still fenced alone, bot/alerts/scripts.py)."""
+        if script is self._cas and len(calls) > 1:
+            keys, args = [], []
+            for k, a in calls:
+                keys += k
+                args += [len(k), len(a), *a]
+            return self._many(lambda: self._cas_many(keys=keys, args=args), lambda: self._each(script, calls))
+        return self._each(script, calls)
+
+    def _each(self, script, calls: list[tuple[list[str], list]]) -> list:
+        if isinstance(self.redis, redis.cluster.RedisCluster):
+            # redis-py's cluster pipeline refuses scripts: one call each (a first cycle on a cluster is slower).
+            return [script(keys=keys, args=args) for keys, args in calls]
+        pipe = self.redis.pipeline(transaction=False)
+        for keys, args in calls:
+            script(keys=keys, args=args, client=pipe)
+        return pipe.execute()
 
     def _cas_call(self, space: str, prev: SpaceState | None, state: SpaceState,
                   alerts: list[Alert]) -> tuple[list[str], list]:
         """The CAS script's keys and arguments for one Space's new state."""
         expected = self.cache.get(space, ("", None))[0]
         new_ts = repr(state.version)
-        history = ""
-        if prev is not None and prev.stage and prev.stage != state.stage:
-            history = _dumps({"at": state.since, "from": prev.stage, "to": state.stage,
-                              "hardware": state.hardware, "error": clip(state.error or "", 300)})
+        # A state read now (not one closed because nobody watches it): the CAS writes the retention mark too.
+        mark = new_ts if self.observed.get(space) == state.version else ""
+        keys = [state_key(space), usage_key(space), history_key(space)]
         pending = _dumps([a.to_json() for a in alerts]) if alerts else ""
-        usage = [x for item in usage_delta(prev, state).items() for x in (item[0], repr(item[1]))]
-        price = self.catalogues.current.price(prev.hardware) if prev is not None else None
         closed = self.closing.pop(space, None)
-        if closed is not None and prev is not None:
-            # Not observed between `closed` and this read: what it did before counts up to `closed`.
-            between = unobserved(prev, closed)
-            deltas = rollups.add_deltas(rollups.transition_rollup(prev, between, price),
-                                        rollups.transition_rollup(between, state, price))
+        if prev is None or not prev.stage:
+            # A first state (a baseline): no stage ended, so no history, usage or price to look up.
+            deltas = rollups.transition_rollup(prev, state, None)
+            history, usage = "", []
         else:
-            deltas = rollups.transition_rollup(prev, state, price)
-        rollup_keys, rollup = rollups.cas_rollup(space, deltas)
-        fields = state.to_fields()
-        return ([state_key(space), usage_key(space), history_key(space), *rollup_keys],
-                [expected, new_ts, fields["json"], state.stage, pending, history, HISTORY_MAXLEN,
-                 "1" if self.server_clock else "", _dumps(rollup) if rollup else "", rollups.TTL, *usage])
+            history = ""
+            if prev.stage != state.stage:
+                history = _dumps({"at": state.since, "from": prev.stage, "to": state.stage,
+                                  "hardware": state.hardware, "error": clip(state.error or "", 300)})
+            usage = [x for item in usage_delta(prev, state).items() for x in (item[0], repr(item[1]))]
+            price = self.catalogues.current.price(prev.hardware)
+            if closed is not None:
+                # Not observed between `closed` and this read: what it did before counts up to `closed`.
+                between = unobserved(prev, closed)
+                deltas = rollups.add_deltas(rollups.transition_rollup(prev, between, price),
+                                            rollups.transition_rollup(between, state, price))
+            else:
+                deltas = rollups.transition_rollup(prev, state, price)
+        if deltas:
+            rollup_keys, rollup = rollups.cas_rollup(space, deltas)
+            keys += rollup_keys
+        else:
+            rollup = None
+        return (keys, [expected, new_ts, state.to_json(), state.stage, pending, history, HISTORY_MAXLEN,
+                       "1" if self.server_clock else "", _dumps(rollup) if rollup else "", rollups.TTL, mark,
+                       BACKSTOP, *usage])
 
     def _decide(self, space: str, result: Observation | str, now: float,
                 count_failures: bool) -> tuple[SpaceState, list[Alert]] | None:
@@ -531,6 +594,8 @@ class Poller:
         report.alerts = len(committed)
         report.observations = Observations(results, unchanged, now)
         self._pack([s for s, r in results.items() if isinstance(r, Observation)])
+        if len(decided) >= GIVE_BACK_AFTER:
+            memory.give_back()  # what deciding and writing them took is free now: most of the process's RSS
         if not report.rate_limited and hub_answered:
             # A cycle cut short by the budget is not a success: changes meanwhile get the downtime summary.
             self.redis.set(LAST_OK, repr(now))

@@ -26,7 +26,7 @@ from bot.alerts.shards import SHARD_LEASE_INTERVALS, ShardLeases, shard_of
 from bot.alerts.transitions import Policy, policy_of
 from bot.alerts.watches import WatchStore
 from bot.commands.grammar import Command
-from bot.core import memory, metrics
+from bot.core import metrics
 from bot.core.clock import local_now
 from bot.core.deliver import Deliveries
 from bot.core.jobs import Jobs
@@ -43,9 +43,6 @@ log = logging.getLogger(__name__)
 declare(reads={"watches"}, changes={"watch", "unwatch", "mute", "unmute"})
 LEASE_INTERVALS = 2.5
 DRAIN_SECONDS = 1
-
-
-GIVE_BACK_AFTER = 10_000  # Spaces decided in one cycle
 
 
 class Watcher:
@@ -115,7 +112,7 @@ class Watcher:
         now = now if injected else self.clock()
         self.poller.server_clock = not injected
         if self.shards is not None:
-            return self._given_back(self._sharded_tick(now, injected))
+            return self._sharded_tick(now, injected)
         if not self.lease.acquire(now):
             metrics.LEADER.set(0)
             if self.leading:
@@ -143,14 +140,6 @@ class Watcher:
         self.periodic.run_tick(now, leading)
         if injected:
             self.periodic.settle()  # an injected clock: the test reads what this tick's jobs did
-        return self._given_back(report)
-
-    @staticmethod
-    def _given_back(report: CycleReport) -> CycleReport:
-        """After a cycle that decided many Spaces (a first cycle, a mass event), the memory it used is handed
-        back to the system (bot/core/memory.py), so the process does not stay at that peak."""
-        if len(getattr(report.observations, "results", ())) >= GIVE_BACK_AFTER:
-            memory.give_back()
         return report
 
     def _sharded_tick(self, now: float, injected: bool) -> CycleReport:

@@ -1,43 +1,47 @@
-"""Giving freed memory back to the system after a cycle that allocated a lot.
+"""Giving freed memory back to the system: a first poll cycle of 100,000 Spaces builds and frees more than the
+bot keeps (bench/poll.py: RSS 300 MB, of which 110 MB live).
 
-A first poll cycle of 100,000 Spaces builds and drops hundreds of megabytes of short-lived objects (reads,
-states, script arguments); CPython frees them, but glibc's allocator keeps most of the freed pages mapped, so
-the process's resident size stays near that peak for its whole life (bench/poll.py: 262 MB, 198 MB after
-`malloc_trim`). Where the C library has `malloc_trim` (glibc), it is called; elsewhere nothing happens.
+CPython frees what such a cycle built, but glibc's allocator keeps freed pages: in one heap per thread that
+allocated (the poll's 16 reader threads each had theirs), and, once a large block was freed, it serves the next
+large ones (a 100,000-entry dict's table) from the heap instead of a mapping it could unmap. `tune()` (at start-up)
+asks for fewer heaps and a fixed mapping threshold; `give_back()` returns the free pages after a large cycle.
+Elsewhere (musl, macOS) both do nothing.
 """
 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
-import gc
-import logging
+import functools
 
-log = logging.getLogger(__name__)
-_trim = None
+M_MMAP_THRESHOLD = -3
+M_ARENA_MAX = -8
+ARENAS = 2                     # heaps shared by all threads (glibc's default: 8 per core)
+MMAP_THRESHOLD = 128 * 1024    # glibc's initial value, kept fixed: larger blocks are mapped, and unmapped when freed
 
 
-def _load_trim():
-    global _trim
-    if _trim is None:
-        _trim = False
-        try:
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-            _trim = getattr(libc, "malloc_trim", None) or False
-        except OSError:
-            _trim = False
-    return _trim
+@functools.cache
+def _libc():
+    """The C library the process runs on (its symbols are the process's own: no search, no subprocess)."""
+    try:
+        return ctypes.CDLL(None)
+    except OSError:
+        return None
+
+
+def tune() -> bool:
+    """At start-up, before the worker threads: fewer heaps, large blocks always mapped. False if not glibc."""
+    libc = _libc()
+    mallopt = getattr(libc, "mallopt", None) if libc is not None else None
+    if mallopt is None or getattr(libc, "malloc_trim", None) is None:
+        return False
+    return bool(mallopt(M_ARENA_MAX, ARENAS)) and bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD))
 
 
 def give_back() -> bool:
-    """Collect garbage cycles, then hand the allocator's free pages back to the system; False where it can't."""
-    gc.collect()
-    trim = _load_trim()
-    if not trim:
+    """Return the C heaps' free pages to the system; False where that is not possible."""
+    libc = _libc()
+    trim = getattr(libc, "malloc_trim", None) if libc is not None else None
+    if trim is None:
         return False
-    try:
-        trim(0)
-    except Exception:  # noqa: BLE001 — a C library that refuses: nothing is lost but the saving
-        log.debug("malloc_trim failed", exc_info=True)
-        return False
+    trim(0)
     return True
