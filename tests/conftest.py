@@ -40,7 +40,7 @@ def pytest_xdist_auto_num_workers(config):
 LONG_FILES = {
     "tests/faults/test_authz_matrix.py": 72, "tests/faults/test_schedule_faults.py": 64,
     "tests/faults/test_redis_topologies.py": 57, "tests/faults/test_poll_shards.py": 49,
-    "tests/faults/test_process_kill.py": 35, "tests/test_bench.py": 31,
+    "tests/faults/test_process_kill.py": 35, "tests/test_bench.py": 31, "tests/faults/test_poll_100k.py": 45,
     "tests/faults/test_alert_pipeline.py": 26, "tests/faults/test_commands_under_faults.py": 27,
     "tests/faults/test_hub_faults.py": 25, "tests/faults/test_slack_faults.py": 21,
     "tests/faults/test_clock_skew.py": 19, "tests/faults/test_health_faults.py": 19,
