@@ -117,7 +117,7 @@ def build_context(settings: Settings, redis_client: redis.Redis | None = None, p
     # which Spaces are private; follow-through shows private details only where the gate allows.
     watcher = Watcher(settings, store, poster, api, spaces, ThrottledCatalogue(catalogues),
                       may_post=access.may_alert, prepare=access.prefetch, privacy=access.observed,
-                      reveals=access.reveals_in)
+                      reveals=access.reveals_in, may_post_in=access.may_alert_in)
     # The one way out to the Hub for changes: attempt audited first, the poller's budget, a deadline, sentences.
     changes = Changes(api, store, watcher.poller.budget, 2 * settings.hub_timeout)
     # Everything the bot says on its own goes out one way (bot/core/deliver.py): claimed, marked, looked for.

@@ -83,6 +83,10 @@ class Outbox:
         self.prepare = prepare
         # A channel that already sees this change another way (the command's follow-through message).
         self.skip: Callable[[Alert, str], bool] | None = None
+        # The same two questions for a whole enqueue: given its channels (its Spaces), a checker that read what
+        # it needs at once (one HMGET of the channels' scopes, of the Spaces' follow-throughs), not per alert.
+        self.may_post_in: Callable[[set[str]], Callable[[str, str], bool]] | None = None
+        self.skip_in: Callable[[set[str]], Callable[[Alert, str], bool]] | None = None
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ enqueue
@@ -91,16 +95,27 @@ class Outbox:
         self.deliveries.enqueue(pipe, delivery_id, channel, op, payload)
         metrics.alerts("queued")
 
-    def _audience(self, alert: Alert, watches: WatchSet, mutes: dict, payload: str | None = None) -> list[str]:
+    def _checks(self, alerts: list[Alert], watches: WatchSet) -> tuple[Callable | None, Callable | None]:
+        """(may_post, skip) for this batch of alerts: the batch checkers where there are, else the per-alert ones."""
+        may_post, skip = self.may_post, self.skip
+        if self.may_post_in is not None:
+            may_post = self.may_post_in({w.channel for a in alerts for w in watches.for_space(a.space)})
+        if self.skip_in is not None:
+            skip = self.skip_in({a.space for a in alerts})
+        return may_post, skip
+
+    def _audience(self, alert: Alert, watches: WatchSet, mutes: dict, payload: str | None = None,
+                  checks: tuple[Callable | None, Callable | None] | None = None) -> list[str]:
         """Channels that get this alert now; muted ones count it for the line when the mute ends (`payload`:
-        the alert's JSON, when the caller has it already)."""
+        the alert's JSON, when the caller has it already; `checks`: `_checks` of its batch)."""
+        may_post, skip = checks if checks is not None else (self.may_post, self.skip)
         channels: dict[str, bool] = {}
         for watch in watches.for_space(alert.space):
             channels[watch.channel] = channels.get(watch.channel, False) or alert.matches(watch.only)
         audience = []
         for channel, wanted in channels.items():
-            if not wanted or (self.may_post is not None and not self.may_post(alert.space, channel)) \
-                    or (self.skip is not None and self.skip(alert, channel)):
+            if not wanted or (may_post is not None and not may_post(alert.space, channel)) \
+                    or (skip is not None and skip(alert, channel)):
                 continue
             mute = next(((chan, target) for (chan, target), until in mutes.items()
                          if chan == channel and until > alert.at and covers(target, alert.space)), None) \
@@ -115,11 +130,12 @@ class Outbox:
         if self.prepare is not None and alerts:
             self.prepare({alert.space for alert in alerts})
         mutes = self.watch_store.mutes()
+        checks = self._checks(alerts, watches)
         pipe = self.redis.pipeline(transaction=False)
         count = 0
         for alert in alerts:
             payload = alert.to_json()  # once per alert, whatever the number of channels
-            for channel in self._audience(alert, watches, mutes, payload):
+            for channel in self._audience(alert, watches, mutes, payload, checks):
                 self._add(pipe, f"{alert.id}>{channel}", channel, "post", payload)
                 if alert.closes:
                     self._add(pipe, f"{alert.id}>{channel}>edit", channel, "edit", payload)
@@ -132,10 +148,11 @@ class Outbox:
         if self.prepare is not None and alerts:
             self.prepare({alert.space for alert in alerts})
         mutes = self.watch_store.mutes()
+        checks = self._checks(alerts, watches)
         per_channel: dict[str, list[Alert]] = {}
         edits: list[tuple[str, Alert]] = []
         for alert in alerts:
-            for channel in self._audience(alert, watches, mutes):
+            for channel in self._audience(alert, watches, mutes, checks=checks):
                 per_channel.setdefault(channel, []).append(alert)
                 if alert.closes:
                     edits.append((channel, alert))

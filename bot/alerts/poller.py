@@ -132,7 +132,8 @@ class Poller:
         self._hgetall_many = client.register_script(HGETALL_MANY)
         self.cross_slot_refused = False  # the server refused a script over several slots: one Space per script
         self._clear = client.register_script(CLEAR_PENDING)
-        self.annotate = None  # Alert → Alert before commit (the commit a push brought, bot/alerts/hot.py)
+        # [Alert] → the same [Alert], in order, before commit (the commit a push brought, bot/alerts/hot.py)
+        self.annotate: Callable[[list[Alert]], list[Alert]] | None = None
         # namespace → whether this replica polls it (its poll shard is held here, bot/alerts/shards.py); None: all.
         self.owns: Callable[[str], bool] | None = None
 
@@ -605,8 +606,10 @@ class Poller:
         """Crash and build-failure alerts carry the last log lines (read concurrently, bounded in time); the
         commit behind a build or crash is named first (`annotate`)."""
         if self.annotate is not None:
-            for space, (_, alerts) in decided.items():
-                alerts[:] = [self.annotate(alert) for alert in alerts]
+            lists = [alerts for _, alerts in decided.values() if alerts]
+            named = iter(self.annotate([alert for alerts in lists for alert in alerts]))
+            for alerts in lists:
+                alerts[:] = [next(named) for _ in alerts]
         if downtime:
             return
         wanted = [(space, i, alert) for space, (_, alerts) in decided.items() for i, alert in enumerate(alerts)

@@ -52,8 +52,10 @@ class Watcher:
                  catalogues: CatalogueSource, policy: Policy | None = None,
                  may_post: Callable[[str, str], bool] | None = None, prepare: Callable[[set[str]], None] | None = None,
                  privacy: Callable[[dict[str, bool]], None] | None = None,
-                 reveals: Callable[[str, str], bool] | None = None):
-        """`may_post(space, channel)`: whether an alert may go there (access); `prepare(spaces)`: called before
+                 reveals: Callable[[str, str], bool] | None = None,
+                 may_post_in: Callable[[set[str]], Callable[[str, str], bool]] | None = None):
+        """`may_post(space, channel)`: whether an alert may go there (access), `may_post_in(channels)` the same
+        for a batch of alerts into these channels (their scopes read at once); `prepare(spaces)`: called before
         routing alerts about these Spaces; `privacy({space: private?})`: what each batched read saw;
         `reveals(space, channel)`: whether follow-through may show a Space's private details there."""
         self.settings = settings
@@ -81,7 +83,9 @@ class Watcher:
         self.hot_poller = HotPoller(self.hot, self.poller, settings.hot_seconds, listeners=[self.follow.observed])
         self.outbox.handlers[EDIT_OP] = self.follow.deliver
         self.outbox.skip = self.follow.covers
-        self.poller.annotate = self.hot_poller.name_commit
+        self.outbox.skip_in = self.follow.covering
+        self.outbox.may_post_in = may_post_in
+        self.poller.annotate = self.hot_poller.name_commits
         self.webhooks = WebhookReceiver(client, self.hot, settings.hub_webhook_secret,
                                         lambda space: self.store.load().is_watched(space))
         self._reading = threading.Lock()  # the batched cycle and hot reads share the poller's state cache
