@@ -75,3 +75,28 @@ def test_memory_is_given_back_where_the_c_library_can():
     from bot.core import memory
 
     assert memory.give_back() is (platform.system() == "Linux" and platform.libc_ver()[0] == "glibc")
+
+
+def test_a_batch_of_alerts_is_routed_as_each_alone_would_be(bot, hub, redis_client):
+    """The outbox's batch checkers (one HMGET of scopes, one of follow-throughs) answer what the per-alert
+    ones answer, for scoped and unscoped channels, private and public Spaces, a DM and a channel never seen."""
+    from bot.access.store import ScopeStore
+
+    hub.add_space("acme/open")
+    hub.add_space("acme/secret", private=True)
+    hub.add_space("other/app")
+    scopes = ScopeStore(redis_client)
+    scopes.set("CACME", "acme", "operate")
+    scopes.set("COTHER", "other", "read")
+    access = bot.ctx.access
+    channels = {"CACME", "COTHER", "CNONE", "D123"}
+    batch = access.may_alert_in(channels)
+    for space in ("acme/open", "acme/secret", "other/app"):
+        for channel in (*channels, "CLATER"):  # CLATER: not in the batch, asked alone
+            assert batch(space, channel) == access.may_alert(space, channel), (space, channel)
+    follow = bot.ctx.watcher.follow
+    covering = follow.covering({"acme/open"})
+    from bot.alerts.transitions import Alert
+
+    alert = Alert(kind="transition", space="acme/open", at=1.0, kinds=("sleep",), old="RUNNING", new="SLEEPING")
+    assert covering(alert, "CACME") == follow.covers(alert, "CACME")
