@@ -23,13 +23,13 @@ from tests.harness import SIGNING_SECRET, Bot
 
 
 def pytest_xdist_auto_num_workers(config):
-    """`-n auto`: four workers per core. The suite mostly waits (on sockets, on processes it started, on
+    """`-n auto`: three workers per core (eight made the real-process schedule takeover test miss its wait twice). The suite mostly waits (on sockets, on processes it started, on
     timers): a run of `make test` on 2 cores keeps them about 55% busy with 4 workers, so 8 workers overlap
     the waits. Measured on the 2-core machine (2026-12-02, load 3-7 from other work): 4 workers 258 s,
     6 workers 216 s, 8 workers 147 s (docs/benchmarks.md)."""
     import os
 
-    return max(2, 4 * (os.cpu_count() or 1))
+    return max(2, 3 * (os.cpu_count() or 1))
 
 
 # The longest files, longest first: seconds each took alone on a worker of `make test` (2026-12-02, 2 cores,

@@ -116,7 +116,7 @@ def test_bot_killed_at_the_fire_time(serve_bot, hub, slack, redis_client, offset
     time.sleep(max(0.0, fire + offset - time.time()))
     a.kill()
     b = serve_bot(scheduler=True, **ENV)
-    assert wait_for(lambda: hub.calls("POST", PAUSE), 30, step=0.2), b.output()[-3000:]
+    assert wait_for(lambda: hub.calls("POST", PAUSE), 60, step=0.2), b.output()[-3000:]
     time.sleep(4)
     calls = len(hub.calls("POST", PAUSE))
     hub.latency = 0.0
