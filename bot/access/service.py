@@ -411,21 +411,18 @@ class Access:
         """Whether an alert about `space` may be posted into `channel` (its scope; a private Space only
         where its namespace is in scope or in a DM). Raises Redis's errors when the channel's scopes can't
         be read: the enqueue fails and the poller queues the alert again next cycle (never dropped)."""
-        scopes = self.channel_scopes(channel)
-        private = not is_dm(channel) and self.is_private(space)
-        return may_alert(channel, scopes, namespace_of(space), private)
+        return self._may_alert(space, channel, self.channel_scopes(channel))
 
     def may_alert_in(self, channels: set[str]) -> Callable[[str, str], bool]:
         """`may_alert` for a batch of alerts into these channels: their scopes read in one HMGET (Redis's
         errors raise, as `may_alert`'s do)."""
         scopes = self.scopes.get_many(sorted(c for c in channels if c and not is_user(c)))
+        return lambda space, channel: self._may_alert(
+            space, channel, scopes[channel] if channel in scopes else self.channel_scopes(channel))
 
-        def check(space: str, channel: str) -> bool:
-            if channel not in scopes:
-                return self.may_alert(space, channel)
-            private = not is_dm(channel) and self.is_private(space)
-            return may_alert(channel, scopes[channel], namespace_of(space), private)
-        return check
+    def _may_alert(self, space: str, channel: str, scopes: tuple[Scope, ...]) -> bool:
+        private = not is_dm(channel) and self.is_private(space)
+        return may_alert(channel, scopes, namespace_of(space), private)
 
     # ------------------------------------------------------------------ /space scope
 

@@ -296,13 +296,16 @@ class FollowThrough:
                 return False
             if alert.space not in follows:
                 return self.covers(alert, channel)
-            follow = Follow.decode(alert.space, follows[alert.space])
-            return follow is not None and follow.channel == channel and reports(follow, alert)
+            return _reported_in(Follow.decode(alert.space, follows[alert.space]), alert, channel)
         return covers
 
     def covers(self, alert: Alert, channel: str) -> bool:
         """True when this channel already sees this change in the follow-through message."""
         if alert.kind != "transition":
             return False
-        follow = self.get(alert.space)
-        return follow is not None and follow.channel == channel and reports(follow, alert)
+        return _reported_in(self.get(alert.space), alert, channel)
+
+
+def _reported_in(follow: Follow | None, alert: Alert, channel: str) -> bool:
+    """Whether this follow-through message, in this channel, already tells this alert's change."""
+    return follow is not None and follow.channel == channel and reports(follow, alert)

@@ -267,8 +267,7 @@ class HotPoller:
     def name_commits(self, alerts: list) -> list:
         """Build and crash alerts within 30 min of a push name its commit (the poller's `annotate` hook): the
         same alerts, in order, the ones that can named. Two Redis reads for all of them, however many."""
-        wanted = sorted({a.space for a in alerts
-                         if a.kind in ("transition", "crashloop") and a.new in ERRORS | STARTING})
+        wanted = sorted({a.space for a in alerts if _nameable(a)})
         if not wanted:
             return alerts
         pipe = self.hot.redis.pipeline(transaction=False)
@@ -278,8 +277,7 @@ class HotPoller:
         shas = self.poller.reader.shas
         out = []
         for alert in alerts:
-            if alert.space not in pushes or alert.kind not in ("transition", "crashloop") \
-                    or alert.new not in ERRORS | STARTING:
+            if not _nameable(alert):
                 out.append(alert)
                 continue
             sha = _pushed(pushes[alert.space], alert.at)
@@ -289,6 +287,11 @@ class HotPoller:
                 sha = current if current and seen and current != seen else None
             out.append(replace(alert, extra={**alert.extra, "commit": sha}) if sha else alert)
         return out
+
+
+def _nameable(alert) -> bool:
+    """A build or crash alert: the kind that names the commit a push brought."""
+    return alert.kind in ("transition", "crashloop") and alert.new in ERRORS | STARTING
 
 
 def note_push(client: redis.Redis, space: str, sha: str, now: float) -> None:

@@ -262,7 +262,7 @@ class Poller:
                         unchanged.update(zip(spaces, prints))
                         continue
                     unchanged.update(zip(compress(spaces, same), compress(prints, same)))
-                    other = [not s for s in same]
+                    other = list(map(operator.not_, same))
                     for space, seen in zip(compress(spaces, other), compress(prints, other)):
                         results[space] = Observation.from_print(space, seen, now)
                     continue

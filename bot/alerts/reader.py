@@ -50,9 +50,6 @@ def _entry(item) -> tuple[str, tuple | None]:
     return sys.intern(space), runtime
 
 
-_VISIBILITY = {False: 0, True: 1}  # a page's entries' `private`, one byte each; 2: not said
-
-
 @dataclass(frozen=True, slots=True)
 class Page:
     """One listing page as it was last read: its body's digest, and what the poller took from it (ids, runtime
@@ -97,7 +94,7 @@ def decode_page(digest: bytes, items: list, shas: dict[str, str], fresh: set[str
         spaces.append(space)
         prints.append(runtime)
         flag = item.get("private")
-        private.append(2 if flag is None else _VISIBILITY[bool(flag)])
+        private.append(2 if flag is None else int(bool(flag)))  # one byte each: 0 public, 1 private, 2 not said
     return Page(digest, tuple(spaces), tuple(prints), bytes(private))
 
 
